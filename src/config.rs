@@ -1,0 +1,587 @@
+//! The TOML configuration: parties, endpoints, transfer rules and visibility
+//! policies. Unknown fields are errors; every problem is reported with its
+//! path in the file so the operator knows what to fix.
+
+use crate::event::Status;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    /// Companies taking part, by a short id used elsewhere in the file.
+    pub parties: BTreeMap<String, PartyConfig>,
+    /// Help desk systems, by a short id (also the `/hooks/{id}` path).
+    pub endpoints: BTreeMap<String, EndpointConfig>,
+    /// When a ticket in one endpoint is handed to another.
+    #[serde(default)]
+    pub transfers: Vec<TransferRule>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Where the link store, the queues and the files live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Partner-facing listener: inbound webhooks at `/hooks/{endpoint}`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Operator listener: links, dead letters, status. Keep it on loopback.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// Largest file that may cross, in bytes.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Log lines as JSON (for log shippers) instead of text.
+    #[serde(default)]
+    pub log_json: bool,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("deskbridge-data")
+}
+fn default_listen() -> String {
+    "127.0.0.1:8700".into()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:8701".into()
+}
+fn default_max_file_bytes() -> u64 {
+    25 * 1024 * 1024
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            data_dir: default_data_dir(),
+            listen: default_listen(),
+            admin_listen: default_admin_listen(),
+            max_file_bytes: default_max_file_bytes(),
+            log_json: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartyConfig {
+    /// The company's name as partners see it (labels relayed notes).
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Client,
+    ServiceCompany,
+    Vendor,
+    Subcontractor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorKind {
+    Webhook,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// The party (key of `[parties]`) that owns this system.
+    pub party: String,
+    pub kind: ConnectorKind,
+    /// Settings for `kind = "webhook"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookConfig>,
+    /// The user deskbridge writes as in this system: what that user wrote
+    /// is deskbridge's own echo and is never relayed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// What may leave this system and how partners' writes land in it.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Deliveries to this endpoint in flight at once (across links).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+
+/// A secret is never written in the file itself: it is read from an
+/// environment variable or from a file (for example a mounted secret).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+}
+
+impl SecretSource {
+    /// Reads the secret. The error names the source, never the value.
+    pub fn resolve(&self) -> Result<String, String> {
+        match (&self.env, &self.file) {
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                Ok(_) => Err(format!("environment variable {var} is empty")),
+                Err(_) => Err(format!("environment variable {var} is not set")),
+            },
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                Ok(_) => Err(format!("secret file {} is empty", path.display())),
+                Err(e) => Err(format!("cannot read secret file {}: {e}", path.display())),
+            },
+            (Some(_), Some(_)) => Err("give either `env` or `file`, not both".into()),
+            (None, None) => Err("give `env = \"VAR\"` or `file = \"/path\"`".into()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where deskbridge POSTs events for this endpoint. Without it the
+    /// endpoint only sends (a dispatch system that needs no answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Secrets that may sign inbound requests; several during rotation.
+    #[serde(default)]
+    pub inbound_secrets: Vec<SecretSource>,
+    /// Secret deskbridge signs its outbound requests with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_secret: Option<SecretSource>,
+    /// Largest inbound request body, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Seconds before an outbound request is abandoned and retried.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// How signed timestamps may differ from the clock, in seconds.
+    #[serde(default = "default_tolerance_secs")]
+    pub tolerance_secs: i64,
+    /// The partner's own payload shape; without it, canonical event JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<WebhookMapping>,
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_timeout_secs() -> u64 {
+    30
+}
+fn default_tolerance_secs() -> i64 {
+    300
+}
+
+/// JSON pointers (RFC 6901) into a partner's own payload.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookMapping {
+    /// Pointer to the partner's ticket id (required in every payload).
+    pub ticket: String,
+    /// Pointer to the partner's event type; with `types` to name them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Partner event type → `ticket_created`, `comment`, `status_changed`.
+    #[serde(default)]
+    pub types: BTreeMap<String, String>,
+    /// Pointer to an id unique to this change (for echo and dedupe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Partner status value → canonical status.
+    #[serde(default)]
+    pub statuses: BTreeMap<String, Status>,
+    /// Ticket field name → pointer (site, equipment, client contact...).
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The endpoint's own side of the visibility rules. The sending side owns
+/// what leaves; the receiving side owns how it lands.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Ticket content that may leave this system besides the subject:
+    /// `description`, `priority`, `due`, `attachments`, `author_email`, or
+    /// a key of the ticket's fields (`site`, `equipment`, `client_phone`...).
+    #[serde(default = "default_allowed_fields")]
+    pub allowed_fields: Vec<String>,
+    /// Public comments here are the conversation with this ticket's
+    /// requester (the client); they go downstream only when this is true.
+    #[serde(default)]
+    pub share_client_conversation: bool,
+    /// How comments from a downstream partner land here: `internal`
+    /// (a note marked with the partner's name) or `public` (forwarded to
+    /// the requester).
+    #[serde(default = "default_partner_comments")]
+    pub partner_comments: Landing,
+    /// This system's status changes are sent to partners.
+    #[serde(default = "default_true")]
+    pub share_status: bool,
+    /// Partner status → status set here; a status not listed is mirrored,
+    /// one mapped to nothing is only noted.
+    #[serde(default)]
+    pub status_from_partner: BTreeMap<Status, Option<Status>>,
+}
+
+fn default_allowed_fields() -> Vec<String> {
+    ["description", "priority", "due", "attachments"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_partner_comments() -> Landing {
+    Landing::Internal
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            allowed_fields: default_allowed_fields(),
+            share_client_conversation: false,
+            partner_comments: default_partner_comments(),
+            share_status: true,
+            status_from_partner: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Landing {
+    Internal,
+    Public,
+}
+
+/// Hands a ticket of `from` to `to` when it appears (or when it matches
+/// `when`), creating the linked ticket and the link.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRule {
+    pub from: String,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+}
+
+/// All given parts must hold for the ticket as last seen.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Field name → required value.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Everything wrong with a configuration, each problem by its path.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ConfigError::Read { .. } => vec![self.to_string()],
+            ConfigError::Invalid(p) => p.clone(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parses and validates. A syntax or type error stops at the first one;
+    /// every meaning problem is collected.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = inner.message().trim().to_string();
+            let at = inner
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            if path.is_empty() || path == "." {
+                ConfigError::Invalid(vec![format!("{msg}{at}")])
+            } else {
+                ConfigError::Invalid(vec![format!("{path}: {msg}{at}")])
+            }
+        })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        for (key, value) in [
+            ("daemon.listen", &self.daemon.listen),
+            ("daemon.admin_listen", &self.daemon.admin_listen),
+        ] {
+            if value.parse::<SocketAddr>().is_err() {
+                p.push(format!(
+                    "{key}: not an address like 127.0.0.1:8700 (got {value:?})"
+                ));
+            }
+        }
+        if self.daemon.max_file_bytes == 0 {
+            p.push("daemon.max_file_bytes: must be more than 0".into());
+        }
+        if self.parties.is_empty() {
+            p.push("parties: name at least one party".into());
+        }
+        for (id, party) in &self.parties {
+            if !valid_id(id) {
+                p.push(format!("parties.{id}: ids use a-z, 0-9, '_' and '-' only"));
+            }
+            if party.name.trim().is_empty() {
+                p.push(format!("parties.{id}.name: must not be empty"));
+            }
+        }
+        for (id, ep) in &self.endpoints {
+            let at = format!("endpoints.{id}");
+            if !valid_id(id) {
+                p.push(format!("{at}: ids use a-z, 0-9, '_' and '-' only"));
+            }
+            if !self.parties.contains_key(&ep.party) {
+                p.push(format!(
+                    "{at}.party: no party {:?} in [parties] (known: {})",
+                    ep.party,
+                    self.parties.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            if ep.concurrency == 0 {
+                p.push(format!("{at}.concurrency: must be at least 1"));
+            }
+            match ep.kind {
+                ConnectorKind::Webhook => match &ep.webhook {
+                    None => p.push(format!(
+                        "{at}.webhook: kind = \"webhook\" needs a [{at}.webhook] table"
+                    )),
+                    Some(w) => webhook_problems(&at, w, &mut p),
+                },
+            }
+        }
+        for (i, rule) in self.transfers.iter().enumerate() {
+            let at = format!("transfers[{i}]");
+            for (field, value) in [("from", &rule.from), ("to", &rule.to)] {
+                if !self.endpoints.contains_key(value) {
+                    p.push(format!("{at}.{field}: no endpoint {value:?} in [endpoints]"));
+                }
+            }
+            if rule.from == rule.to {
+                p.push(format!("{at}: from and to are the same endpoint"));
+            }
+        }
+        p
+    }
+
+    pub fn party_of(&self, endpoint: &str) -> Option<&PartyConfig> {
+        self.endpoints
+            .get(endpoint)
+            .and_then(|e| self.parties.get(&e.party))
+    }
+
+    pub fn policy(&self, endpoint: &str) -> PolicyConfig {
+        self.endpoints
+            .get(endpoint)
+            .map(|e| e.policy.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn webhook_problems(at: &str, w: &WebhookConfig, p: &mut Vec<String>) {
+    if let Some(url) = &w.url {
+        match url::Url::parse(url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            Ok(u) => p.push(format!(
+                "{at}.webhook.url: scheme must be http or https, not {}",
+                u.scheme()
+            )),
+            Err(e) => p.push(format!("{at}.webhook.url: not a URL ({e})")),
+        }
+        match &w.outbound_secret {
+            None => p.push(format!(
+                "{at}.webhook.outbound_secret: needed to sign what is sent to url"
+            )),
+            Some(s) => check_secret(&format!("{at}.webhook.outbound_secret"), s, p),
+        }
+    }
+    for (i, s) in w.inbound_secrets.iter().enumerate() {
+        check_secret(&format!("{at}.webhook.inbound_secrets[{i}]"), s, p);
+    }
+    if w.max_body_bytes == 0 {
+        p.push(format!("{at}.webhook.max_body_bytes: must be more than 0"));
+    }
+    if w.timeout_secs == 0 {
+        p.push(format!("{at}.webhook.timeout_secs: must be more than 0"));
+    }
+    if w.tolerance_secs <= 0 {
+        p.push(format!("{at}.webhook.tolerance_secs: must be more than 0"));
+    }
+    if let Some(m) = &w.mapping {
+        let mut pointers = vec![("ticket", &m.ticket)];
+        for (name, ptr) in [
+            ("event_type", &m.event_type),
+            ("source_id", &m.source_id),
+            ("subject", &m.subject),
+            ("description", &m.description),
+            ("priority", &m.priority),
+            ("author", &m.author),
+            ("comment", &m.comment),
+            ("status", &m.status),
+        ] {
+            if let Some(ptr) = ptr {
+                pointers.push((name, ptr));
+            }
+        }
+        for (name, ptr) in &pointers {
+            if !ptr.starts_with('/') {
+                p.push(format!(
+                    "{at}.webhook.mapping.{name}: a JSON pointer starts with '/' (got {ptr:?})"
+                ));
+            }
+        }
+        for (name, ptr) in &m.fields {
+            if !ptr.starts_with('/') {
+                p.push(format!(
+                    "{at}.webhook.mapping.fields.{name}: a JSON pointer starts with '/' (got {ptr:?})"
+                ));
+            }
+        }
+        for (partner, ours) in &m.types {
+            if !["ticket_created", "comment", "status_changed"].contains(&ours.as_str()) {
+                p.push(format!(
+                    "{at}.webhook.mapping.types.{partner}: must be ticket_created, comment or status_changed (got {ours:?})"
+                ));
+            }
+        }
+    }
+}
+
+fn check_secret(at: &str, s: &SecretSource, p: &mut Vec<String>) {
+    match s.resolve() {
+        Ok(v) => {
+            if let Err(e) = crate::connector::webhook::sign::Secret::parse(&v) {
+                p.push(format!("{at}: {e}"));
+            }
+        }
+        Err(e) => p.push(format!("{at}: {e}")),
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[parties.acme]
+name = "Acme Service"
+role = "service_company"
+
+[endpoints.desk]
+party = "acme"
+kind = "webhook"
+[endpoints.desk.webhook]
+"#;
+
+    #[test]
+    fn minimal_config_is_valid_with_defaults() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.daemon.listen, "127.0.0.1:8700");
+        assert!(!c.endpoints["desk"].policy.share_client_conversation);
+    }
+
+    #[test]
+    fn unknown_field_is_named_by_path() {
+        let text = MINIMAL.replace("role = ", "colour = \"red\"\nrole = ");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("parties.acme"), "{err}");
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn every_meaning_problem_is_reported_by_path() {
+        let text = format!(
+            "{MINIMAL}url = \"not a url\"\n\n[[transfers]]\nfrom = \"desk\"\nto = \"nowhere\"\n\n[daemon]\nlisten = \"localhost\"\n"
+        );
+        let problems = Config::parse(&text).unwrap_err().problems();
+        let all = problems.join("\n");
+        assert!(all.contains("endpoints.desk.webhook.url: not a URL"), "{all}");
+        assert!(
+            all.contains("endpoints.desk.webhook.outbound_secret"),
+            "{all}"
+        );
+        assert!(all.contains("transfers[0].to: no endpoint"), "{all}");
+        assert!(all.contains("daemon.listen"), "{all}");
+        assert_eq!(problems.len(), 4, "{all}");
+    }
+
+    #[test]
+    fn missing_secret_env_is_named_without_value() {
+        let text = format!(
+            "{MINIMAL}inbound_secrets = [{{ env = \"DESKBRIDGE_TEST_UNSET_SECRET\" }}]\n"
+        );
+        let all = Config::parse(&text).unwrap_err().to_string();
+        assert!(
+            all.contains(
+                "endpoints.desk.webhook.inbound_secrets[0]: environment variable DESKBRIDGE_TEST_UNSET_SECRET is not set"
+            ),
+            "{all}"
+        );
+    }
+}

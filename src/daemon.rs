@@ -1,0 +1,177 @@
+//! Wiring: open the store, start one relay per destination, serve the
+//! webhooks and the admin API, stop everything on one shutdown signal.
+
+use crate::api::{self, HookState};
+use crate::blob::BlobStore;
+use crate::bus::embedded::Queues;
+use crate::config::Config;
+use crate::ingest::Ingest;
+use crate::ops::Ops;
+use crate::relay::{Dispatcher, StatusBoard};
+use crate::retry::RetryPolicy;
+use crate::store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{error, info};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("file store: {0}")]
+    Blob(#[from] crate::blob::BlobError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running daemon: its bound addresses and a way to stop it.
+pub struct Running {
+    pub hooks_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub ops: Ops,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+/// The parts that exist with or without the daemon running.
+pub fn open(config: Arc<Config>, queues: Queues, board: Option<StatusBoard>) -> Result<Ops, DaemonError> {
+    let dir = &config.daemon.data_dir;
+    std::fs::create_dir_all(dir).map_err(|source| DaemonError::Write {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let store = Store::open(dir)?;
+    let blobs = BlobStore::open(dir.join("files"), config.daemon.max_file_bytes)?;
+    let ingest = Ingest::new(config.clone(), store.clone(), blobs, queues.clone());
+    Ok(Ops {
+        config,
+        store,
+        ingest,
+        queues,
+        board,
+    })
+}
+
+pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, DaemonError> {
+    let config = Arc::new(config);
+    let sinks = crate::connector::sinks(&config).map_err(DaemonError::Config)?;
+    let secrets = api::inbound_secrets(&config).map_err(DaemonError::Config)?;
+    let queues = Queues::default();
+    let board = StatusBoard::default();
+    let ops = open(config.clone(), queues.clone(), Some(board.clone()))?;
+    let blobs = BlobStore::open(config.daemon.data_dir.join("files"), config.daemon.max_file_bytes)?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    for (dest, sink) in sinks {
+        let notices = queues.register(&dest);
+        let concurrency = config.endpoints.get(&dest).map(|e| e.concurrency).unwrap_or(1);
+        let d = Dispatcher {
+            dest: dest.clone(),
+            sink,
+            store: ops.store.clone(),
+            blobs: blobs.clone(),
+            concurrency,
+            retry,
+            board: board.clone(),
+        };
+        let rx = shutdown_rx.clone();
+        tasks.spawn(async move {
+            if let Err(e) = d.run(notices, rx).await {
+                // The store failed under us: nothing more can be promised.
+                error!(dest, "relay stopped: {e}");
+                std::process::exit(3);
+            }
+        });
+    }
+
+    let bind = |addr: String| async move {
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| DaemonError::Listen { addr, source })
+    };
+    let hooks_listener = bind(config.daemon.listen.clone()).await?;
+    let admin_listener = bind(config.daemon.admin_listen.clone()).await?;
+    let hooks_addr = hooks_listener.local_addr().map_err(|source| DaemonError::Listen {
+        addr: config.daemon.listen.clone(),
+        source,
+    })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| DaemonError::Listen {
+        addr: config.daemon.admin_listen.clone(),
+        source,
+    })?;
+
+    let hooks = api::hooks_router(HookState {
+        config: config.clone(),
+        ingest: ops.ingest.clone(),
+        secrets: Arc::new(secrets),
+    });
+    let admin = api::admin_router(ops.clone());
+    for (listener, router) in [(hooks_listener, hooks), (admin_listener, admin)] {
+        let mut rx = shutdown_rx.clone();
+        tasks.spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.changed().await;
+                })
+                .await;
+        });
+    }
+
+    // Dedupe keys older than any acceptable timestamp can go.
+    let store = ops.store.clone();
+    let mut rx = shutdown_rx.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = rx.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(600)) => {
+                    let _ = store.prune_seen(chrono::Utc::now() - chrono::Duration::days(7));
+                }
+            }
+        }
+    });
+
+    // Tests and scripts find the bound ports here (port 0 in the config).
+    let state_file = config.daemon.data_dir.join("daemon.json");
+    let info = serde_json::json!({
+        "pid": std::process::id(),
+        "listen": hooks_addr.to_string(),
+        "admin_listen": admin_addr.to_string(),
+    });
+    std::fs::write(&state_file, info.to_string()).map_err(|source| DaemonError::Write {
+        path: state_file.display().to_string(),
+        source,
+    })?;
+    info!(%hooks_addr, %admin_addr, "deskbridge running");
+    Ok(Running {
+        hooks_addr,
+        admin_addr,
+        ops,
+        shutdown,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Stops taking work, lets in-flight requests finish, flushes.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        let _ = self.ops.store.flush().await;
+        let _ = std::fs::remove_file(self.ops.config.daemon.data_dir.join("daemon.json"));
+    }
+}

@@ -1,0 +1,305 @@
+//! Ingest: an endpoint's events → echo check → links and transfer rules →
+//! visibility policy → the destinations' queues, in one transaction.
+
+use crate::blob::{BlobError, BlobStore};
+use crate::bus::embedded::Queues;
+use crate::config::{Condition, Config};
+use crate::event::{Event, EventKind, Ticket};
+use crate::link::Link;
+use crate::policy::{self, Crossing, Direction};
+use crate::store::{Envelope, QueueKey, Store, StoreError, Tx, TxResult};
+use base64::Engine as _;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error("attachment {name}: content_base64 is not valid base64")]
+    BadBase64 { name: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no endpoint {0} in the configuration")]
+    UnknownEndpoint(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Durable; `queued` messages wait for their destinations.
+    Accepted { queued: usize, links_created: usize },
+    /// Seen before (a sender's retry): nothing changed.
+    Duplicate,
+}
+
+#[derive(Clone)]
+pub struct Ingest {
+    config: Arc<Config>,
+    store: Store,
+    blobs: BlobStore,
+    queues: Queues,
+}
+
+impl Ingest {
+    pub fn new(config: Arc<Config>, store: Store, blobs: BlobStore, queues: Queues) -> Ingest {
+        Ingest {
+            config,
+            store,
+            blobs,
+            queues,
+        }
+    }
+
+    /// Takes events seen in `endpoint`. Returns once they are durable.
+    /// `dedupe` is the sender's message id (a repeat changes nothing).
+    pub async fn accept(
+        &self,
+        endpoint: &str,
+        dedupe: Option<&str>,
+        mut events: Vec<Event>,
+    ) -> Result<Outcome, IngestError> {
+        if !self.config.endpoints.contains_key(endpoint) {
+            return Err(IngestError::UnknownEndpoint(endpoint.into()));
+        }
+        // Files go to the content store first: a put is idempotent, so a
+        // crash before the transaction only leaves an unreferenced file.
+        for ev in &mut events {
+            if let Some(files) = ev.attachments_mut() {
+                for f in files.iter_mut() {
+                    if let Some(b64) = f.content_base64.take() {
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(b64.as_bytes())
+                            .map_err(|_| IngestError::BadBase64 {
+                                name: f.name.clone(),
+                            })?;
+                        let r = self.blobs.put_bytes(&bytes).await?;
+                        f.sha256 = Some(r.sha256);
+                        f.size = Some(r.size);
+                    }
+                }
+            }
+        }
+        let result = self.store.ingest_tx(|tx| {
+            if let Some(id) = dedupe {
+                if !tx.first_sight(endpoint, &format!("msg:{id}"))? {
+                    return Ok(None);
+                }
+            }
+            let mut queued = Vec::new();
+            let mut links_created = 0;
+            for ev in &events {
+                if !tx.first_sight(endpoint, &format!("event:{}", ev.id))? {
+                    continue;
+                }
+                let echo = self.is_echo(tx, endpoint, ev)?;
+                // Even our own writes update the snapshot: a ticket we
+                // created can be handed on further down the chain.
+                let snapshot = self.update_snapshot(tx, endpoint, ev)?;
+                if echo {
+                    continue;
+                }
+                let links = tx.links_of(endpoint, &ev.ticket)?;
+                for link in &links {
+                    if matches!(ev.kind, EventKind::TicketCreated { .. }) {
+                        // Already transferred: a re-sent creation is not a new ticket.
+                        continue;
+                    }
+                    if let Some(q) = self.route(tx, endpoint, link, ev)? {
+                        queued.push(q);
+                    }
+                }
+                for rule in self.config.transfers.iter().filter(|r| r.from == endpoint) {
+                    let already = links.iter().any(|l| l.downstream.endpoint == rule.to);
+                    let Some(t) = &snapshot else { continue };
+                    // A new ticket fires a rule; a later change fires only a
+                    // rule with a condition it now meets.
+                    let fires = match ev.kind {
+                        EventKind::TicketCreated { .. } => true,
+                        EventKind::StatusChanged { .. } | EventKind::FieldChanged { .. } => {
+                            rule.when.is_some()
+                        }
+                        EventKind::Comment { .. } => false,
+                    };
+                    if already || !fires || !matches(rule.when.as_ref(), t) {
+                        continue;
+                    }
+                    // The triggering creation keeps its id; a later trigger
+                    // hands over the ticket as it now stands.
+                    let id = match ev.kind {
+                        EventKind::TicketCreated { .. } => ev.id,
+                        _ => uuid::Uuid::now_v7(),
+                    };
+                    queued.push(self.transfer_in(tx, endpoint, &ev.ticket, &rule.to, t, id, ev)?);
+                    links_created += 1;
+                }
+            }
+            Ok(Some((queued, links_created)))
+        })?;
+        let Some((queued, links_created)) = result else {
+            return Ok(Outcome::Duplicate);
+        };
+        self.store.flush().await?;
+        let n = queued.len();
+        for (key, env) in queued {
+            self.queues.announce(key, env);
+        }
+        Ok(Outcome::Accepted {
+            queued: n,
+            links_created,
+        })
+    }
+
+    /// `deskbridge transfer`: hands a ticket deskbridge has seen to `to`.
+    pub async fn transfer(&self, from: &str, ticket: &str, to: &str) -> Result<Link, IngestError> {
+        for ep in [from, to] {
+            if !self.config.endpoints.contains_key(ep) {
+                return Err(IngestError::UnknownEndpoint(ep.into()));
+            }
+        }
+        let (key, env, link_id) = self.store.ingest_tx(|tx| {
+            let Some(t) = tx.ticket(from, ticket)? else {
+                return Err(sled::transaction::ConflictableTransactionError::Abort(format!(
+                    "deskbridge has not seen ticket {ticket} in {from}; it learns tickets from the endpoint's events"
+                )));
+            };
+            if let Some(l) = tx
+                .links_of(from, ticket)?
+                .into_iter()
+                .find(|l| l.downstream.endpoint == to || l.upstream.endpoint == to)
+            {
+                return Err(sled::transaction::ConflictableTransactionError::Abort(format!(
+                    "ticket {ticket} in {from} is already linked to {to} (link {})",
+                    l.id
+                )));
+            }
+            let trigger = Event::new(ticket, EventKind::TicketCreated { ticket_data: t.clone() });
+            let (key, env) = self.transfer_in(tx, from, ticket, to, &t, trigger.id, &trigger)?;
+            Ok((key, env.clone(), env.link_id))
+        })?;
+        self.store.flush().await?;
+        self.queues.announce(key, env);
+        Ok(self
+            .store
+            .link(link_id)?
+            .ok_or_else(|| StoreError::Rejected("link vanished".into()))?)
+    }
+
+    fn is_echo(&self, tx: &Tx<'_>, endpoint: &str, ev: &Event) -> TxResult<bool> {
+        if let Some(sid) = &ev.source_id {
+            if tx.is_echo(endpoint, sid)? {
+                return Ok(true);
+            }
+        }
+        let account = self
+            .config
+            .endpoints
+            .get(endpoint)
+            .and_then(|e| e.service_account.as_deref());
+        if let (Some(account), Some(author)) = (account, &ev.author) {
+            if author.name == account {
+                return Ok(true);
+            }
+        }
+        if let EventKind::Comment { comment } = &ev.kind {
+            if crate::event::find_marker(&comment.body).is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Keeps the ticket as last seen, for transfer rules and `transfer`.
+    fn update_snapshot(&self, tx: &Tx<'_>, endpoint: &str, ev: &Event) -> TxResult<Option<Ticket>> {
+        let mut t = tx.ticket(endpoint, &ev.ticket)?;
+        match (&ev.kind, &mut t) {
+            (EventKind::TicketCreated { ticket_data }, _) => t = Some(ticket_data.clone()),
+            (EventKind::StatusChanged { status }, Some(t)) => t.status = Some(*status),
+            (EventKind::FieldChanged { field, value }, Some(t)) => match field.as_str() {
+                "subject" => t.subject = value.clone(),
+                "description" => t.description = value.clone(),
+                "priority" => t.priority = Some(value.clone()),
+                _ => {
+                    t.fields.insert(field.clone(), value.clone());
+                }
+            },
+            _ => return Ok(t),
+        }
+        if let Some(t) = &t {
+            tx.put_ticket(endpoint, &ev.ticket, t)?;
+        }
+        Ok(t)
+    }
+
+    fn route(&self, tx: &Tx<'_>, endpoint: &str, link: &Link, ev: &Event) -> TxResult<Option<(QueueKey, Envelope)>> {
+        let Some((_, other)) = link.sides(endpoint) else {
+            return Ok(None);
+        };
+        let direction = if link.is_upstream(endpoint) {
+            Direction::Downstream
+        } else {
+            Direction::Upstream
+        };
+        let sender = self.config.policy(endpoint);
+        let receiver = self.config.policy(&other.endpoint);
+        let party = self.party_name(endpoint);
+        let Some(routed) = policy::route(
+            ev,
+            Crossing {
+                direction,
+                sender: &sender,
+                receiver: &receiver,
+                sender_party: &party,
+            },
+        ) else {
+            return Ok(None);
+        };
+        let env = Envelope {
+            link_id: link.id,
+            dest: other.endpoint.clone(),
+            origin: endpoint.into(),
+            event: routed,
+        };
+        Ok(Some((tx.enqueue(&env)?, env)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn transfer_in(
+        &self,
+        tx: &Tx<'_>,
+        from: &str,
+        ticket: &str,
+        to: &str,
+        t: &Ticket,
+        event_id: uuid::Uuid,
+        trigger: &Event,
+    ) -> TxResult<(QueueKey, Envelope)> {
+        let link = Link::new(from, ticket, to);
+        tx.put_link(&link)?;
+        let mut ev = Event::new(ticket, EventKind::TicketCreated { ticket_data: t.clone() });
+        ev.id = event_id;
+        ev.author = trigger.author.clone();
+        let routed = self
+            .route(tx, from, &link, &ev)?
+            .ok_or_else(|| sled::transaction::ConflictableTransactionError::Abort("a transfer is always routed downstream".to_string()))?;
+        Ok(routed)
+    }
+
+    fn party_name(&self, endpoint: &str) -> String {
+        self.config
+            .party_of(endpoint)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| endpoint.to_string())
+    }
+}
+
+fn matches(cond: Option<&Condition>, t: &Ticket) -> bool {
+    let Some(c) = cond else { return true };
+    if let Some(s) = c.status {
+        if t.status != Some(s) {
+            return false;
+        }
+    }
+    c.fields.iter().all(|(k, v)| match k.as_str() {
+        "priority" => t.priority.as_deref() == Some(v.as_str()),
+        _ => t.fields.get(k) == Some(v),
+    })
+}

@@ -1,0 +1,15 @@
+pub mod api;
+pub mod blob;
+pub mod bus;
+pub mod config;
+pub mod connector;
+pub mod daemon;
+pub mod event;
+pub mod ingest;
+pub mod link;
+pub mod ops;
+pub mod policy;
+pub mod relay;
+pub mod retry;
+pub mod schema;
+pub mod store;

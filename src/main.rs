@@ -1,0 +1,332 @@
+//! The command line: thin, turning arguments into library calls.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use deskbridge::config::Config;
+use deskbridge::ops::{DeadView, LinkView, Ops, StatusView, TransferRequest};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "deskbridge", version, about = "Links tickets across independent help desk systems")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConfigArg {
+    /// The configuration file.
+    #[arg(long, short, env = "DESKBRIDGE_CONFIG", default_value = "deskbridge.toml")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon.
+    Run {
+        #[command(flatten)]
+        c: ConfigArg,
+    },
+    /// Validate a configuration file; every problem is named by its path.
+    Check {
+        #[command(flatten)]
+        c: ConfigArg,
+    },
+    /// List links, or show one (`links show ID`).
+    Links {
+        #[command(flatten)]
+        c: ConfigArg,
+        #[command(subcommand)]
+        show: Option<LinksCmd>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List dead letters: events a partner refused, with its reason.
+    Dead {
+        #[command(flatten)]
+        c: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-run a dead letter after its cause is fixed.
+    Replay {
+        id: String,
+        #[command(flatten)]
+        c: ConfigArg,
+    },
+    /// Give up a dead letter for good so that its link moves on.
+    Discard {
+        id: String,
+        #[command(flatten)]
+        c: ConfigArg,
+    },
+    /// Hand a ticket to a partner: `--from ENDPOINT:TICKET --to ENDPOINT`.
+    Transfer {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        c: ConfigArg,
+    },
+    /// Queues, failures and dead letters per destination.
+    Status {
+        #[command(flatten)]
+        c: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the JSON Schemas of the config and the event into a directory.
+    Schemas {
+        #[arg(default_value = "schemas")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum LinksCmd {
+    Show { id: String },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(run(cli))
+}
+
+fn load(c: &ConfigArg) -> Result<Config> {
+    Config::load(&c.config).map_err(|e| anyhow::anyhow!("{}: {e}", c.config.display()))
+}
+
+/// Talks to the running daemon's admin API, or opens the data dir itself
+/// when no daemon runs.
+enum Target {
+    Remote(reqwest::Client, String),
+    Local(Ops),
+}
+
+async fn target(config: Config) -> Result<Target> {
+    let base = format!("http://{}", config.daemon.admin_listen);
+    let client = reqwest::Client::new();
+    match client.get(format!("{base}/status")).send().await {
+        Ok(_) => Ok(Target::Remote(client, base)),
+        Err(e) if e.is_connect() => {
+            let ops = deskbridge::daemon::open(Arc::new(config), Default::default(), None)
+                .context("no daemon answers on admin_listen, and the data dir cannot be opened")?;
+            Ok(Target::Local(ops))
+        }
+        Err(e) => Err(e).context("admin API"),
+    }
+}
+
+impl Target {
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let Target::Remote(c, base) = self else { unreachable!("remote only") };
+        decode(c.get(format!("{base}{path}")).send().await?).await
+    }
+
+    async fn post<T: serde::de::DeserializeOwned, B: serde::Serialize>(&self, path: &str, body: &B) -> Result<T> {
+        let Target::Remote(c, base) = self else { unreachable!("remote only") };
+        decode(c.post(format!("{base}{path}")).json(body).send().await?).await
+    }
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> Result<T> {
+    let status = r.status();
+    let text = r.text().await?;
+    if !status.is_success() {
+        let msg = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(String::from))
+            .unwrap_or(text);
+        bail!("{msg}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn print_link(l: &LinkView) {
+    let side = |s: &deskbridge::ops::SideView| {
+        format!(
+            "{} ({}) ticket {} [{}]",
+            s.endpoint,
+            s.party,
+            s.ticket.as_deref().unwrap_or("(being created)"),
+            s.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+        )
+    };
+    println!("{}  {}  ->  {}", l.id, side(&l.upstream), side(&l.downstream));
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Run { c } => {
+            let config = load(&c)?;
+            init_logging(config.daemon.log_json);
+            let running = deskbridge::daemon::start(config, Default::default()).await?;
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            running.stop().await;
+        }
+        Cmd::Check { c } => match Config::load(&c.config) {
+            Ok(config) => println!(
+                "{}: valid ({} parties, {} endpoints, {} transfer rules)",
+                c.config.display(),
+                config.parties.len(),
+                config.endpoints.len(),
+                config.transfers.len()
+            ),
+            Err(e) => {
+                for p in e.problems() {
+                    eprintln!("{}: {p}", c.config.display());
+                }
+                std::process::exit(1);
+            }
+        },
+        Cmd::Links { c, show, json } => {
+            let t = target(load(&c)?).await?;
+            match show {
+                Some(LinksCmd::Show { id }) => {
+                    let l: LinkView = match &t {
+                        Target::Local(o) => o.link(&id)?,
+                        _ => t.get(&format!("/links/{id}")).await?,
+                    };
+                    if json {
+                        print_json(&l)?;
+                    } else {
+                        print_link(&l);
+                        for (dest, n) in &l.queued {
+                            println!("  queued for {dest}: {n}");
+                        }
+                        for d in &l.dead {
+                            println!("  dead letter {} ({}): {}", d.id, d.kind, d.error);
+                        }
+                    }
+                }
+                None => {
+                    let ls: Vec<LinkView> = match &t {
+                        Target::Local(o) => o.links()?,
+                        _ => t.get("/links").await?,
+                    };
+                    if json {
+                        print_json(&ls)?;
+                    } else {
+                        ls.iter().for_each(print_link);
+                    }
+                }
+            }
+        }
+        Cmd::Dead { c, json } => {
+            let t = target(load(&c)?).await?;
+            let ds: Vec<DeadView> = match &t {
+                Target::Local(o) => o.dead()?,
+                _ => t.get("/dead").await?,
+            };
+            if json {
+                print_json(&ds)?;
+            } else if ds.is_empty() {
+                println!("no dead letters");
+            } else {
+                for d in ds {
+                    println!(
+                        "{}  {} on link {}  after {} attempt(s) at {}\n    {}",
+                        d.id, d.kind, d.link, d.attempts, d.at, d.error
+                    );
+                }
+            }
+        }
+        Cmd::Replay { id, c } => {
+            let t = target(load(&c)?).await?;
+            let msg: String = match &t {
+                Target::Local(o) => o.replay(&id)?,
+                _ => t.post(&format!("/dead/{id}/replay"), &()).await?,
+            };
+            println!("{msg}");
+        }
+        Cmd::Discard { id, c } => {
+            let t = target(load(&c)?).await?;
+            let msg: String = match &t {
+                Target::Local(o) => o.discard(&id)?,
+                _ => t.post(&format!("/dead/{id}/discard"), &()).await?,
+            };
+            println!("{msg}");
+        }
+        Cmd::Transfer { from, to, c } => {
+            let (ep, ticket) = from
+                .split_once(':')
+                .context("--from takes ENDPOINT:TICKET, for example svc:42")?;
+            let req = TransferRequest {
+                from: ep.into(),
+                ticket: ticket.into(),
+                to,
+            };
+            let t = target(load(&c)?).await?;
+            let l: LinkView = match &t {
+                Target::Local(o) => o.transfer(&req).await?,
+                _ => t.post("/transfer", &req).await?,
+            };
+            print_link(&l);
+        }
+        Cmd::Status { c, json } => {
+            let t = target(load(&c)?).await?;
+            let s: StatusView = match &t {
+                Target::Local(o) => o.status()?,
+                _ => t.get("/status").await?,
+            };
+            if json {
+                print_json(&s)?;
+            } else {
+                println!(
+                    "daemon {}; {} links, {} dead letters",
+                    if s.running { "running" } else { "not running" },
+                    s.links,
+                    s.dead_letters
+                );
+                for (name, d) in &s.destinations {
+                    println!(
+                        "  {name}: {} queued, {} in flight, {} delivered, {} blocked links{}",
+                        d.queued,
+                        d.in_flight,
+                        d.delivered,
+                        d.blocked_links,
+                        d.failing
+                            .as_ref()
+                            .map(|f| format!(", failing since {}: {f}", d.failing_since.map(|t| t.to_rfc3339()).unwrap_or_default()))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Cmd::Schemas { dir } => {
+            deskbridge::schema::write_all(&dir)?;
+            println!("schemas written to {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DESKBRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,244 @@
+//! What an operator can ask and do: links, dead letters, replay, transfer,
+//! status. Served by the admin API while the daemon runs, and called
+//! directly by the CLI on the data dir when it does not.
+
+use crate::bus::embedded::Queues;
+use crate::config::Config;
+use crate::event::Status;
+use crate::ingest::{Ingest, IngestError};
+use crate::link::Link;
+use crate::relay::{DestStatus, StatusBoard};
+use crate::store::{QueueKey, Store, StoreError};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OpsError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OpsError::NotFound(_) | OpsError::Store(StoreError::NoDeadLetter(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            OpsError::BadRequest(_) | OpsError::Store(StoreError::Rejected(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            OpsError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<IngestError> for OpsError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Store(s) => OpsError::Store(s),
+            other => OpsError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SideView {
+    pub endpoint: String,
+    pub party: String,
+    pub ticket: Option<String>,
+    pub status: Option<Status>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LinkView {
+    pub id: String,
+    pub upstream: SideView,
+    pub downstream: SideView,
+    pub created_at: DateTime<Utc>,
+    /// Messages of this link still waiting, per destination.
+    #[serde(default)]
+    pub queued: BTreeMap<String, usize>,
+    /// Dead letters holding this link back.
+    #[serde(default)]
+    pub dead: Vec<DeadView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeadView {
+    pub id: String,
+    pub dest: String,
+    pub link: String,
+    pub event: String,
+    pub kind: String,
+    pub error: String,
+    pub attempts: u32,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TransferRequest {
+    pub from: String,
+    pub ticket: String,
+    pub to: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusView {
+    pub running: bool,
+    pub links: usize,
+    pub dead_letters: usize,
+    pub destinations: BTreeMap<String, DestStatusView>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DestStatusView {
+    pub queued: usize,
+    pub in_flight: usize,
+    pub blocked_links: usize,
+    pub delivered: u64,
+    pub dead_lettered: u64,
+    pub failing: Option<String>,
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone)]
+pub struct Ops {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub ingest: Ingest,
+    pub queues: Queues,
+    /// Present while the daemon runs.
+    pub board: Option<StatusBoard>,
+}
+
+impl Ops {
+    fn side(&self, s: &crate::link::Side) -> SideView {
+        SideView {
+            endpoint: s.endpoint.clone(),
+            party: self
+                .config
+                .party_of(&s.endpoint)
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            ticket: s.ticket.clone(),
+            status: s.status,
+        }
+    }
+
+    fn view(&self, l: &Link) -> LinkView {
+        LinkView {
+            id: l.id.to_string(),
+            upstream: self.side(&l.upstream),
+            downstream: self.side(&l.downstream),
+            created_at: l.created_at,
+            queued: BTreeMap::new(),
+            dead: vec![],
+        }
+    }
+
+    pub fn links(&self) -> Result<Vec<LinkView>, OpsError> {
+        Ok(self.store.links()?.iter().map(|l| self.view(l)).collect())
+    }
+
+    pub fn link(&self, id: &str) -> Result<LinkView, OpsError> {
+        let uuid = uuid::Uuid::parse_str(id)
+            .map_err(|_| OpsError::BadRequest(format!("{id:?} is not a link id")))?;
+        let l = self
+            .store
+            .link(uuid)?
+            .ok_or_else(|| OpsError::NotFound(format!("no link {id}; `deskbridge links` lists them")))?;
+        let mut v = self.view(&l);
+        for side in [&l.upstream, &l.downstream] {
+            let n = self
+                .store
+                .pending(&side.endpoint)?
+                .iter()
+                .filter(|(_, e)| e.link_id == uuid)
+                .count();
+            v.queued.insert(side.endpoint.clone(), n);
+        }
+        v.dead = self.dead()?.into_iter().filter(|d| d.link == v.id).collect();
+        Ok(v)
+    }
+
+    pub fn dead(&self) -> Result<Vec<DeadView>, OpsError> {
+        Ok(self
+            .store
+            .dead_letters()?
+            .into_iter()
+            .map(|(k, d)| DeadView {
+                id: k.id(),
+                dest: k.dest.clone(),
+                link: d.envelope.link_id.to_string(),
+                event: d.envelope.event.id.to_string(),
+                kind: d.envelope.event.kind.name().into(),
+                error: d.error,
+                attempts: d.attempts,
+                at: d.at,
+            })
+            .collect())
+    }
+
+    fn key(id: &str) -> Result<QueueKey, OpsError> {
+        QueueKey::parse_id(id).ok_or_else(|| {
+            OpsError::BadRequest(format!(
+                "{id:?} is not a dead letter id (like vendor:42; `deskbridge dead` lists them)"
+            ))
+        })
+    }
+
+    pub fn replay(&self, id: &str) -> Result<String, OpsError> {
+        let key = Self::key(id)?;
+        let env = self.store.replay(&key)?;
+        self.queues.unblock(&key.dest, env.link_id);
+        Ok(format!("{id} is queued again for {}", key.dest))
+    }
+
+    pub fn discard(&self, id: &str) -> Result<String, OpsError> {
+        let key = Self::key(id)?;
+        let dl = self.store.discard(&key)?;
+        self.queues.unblock(&key.dest, dl.envelope.link_id);
+        Ok(format!("{id} is discarded; its link moves on"))
+    }
+
+    pub async fn transfer(&self, t: &TransferRequest) -> Result<LinkView, OpsError> {
+        let link = self.ingest.transfer(&t.from, &t.ticket, &t.to).await?;
+        Ok(self.view(&link))
+    }
+
+    pub fn status(&self) -> Result<StatusView, OpsError> {
+        let board: BTreeMap<String, DestStatus> = match &self.board {
+            Some(b) => b.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            None => BTreeMap::new(),
+        };
+        let mut destinations = BTreeMap::new();
+        for name in self.config.endpoints.keys() {
+            let s = board.get(name).cloned().unwrap_or_default();
+            destinations.insert(
+                name.clone(),
+                DestStatusView {
+                    queued: self.store.queue_len(name),
+                    in_flight: s.in_flight,
+                    blocked_links: s.blocked_links,
+                    delivered: s.delivered,
+                    dead_lettered: s.dead_lettered,
+                    failing: s.failing,
+                    failing_since: s.failing_since,
+                },
+            );
+        }
+        Ok(StatusView {
+            running: self.board.is_some(),
+            links: self.store.links()?.len(),
+            dead_letters: self.store.dead_letters()?.len(),
+            destinations,
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! Backoff policy for transient failures. The only user of `backoff`, so
+//! the crate can be swapped without touching the relay.
+
+use backoff::backoff::Backoff as _;
+use std::time::Duration;
+
+/// The longest wait a partner's Retry-After may impose before we try again.
+const MAX_HINT: Duration = Duration::from_secs(3600);
+
+/// Retry schedule for one delivery: exponential with jitter, capped, never
+/// giving up (an event is only given up by a permanent error).
+pub struct Retry {
+    inner: backoff::ExponentialBackoff,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max_interval: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_millis(500),
+            max_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Retry {
+    pub fn new(p: RetryPolicy) -> Retry {
+        Retry {
+            inner: backoff::ExponentialBackoff {
+                initial_interval: p.initial,
+                current_interval: p.initial,
+                max_interval: p.max_interval,
+                max_elapsed_time: None,
+                ..backoff::ExponentialBackoff::default()
+            },
+        }
+    }
+
+    /// How long to wait before the next attempt; a partner's Retry-After
+    /// wins when given (the partner knows when it will take work again).
+    pub fn next_delay(&mut self, hint: Option<Duration>) -> Duration {
+        let ours = self.inner.next_backoff().unwrap_or(self.inner.max_interval);
+        match hint {
+            Some(h) => h.min(MAX_HINT),
+            None => ours,
+        }
+    }
+}
+
+/// Parses a Retry-After header value: delta-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - now;
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn hint_is_honoured_and_backoff_grows_to_its_cap() {
+        let mut r = Retry::new(RetryPolicy {
+            initial: Duration::from_millis(100),
+            max_interval: Duration::from_secs(1),
+        });
+        assert_eq!(r.next_delay(Some(Duration::from_secs(5))), Duration::from_secs(5));
+        let mut last = Duration::ZERO;
+        for _ in 0..20 {
+            last = r.next_delay(None);
+            assert!(last <= Duration::from_millis(1500), "{last:?}");
+        }
+        assert!(last >= Duration::from_millis(500), "{last:?}");
+        assert_eq!(
+            r.next_delay(Some(Duration::from_secs(7200))),
+            Duration::from_secs(3600)
+        );
+    }
+}

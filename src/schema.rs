@@ -1,0 +1,22 @@
+//! JSON Schemas generated from the Rust types; `tests/schemas.rs` fails
+//! when the files in schemas/ drift from the code.
+
+use std::path::Path;
+
+pub fn all() -> Vec<(&'static str, String)> {
+    let pretty = |s: schemars::schema::RootSchema| {
+        serde_json::to_string_pretty(&s).expect("schema serializes") + "\n"
+    };
+    vec![
+        ("config.schema.json", pretty(schemars::schema_for!(crate::config::Config))),
+        ("event.schema.json", pretty(schemars::schema_for!(crate::event::Event))),
+    ]
+}
+
+pub fn write_all(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in all() {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(())
+}

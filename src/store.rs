@@ -1,0 +1,574 @@
+//! The link store on sled: links (found from either side), the remote ids
+//! deskbridge created (echo suppression), source cursors, the applied set,
+//! the outbox (one ordered queue per destination) and dead letters.
+//! What must move together is written in one sled transaction.
+
+use crate::event::Event;
+use crate::link::Link;
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional;
+use std::path::Path;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("link store: {0} (is another deskbridge using the same data_dir?)")]
+    Sled(#[from] sled::Error),
+    #[error("link store holds an unreadable record in {tree}: {source}")]
+    Corrupt {
+        tree: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("no dead letter {0}; `deskbridge dead` lists them")]
+    NoDeadLetter(String),
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// One message on a destination's queue: an event as it should land, on
+/// one link.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub link_id: Uuid,
+    pub dest: String,
+    /// The endpoint the event came from.
+    pub origin: String,
+    /// The event as routed by policy; its `ticket` is the origin's ticket.
+    pub event: Event,
+}
+
+/// What applying an envelope created at the destination.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The ticket created by a transfer.
+    pub ticket: Option<String>,
+    /// Ids of what was written (comments, transactions), for echo checks.
+    pub remote_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub envelope: Envelope,
+    /// The partner's own error text.
+    pub error: String,
+    pub attempts: u32,
+    pub at: DateTime<Utc>,
+}
+
+/// Position of a message in a destination queue: `dest \0 seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueKey {
+    pub dest: String,
+    pub seq: u64,
+}
+
+impl QueueKey {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut k = self.dest.as_bytes().to_vec();
+        k.push(0);
+        k.extend_from_slice(&self.seq.to_be_bytes());
+        k
+    }
+
+    pub fn decode(k: &[u8]) -> Option<QueueKey> {
+        let split = k.iter().position(|b| *b == 0)?;
+        let seq: [u8; 8] = k.get(split + 1..)?.try_into().ok()?;
+        Some(QueueKey {
+            dest: String::from_utf8(k[..split].to_vec()).ok()?,
+            seq: u64::from_be_bytes(seq),
+        })
+    }
+
+    /// The id an operator types: `vendor:42`.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.dest, self.seq)
+    }
+
+    pub fn parse_id(s: &str) -> Option<QueueKey> {
+        let (dest, seq) = s.rsplit_once(':')?;
+        Some(QueueKey {
+            dest: dest.into(),
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+fn pair_key(a: &str, b: &str) -> Vec<u8> {
+    let mut k = a.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(b.as_bytes());
+    k
+}
+
+fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {
+    // Our own types always serialize; a failure here is a bug, not input.
+    serde_json::to_vec(v).expect("store record serializes")
+}
+
+fn from_slice<T: DeserializeOwned>(tree: &'static str, b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|source| StoreError::Corrupt { tree, source })
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    links: sled::Tree,
+    link_idx: sled::Tree,
+    created: sled::Tree,
+    applied: sled::Tree,
+    outbox: sled::Tree,
+    dead: sled::Tree,
+    cursors: sled::Tree,
+    seen: sled::Tree,
+    tickets: sled::Tree,
+}
+
+/// The trees an ingest transaction touches, with typed helpers.
+pub struct Tx<'a> {
+    links: &'a TransactionalTree,
+    link_idx: &'a TransactionalTree,
+    created: &'a TransactionalTree,
+    outbox: &'a TransactionalTree,
+    cursors: &'a TransactionalTree,
+    seen: &'a TransactionalTree,
+    tickets: &'a TransactionalTree,
+}
+
+pub type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
+
+fn corrupt<T>(tree: &'static str, b: &[u8]) -> TxResult<T>
+where
+    T: DeserializeOwned,
+{
+    serde_json::from_slice(b).map_err(|e| {
+        ConflictableTransactionError::Abort(format!("unreadable record in {tree}: {e}"))
+    })
+}
+
+impl Tx<'_> {
+    /// Links that have a side at (endpoint, ticket).
+    pub fn links_of(&self, endpoint: &str, ticket: &str) -> TxResult<Vec<Link>> {
+        let ids: Vec<Uuid> = match self.link_idx.get(pair_key(endpoint, ticket))? {
+            Some(b) => corrupt("link_idx", &b)?,
+            None => return Ok(vec![]),
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(b) = self.links.get(id.as_bytes())? {
+                out.push(corrupt("links", &b)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn put_link(&self, link: &Link) -> TxResult<()> {
+        self.links.insert(link.id.as_bytes(), to_vec(link))?;
+        for side in [&link.upstream, &link.downstream] {
+            if let Some(t) = &side.ticket {
+                index_link(self.link_idx, &side.endpoint, t, link.id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether deskbridge itself wrote `source_id` in `endpoint`.
+    pub fn is_echo(&self, endpoint: &str, source_id: &str) -> TxResult<bool> {
+        Ok(self.created.get(pair_key(endpoint, source_id))?.is_some())
+    }
+
+    /// Marks a key as seen; false when it was seen before.
+    pub fn first_sight(&self, scope: &str, key: &str) -> TxResult<bool> {
+        let now = Utc::now().timestamp().to_be_bytes();
+        Ok(self.seen.insert(pair_key(scope, key), &now)?.is_none())
+    }
+
+    pub fn ticket(&self, endpoint: &str, ticket: &str) -> TxResult<Option<crate::event::Ticket>> {
+        match self.tickets.get(pair_key(endpoint, ticket))? {
+            Some(b) => Ok(Some(corrupt("tickets", &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_ticket(&self, endpoint: &str, ticket: &str, t: &crate::event::Ticket) -> TxResult<()> {
+        self.tickets.insert(pair_key(endpoint, ticket), to_vec(t))?;
+        Ok(())
+    }
+
+    pub fn enqueue(&self, env: &Envelope) -> TxResult<QueueKey> {
+        let key = QueueKey {
+            dest: env.dest.clone(),
+            seq: self.outbox.generate_id()?,
+        };
+        self.outbox.insert(key.encode(), to_vec(env))?;
+        Ok(key)
+    }
+
+    pub fn set_cursor(&self, endpoint: &str, cursor: &[u8]) -> TxResult<()> {
+        self.cursors.insert(endpoint.as_bytes(), cursor)?;
+        Ok(())
+    }
+}
+
+fn index_link(
+    idx: &TransactionalTree,
+    endpoint: &str,
+    ticket: &str,
+    id: Uuid,
+) -> Result<(), ConflictableTransactionError<String>> {
+    let key = pair_key(endpoint, ticket);
+    let mut ids: Vec<Uuid> = match idx.get(&key)? {
+        Some(b) => corrupt("link_idx", &b)?,
+        None => vec![],
+    };
+    if !ids.contains(&id) {
+        ids.push(id);
+        idx.insert(key, to_vec(&ids))?;
+    }
+    Ok(())
+}
+
+fn tx_err(e: TransactionError<String>) -> StoreError {
+    match e {
+        TransactionError::Abort(msg) => StoreError::Rejected(msg),
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
+impl From<UnabortableTransactionError> for StoreError {
+    fn from(e: UnabortableTransactionError) -> Self {
+        match e {
+            UnabortableTransactionError::Storage(e) => StoreError::Sled(e),
+            UnabortableTransactionError::Conflict => {
+                StoreError::Rejected("transaction conflict".into())
+            }
+        }
+    }
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir.join("store"))
+            // Durability comes from our explicit, grouped flushes.
+            .flush_every_ms(None)
+            .open()?;
+        Ok(Store {
+            links: db.open_tree("links")?,
+            link_idx: db.open_tree("link_idx")?,
+            created: db.open_tree("created")?,
+            applied: db.open_tree("applied")?,
+            outbox: db.open_tree("outbox")?,
+            dead: db.open_tree("dead")?,
+            cursors: db.open_tree("cursors")?,
+            seen: db.open_tree("seen")?,
+            tickets: db.open_tree("tickets")?,
+            db,
+        })
+    }
+
+    /// Makes everything written so far durable. Concurrent callers share
+    /// the disk write (group commit).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Runs `f` as one atomic transaction over the ingest trees; `f` may be
+    /// re-run on conflict, so it must only act through `Tx`.
+    pub fn ingest_tx<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        (
+            &self.links,
+            &self.link_idx,
+            &self.created,
+            &self.outbox,
+            &self.cursors,
+            &self.seen,
+            &self.tickets,
+        )
+            .transaction(|(links, link_idx, created, outbox, cursors, seen, tickets)| {
+                f(&Tx {
+                    links,
+                    link_idx,
+                    created,
+                    outbox,
+                    cursors,
+                    seen,
+                    tickets,
+                })
+            })
+            .map_err(tx_err)
+    }
+
+    pub fn cursor(&self, endpoint: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.cursors.get(endpoint)?.map(|v| v.to_vec()))
+    }
+
+    /// The queue of one destination, in order.
+    pub fn pending(&self, dest: &str) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
+        let mut prefix = dest.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.outbox.scan_prefix(prefix) {
+            let (k, v) = kv?;
+            if let Some(key) = QueueKey::decode(&k) {
+                out.push((key, from_slice("outbox", &v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn is_queued(&self, key: &QueueKey) -> Result<bool, StoreError> {
+        Ok(self.outbox.contains_key(key.encode())?)
+    }
+
+    pub fn queue_len(&self, dest: &str) -> usize {
+        let mut prefix = dest.as_bytes().to_vec();
+        prefix.push(0);
+        self.outbox.scan_prefix(prefix).count()
+    }
+
+    fn applied_key(env: &Envelope) -> Vec<u8> {
+        let mut k = env.event.id.as_bytes().to_vec();
+        k.extend_from_slice(env.link_id.as_bytes());
+        k.extend_from_slice(env.dest.as_bytes());
+        k
+    }
+
+    /// Whether this (event, destination, link) was applied already.
+    pub fn applied(&self, env: &Envelope) -> Result<Option<Applied>, StoreError> {
+        match self.applied.get(Self::applied_key(env))? {
+            Some(b) => Ok(Some(from_slice("applied", &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the effect at the destination and takes the message off its
+    /// queue, atomically: after this, a redelivery is impossible.
+    pub fn complete(&self, key: &QueueKey, env: &Envelope, applied: &Applied) -> Result<Link, StoreError> {
+        (
+            &self.outbox,
+            &self.applied,
+            &self.created,
+            &self.links,
+            &self.link_idx,
+        )
+            .transaction(|(outbox, applied_t, created, links, link_idx)| {
+                let mut link: Link = match links.get(env.link_id.as_bytes())? {
+                    Some(b) => corrupt("links", &b)?,
+                    None => {
+                        return Err(ConflictableTransactionError::Abort(format!(
+                            "link {} vanished",
+                            env.link_id
+                        )))
+                    }
+                };
+                let link_id = link.id;
+                if let Some(side) = link.side_mut(&env.dest) {
+                    if let Some(t) = &applied.ticket {
+                        side.ticket = Some(t.clone());
+                        index_link(link_idx, &env.dest, t, link_id)?;
+                    }
+                    if let crate::event::EventKind::StatusChanged { status } = env.event.kind {
+                        side.status = Some(status);
+                    }
+                }
+                links.insert(link.id.as_bytes(), to_vec(&link))?;
+                for id in &applied.remote_ids {
+                    created.insert(pair_key(&env.dest, id), env.event.id.as_bytes())?;
+                }
+                applied_t.insert(Self::applied_key(env), to_vec(applied))?;
+                outbox.remove(key.encode())?;
+                Ok(link)
+            })
+            .map_err(tx_err)
+    }
+
+    /// Moves a message that cannot be applied to the dead letters, keeping
+    /// its place so the link's later events stay behind it.
+    pub fn kill(&self, key: &QueueKey, dl: &DeadLetter) -> Result<(), StoreError> {
+        (&self.outbox, &self.dead)
+            .transaction(|(outbox, dead)| {
+                outbox.remove(key.encode())?;
+                dead.insert(key.encode(), to_vec(dl))?;
+                Ok(())
+            })
+            .map_err(tx_err)
+    }
+
+    pub fn dead_letters(&self) -> Result<Vec<(QueueKey, DeadLetter)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.dead.iter() {
+            let (k, v) = kv?;
+            if let Some(key) = QueueKey::decode(&k) {
+                out.push((key, from_slice("dead", &v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts a dead letter back on its queue, at its old place.
+    pub fn replay(&self, key: &QueueKey) -> Result<Envelope, StoreError> {
+        (&self.outbox, &self.dead)
+            .transaction(|(outbox, dead)| {
+                let Some(b) = dead.remove(key.encode())? else {
+                    return Err(ConflictableTransactionError::Abort(key.id()));
+                };
+                let dl: DeadLetter = corrupt("dead", &b)?;
+                outbox.insert(key.encode(), to_vec(&dl.envelope))?;
+                Ok(dl.envelope)
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(id) => StoreError::NoDeadLetter(id),
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })
+    }
+
+    /// Gives up on a dead letter for good (the operator's decision).
+    pub fn discard(&self, key: &QueueKey) -> Result<DeadLetter, StoreError> {
+        match self.dead.remove(key.encode())? {
+            Some(b) => from_slice("dead", &b),
+            None => Err(StoreError::NoDeadLetter(key.id())),
+        }
+    }
+
+    pub fn links(&self) -> Result<Vec<Link>, StoreError> {
+        self.links
+            .iter()
+            .values()
+            .map(|v| from_slice("links", &v?))
+            .collect()
+    }
+
+    pub fn link(&self, id: Uuid) -> Result<Option<Link>, StoreError> {
+        match self.links.get(id.as_bytes())? {
+            Some(b) => Ok(Some(from_slice("links", &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Links that have a side at (endpoint, ticket), outside a transaction.
+    pub fn links_of(&self, endpoint: &str, ticket: &str) -> Result<Vec<Link>, StoreError> {
+        let ids: Vec<Uuid> = match self.link_idx.get(pair_key(endpoint, ticket))? {
+            Some(b) => from_slice("link_idx", &b)?,
+            None => return Ok(vec![]),
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(l) = self.link(id)? {
+                out.push(l);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets dedupe keys older than `before` (replays that old are
+    /// refused by the timestamp check anyway).
+    pub fn prune_seen(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cutoff = before.timestamp();
+        let mut n = 0;
+        for kv in self.seen.iter() {
+            let (k, v) = kv?;
+            let ts = v
+                .as_ref()
+                .try_into()
+                .map(i64::from_be_bytes)
+                .unwrap_or(i64::MIN);
+            if ts < cutoff {
+                self.seen.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventKind, Status};
+
+    fn env(link: &Link, dest: &str) -> Envelope {
+        Envelope {
+            link_id: link.id,
+            dest: dest.into(),
+            origin: "a".into(),
+            event: Event::new(
+                "T1",
+                EventKind::StatusChanged {
+                    status: Status::Resolved,
+                },
+            ),
+        }
+    }
+
+    #[test]
+    fn queue_key_roundtrips_and_orders() {
+        let a = QueueKey { dest: "v".into(), seq: 2 };
+        let b = QueueKey { dest: "v".into(), seq: 256 };
+        assert!(a.encode() < b.encode());
+        assert_eq!(QueueKey::decode(&b.encode()), Some(b.clone()));
+        assert_eq!(QueueKey::parse_id(&b.id()), Some(b));
+    }
+
+    #[test]
+    fn enqueue_complete_and_dead_letter_cycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let link = Link::new("a", "T1", "b");
+        let e = env(&link, "b");
+        let key = store
+            .ingest_tx(|tx| {
+                tx.put_link(&link)?;
+                tx.enqueue(&e)
+            })
+            .unwrap();
+        assert_eq!(store.links_of("a", "T1").unwrap(), vec![link.clone()]);
+        assert_eq!(store.pending("b").unwrap(), vec![(key.clone(), e.clone())]);
+        let applied = Applied {
+            ticket: Some("77".into()),
+            remote_ids: vec!["c1".into()],
+        };
+        let updated = store.complete(&key, &e, &applied).unwrap();
+        assert_eq!(updated.downstream.ticket.as_deref(), Some("77"));
+        assert_eq!(store.links_of("b", "77").unwrap().len(), 1);
+        assert!(store.pending("b").unwrap().is_empty());
+        assert_eq!(store.applied(&e).unwrap(), Some(applied));
+        assert!(store.ingest_tx(|tx| tx.is_echo("b", "c1")).unwrap());
+
+        let key2 = store.ingest_tx(|tx| tx.enqueue(&e)).unwrap();
+        let dl = DeadLetter {
+            envelope: e.clone(),
+            error: "422 bad status".into(),
+            attempts: 1,
+            at: Utc::now(),
+        };
+        store.kill(&key2, &dl).unwrap();
+        assert!(store.pending("b").unwrap().is_empty());
+        assert_eq!(store.dead_letters().unwrap().len(), 1);
+        store.replay(&key2).unwrap();
+        assert_eq!(store.pending("b").unwrap().len(), 1);
+        assert!(matches!(
+            store.replay(&key2),
+            Err(StoreError::NoDeadLetter(_))
+        ));
+    }
+
+    #[test]
+    fn first_sight_dedupes_and_prunes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.ingest_tx(|tx| tx.first_sight("hook", "m1")).unwrap());
+        assert!(!store.ingest_tx(|tx| tx.first_sight("hook", "m1")).unwrap());
+        assert_eq!(
+            store
+                .prune_seen(Utc::now() + chrono::Duration::seconds(5))
+                .unwrap(),
+            1
+        );
+        assert!(store.ingest_tx(|tx| tx.first_sight("hook", "m1")).unwrap());
+    }
+}
