@@ -59,7 +59,10 @@ async fn hook(State(st): State<HookState>, Path(endpoint): Path<String>, req: Re
         return error(StatusCode::NOT_FOUND, format!("no endpoint {endpoint}"));
     };
     let (ConnectorKind::Webhook, Some(w)) = (ep.kind, &ep.webhook) else {
-        return error(StatusCode::NOT_FOUND, format!("endpoint {endpoint} takes no webhooks"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("endpoint {endpoint} takes no webhooks"),
+        );
     };
     let (parts, body) = req.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, w.max_body_bytes).await {
@@ -134,19 +137,29 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 pub fn admin_router(ops: Ops) -> Router {
     Router::new()
-        .route("/links", get(|State(o): State<Ops>| async move { reply(o.links()) }))
+        .route(
+            "/links",
+            get(|State(o): State<Ops>| async move { reply(o.links()) }),
+        )
         .route(
             "/links/{id}",
             get(|State(o): State<Ops>, Path(id): Path<String>| async move { reply(o.link(&id)) }),
         )
-        .route("/dead", get(|State(o): State<Ops>| async move { reply(o.dead()) }))
+        .route(
+            "/dead",
+            get(|State(o): State<Ops>| async move { reply(o.dead()) }),
+        )
         .route(
             "/dead/{id}/replay",
-            post(|State(o): State<Ops>, Path(id): Path<String>| async move { reply(o.replay(&id)) }),
+            post(
+                |State(o): State<Ops>, Path(id): Path<String>| async move { reply(o.replay(&id)) },
+            ),
         )
         .route(
             "/dead/{id}/discard",
-            post(|State(o): State<Ops>, Path(id): Path<String>| async move { reply(o.discard(&id)) }),
+            post(
+                |State(o): State<Ops>, Path(id): Path<String>| async move { reply(o.discard(&id)) },
+            ),
         )
         .route(
             "/transfer",
@@ -156,7 +169,10 @@ pub fn admin_router(ops: Ops) -> Router {
                 },
             ),
         )
-        .route("/status", get(|State(o): State<Ops>| async move { reply(o.status()) }))
+        .route(
+            "/status",
+            get(|State(o): State<Ops>| async move { reply(o.status()) }),
+        )
         .with_state(ops)
 }
 

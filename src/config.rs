@@ -413,7 +413,9 @@ impl Config {
             let at = format!("transfers[{i}]");
             for (field, value) in [("from", &rule.from), ("to", &rule.to)] {
                 if !self.endpoints.contains_key(value) {
-                    p.push(format!("{at}.{field}: no endpoint {value:?} in [endpoints]"));
+                    p.push(format!(
+                        "{at}.{field}: no endpoint {value:?} in [endpoints]"
+                    ));
                 }
             }
             if rule.from == rule.to {
@@ -561,7 +563,10 @@ kind = "webhook"
         );
         let problems = Config::parse(&text).unwrap_err().problems();
         let all = problems.join("\n");
-        assert!(all.contains("endpoints.desk.webhook.url: not a URL"), "{all}");
+        assert!(
+            all.contains("endpoints.desk.webhook.url: not a URL"),
+            "{all}"
+        );
         assert!(
             all.contains("endpoints.desk.webhook.outbound_secret"),
             "{all}"
@@ -573,9 +578,8 @@ kind = "webhook"
 
     #[test]
     fn missing_secret_env_is_named_without_value() {
-        let text = format!(
-            "{MINIMAL}inbound_secrets = [{{ env = \"DESKBRIDGE_TEST_UNSET_SECRET\" }}]\n"
-        );
+        let text =
+            format!("{MINIMAL}inbound_secrets = [{{ env = \"DESKBRIDGE_TEST_UNSET_SECRET\" }}]\n");
         let all = Config::parse(&text).unwrap_err().to_string();
         assert!(
             all.contains(

@@ -47,7 +47,11 @@ pub struct Running {
 }
 
 /// The parts that exist with or without the daemon running.
-pub fn open(config: Arc<Config>, queues: Queues, board: Option<StatusBoard>) -> Result<Ops, DaemonError> {
+pub fn open(
+    config: Arc<Config>,
+    queues: Queues,
+    board: Option<StatusBoard>,
+) -> Result<Ops, DaemonError> {
     let dir = &config.daemon.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| DaemonError::Write {
         path: dir.display().to_string(),
@@ -72,13 +76,20 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     let queues = Queues::default();
     let board = StatusBoard::default();
     let ops = open(config.clone(), queues.clone(), Some(board.clone()))?;
-    let blobs = BlobStore::open(config.daemon.data_dir.join("files"), config.daemon.max_file_bytes)?;
+    let blobs = BlobStore::open(
+        config.daemon.data_dir.join("files"),
+        config.daemon.max_file_bytes,
+    )?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
     for (dest, sink) in sinks {
         let notices = queues.register(&dest);
-        let concurrency = config.endpoints.get(&dest).map(|e| e.concurrency).unwrap_or(1);
+        let concurrency = config
+            .endpoints
+            .get(&dest)
+            .map(|e| e.concurrency)
+            .unwrap_or(1);
         let d = Dispatcher {
             dest: dest.clone(),
             sink,
@@ -105,14 +116,18 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     };
     let hooks_listener = bind(config.daemon.listen.clone()).await?;
     let admin_listener = bind(config.daemon.admin_listen.clone()).await?;
-    let hooks_addr = hooks_listener.local_addr().map_err(|source| DaemonError::Listen {
-        addr: config.daemon.listen.clone(),
-        source,
-    })?;
-    let admin_addr = admin_listener.local_addr().map_err(|source| DaemonError::Listen {
-        addr: config.daemon.admin_listen.clone(),
-        source,
-    })?;
+    let hooks_addr = hooks_listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.daemon.listen.clone(),
+            source,
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.daemon.admin_listen.clone(),
+            source,
+        })?;
 
     let hooks = api::hooks_router(HookState {
         config: config.clone(),

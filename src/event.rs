@@ -52,11 +52,20 @@ pub struct Author {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// A ticket appeared (or is handed over): the content of a transfer.
-    TicketCreated { ticket_data: Ticket },
+    TicketCreated {
+        ticket_data: Ticket,
+    },
     /// A comment, with who may see it and the files it carries.
-    Comment { comment: Comment },
-    StatusChanged { status: Status },
-    FieldChanged { field: String, value: String },
+    Comment {
+        comment: Comment,
+    },
+    StatusChanged {
+        status: Status,
+    },
+    FieldChanged {
+        field: String,
+        value: String,
+    },
 }
 
 impl EventKind {

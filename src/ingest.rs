@@ -98,12 +98,22 @@ impl Ingest {
                     continue;
                 }
                 let links = tx.links_of(endpoint, &ev.ticket)?;
+                if let EventKind::StatusChanged { status } = ev.kind {
+                    for link in &links {
+                        let mut l = link.clone();
+                        if let Some(side) = l.side_mut(endpoint) {
+                            side.status = Some(status);
+                        }
+                        tx.put_link(&l)?;
+                    }
+                }
+                let has_downstream = links.iter().any(|l| l.is_upstream(endpoint));
                 for link in &links {
                     if matches!(ev.kind, EventKind::TicketCreated { .. }) {
                         // Already transferred: a re-sent creation is not a new ticket.
                         continue;
                     }
-                    if let Some(q) = self.route(tx, endpoint, link, ev)? {
+                    if let Some(q) = self.route(tx, endpoint, link, ev, has_downstream)? {
                         queued.push(q);
                     }
                 }
@@ -229,7 +239,14 @@ impl Ingest {
         Ok(t)
     }
 
-    fn route(&self, tx: &Tx<'_>, endpoint: &str, link: &Link, ev: &Event) -> TxResult<Option<(QueueKey, Envelope)>> {
+    fn route(
+        &self,
+        tx: &Tx<'_>,
+        endpoint: &str,
+        link: &Link,
+        ev: &Event,
+        sender_has_downstream: bool,
+    ) -> TxResult<Option<(QueueKey, Envelope)>> {
         let Some((_, other)) = link.sides(endpoint) else {
             return Ok(None);
         };
@@ -248,6 +265,7 @@ impl Ingest {
                 sender: &sender,
                 receiver: &receiver,
                 sender_party: &party,
+                sender_has_downstream,
             },
         ) else {
             return Ok(None);
@@ -274,12 +292,19 @@ impl Ingest {
     ) -> TxResult<(QueueKey, Envelope)> {
         let link = Link::new(from, ticket, to);
         tx.put_link(&link)?;
-        let mut ev = Event::new(ticket, EventKind::TicketCreated { ticket_data: t.clone() });
+        let mut ev = Event::new(
+            ticket,
+            EventKind::TicketCreated {
+                ticket_data: t.clone(),
+            },
+        );
         ev.id = event_id;
         ev.author = trigger.author.clone();
-        let routed = self
-            .route(tx, from, &link, &ev)?
-            .ok_or_else(|| sled::transaction::ConflictableTransactionError::Abort("a transfer is always routed downstream".to_string()))?;
+        let routed = self.route(tx, from, &link, &ev, true)?.ok_or_else(|| {
+            sled::transaction::ConflictableTransactionError::Abort(
+                "a transfer is always routed downstream".to_string(),
+            )
+        })?;
         Ok(routed)
     }
 

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "deskbridge", version, about = "Links tickets across independent help desk systems")]
+#[command(
+    name = "deskbridge",
+    version,
+    about = "Links tickets across independent help desk systems"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -17,7 +21,12 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct ConfigArg {
     /// The configuration file.
-    #[arg(long, short, env = "DESKBRIDGE_CONFIG", default_value = "deskbridge.toml")]
+    #[arg(
+        long,
+        short,
+        env = "DESKBRIDGE_CONFIG",
+        default_value = "deskbridge.toml"
+    )]
     config: PathBuf,
 }
 
@@ -78,6 +87,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run the three-party story in-process (no broker, no external desk).
+    Demo,
     /// Write the JSON Schemas of the config and the event into a directory.
     Schemas {
         #[arg(default_value = "schemas")]
@@ -104,7 +115,7 @@ fn load(c: &ConfigArg) -> Result<Config> {
 /// when no daemon runs.
 enum Target {
     Remote(reqwest::Client, String),
-    Local(Ops),
+    Local(Box<Ops>),
 }
 
 async fn target(config: Config) -> Result<Target> {
@@ -115,7 +126,7 @@ async fn target(config: Config) -> Result<Target> {
         Err(e) if e.is_connect() => {
             let ops = deskbridge::daemon::open(Arc::new(config), Default::default(), None)
                 .context("no daemon answers on admin_listen, and the data dir cannot be opened")?;
-            Ok(Target::Local(ops))
+            Ok(Target::Local(Box::new(ops)))
         }
         Err(e) => Err(e).context("admin API"),
     }
@@ -123,12 +134,20 @@ async fn target(config: Config) -> Result<Target> {
 
 impl Target {
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let Target::Remote(c, base) = self else { unreachable!("remote only") };
+        let Target::Remote(c, base) = self else {
+            unreachable!("remote only")
+        };
         decode(c.get(format!("{base}{path}")).send().await?).await
     }
 
-    async fn post<T: serde::de::DeserializeOwned, B: serde::Serialize>(&self, path: &str, body: &B) -> Result<T> {
-        let Target::Remote(c, base) = self else { unreachable!("remote only") };
+    async fn post<T: serde::de::DeserializeOwned, B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        let Target::Remote(c, base) = self else {
+            unreachable!("remote only")
+        };
         decode(c.post(format!("{base}{path}")).json(body).send().await?).await
     }
 }
@@ -158,10 +177,17 @@ fn print_link(l: &LinkView) {
             s.endpoint,
             s.party,
             s.ticket.as_deref().unwrap_or("(being created)"),
-            s.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+            s.status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into())
         )
     };
-    println!("{}  {}  ->  {}", l.id, side(&l.upstream), side(&l.downstream));
+    println!(
+        "{}  {}  ->  {}",
+        l.id,
+        side(&l.upstream),
+        side(&l.downstream)
+    );
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -297,11 +323,20 @@ async fn run(cli: Cli) -> Result<()> {
                         d.blocked_links,
                         d.failing
                             .as_ref()
-                            .map(|f| format!(", failing since {}: {f}", d.failing_since.map(|t| t.to_rfc3339()).unwrap_or_default()))
+                            .map(|f| format!(
+                                ", failing since {}: {f}",
+                                d.failing_since.map(|t| t.to_rfc3339()).unwrap_or_default()
+                            ))
                             .unwrap_or_default()
                     );
                 }
             }
+        }
+        Cmd::Demo => {
+            if std::env::var_os("DESKBRIDGE_LOG").is_some() {
+                init_logging(false);
+            }
+            deskbridge::demo::run(&mut std::io::stdout()).await?;
         }
         Cmd::Schemas { dir } => {
             deskbridge::schema::write_all(&dir)?;
@@ -314,7 +349,9 @@ async fn run(cli: Cli) -> Result<()> {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DESKBRIDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         b.json().init();
     } else {

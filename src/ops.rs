@@ -150,10 +150,9 @@ impl Ops {
     pub fn link(&self, id: &str) -> Result<LinkView, OpsError> {
         let uuid = uuid::Uuid::parse_str(id)
             .map_err(|_| OpsError::BadRequest(format!("{id:?} is not a link id")))?;
-        let l = self
-            .store
-            .link(uuid)?
-            .ok_or_else(|| OpsError::NotFound(format!("no link {id}; `deskbridge links` lists them")))?;
+        let l = self.store.link(uuid)?.ok_or_else(|| {
+            OpsError::NotFound(format!("no link {id}; `deskbridge links` lists them"))
+        })?;
         let mut v = self.view(&l);
         for side in [&l.upstream, &l.downstream] {
             let n = self
@@ -164,7 +163,11 @@ impl Ops {
                 .count();
             v.queued.insert(side.endpoint.clone(), n);
         }
-        v.dead = self.dead()?.into_iter().filter(|d| d.link == v.id).collect();
+        v.dead = self
+            .dead()?
+            .into_iter()
+            .filter(|d| d.link == v.id)
+            .collect();
         Ok(v)
     }
 

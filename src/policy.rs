@@ -22,6 +22,9 @@ pub struct Crossing<'a> {
     pub receiver: &'a PolicyConfig,
     /// The sending company's name, shown on what lands.
     pub sender_party: &'a str,
+    /// The sending ticket is itself handed further down: in the middle of
+    /// a chain, "for the partner" means the downstream partner.
+    pub sender_has_downstream: bool,
 }
 
 /// The event as it may land in the receiver's system, or `None` when it
@@ -95,6 +98,7 @@ fn land_comment(comment: &Comment, c: Crossing<'_>) -> Option<Comment> {
         }
         // The upstream company is the requester of the downstream ticket.
         (Audience::Public | Audience::Partner, Direction::Downstream) => Audience::Public,
+        (Audience::Partner, Direction::Upstream) if c.sender_has_downstream => return None,
         (Audience::Public | Audience::Partner, Direction::Upstream) => {
             match c.receiver.partner_comments {
                 Landing::Internal => Audience::Internal,
@@ -166,6 +170,7 @@ mod tests {
             sender: s,
             receiver: r,
             sender_party: "Vendor Ltd",
+            sender_has_downstream: false,
         }
     }
 
@@ -193,6 +198,18 @@ mod tests {
         let up_ev = route(&comment("x", Audience::Public), up).unwrap();
         assert_eq!(up_ev.partner.as_ref().unwrap().party, "Vendor Ltd");
         assert_eq!(landed_audience(Some(up_ev)), Some(Audience::Internal));
+    }
+
+    #[test]
+    fn in_a_chain_partner_notes_go_down_only() {
+        let p = PolicyConfig::default();
+        let mut up = crossing(Direction::Upstream, &p, &p);
+        up.sender_has_downstream = true;
+        assert_eq!(route(&comment("x", Audience::Partner), up), None);
+        assert_eq!(
+            landed_audience(route(&comment("x", Audience::Public), up)),
+            Some(Audience::Internal)
+        );
     }
 
     #[test]
@@ -245,7 +262,10 @@ mod tests {
                 status: Status::Waiting,
             },
         );
-        assert_eq!(landed_audience(route(&waiting, c)), Some(Audience::Internal));
+        assert_eq!(
+            landed_audience(route(&waiting, c)),
+            Some(Audience::Internal)
+        );
         let quiet = PolicyConfig {
             share_status: false,
             ..PolicyConfig::default()
@@ -367,9 +387,10 @@ mod tests {
             events in proptest::collection::vec((arb_event(), arb_direction()), 1..40),
             sender in arb_policy(),
             receiver in arb_policy(),
+            middle in any::<bool>(),
         ) {
             for (ev, dir) in &events {
-                let out = route(ev, Crossing { direction: *dir, sender: &sender, receiver: &receiver, sender_party: "P" });
+                let out = route(ev, Crossing { direction: *dir, sender: &sender, receiver: &receiver, sender_party: "P", sender_has_downstream: middle });
                 let Some(out) = out else { continue };
                 let text = serde_json::to_string(&out).unwrap();
                 match (&ev.kind, &out.kind) {
@@ -379,6 +400,10 @@ mod tests {
                         // the client conversation stays upstream unless shared
                         if *dir == Direction::Downstream && inc.audience == Audience::Public {
                             prop_assert!(sender.share_client_conversation);
+                        }
+                        // in a chain's middle, what is for the partner goes down only
+                        if *dir == Direction::Upstream && middle {
+                            prop_assert_eq!(inc.audience, Audience::Public);
                         }
                         // partner writes land upstream as the receiver decided
                         if *dir == Direction::Upstream && receiver.partner_comments == Landing::Internal {

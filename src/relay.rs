@@ -126,7 +126,7 @@ impl Dispatcher {
                         // still queued is work.
                         if !known.contains(&key.seq) && me.store.is_queued(&key)? {
                             known.insert(key.seq);
-                            waiting.entry(env.link_id).or_default().insert(key.seq, env);
+                            waiting.entry(env.link_id).or_default().insert(key.seq, *env);
                         }
                     }
                     Some(Notice::Unblocked(link)) => {
@@ -185,7 +185,9 @@ impl Dispatcher {
                 .store
                 .link(env.link_id)?
                 .ok_or_else(|| StoreError::Rejected(format!("link {} is missing", env.link_id)))?;
-            let ticket = link.sides(&self.dest).and_then(|(mine, _)| mine.ticket.clone());
+            let ticket = link
+                .sides(&self.dest)
+                .and_then(|(mine, _)| mine.ticket.clone());
             let is_create = matches!(env.event.kind, EventKind::TicketCreated { .. });
             let result = match (&ticket, is_create) {
                 // Replayed after it went through: the ticket is there.

@@ -90,7 +90,10 @@ mod tests {
             initial: Duration::from_millis(100),
             max_interval: Duration::from_secs(1),
         });
-        assert_eq!(r.next_delay(Some(Duration::from_secs(5))), Duration::from_secs(5));
+        assert_eq!(
+            r.next_delay(Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
         let mut last = Duration::ZERO;
         for _ in 0..20 {
             last = r.next_delay(None);

@@ -8,8 +8,14 @@ pub fn all() -> Vec<(&'static str, String)> {
         serde_json::to_string_pretty(&s).expect("schema serializes") + "\n"
     };
     vec![
-        ("config.schema.json", pretty(schemars::schema_for!(crate::config::Config))),
-        ("event.schema.json", pretty(schemars::schema_for!(crate::event::Event))),
+        (
+            "config.schema.json",
+            pretty(schemars::schema_for!(crate::config::Config)),
+        ),
+        (
+            "event.schema.json",
+            pretty(schemars::schema_for!(crate::event::Event)),
+        ),
     ]
 }
 

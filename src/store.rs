@@ -193,7 +193,12 @@ impl Tx<'_> {
         }
     }
 
-    pub fn put_ticket(&self, endpoint: &str, ticket: &str, t: &crate::event::Ticket) -> TxResult<()> {
+    pub fn put_ticket(
+        &self,
+        endpoint: &str,
+        ticket: &str,
+        t: &crate::event::Ticket,
+    ) -> TxResult<()> {
         self.tickets.insert(pair_key(endpoint, ticket), to_vec(t))?;
         Ok(())
     }
@@ -289,17 +294,19 @@ impl Store {
             &self.seen,
             &self.tickets,
         )
-            .transaction(|(links, link_idx, created, outbox, cursors, seen, tickets)| {
-                f(&Tx {
-                    links,
-                    link_idx,
-                    created,
-                    outbox,
-                    cursors,
-                    seen,
-                    tickets,
-                })
-            })
+            .transaction(
+                |(links, link_idx, created, outbox, cursors, seen, tickets)| {
+                    f(&Tx {
+                        links,
+                        link_idx,
+                        created,
+                        outbox,
+                        cursors,
+                        seen,
+                        tickets,
+                    })
+                },
+            )
             .map_err(tx_err)
     }
 
@@ -348,7 +355,12 @@ impl Store {
 
     /// Records the effect at the destination and takes the message off its
     /// queue, atomically: after this, a redelivery is impossible.
-    pub fn complete(&self, key: &QueueKey, env: &Envelope, applied: &Applied) -> Result<Link, StoreError> {
+    pub fn complete(
+        &self,
+        key: &QueueKey,
+        env: &Envelope,
+        applied: &Applied,
+    ) -> Result<Link, StoreError> {
         (
             &self.outbox,
             &self.applied,
@@ -507,8 +519,14 @@ mod tests {
 
     #[test]
     fn queue_key_roundtrips_and_orders() {
-        let a = QueueKey { dest: "v".into(), seq: 2 };
-        let b = QueueKey { dest: "v".into(), seq: 256 };
+        let a = QueueKey {
+            dest: "v".into(),
+            seq: 2,
+        };
+        let b = QueueKey {
+            dest: "v".into(),
+            seq: 256,
+        };
         assert!(a.encode() < b.encode());
         assert_eq!(QueueKey::decode(&b.encode()), Some(b.clone()));
         assert_eq!(QueueKey::parse_id(&b.id()), Some(b));

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub enum Notice {
     /// A durable message is on the queue.
-    Queued(QueueKey, Envelope),
+    Queued(QueueKey, Box<Envelope>),
     /// An operator put a dead letter back, or gave it up: its link may
     /// move again.
     Unblocked(uuid::Uuid),
@@ -39,7 +39,7 @@ impl Queues {
     /// sink configured, or not running) finds the message on its next start.
     pub fn announce(&self, key: QueueKey, env: Envelope) {
         if let Some(tx) = self.lock().get(&key.dest) {
-            let _ = tx.send(Notice::Queued(key, env));
+            let _ = tx.send(Notice::Queued(key, Box::new(env)));
         }
     }
 

@@ -97,7 +97,11 @@ fn required(v: &Value, name: &'static str, pointer: &str) -> Result<String, Pars
     })
 }
 
-fn optional(v: &Value, name: &'static str, pointer: &Option<String>) -> Result<Option<String>, ParseError> {
+fn optional(
+    v: &Value,
+    name: &'static str,
+    pointer: &Option<String>,
+) -> Result<Option<String>, ParseError> {
     match pointer {
         Some(p) => text(v, name, p),
         None => Ok(None),
@@ -109,10 +113,7 @@ fn map(v: &Value, m: &WebhookMapping) -> Result<Event, ParseError> {
     let kind_name = match &m.event_type {
         Some(p) => {
             let t = required(v, "event_type", p)?;
-            m.types
-                .get(&t)
-                .cloned()
-                .ok_or(ParseError::UnknownType(t))?
+            m.types.get(&t).cloned().ok_or(ParseError::UnknownType(t))?
         }
         // Without a type field the payload's content tells.
         None => {
@@ -129,7 +130,11 @@ fn map(v: &Value, m: &WebhookMapping) -> Result<Event, ParseError> {
     };
     let status = |required_here: bool| -> Result<Option<Status>, ParseError> {
         let raw = if required_here {
-            Some(required(v, "status", m.status.as_deref().unwrap_or("/status"))?)
+            Some(required(
+                v,
+                "status",
+                m.status.as_deref().unwrap_or("/status"),
+            )?)
         } else {
             optional(v, "status", &m.status)?
         };
@@ -210,11 +215,19 @@ fields = { site = "/store/address", equipment = "/order/asset" }
     #[test]
     fn canonical_event_parses_and_errors_name_the_path() {
         let ok = br#"{"id":"0192f0c0-0000-7000-8000-000000000001","ticket":"R-1","occurred_at":"2026-11-23T10:00:00Z","type":"status_changed","status":"resolved"}"#;
-        assert!(matches!(parse(ok, None).unwrap().kind, EventKind::StatusChanged { status: Status::Resolved }));
+        assert!(matches!(
+            parse(ok, None).unwrap().kind,
+            EventKind::StatusChanged {
+                status: Status::Resolved
+            }
+        ));
         let bad = br#"{"id":"0192f0c0-0000-7000-8000-000000000001","ticket":"R-1","occurred_at":"2026-11-23T10:00:00Z","type":"status_changed","status":"done"}"#;
         let err = parse(bad, None).unwrap_err().to_string();
         assert!(err.contains("unknown variant `done`"), "{err}");
-        assert!(matches!(parse(b"{not json", None), Err(ParseError::NotJson(_))));
+        assert!(matches!(
+            parse(b"{not json", None),
+            Err(ParseError::NotJson(_))
+        ));
     }
 
     #[test]
@@ -223,14 +236,27 @@ fields = { site = "/store/address", equipment = "/order/asset" }
         let created = br#"{"event":"order.created","order":{"id":4711,"title":"Scale broken","details":"aisle 3","asset":"SC-200"},"store":{"address":"Main St 1"}}"#;
         let ev = parse(created, Some(&m)).unwrap();
         assert_eq!(ev.ticket, "4711");
-        let EventKind::TicketCreated { ticket_data } = ev.kind else { panic!() };
+        let EventKind::TicketCreated { ticket_data } = ev.kind else {
+            panic!()
+        };
         assert_eq!(ticket_data.subject, "Scale broken");
         assert_eq!(ticket_data.fields["site"], "Main St 1");
         let state = br#"{"event":"order.state","order":{"id":4711,"state":"DONE"}}"#;
-        assert!(matches!(parse(state, Some(&m)).unwrap().kind, EventKind::StatusChanged { status: Status::Resolved }));
+        assert!(matches!(
+            parse(state, Some(&m)).unwrap().kind,
+            EventKind::StatusChanged {
+                status: Status::Resolved
+            }
+        ));
         let unknown = br#"{"event":"order.deleted","order":{"id":4711}}"#;
-        assert_eq!(parse(unknown, Some(&m)).unwrap_err(), ParseError::UnknownType("order.deleted".into()));
+        assert_eq!(
+            parse(unknown, Some(&m)).unwrap_err(),
+            ParseError::UnknownType("order.deleted".into())
+        );
         let no_id = br#"{"event":"order.note","note":{"text":"hi"}}"#;
-        assert!(matches!(parse(no_id, Some(&m)), Err(ParseError::Missing { name: "ticket", .. })));
+        assert!(matches!(
+            parse(no_id, Some(&m)),
+            Err(ParseError::Missing { name: "ticket", .. })
+        ));
     }
 }

@@ -56,10 +56,15 @@ impl WebhookSink {
         if let Some(files) = event.attachments_mut() {
             for f in files.iter_mut() {
                 if let Some(sha) = &f.sha256 {
-                    let bytes = d.blobs.read_all(sha).await.map_err(|e| SinkError::Permanent {
-                        message: format!("file {} is not in the file store: {e}", f.name),
-                    })?;
-                    f.content_base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+                    let bytes = d
+                        .blobs
+                        .read_all(sha)
+                        .await
+                        .map_err(|e| SinkError::Permanent {
+                            message: format!("file {} is not in the file store: {e}", f.name),
+                        })?;
+                    f.content_base64 =
+                        Some(base64::engine::general_purpose::STANDARD.encode(bytes));
                 }
             }
         }
@@ -109,7 +114,11 @@ impl WebhookSink {
 }
 
 /// Whether retrying can help, by HTTP status.
-pub fn classify(status: reqwest::StatusCode, message: String, retry_after: Option<Duration>) -> SinkError {
+pub fn classify(
+    status: reqwest::StatusCode,
+    message: String,
+    retry_after: Option<Duration>,
+) -> SinkError {
     let code = status.as_u16();
     if code == 408 || code == 425 || code == 429 || status.is_server_error() {
         SinkError::Transient {
