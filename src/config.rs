@@ -226,7 +226,8 @@ pub struct WebhookMapping {
 pub struct PolicyConfig {
     /// Ticket content that may leave this system besides the subject:
     /// `description`, `priority`, `due`, `attachments`, `author_email`, or
-    /// a key of the ticket's fields (`site`, `equipment`, `client_phone`...).
+    /// a key of the ticket's fields (`site`, `equipment`, `client_phone`...);
+    /// `"*"` for everything (a partner gateway that filtered already).
     #[serde(default = "default_allowed_fields")]
     pub allowed_fields: Vec<String>,
     /// Public comments here are the conversation with this ticket's

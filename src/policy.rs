@@ -114,8 +114,10 @@ fn land_comment(comment: &Comment, c: Crossing<'_>) -> Option<Comment> {
 }
 
 /// Whether the sending side lets this piece of ticket content leave.
+/// `"*"` allows everything: for a partner gateway whose own side already
+/// applied its policy.
 pub fn field_allowed(policy: &PolicyConfig, field: &str) -> bool {
-    policy.allowed_fields.iter().any(|f| f == field)
+    policy.allowed_fields.iter().any(|f| f == field || f == "*")
 }
 
 fn filter_ticket(t: &Ticket, policy: &PolicyConfig) -> Ticket {
@@ -286,7 +288,8 @@ mod tests {
         ]
     }
 
-    const FIELD_NAMES: [&str; 8] = [
+    const FIELD_NAMES: [&str; 9] = [
+        "*",
         "description",
         "priority",
         "due",
