@@ -100,7 +100,12 @@ pub struct Gateway {
 impl Gateway {
     /// Writes `[daemon]` plus `rest` and starts the daemon.
     pub fn start_with(dir: tempfile::TempDir, rest: &str) -> Gateway {
-        let port = free_port();
+        Gateway::start_at(dir, free_port(), rest)
+    }
+
+    /// As `start_with`, on a port chosen beforehand (a partner gateway's
+    /// config needs it).
+    pub fn start_at(dir: tempfile::TempDir, port: u16, rest: &str) -> Gateway {
         let admin_port = free_port();
         let config = dir.path().join("deskbridge.toml");
         std::fs::write(
