@@ -14,6 +14,8 @@ use std::sync::Arc;
     about = "Links tickets across independent help desk systems"
 )]
 struct Cli {
+    #[command(flatten)]
+    c: ConfigArg,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -25,7 +27,8 @@ struct ConfigArg {
         long,
         short,
         env = "DESKBRIDGE_CONFIG",
-        default_value = "deskbridge.toml"
+        default_value = "deskbridge.toml",
+        global = true
     )]
     config: PathBuf,
 }
@@ -33,57 +36,35 @@ struct ConfigArg {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the daemon.
-    Run {
-        #[command(flatten)]
-        c: ConfigArg,
-    },
+    Run,
     /// Validate a configuration file; every problem is named by its path.
-    Check {
-        #[command(flatten)]
-        c: ConfigArg,
-    },
+    Check,
     /// List links, or show one (`links show ID`).
     Links {
-        #[command(flatten)]
-        c: ConfigArg,
         #[command(subcommand)]
         show: Option<LinksCmd>,
         /// Print JSON.
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
     },
     /// List dead letters: events a partner refused, with its reason.
     Dead {
-        #[command(flatten)]
-        c: ConfigArg,
         #[arg(long)]
         json: bool,
     },
     /// Re-run a dead letter after its cause is fixed.
-    Replay {
-        id: String,
-        #[command(flatten)]
-        c: ConfigArg,
-    },
+    Replay { id: String },
     /// Give up a dead letter for good so that its link moves on.
-    Discard {
-        id: String,
-        #[command(flatten)]
-        c: ConfigArg,
-    },
+    Discard { id: String },
     /// Hand a ticket to a partner: `--from ENDPOINT:TICKET --to ENDPOINT`.
     Transfer {
         #[arg(long)]
         from: String,
         #[arg(long)]
         to: String,
-        #[command(flatten)]
-        c: ConfigArg,
     },
     /// Queues, failures and dead letters per destination.
     Status {
-        #[command(flatten)]
-        c: ConfigArg,
         #[arg(long)]
         json: bool,
     },
@@ -191,8 +172,9 @@ fn print_link(l: &LinkView) {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    let c = cli.c;
     match cli.cmd {
-        Cmd::Run { c } => {
+        Cmd::Run => {
             let config = load(&c)?;
             init_logging(config.daemon.log_json);
             let running = deskbridge::daemon::start(config, Default::default()).await?;
@@ -200,7 +182,7 @@ async fn run(cli: Cli) -> Result<()> {
             tracing::info!("shutting down");
             running.stop().await;
         }
-        Cmd::Check { c } => match Config::load(&c.config) {
+        Cmd::Check => match Config::load(&c.config) {
             Ok(config) => println!(
                 "{}: valid ({} parties, {} endpoints, {} transfer rules)",
                 c.config.display(),
@@ -215,7 +197,7 @@ async fn run(cli: Cli) -> Result<()> {
                 std::process::exit(1);
             }
         },
-        Cmd::Links { c, show, json } => {
+        Cmd::Links { show, json } => {
             let t = target(load(&c)?).await?;
             match show {
                 Some(LinksCmd::Show { id }) => {
@@ -248,7 +230,7 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Dead { c, json } => {
+        Cmd::Dead { json } => {
             let t = target(load(&c)?).await?;
             let ds: Vec<DeadView> = match &t {
                 Target::Local(o) => o.dead()?,
@@ -267,7 +249,7 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Replay { id, c } => {
+        Cmd::Replay { id } => {
             let t = target(load(&c)?).await?;
             let msg: String = match &t {
                 Target::Local(o) => o.replay(&id)?,
@@ -275,7 +257,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             println!("{msg}");
         }
-        Cmd::Discard { id, c } => {
+        Cmd::Discard { id } => {
             let t = target(load(&c)?).await?;
             let msg: String = match &t {
                 Target::Local(o) => o.discard(&id)?,
@@ -283,7 +265,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             println!("{msg}");
         }
-        Cmd::Transfer { from, to, c } => {
+        Cmd::Transfer { from, to } => {
             let (ep, ticket) = from
                 .split_once(':')
                 .context("--from takes ENDPOINT:TICKET, for example svc:42")?;
@@ -299,7 +281,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             print_link(&l);
         }
-        Cmd::Status { c, json } => {
+        Cmd::Status { json } => {
             let t = target(load(&c)?).await?;
             let s: StatusView = match &t {
                 Target::Local(o) => o.status()?,

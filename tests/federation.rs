@@ -16,7 +16,14 @@ name = "Contoso Devices"
 role = "vendor"
 "#;
 
-fn gateway_endpoint(dir: &std::path::Path, ep: &str, party: &str, url: &str, inbound: &str, outbound: &str) -> String {
+fn gateway_endpoint(
+    dir: &std::path::Path,
+    ep: &str,
+    party: &str,
+    url: &str,
+    inbound: &str,
+    outbound: &str,
+) -> String {
     let inf = dir.join(format!("{ep}.gw.in"));
     let outf = dir.join(format!("{ep}.gw.out"));
     std::fs::write(&inf, inbound).unwrap();
@@ -86,8 +93,20 @@ async fn two_gateways_federate_both_ways_under_each_companys_policy() {
         &[("equipment", "SC-200"), ("client_phone", "+1 555 0100")],
         "Dana",
     );
-    acme_desk.desk.comment(&t, "Client says it is urgent", Audience::Public, "Dana", &[]);
-    acme_desk.desk.comment(&t, "Premium SLA", Audience::Internal, "Dana", &[]);
+    acme_desk.desk.comment(
+        &t,
+        "Client says it is urgent",
+        Audience::Public,
+        "Dana",
+        &[],
+    );
+    acme_desk
+        .desk
+        .comment(&t, "Premium SLA", Audience::Internal, "Dana", &[]);
+    eventually("Acme's desk reported its ticket", 10, || async {
+        acme_desk.desk.unsent() == 0
+    })
+    .await;
     // The field change is what escalates; the desk reports it as a ticket
     // update through the canonical field_changed event.
     let mut ev = deskbridge::event::Event::new(
@@ -97,7 +116,10 @@ async fn two_gateways_federate_both_ways_under_each_companys_policy() {
             value: "contoso".into(),
         },
     );
-    ev.author = Some(deskbridge::event::Author { name: "Dana".into(), email: None });
+    ev.author = Some(deskbridge::event::Author {
+        name: "Dana".into(),
+        email: None,
+    });
     let resp = post_signed(
         &a.hook_url("desk"),
         &acme_desk.in_secret,
@@ -108,20 +130,48 @@ async fn two_gateways_federate_both_ways_under_each_companys_policy() {
     .await;
     assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
 
-    eventually("Contoso's desk has the ticket", 20, || async {
-        contoso_desk.desk.tickets().len() == 1
-    })
-    .await;
+    for _ in 0..400 {
+        if contoso_desk.desk.tickets().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        contoso_desk.desk.tickets().len(),
+        1,
+        "Contoso's desk has no ticket.\nAcme's gateway:\n{}\nContoso's gateway:\n{}",
+        a.log(),
+        c.log()
+    );
     let ct = contoso_desk.desk.tickets().remove(0);
     assert_eq!(ct.subject, "Scale shows wrong weight");
-    assert_eq!(ct.fields.get("equipment").map(String::as_str), Some("SC-200"));
+    assert_eq!(
+        ct.fields.get("equipment").map(String::as_str),
+        Some("SC-200")
+    );
     assert!(!ct.fields.contains_key("client_phone"), "{:?}", ct.fields);
 
     // Acme writes for the partner; Contoso answers publicly and internally.
-    acme_desk.desk.comment(&t, "Serial number is 4471", Audience::Partner, "Dana", &[]);
-    contoso_desk.desk.comment(&ct.id, "Please power-cycle and recalibrate", Audience::Public, "Lee", &[("steps.txt", b"1. off\n2. on\n")]);
-    contoso_desk.desk.comment(&ct.id, "Known issue in batch 7", Audience::Internal, "Lee", &[]);
-    contoso_desk.desk.set_status(&ct.id, Status::Resolved, "Lee");
+    acme_desk
+        .desk
+        .comment(&t, "Serial number is 4471", Audience::Partner, "Dana", &[]);
+    contoso_desk.desk.comment(
+        &ct.id,
+        "Please power-cycle and recalibrate",
+        Audience::Public,
+        "Lee",
+        &[("steps.txt", b"1. off\n2. on\n")],
+    );
+    contoso_desk.desk.comment(
+        &ct.id,
+        "Known issue in batch 7",
+        Audience::Internal,
+        "Lee",
+        &[],
+    );
+    contoso_desk
+        .desk
+        .set_status(&ct.id, Status::Resolved, "Lee");
 
     eventually("Acme sees Contoso's reply and status", 20, || async {
         let at = acme_desk.desk.ticket(&t).unwrap();
@@ -129,25 +179,50 @@ async fn two_gateways_federate_both_ways_under_each_companys_policy() {
     })
     .await;
     eventually("Contoso sees Acme's partner note", 20, || async {
-        contoso_desk.desk.ticket(&ct.id).unwrap().comments.iter().any(|c| c.body.contains("4471"))
+        contoso_desk
+            .desk
+            .ticket(&ct.id)
+            .unwrap()
+            .comments
+            .iter()
+            .any(|c| c.body.contains("4471"))
     })
     .await;
-    eventually("both gateways idle", 20, || async { a.idle().await && c.idle().await }).await;
+    eventually("both gateways idle", 20, || async {
+        a.idle().await && c.idle().await
+    })
+    .await;
 
     let at = acme_desk.desk.ticket(&t).unwrap();
     let ct = contoso_desk.desk.ticket(&ct.id).unwrap();
-    let bodies = |cs: &[deskbridge::sample_desk::DeskComment]| cs.iter().map(|c| c.body.clone()).collect::<Vec<_>>().join("\n");
+    let bodies = |cs: &[deskbridge::sample_desk::DeskComment]| {
+        cs.iter()
+            .map(|c| c.body.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     // Each side's internal notes and Acme's client conversation stayed home.
     assert!(!bodies(&ct.comments).contains("Premium SLA"));
     assert!(!bodies(&ct.comments).contains("urgent"));
     assert!(!bodies(&at.comments).contains("batch 7"));
     // Contoso's reply landed once at Acme, as an internal note marked with
     // Contoso's name, with its file.
-    let replies: Vec<_> = at.comments.iter().filter(|c| c.body.contains("power-cycle")).collect();
+    let replies: Vec<_> = at
+        .comments
+        .iter()
+        .filter(|c| c.body.contains("power-cycle"))
+        .collect();
     assert_eq!(replies.len(), 1, "{:?}", at.comments);
     assert_eq!(replies[0].audience, Audience::Internal);
-    assert!(replies[0].author.contains("Contoso Devices"), "{}", replies[0].author);
-    assert_eq!(replies[0].files, vec![("steps.txt".to_string(), b"1. off\n2. on\n".to_vec())]);
+    assert!(
+        replies[0].author.contains("Contoso Devices"),
+        "{}",
+        replies[0].author
+    );
+    assert_eq!(
+        replies[0].files,
+        vec![("steps.txt".to_string(), b"1. off\n2. on\n".to_vec())]
+    );
     assert_eq!(bodies(&ct.comments).matches("4471").count(), 1);
 
     // Each gateway knows the partner's side of its link.
