@@ -173,6 +173,7 @@ pub fn admin_router(ops: Ops) -> Router {
             "/status",
             get(|State(o): State<Ops>| async move { reply(o.status()) }),
         )
+        .route("/metrics", get(metrics))
         .with_state(ops)
 }
 
@@ -181,4 +182,74 @@ fn reply<T: serde::Serialize>(r: Result<T, crate::ops::OpsError>) -> Response {
         Ok(v) => Json(v).into_response(),
         Err(e) => error(e.status(), e.to_string()),
     }
+}
+
+/// Prometheus text format, from the same figures as `/status`.
+async fn metrics(State(o): State<Ops>) -> Response {
+    let s = match o.status() {
+        Ok(s) => s,
+        Err(e) => return error(e.status(), e.to_string()),
+    };
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, kind: &str, values: Vec<(String, String)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, v) in values {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    let per_dest = |f: &dyn Fn(&crate::ops::DestStatusView) -> String| {
+        s.destinations
+            .iter()
+            .map(|(d, v)| (format!("{{destination=\"{d}\"}}"), f(v)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "deskbridge_links",
+        "Links stored.",
+        "gauge",
+        vec![(String::new(), s.links.to_string())],
+    );
+    family(
+        "deskbridge_dead_letters",
+        "Dead letters waiting for an operator.",
+        "gauge",
+        vec![(String::new(), s.dead_letters.to_string())],
+    );
+    family(
+        "deskbridge_queued",
+        "Messages waiting per destination.",
+        "gauge",
+        per_dest(&|v| v.queued.to_string()),
+    );
+    family(
+        "deskbridge_in_flight",
+        "Deliveries in progress per destination.",
+        "gauge",
+        per_dest(&|v| v.in_flight.to_string()),
+    );
+    family(
+        "deskbridge_blocked_links",
+        "Links held back by a dead letter.",
+        "gauge",
+        per_dest(&|v| v.blocked_links.to_string()),
+    );
+    family(
+        "deskbridge_delivered_total",
+        "Deliveries applied since start.",
+        "counter",
+        per_dest(&|v| v.delivered.to_string()),
+    );
+    family(
+        "deskbridge_dead_lettered_total",
+        "Deliveries dead-lettered since start.",
+        "counter",
+        per_dest(&|v| v.dead_lettered.to_string()),
+    );
+    family(
+        "deskbridge_failing",
+        "1 while the destination fails transiently.",
+        "gauge",
+        per_dest(&|v| u8::from(v.failing.is_some()).to_string()),
+    );
+    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

@@ -55,7 +55,20 @@ impl Ingest {
         &self,
         endpoint: &str,
         dedupe: Option<&str>,
+        events: Vec<Event>,
+    ) -> Result<Outcome, IngestError> {
+        self.accept_polled(endpoint, dedupe, events, None).await
+    }
+
+    /// As `accept`, moving the endpoint's source cursor (a poller's "seen
+    /// up to here") in the same transaction as the queue writes: after a
+    /// crash either both happened or neither did.
+    pub async fn accept_polled(
+        &self,
+        endpoint: &str,
+        dedupe: Option<&str>,
         mut events: Vec<Event>,
+        cursor: Option<&[u8]>,
     ) -> Result<Outcome, IngestError> {
         if !self.config.endpoints.contains_key(endpoint) {
             return Err(IngestError::UnknownEndpoint(endpoint.into()));
@@ -142,9 +155,15 @@ impl Ingest {
                     links_created += 1;
                 }
             }
+            if let Some(c) = cursor {
+                tx.set_cursor(endpoint, c)?;
+            }
             Ok(Some((queued, links_created)))
         })?;
         let Some((queued, links_created)) = result else {
+            // The first copy may still be waiting for its flush (a sender
+            // retrying after a timeout): "done" only once it is durable.
+            self.store.flush().await?;
             return Ok(Outcome::Duplicate);
         };
         self.store.flush().await?;
@@ -327,4 +346,163 @@ fn matches(cond: Option<&Condition>, t: &Ticket) -> bool {
         "priority" => t.priority.as_deref() == Some(v.as_str()),
         _ => t.fields.get(k) == Some(v),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Audience, Comment};
+
+    const CONFIG: &str = r#"
+[parties.a]
+name = "A Co"
+role = "service_company"
+[parties.b]
+name = "B Co"
+role = "vendor"
+[endpoints.a]
+party = "a"
+kind = "webhook"
+service_account = "bridge"
+[endpoints.a.webhook]
+[endpoints.b]
+party = "b"
+kind = "webhook"
+[endpoints.b.webhook]
+[[transfers]]
+from = "a"
+to = "b"
+"#;
+
+    fn setup() -> (tempfile::TempDir, Ingest, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(Config::parse(CONFIG).unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        let blobs = BlobStore::open(dir.path().join("files"), 1024).unwrap();
+        let ingest = Ingest::new(config, store.clone(), blobs, Queues::default());
+        (dir, ingest, store)
+    }
+
+    fn created(ticket: &str) -> Event {
+        Event::new(
+            ticket,
+            EventKind::TicketCreated {
+                ticket_data: Ticket {
+                    subject: "s".into(),
+                    ..Ticket::default()
+                },
+            },
+        )
+    }
+
+    fn comment(ticket: &str, body: &str, audience: Audience) -> Event {
+        Event::new(
+            ticket,
+            EventKind::Comment {
+                comment: Comment {
+                    body: body.into(),
+                    audience,
+                    attachments: vec![],
+                },
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn cursor_moves_with_the_queue_writes() {
+        let (_d, ingest, store) = setup();
+        let out = ingest
+            .accept_polled("a", None, vec![created("1")], Some(b"page-2"))
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            Outcome::Accepted {
+                queued: 1,
+                links_created: 1
+            }
+        );
+        assert_eq!(store.cursor("a").unwrap().as_deref(), Some(&b"page-2"[..]));
+        assert_eq!(store.pending("b").unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn repeats_and_echoes_change_nothing() {
+        let (_d, ingest, store) = setup();
+        ingest
+            .accept("a", Some("m1"), vec![created("1")])
+            .await
+            .unwrap();
+        assert_eq!(
+            ingest
+                .accept("a", Some("m1"), vec![created("1")])
+                .await
+                .unwrap(),
+            Outcome::Duplicate
+        );
+        let c = comment("1", "for the vendor", Audience::Partner);
+        ingest.accept("a", None, vec![c.clone()]).await.unwrap();
+        // the same event id again, under another message id
+        ingest.accept("a", Some("m2"), vec![c]).await.unwrap();
+        // written by deskbridge's service account, or carrying its marker
+        let mut echo = comment("1", "relayed", Audience::Partner);
+        echo.author = Some(crate::event::Author {
+            name: "bridge".into(),
+            email: None,
+        });
+        let marked = comment(
+            "1",
+            &format!("relayed {}", crate::event::marker(uuid::Uuid::now_v7())),
+            Audience::Partner,
+        );
+        ingest.accept("a", None, vec![echo, marked]).await.unwrap();
+        // the transfer and the one partner comment, nothing else
+        assert_eq!(store.pending("b").unwrap().len(), 2);
+        assert_eq!(store.links().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn oversized_or_broken_files_are_refused_before_anything_is_stored() {
+        let (_d, ingest, store) = setup();
+        let mut ev = comment("1", "file", Audience::Partner);
+        ev.attachments_mut()
+            .unwrap()
+            .push(crate::event::Attachment {
+                name: "big.bin".into(),
+                content_type: "application/octet-stream".into(),
+                sha256: None,
+                size: None,
+                content_base64: Some(base64::engine::general_purpose::STANDARD.encode([0u8; 2048])),
+            });
+        assert!(matches!(
+            ingest.accept("a", Some("m"), vec![ev]).await,
+            Err(IngestError::Blob(BlobError::TooLarge { .. }))
+        ));
+        let mut ev = comment("1", "file", Audience::Partner);
+        ev.attachments_mut()
+            .unwrap()
+            .push(crate::event::Attachment {
+                name: "x".into(),
+                content_type: "text/plain".into(),
+                sha256: None,
+                size: None,
+                content_base64: Some("%%%".into()),
+            });
+        assert!(matches!(
+            ingest.accept("a", Some("m"), vec![ev]).await,
+            Err(IngestError::BadBase64 { .. })
+        ));
+        // the refused message id was not marked as seen
+        assert_eq!(
+            ingest
+                .accept("a", Some("m"), vec![created("1")])
+                .await
+                .unwrap(),
+            Outcome::Accepted {
+                queued: 1,
+                links_created: 1
+            }
+        );
+        assert_eq!(store.pending("b").unwrap().len(), 1);
+    }
 }

@@ -68,7 +68,9 @@ fn validate(ev: &Event) -> Result<(), ParseError> {
                 a.name
             )));
         }
-        if a.content_base64.is_none() && a.sha256.is_none() {
+        // The content itself must come: a digest alone could name a file
+        // this gateway never received.
+        if a.content_base64.is_none() {
             return Err(ParseError::Invalid(format!(
                 "attachment {}: give content_base64",
                 a.name
