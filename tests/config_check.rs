@@ -28,7 +28,10 @@ fn check(path: &std::path::Path, with_secrets: bool) -> std::process::Output {
     cmd.args(["check", "--config"]).arg(path);
     for v in SECRET_VARS {
         if with_secrets {
-            cmd.env(v, deskbridge::connector::webhook::sign::Secret::generate().1);
+            cmd.env(
+                v,
+                deskbridge::connector::webhook::sign::Secret::generate().1,
+            );
         } else {
             cmd.env_remove(v);
         }
@@ -54,7 +57,11 @@ fn every_example_is_valid() {
         );
         // Without its secrets, each example names the missing variables.
         let out = check(&path, false);
-        assert!(!out.status.success(), "{} passed without secrets", path.display());
+        assert!(
+            !out.status.success(),
+            "{} passed without secrets",
+            path.display()
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("environment variable"), "{err}");
     }
@@ -148,7 +155,10 @@ fn secrets_never_appear_in_check_output() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(all.contains("endpoints.e.webhook.inbound_secrets[0]"), "{all}");
+    assert!(
+        all.contains("endpoints.e.webhook.inbound_secrets[0]"),
+        "{all}"
+    );
     assert!(!all.contains("TOPSECRET"), "{all}");
 }
 

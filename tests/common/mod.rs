@@ -161,7 +161,11 @@ impl Gateway {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("deskbridge exited at start ({status}):\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "deskbridge did not start:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "deskbridge did not start:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -261,7 +265,10 @@ pub async fn post_signed(
         .header("content-type", "application/json")
         .header(sign::HEADER_ID, msg_id)
         .header(sign::HEADER_TIMESTAMP, timestamp.to_string())
-        .header(sign::HEADER_SIGNATURE, sign::sign(&s, msg_id, timestamp, body))
+        .header(
+            sign::HEADER_SIGNATURE,
+            sign::sign(&s, msg_id, timestamp, body),
+        )
         .body(body.to_vec())
         .send()
         .await
