@@ -1,14 +1,20 @@
 //! Outbound: POST each event, signed, to the partner's URL.
 
-use super::sign::{self, Secret};
+use super::sign::{self, Secret, Signer};
 use super::Receipt;
+use crate::blob::{BlobError, BlobStore};
 use crate::config::WebhookConfig;
 use crate::connector::{Delivery, Sink, SinkError};
-use crate::event::EventKind;
+use crate::event::{Event, EventKind};
 use crate::store::Applied;
 use base64::Engine as _;
+use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::Stream;
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncReadExt as _;
 
 pub struct WebhookSink {
     endpoint: String,
@@ -19,6 +25,14 @@ pub struct WebhookSink {
 
 /// The longest partner error text kept in a dead letter.
 const MAX_ERROR_TEXT: usize = 2000;
+
+/// Bytes of a file read and encoded at a time. A multiple of 3, so no chunk
+/// but a file's last has base64 padding and the encoded chunks concatenate
+/// to the base64 of the whole file.
+const FILE_CHUNK: usize = 48 * 1024;
+const _: () = assert!(FILE_CHUNK.is_multiple_of(3));
+/// The most of the event's own JSON handed out at a time.
+const JSON_CHUNK: usize = 64 * 1024;
 
 impl WebhookSink {
     /// `None` when the endpoint has no URL (it only sends to us).
@@ -35,6 +49,10 @@ impl WebhookSink {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(w.timeout_secs))
             .connect_timeout(Duration::from_secs(w.timeout_secs.min(10)))
+            // Following a redirect would turn the POST into a GET (301,
+            // 302, 303) whose 200 looks like a delivery, or carry the signed
+            // event to another host: a moved URL is for the operator to fix.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("endpoints.{endpoint}: cannot build HTTP client: {e}"))?;
         Ok(Some(WebhookSink {
@@ -53,28 +71,20 @@ impl WebhookSink {
         // offer the link id, which the partner may keep or replace.
         let offered = d.link.id.to_string();
         event.ticket = d.ticket.map(str::to_owned).unwrap_or(offered.clone());
-        if let Some(files) = event.attachments_mut() {
-            for f in files.iter_mut() {
-                if let Some(sha) = &f.sha256 {
-                    let bytes = d
-                        .blobs
-                        .read_all(sha)
-                        .await
-                        .map_err(|e| SinkError::Permanent {
-                            message: format!("file {} is not in the file store: {e}", f.name),
-                        })?;
-                    f.content_base64 =
-                        Some(base64::engine::general_purpose::STANDARD.encode(bytes));
-                }
-            }
-        }
-        let body = serde_json::to_vec(&event).map_err(|e| SinkError::Permanent {
-            message: format!("cannot encode event: {e}"),
-        })?;
+        let plan = BodyPlan::new(event).map_err(|message| SinkError::Permanent { message })?;
         // The same id on every attempt: the receiver applies it once.
         let msg_id = format!("msg_{}_{}", env.event.id.simple(), env.link_id.simple());
         let ts = chrono::Utc::now().timestamp();
-        let signature = sign::sign(&self.secret, &msg_id, ts, &body);
+        // The signature goes in a header, so it is computed over a first
+        // pass of the body; the second pass is what goes on the wire.
+        let (signature, sizes) = plan
+            .sign(d.blobs, &self.secret, &msg_id, ts)
+            .await
+            .map_err(|e| SinkError::Permanent {
+                message: e.to_string(),
+            })?;
+        let content_length = plan.len(&sizes);
+        let body = reqwest::Body::wrap_stream(plan.stream(d.blobs, sizes));
         let resp = self
             .client
             .post(&self.url)
@@ -82,6 +92,9 @@ impl WebhookSink {
             .header(sign::HEADER_ID, &msg_id)
             .header(sign::HEADER_TIMESTAMP, ts.to_string())
             .header(sign::HEADER_SIGNATURE, signature)
+            // Known up front, so the receiver sees a plain request rather
+            // than a chunked one.
+            .header(reqwest::header::CONTENT_LENGTH, content_length)
             .body(body)
             .send()
             .await
@@ -95,6 +108,13 @@ impl WebhookSink {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| crate::retry::parse_retry_after(v, chrono::Utc::now()));
+        // Where a redirect points, without its query (it may carry a token).
+        let moved_to = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| status.is_redirection())
+            .map(|v| v.split('?').next().unwrap_or_default().to_string());
         let text = resp.text().await.unwrap_or_default();
         if status.is_success() {
             let receipt: Receipt = serde_json::from_str(&text).unwrap_or_default();
@@ -108,7 +128,10 @@ impl WebhookSink {
             });
         }
         let partner_text: String = text.trim().chars().take(MAX_ERROR_TEXT).collect();
-        let message = format!("{} answered {status}: {partner_text}", self.endpoint);
+        let mut message = format!("{} answered {status}: {partner_text}", self.endpoint);
+        if let Some(to) = moved_to {
+            message.push_str(&format!(" (redirects to {to}: set the endpoint's url)"));
+        }
         Err(classify(status, message, retry_after))
     }
 }
@@ -144,5 +167,595 @@ fn describe_reqwest(e: reqwest::Error) -> String {
 impl Sink for WebhookSink {
     fn apply<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<Applied, SinkError>> {
         Box::pin(self.send(d))
+    }
+}
+
+/// The request body, planned without reading any file: the event's canonical
+/// JSON with a placeholder where each stored file's `content_base64` goes.
+/// The body is that JSON with each placeholder replaced by the base64 of its
+/// file, produced in bounded chunks, so memory does not grow with file size.
+#[derive(Clone)]
+struct BodyPlan {
+    json: Bytes,
+    /// In the order they appear in `json`.
+    files: Arc<[PlannedFile]>,
+}
+
+struct PlannedFile {
+    name: String,
+    sha256: String,
+    /// Where its placeholder stands in `json`.
+    at: Range<usize>,
+}
+
+/// Why the body could not be produced. Each names the file.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("file {name} is not in the file store: {source}")]
+    Missing { name: String, source: BlobError },
+    #[error("cannot read file {name} from the file store: {source}")]
+    Read {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("file {name} changed while being sent: {signed} bytes when signed, {sent} when sent")]
+    Changed {
+        name: String,
+        signed: u64,
+        sent: u64,
+    },
+}
+
+impl BodyPlan {
+    fn new(event: Event) -> Result<BodyPlan, String> {
+        // Random, so no event content can spell it; checked anyway.
+        BodyPlan::with_nonce(event, &uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    fn with_nonce(mut event: Event, nonce: &str) -> Result<BodyPlan, String> {
+        let mut wanted = Vec::new();
+        if let Some(files) = event.attachments_mut() {
+            for f in files.iter_mut() {
+                if let Some(sha) = &f.sha256 {
+                    // Only characters JSON leaves unescaped, like base64's own;
+                    // the trailing dash keeps file 1's from prefixing file 10's.
+                    let placeholder = format!("deskbridge-file-{nonce}-{}-", wanted.len());
+                    wanted.push((f.name.clone(), sha.clone(), placeholder.clone()));
+                    f.content_base64 = Some(placeholder);
+                }
+            }
+        }
+        let json =
+            serde_json::to_string(&event).map_err(|e| format!("cannot encode event: {e}"))?;
+        let mut files = Vec::with_capacity(wanted.len());
+        for (name, sha256, placeholder) in wanted {
+            let mut hits = json.match_indices(&placeholder).map(|(at, _)| at);
+            let (Some(start), None) = (hits.next(), hits.next()) else {
+                return Err(format!(
+                    "cannot encode event: the placeholder for file {name} is not unique"
+                ));
+            };
+            files.push(PlannedFile {
+                name,
+                sha256,
+                at: start..start + placeholder.len(),
+            });
+        }
+        files.sort_by_key(|f| f.at.start);
+        Ok(BodyPlan {
+            json: Bytes::from(json.into_bytes()),
+            files: files.into(),
+        })
+    }
+
+    /// The body's length in bytes, given each file's size.
+    fn len(&self, sizes: &[u64]) -> u64 {
+        let placeholders: usize = self.files.iter().map(|f| f.at.len()).sum();
+        let base64: u64 = sizes.iter().map(|n| n.div_ceil(3) * 4).sum();
+        (self.json.len() - placeholders) as u64 + base64
+    }
+
+    /// The signature header value over the whole body, read once, and the
+    /// size of each file as read (for the length and to check the send).
+    async fn sign(
+        &self,
+        blobs: &BlobStore,
+        secret: &Secret,
+        id: &str,
+        ts: i64,
+    ) -> Result<(String, Vec<u64>), BodyError> {
+        let mut signer = Signer::new(secret, id, ts);
+        let mut reader = BodyReader::new(self.clone(), blobs.clone(), None);
+        while let Some(chunk) = reader.next_chunk().await? {
+            signer.update(&chunk);
+        }
+        Ok((signer.finish(), reader.sizes))
+    }
+
+    /// The body again, as a stream; fails if a file's size differs from
+    /// `sizes` (what was signed and announced as the length).
+    fn stream(
+        &self,
+        blobs: &BlobStore,
+        sizes: Vec<u64>,
+    ) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
+        let reader = BodyReader::new(self.clone(), blobs.clone(), Some(sizes));
+        futures::stream::try_unfold(reader, |mut reader| async move {
+            Ok(reader.next_chunk().await?.map(|chunk| (chunk, reader)))
+        })
+    }
+}
+
+/// One pass over a planned body.
+struct BodyReader {
+    plan: BodyPlan,
+    blobs: BlobStore,
+    /// The next byte of `plan.json` to hand out.
+    pos: usize,
+    /// The next file to open.
+    next_file: usize,
+    /// The file being read, and how many bytes of it so far.
+    open: Option<(tokio::fs::File, u64)>,
+    /// The size of each file finished so far.
+    sizes: Vec<u64>,
+    /// The sizes each file must have (on the sending pass).
+    expected: Option<Vec<u64>>,
+    buf: Box<[u8]>,
+}
+
+impl BodyReader {
+    fn new(plan: BodyPlan, blobs: BlobStore, expected: Option<Vec<u64>>) -> BodyReader {
+        BodyReader {
+            plan,
+            blobs,
+            pos: 0,
+            next_file: 0,
+            open: None,
+            sizes: Vec::new(),
+            expected,
+            buf: vec![0; FILE_CHUNK].into_boxed_slice(),
+        }
+    }
+
+    /// The next piece of the body, at most `JSON_CHUNK` bytes; `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
+        loop {
+            if let Some((file, read)) = &mut self.open {
+                let index = self.next_file - 1;
+                let planned = &self.plan.files[index];
+                let n = fill(file, &mut self.buf)
+                    .await
+                    .map_err(|source| BodyError::Read {
+                        name: planned.name.clone(),
+                        source,
+                    })?;
+                *read += n as u64;
+                let read = *read;
+                let expected = self.expected.as_ref().map(|e| e[index]);
+                if let Some(signed) = expected.filter(|&s| read > s || (n == 0 && read != s)) {
+                    return Err(BodyError::Changed {
+                        name: planned.name.clone(),
+                        signed,
+                        sent: read,
+                    });
+                }
+                if n > 0 {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&self.buf[..n]);
+                    return Ok(Some(Bytes::from(encoded)));
+                }
+                self.sizes.push(read);
+                self.pos = planned.at.end;
+                self.open = None;
+                continue;
+            }
+            let until = self
+                .plan
+                .files
+                .get(self.next_file)
+                .map_or(self.plan.json.len(), |f| f.at.start);
+            if self.pos < until {
+                let end = until.min(self.pos + JSON_CHUNK);
+                let chunk = self.plan.json.slice(self.pos..end);
+                self.pos = end;
+                return Ok(Some(chunk));
+            }
+            let Some(planned) = self.plan.files.get(self.next_file) else {
+                return Ok(None);
+            };
+            let file = self
+                .blobs
+                .open_blob(&planned.sha256)
+                .await
+                .map_err(|source| BodyError::Missing {
+                    name: planned.name.clone(),
+                    source,
+                })?;
+            self.open = Some((file, 0));
+            self.next_file += 1;
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; short only at the end.
+async fn fill(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]).await? {
+            0 => break,
+            m => n += m,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Attachment, Audience, Comment, Ticket};
+    use crate::link::Link;
+    use crate::store::Envelope;
+    use futures::TryStreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+
+    const SIZES: [usize; 8] = [0, 1, 2, 3, 49151, 49152, 49153, 1_000_003];
+    const MAX_CHUNK: usize = 70 * 1024;
+
+    fn secret() -> Secret {
+        Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
+    }
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path().join("blobs"), u64::MAX).unwrap();
+        (dir, blobs)
+    }
+
+    /// Distinct, non-repeating-looking content per file.
+    fn content(size: usize, seed: usize) -> Vec<u8> {
+        (0..size)
+            .map(|i| ((i * 31 + seed * 7) % 251) as u8)
+            .collect()
+    }
+
+    fn attachment(name: &str, sha256: Option<String>, size: usize) -> Attachment {
+        Attachment {
+            name: name.into(),
+            content_type: "application/pdf".into(),
+            sha256,
+            size: Some(size as u64),
+            content_base64: None,
+        }
+    }
+
+    /// Stores each file and returns the comment event carrying them, and the
+    /// same event with every file's base64 inline: the body as it was built
+    /// before streaming.
+    async fn event_with(blobs: &BlobStore, sizes: &[usize]) -> (Event, Event) {
+        let mut files = Vec::new();
+        let mut inline = Vec::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            let data = content(size, i);
+            let r = blobs.put_bytes(&data).await.unwrap();
+            let f = attachment(&format!("file-{i}.pdf"), Some(r.sha256), size);
+            let mut g = f.clone();
+            g.content_base64 = Some(base64::engine::general_purpose::STANDARD.encode(&data));
+            files.push(f);
+            inline.push(g);
+        }
+        let comment = |attachments| EventKind::Comment {
+            comment: Comment {
+                body: "Replaced the \"drum\" unit; see the files.\n".into(),
+                audience: Audience::Partner,
+                attachments,
+            },
+        };
+        let ev = Event::new("T-1", comment(files));
+        let mut expected = ev.clone();
+        expected.kind = comment(inline);
+        (ev, expected)
+    }
+
+    async fn collect(plan: &BodyPlan, blobs: &BlobStore, sizes: Vec<u64>) -> Vec<Bytes> {
+        plan.stream(blobs, sizes).try_collect().await.unwrap()
+    }
+
+    /// Streams `ev` both ways and checks the result against `expected`.
+    async fn check_body(blobs: &BlobStore, ev: Event, expected: &Event) {
+        let want = serde_json::to_vec(expected).unwrap();
+        let plan = BodyPlan::new(ev).unwrap();
+        let (sig, sizes) = plan
+            .sign(blobs, &secret(), "msg_1", 1_700_000_000)
+            .await
+            .unwrap();
+        assert_eq!(plan.len(&sizes), want.len() as u64, "content length");
+        let chunks = collect(&plan, blobs, sizes).await;
+        let max = chunks.iter().map(Bytes::len).max().unwrap_or(0);
+        assert!(max <= MAX_CHUNK, "a chunk of {max} bytes");
+        let got = chunks.concat();
+        assert!(got == want, "body differs from the inline JSON");
+        assert_eq!(sig, sign::sign(&secret(), "msg_1", 1_700_000_000, &want));
+    }
+
+    #[tokio::test]
+    async fn streamed_body_equals_inline_json() {
+        let (_d, blobs) = store();
+        let mut cases: Vec<Vec<usize>> = vec![vec![]];
+        cases.extend(SIZES.iter().map(|&s| vec![s]));
+        cases.extend([
+            vec![0, 49153, 1_000_003],
+            vec![1, 2, 3],
+            vec![49151, 49152, 0],
+            vec![1_000_003, 3, 1_000_003],
+        ]);
+        for sizes in cases {
+            let (ev, expected) = event_with(&blobs, &sizes).await;
+            check_body(&blobs, ev, &expected).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn transfer_with_inline_and_stored_files() {
+        let (_d, blobs) = store();
+        let data = content(49153, 3);
+        let stored = blobs.put_bytes(&data).await.unwrap();
+        // A file without a digest keeps whatever it carries; no event
+        // content can be mistaken for a placeholder's position.
+        let mut kept = attachment("note.txt", None, 4);
+        kept.content_base64 = Some("AAAA".into());
+        let ticket = |files| EventKind::TicketCreated {
+            ticket_data: Ticket {
+                subject: "Printer jams".into(),
+                description: "deskbridge-file- in the text \u{1F5A8} \\ \"".into(),
+                fields: [("site".to_string(), "Store 12".to_string())].into(),
+                attachments: files,
+                ..Ticket::default()
+            },
+        };
+        let scan = attachment("scan.pdf", Some(stored.sha256), data.len());
+        let mut inline = scan.clone();
+        inline.content_base64 = Some(base64::engine::general_purpose::STANDARD.encode(&data));
+        let ev = Event::new("T-2", ticket(vec![kept.clone(), scan]));
+        let mut expected = ev.clone();
+        expected.kind = ticket(vec![kept, inline]);
+        check_body(&blobs, ev, &expected).await;
+
+        // Kinds without files are the plain JSON.
+        let status = Event::new(
+            "T-3",
+            EventKind::StatusChanged {
+                status: crate::event::Status::Resolved,
+            },
+        );
+        check_body(&blobs, status.clone(), &status).await;
+    }
+
+    #[tokio::test]
+    async fn large_file_streams_in_small_chunks() {
+        let (_d, blobs) = store();
+        let size = 8 * 1024 * 1024 + 1;
+        let (ev, _) = event_with(&blobs, &[size]).await;
+        let plan = BodyPlan::new(ev).unwrap();
+        let (_, sizes) = plan.sign(&blobs, &secret(), "msg_1", 0).await.unwrap();
+        assert_eq!(sizes, [size as u64]);
+        let mut stream = std::pin::pin!(plan.stream(&blobs, sizes.clone()));
+        let (mut chunks, mut total, mut max) = (0, 0, 0);
+        while let Some(chunk) = stream.try_next().await.unwrap() {
+            chunks += 1;
+            total += chunk.len();
+            max = max.max(chunk.len());
+        }
+        assert!(max <= MAX_CHUNK, "a chunk of {max} bytes");
+        assert!(chunks > size / FILE_CHUNK, "{chunks} chunks");
+        assert_eq!(total as u64, plan.len(&sizes));
+    }
+
+    #[tokio::test]
+    async fn long_event_text_is_chunked_too() {
+        let (_d, blobs) = store();
+        let (mut ev, mut expected) = event_with(&blobs, &[10]).await;
+        for e in [&mut ev, &mut expected] {
+            let EventKind::Comment { comment } = &mut e.kind else {
+                unreachable!()
+            };
+            comment.body = "x".repeat(300_000);
+        }
+        check_body(&blobs, ev, &expected).await;
+    }
+
+    #[tokio::test]
+    async fn placeholder_found_in_the_event_is_refused() {
+        let (_d, blobs) = store();
+        let (mut ev, _) = event_with(&blobs, &[5]).await;
+        let EventKind::Comment { comment } = &mut ev.kind else {
+            unreachable!()
+        };
+        comment.body = "spelled deskbridge-file-n0nce-0- here".into();
+        let err = BodyPlan::with_nonce(ev, "n0nce").err().unwrap();
+        assert!(err.contains("file-0.pdf"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn file_changed_after_signing_fails_the_send() {
+        let (_d, blobs) = store();
+        let (ev, _) = event_with(&blobs, &[100_000]).await;
+        let plan = BodyPlan::new(ev).unwrap();
+        let (_, sizes) = plan.sign(&blobs, &secret(), "msg_1", 0).await.unwrap();
+        for new_size in [99_999, 100_001, 200_000] {
+            let path = blobs.path_of(&plan.files[0].sha256).unwrap();
+            std::fs::write(&path, content(new_size, 0)).unwrap();
+            let err = plan
+                .stream(&blobs, sizes.clone())
+                .try_collect::<Vec<_>>()
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, BodyError::Changed { ref name, signed: 100_000, .. } if name == "file-0.pdf"),
+                "{err:?}"
+            );
+        }
+    }
+
+    fn sink(url: String) -> WebhookSink {
+        WebhookSink {
+            endpoint: "partner".into(),
+            url,
+            secret: secret(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn envelope(event: Event, link: &Link) -> Envelope {
+        Envelope {
+            link_id: link.id,
+            dest: "partner".into(),
+            origin: "us".into(),
+            event,
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_file_is_permanent_and_named() {
+        let (_d, blobs) = store();
+        let (_d2, other) = store();
+        let (ev, _) = event_with(&other, &[1, 2]).await;
+        let link = Link::new("us", "T-1", "partner");
+        let env = envelope(ev, &link);
+        // Nothing listens there: the error must come before any connection.
+        let err = sink("http://127.0.0.1:9/hook".into())
+            .send(Delivery {
+                envelope: &env,
+                link: &link,
+                ticket: Some("P-1"),
+                blobs: &blobs,
+            })
+            .await
+            .unwrap_err();
+        match err {
+            SinkError::Permanent { message } => {
+                assert!(message.contains("file file-0.pdf"), "{message}");
+                assert!(message.contains("not in the file store"), "{message}");
+            }
+            other => panic!("expected a permanent error, got {other:?}"),
+        }
+    }
+
+    /// Accepts one HTTP/1.1 request, answers `answer` and returns the head
+    /// and the body as received.
+    async fn one_request(
+        listener: tokio::net::TcpListener,
+        answer: &'static str,
+    ) -> (String, Vec<u8>) {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut raw = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let head_end = loop {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed before the head ended");
+            raw.extend_from_slice(&buf[..n]);
+            if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8(raw[..head_end].to_vec()).unwrap();
+        let len: usize = header(&head, "content-length")
+            .expect("a content-length header")
+            .parse()
+            .unwrap();
+        let mut body = raw[head_end..].to_vec();
+        while body.len() < len {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed before the body ended");
+            body.extend_from_slice(&buf[..n]);
+        }
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        conn.write_all(resp.as_bytes()).await.unwrap();
+        conn.shutdown().await.unwrap();
+        (head, body)
+    }
+
+    /// A header's value in a raw request head, by case-insensitive name.
+    fn header(head: &str, name: &str) -> Option<String> {
+        head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+
+    /// The same files, carried by a transfer instead of a comment.
+    fn as_transfer(ev: &mut Event) {
+        let attachments = ev.attachments_mut().map(std::mem::take).unwrap_or_default();
+        ev.kind = EventKind::TicketCreated {
+            ticket_data: Ticket {
+                subject: "Printer".into(),
+                attachments,
+                ..Ticket::default()
+            },
+        };
+    }
+
+    #[tokio::test]
+    async fn send_posts_a_signed_body_with_its_length() {
+        let (_d, blobs) = store();
+        let (mut ev, mut expected) = event_with(&blobs, &[1_000_003, 0, 49152]).await;
+        // A transfer, so the receipt's ticket is used.
+        as_transfer(&mut ev);
+        as_transfer(&mut expected);
+        let link = Link::new("us", "T-1", "partner");
+        expected.ticket = link.id.to_string();
+        let env = envelope(ev, &link);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let server = tokio::spawn(one_request(listener, r#"{"ticket":"P-9","id":"c-1"}"#));
+        let applied = sink(url)
+            .send(Delivery {
+                envelope: &env,
+                link: &link,
+                ticket: None,
+                blobs: &blobs,
+            })
+            .await
+            .unwrap();
+        assert_eq!(applied.ticket.as_deref(), Some("P-9"));
+        assert_eq!(applied.remote_ids, ["c-1"]);
+
+        let (head, body) = server.await.unwrap();
+        assert_eq!(header(&head, "transfer-encoding"), None, "{head}");
+        assert_eq!(
+            header(&head, "content-length"),
+            Some(body.len().to_string())
+        );
+        assert_eq!(
+            header(&head, "content-type").as_deref(),
+            Some("application/json")
+        );
+        assert!(
+            body == serde_json::to_vec(&expected).unwrap(),
+            "body differs"
+        );
+        let msg_id = format!("msg_{}_{}", env.event.id.simple(), link.id.simple());
+        assert_eq!(header(&head, sign::HEADER_ID), Some(msg_id.clone()));
+        let ts = header(&head, sign::HEADER_TIMESTAMP).unwrap();
+        let sig = header(&head, sign::HEADER_SIGNATURE).unwrap();
+        assert_eq!(
+            sig,
+            sign::sign(&secret(), &msg_id, ts.parse().unwrap(), &body)
+        );
+        sign::verify(
+            &[secret()],
+            Some(&msg_id),
+            Some(&ts),
+            Some(&sig),
+            &body,
+            chrono::Utc::now().timestamp(),
+            sign::DEFAULT_TOLERANCE_SECS,
+        )
+        .unwrap();
     }
 }
