@@ -89,9 +89,17 @@ async fn transfer_by_command_links_and_status_and_sigterm() {
         "{s}"
     );
 
-    let metrics = reqwest::get(gw.admin_url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(gw.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("deskbridge_links 1"), "{metrics}");
-    assert!(metrics.contains("deskbridge_queued{destination=\"vendor\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("deskbridge_queued{destination=\"vendor\"} 0"),
+        "{metrics}"
+    );
 
     // SIGTERM: a clean exit, and the commands still work from the data dir.
     let exit = gw.terminate();
