@@ -6,14 +6,41 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*"; }
 
-# The spine's tests need no external service: partner systems are sample
-# desks on port 0 and the bus is embedded. Services that later tests need
-# (RabbitMQ, Request Tracker, Redmine, mail) are started here as they come.
+# Partner systems in most tests are sample desks on port 0. The RabbitMQ
+# tests need a broker on 127.0.0.1:5672 (guest/guest): started here when
+# none answers, installed from Debian's packages when missing.
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_rabbitmq() {
+  if port_open 5672; then echo "rabbitmq: already on 127.0.0.1:5672"; return; fi
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  mkdir -p /etc/rabbitmq
+  [ -f /etc/rabbitmq/rabbitmq.conf ] || printf 'listeners.tcp.default = 127.0.0.1:5672\nloopback_users.guest = true\n' > /etc/rabbitmq/rabbitmq.conf
+  export ERL_EPMD_ADDRESS=127.0.0.1
+  rabbitmq-server -detached
+  # await_startup fails at once until the node registers with epmd: poll.
+  for _ in $(seq 1 120); do
+    rabbitmqctl -q --timeout 60 await_startup >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  rabbitmqctl -q await_startup
+  echo "rabbitmq: started"
+}
 
 if ! command -v cargo >/dev/null; then
   echo "cargo is missing: install Rust (rustup) first" >&2
   exit 1
 fi
+
+log "services"
+ensure_rabbitmq
 
 log "format"
 cargo fmt --all -- --check

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// How events travel from ingest to relay; embedded when absent.
+    #[serde(default)]
+    pub bus: BusConfig,
     /// Companies taking part, by a short id used elsewhere in the file.
     pub parties: BTreeMap<String, PartyConfig>,
     /// Help desk systems, by a short id (also the `/hooks/{id}` path).
@@ -64,6 +67,59 @@ impl Default for DaemonConfig {
             admin_listen: default_admin_listen(),
             max_file_bytes: default_max_file_bytes(),
             log_json: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    #[serde(default)]
+    pub kind: BusKind,
+    /// `amqp://user:password@host:5672/vhost`, from the environment or a
+    /// file since it carries the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<SecretSource>,
+    /// Prefix of every exchange and queue name, so that two deployments
+    /// can share a vhost.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Unacknowledged messages per destination consumer.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// Publishes awaiting their confirms at once.
+    #[serde(default = "default_publish_window")]
+    pub publish_window: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BusKind {
+    /// Durable queues inside deskbridge's own store: one machine, no broker.
+    #[default]
+    Embedded,
+    /// RabbitMQ.
+    Amqp,
+}
+
+fn default_prefix() -> String {
+    "deskbridge".into()
+}
+fn default_prefetch() -> u16 {
+    256
+}
+fn default_publish_window() -> usize {
+    256
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            kind: BusKind::Embedded,
+            url: None,
+            prefix: default_prefix(),
+            prefetch: default_prefetch(),
+            publish_window: default_publish_window(),
         }
     }
 }
@@ -375,6 +431,7 @@ impl Config {
         if self.daemon.max_file_bytes == 0 {
             p.push("daemon.max_file_bytes: must be more than 0".into());
         }
+        bus_problems(&self.bus, &mut p);
         if self.parties.is_empty() {
             p.push("parties: name at least one party".into());
         }
@@ -419,6 +476,12 @@ impl Config {
                     ));
                 }
             }
+            if self.endpoints.contains_key(&rule.to) && !self.can_receive(&rule.to) {
+                p.push(format!(
+                    "{at}.to: endpoint {:?} cannot receive tickets (give it a webhook url)",
+                    rule.to
+                ));
+            }
             if rule.from == rule.to {
                 p.push(format!("{at}: from and to are the same endpoint"));
             }
@@ -430,6 +493,14 @@ impl Config {
         self.endpoints
             .get(endpoint)
             .and_then(|e| self.parties.get(&e.party))
+    }
+
+    /// Whether deskbridge can deliver to this endpoint (it has a sink).
+    pub fn can_receive(&self, endpoint: &str) -> bool {
+        self.endpoints
+            .get(endpoint)
+            .and_then(|e| e.webhook.as_ref())
+            .is_some_and(|w| w.url.is_some())
     }
 
     pub fn policy(&self, endpoint: &str) -> PolicyConfig {
@@ -506,6 +577,33 @@ fn webhook_problems(at: &str, w: &WebhookConfig, p: &mut Vec<String>) {
                 ));
             }
         }
+    }
+}
+
+fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
+    match (b.kind, &b.url) {
+        (BusKind::Amqp, None) => p.push("bus.url: kind = \"amqp\" needs url = { env = \"VAR\" } or { file = \"/path\" }".into()),
+        (BusKind::Amqp, Some(src)) => match src.resolve() {
+            Err(e) => p.push(format!("bus.url: {e}")),
+            Ok(url) => {
+                if let Err(e) = url.parse::<lapin::uri::AMQPUri>() {
+                    // The URL carries a password: say what is wrong, not what it is.
+                    let _ = e;
+                    p.push("bus.url: not an AMQP URL like amqp://user:password@host:5672/%2f".into());
+                }
+            }
+        },
+        (BusKind::Embedded, Some(_)) => p.push("bus.url: only used with kind = \"amqp\"".into()),
+        (BusKind::Embedded, None) => {}
+    }
+    if b.prefix.is_empty() || !b.prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        p.push("bus.prefix: use letters, digits, '-', '_' and '.'".into());
+    }
+    if b.prefetch == 0 {
+        p.push("bus.prefetch: must be at least 1".into());
+    }
+    if b.publish_window == 0 {
+        p.push("bus.publish_window: must be at least 1".into());
     }
 }
 

@@ -4,10 +4,11 @@
 use crate::api::{self, HookState};
 use crate::blob::BlobStore;
 use crate::bus::embedded::Queues;
-use crate::config::Config;
+use crate::bus::amqp::Broker;
+use crate::config::{BusKind, Config};
 use crate::ingest::Ingest;
 use crate::ops::Ops;
-use crate::relay::{Dispatcher, StatusBoard};
+use crate::relay::{Dispatcher, Source, StatusBoard};
 use crate::retry::RetryPolicy;
 use crate::store::Store;
 use std::net::SocketAddr;
@@ -66,6 +67,7 @@ pub fn open(
         ingest,
         queues,
         board,
+        broker: None,
     })
 }
 
@@ -75,7 +77,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     let secrets = api::inbound_secrets(&config).map_err(DaemonError::Config)?;
     let queues = Queues::default();
     let board = StatusBoard::default();
-    let ops = open(config.clone(), queues.clone(), Some(board.clone()))?;
+    let mut ops = open(config.clone(), queues.clone(), Some(board.clone()))?;
     let blobs = BlobStore::open(
         config.daemon.data_dir.join("files"),
         config.daemon.max_file_bytes,
@@ -83,6 +85,18 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
+    let broker = match config.bus.kind {
+        BusKind::Embedded => None,
+        BusKind::Amqp => Some(Broker::new(&config.bus).map_err(DaemonError::Config)?),
+    };
+    ops.broker = broker.as_ref().map(|b| b.board.clone());
+    let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
+    let dests: Vec<String> = config
+        .endpoints
+        .keys()
+        .filter(|e| config.can_receive(e))
+        .cloned()
+        .collect();
     for (dest, sink) in sinks {
         let notices = queues.register(&dest);
         let concurrency = config
@@ -98,15 +112,36 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
             concurrency,
             retry,
             board: board.clone(),
+            source: if broker.is_some() {
+                Source::Broker
+            } else {
+                Source::Embedded
+            },
+            on_dead: broker.as_ref().map(|_| dead_tx.clone()),
+            grace: Duration::from_secs(10),
         };
         let rx = shutdown_rx.clone();
+        let name = dest.clone();
         tasks.spawn(async move {
             if let Err(e) = d.run(notices, rx).await {
                 // The store failed under us: nothing more can be promised.
-                error!(dest, "relay stopped: {e}");
+                error!(dest = name, "relay stopped: {e}");
                 std::process::exit(3);
             }
         });
+        if let Some(b) = &broker {
+            let tx = queues.sender(&dest).expect("registered above");
+            tasks.spawn(b.clone().run_consumer(dest.clone(), tx, shutdown_rx.clone()));
+        }
+    }
+    if let Some(b) = &broker {
+        tasks.spawn(b.clone().run_publisher(
+            ops.store.clone(),
+            queues.clone(),
+            dests,
+            dead_rx,
+            shutdown_rx.clone(),
+        ));
     }
 
     let bind = |addr: String| async move {

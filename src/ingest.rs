@@ -269,6 +269,10 @@ impl Ingest {
         let Some((_, other)) = link.sides(endpoint) else {
             return Ok(None);
         };
+        // A send-only endpoint (a dispatch system without a url) gets nothing.
+        if !self.config.can_receive(&other.endpoint) {
+            return Ok(None);
+        }
         let direction = if link.is_upstream(endpoint) {
             Direction::Downstream
         } else {
@@ -369,6 +373,8 @@ service_account = "bridge"
 party = "b"
 kind = "webhook"
 [endpoints.b.webhook]
+url = "http://127.0.0.1:9/never-called"
+outbound_secret = { env = "DESKBRIDGE_UNIT_TEST_SECRET" }
 [[transfers]]
 from = "a"
 to = "b"
@@ -376,6 +382,7 @@ to = "b"
 
     fn setup() -> (tempfile::TempDir, Ingest, Store) {
         let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("DESKBRIDGE_UNIT_TEST_SECRET", "whsec_dGVzdHNlY3JldA==");
         let config = Arc::new(Config::parse(CONFIG).unwrap());
         let store = Store::open(dir.path()).unwrap();
         let blobs = BlobStore::open(dir.path().join("files"), 1024).unwrap();

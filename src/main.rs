@@ -296,6 +296,15 @@ async fn run(cli: Cli) -> Result<()> {
                     s.links,
                     s.dead_letters
                 );
+                if let Some(b) = &s.broker {
+                    match &b.waiting {
+                        None => println!("  broker: connected, {} published", b.published),
+                        Some(why) => println!(
+                            "  broker: WAITING for the broker since {}: {why} (events are kept in the outbox)",
+                            b.waiting_since.map(|t| t.to_rfc3339()).unwrap_or_default()
+                        ),
+                    }
+                }
                 for (name, d) in &s.destinations {
                     println!(
                         "  {name}: {} queued, {} in flight, {} delivered, {} blocked links{}",

@@ -92,6 +92,9 @@ pub struct TransferRequest {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StatusView {
     pub running: bool,
+    /// RabbitMQ connection, when the bus is amqp and the daemon runs.
+    #[serde(default)]
+    pub broker: Option<crate::bus::amqp::BrokerStatus>,
     pub links: usize,
     pub dead_letters: usize,
     pub destinations: BTreeMap<String, DestStatusView>,
@@ -104,6 +107,7 @@ pub struct DestStatusView {
     pub blocked_links: usize,
     pub delivered: u64,
     pub dead_lettered: u64,
+    pub retrying: usize,
     pub failing: Option<String>,
     pub failing_since: Option<DateTime<Utc>>,
 }
@@ -116,6 +120,8 @@ pub struct Ops {
     pub queues: Queues,
     /// Present while the daemon runs.
     pub board: Option<StatusBoard>,
+    /// Present while the daemon runs with RabbitMQ.
+    pub broker: Option<crate::bus::amqp::BrokerBoard>,
 }
 
 impl Ops {
@@ -199,7 +205,8 @@ impl Ops {
 
     pub fn replay(&self, id: &str) -> Result<String, OpsError> {
         let key = Self::key(id)?;
-        let env = self.store.replay(&key)?;
+        let to_held = self.config.bus.kind == crate::config::BusKind::Amqp;
+        let env = self.store.replay(&key, to_held)?;
         self.queues.unblock(&key.dest, env.link_id);
         Ok(format!("{id} is queued again for {}", key.dest))
     }
@@ -232,6 +239,7 @@ impl Ops {
                     blocked_links: s.blocked_links,
                     delivered: s.delivered,
                     dead_lettered: s.dead_lettered,
+                    retrying: s.retrying,
                     failing: s.failing,
                     failing_since: s.failing_since,
                 },
@@ -239,6 +247,10 @@ impl Ops {
         }
         Ok(StatusView {
             running: self.board.is_some(),
+            broker: self
+                .broker
+                .as_ref()
+                .map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone()),
             links: self.store.links()?.len(),
             dead_letters: self.store.dead_letters()?.len(),
             destinations,

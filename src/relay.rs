@@ -1,6 +1,7 @@
 //! Relay: one dispatcher per destination endpoint. Ordered per link,
 //! concurrent across links; a failing event holds back only the later
-//! events of its own link. Apply, record, then take off the queue.
+//! events of its own link. Apply, record, then take off the queue (or
+//! acknowledge to the broker).
 
 use crate::blob::BlobStore;
 use crate::bus::embedded::Notice;
@@ -9,9 +10,12 @@ use crate::event::EventKind;
 use crate::retry::{Retry, RetryPolicy};
 use crate::store::{Applied, DeadLetter, Envelope, QueueKey, Store, StoreError};
 use chrono::{DateTime, Utc};
+use lapin::acker::Acker;
+use lapin::options::BasicAckOptions;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{info, info_span, warn, Instrument};
@@ -25,22 +29,40 @@ pub struct DestStatus {
     pub blocked_links: usize,
     pub delivered: u64,
     pub dead_lettered: u64,
-    /// The last transient failure while it lasts, and since when.
+    /// Deliveries currently between retries.
+    pub retrying: usize,
+    /// The last transient failure while any delivery retries, and since when.
     pub failing: Option<String>,
     pub failing_since: Option<DateTime<Utc>>,
 }
 
 pub type StatusBoard = Arc<Mutex<BTreeMap<String, DestStatus>>>;
 
-fn with_status(board: &StatusBoard, dest: &str, f: impl FnOnce(&mut DestStatus)) {
+pub fn with_status(board: &StatusBoard, dest: &str, f: impl FnOnce(&mut DestStatus)) {
     let mut b = board.lock().unwrap_or_else(|p| p.into_inner());
     f(b.entry(dest.to_string()).or_default());
 }
 
+/// Where a destination's messages come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The outbox in sled is the queue.
+    Embedded,
+    /// RabbitMQ delivers; a blocked link's messages are parked in sled.
+    Broker,
+}
+
 enum Done {
     Delivered,
-    Dead,
+    Dead(Box<(QueueKey, DeadLetter)>),
     Failed(StoreError),
+}
+
+/// One waiting message, with the broker acknowledgements it owes (a
+/// republished duplicate shares the seq and is acknowledged together).
+struct Waiting {
+    env: Envelope,
+    acks: Vec<Acker>,
 }
 
 pub struct Dispatcher {
@@ -51,20 +73,58 @@ pub struct Dispatcher {
     pub concurrency: usize,
     pub retry: RetryPolicy,
     pub board: StatusBoard,
+    pub source: Source,
+    /// Told of each new dead letter (the broker copies it to its
+    /// dead-letter queue for its own tools).
+    pub on_dead: Option<mpsc::UnboundedSender<(QueueKey, DeadLetter)>>,
+    /// How long a stop waits for deliveries in flight to finish.
+    pub grace: Duration,
+}
+
+/// A partner's "not before": shared by every delivery to one destination,
+/// since a rate limit is the partner's, not one link's.
+#[derive(Default)]
+struct Pause(Mutex<Option<tokio::time::Instant>>);
+
+impl Pause {
+    fn until(&self) -> Option<tokio::time::Instant> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn extend(&self, d: Duration) {
+        let t = tokio::time::Instant::now() + d;
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none_or(|old| old < t) {
+            *g = Some(t);
+        }
+    }
+}
+
+async fn ack_all(acks: Vec<Acker>) {
+    for a in acks {
+        // A failed ack means the channel is gone: the broker will deliver
+        // again and the applied set turns the repeat into a no-op.
+        let _ = a.ack(BasicAckOptions::default()).await;
+    }
 }
 
 impl Dispatcher {
-    /// Runs until `shutdown` fires. Deliveries in flight are dropped at
-    /// their next await; their messages stay queued for the next start.
+    /// Runs until `shutdown` fires: then takes no new work, gives deliveries
+    /// in flight `grace` to finish, and leaves the rest queued (or
+    /// unacknowledged, so the broker keeps it) for the next start.
     pub async fn run(
         self,
         mut notices: mpsc::UnboundedReceiver<Notice>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
         let me = Arc::new(self);
+        let pause = Arc::new(Pause::default());
         // Per link, the messages not yet handed to a worker, in queue order.
-        let mut waiting: HashMap<Uuid, BTreeMap<u64, Envelope>> = HashMap::new();
+        let mut waiting: HashMap<Uuid, BTreeMap<u64, Waiting>> = HashMap::new();
+        // Embedded: seqs loaded or announced, so a late notice is not taken twice.
         let mut known: HashSet<u64> = HashSet::new();
+        // Broker: acknowledgements owed for seqs being delivered right now.
+        let mut owed: HashMap<u64, Vec<Acker>> = HashMap::new();
         let mut busy: HashSet<Uuid> = HashSet::new();
         let mut blocked: HashSet<Uuid> = me
             .store
@@ -73,9 +133,17 @@ impl Dispatcher {
             .filter(|(k, _)| k.dest == me.dest)
             .map(|(_, dl)| dl.envelope.link_id)
             .collect();
-        for (key, env) in me.store.pending(&me.dest)? {
+        let backlog = match me.source {
+            Source::Embedded => me.store.pending(&me.dest)?,
+            // Parked messages of links no longer blocked are delivered first.
+            Source::Broker => me.store.held(&me.dest)?,
+        };
+        for (key, env) in backlog {
             known.insert(key.seq);
-            waiting.entry(env.link_id).or_default().insert(key.seq, env);
+            waiting
+                .entry(env.link_id)
+                .or_default()
+                .insert(key.seq, Waiting { env, acks: vec![] });
         }
         let mut workers: JoinSet<(Uuid, u64, Done)> = JoinSet::new();
         loop {
@@ -90,12 +158,15 @@ impl Dispatcher {
                     break;
                 }
                 let q = waiting.get_mut(&link).expect("link listed above");
-                let (seq, env) = q.pop_first().expect("queue not empty");
+                let (seq, w) = q.pop_first().expect("queue not empty");
                 if q.is_empty() {
                     waiting.remove(&link);
                 }
                 busy.insert(link);
+                owed.insert(seq, w.acks);
                 let me2 = me.clone();
+                let pause = pause.clone();
+                let env = w.env;
                 let span = info_span!("deliver", dest = %me.dest, link = %link, event = %env.event.id, kind = env.event.kind.name());
                 workers.spawn(
                     async move {
@@ -103,7 +174,7 @@ impl Dispatcher {
                             dest: me2.dest.clone(),
                             seq,
                         };
-                        let done = me2.deliver(&key, &env).await;
+                        let done = me2.deliver(&key, &env, &pause).await;
                         (link, seq, done)
                     }
                     .instrument(span),
@@ -117,6 +188,12 @@ impl Dispatcher {
             });
             tokio::select! {
                 _ = shutdown.changed() => {
+                    let _ = tokio::time::timeout(me.grace, async {
+                        while let Some(Ok((_, seq, Done::Delivered))) = workers.join_next().await {
+                            ack_all(owed.remove(&seq).unwrap_or_default()).await;
+                        }
+                    })
+                    .await;
                     workers.abort_all();
                     return Ok(());
                 }
@@ -124,17 +201,55 @@ impl Dispatcher {
                     Some(Notice::Queued(key, env)) => {
                         // A notice may trail the start-up load: only what is
                         // still queued is work.
-                        if !known.contains(&key.seq) && me.store.is_queued(&key)? {
+                        if me.source == Source::Embedded && !known.contains(&key.seq) && me.store.is_queued(&key)? {
                             known.insert(key.seq);
-                            waiting.entry(env.link_id).or_default().insert(key.seq, *env);
+                            waiting.entry(env.link_id).or_default().insert(key.seq, Waiting { env: *env, acks: vec![] });
+                        }
+                    }
+                    Some(Notice::Delivered(key, env, acker)) => {
+                        let link = env.link_id;
+                        if blocked.contains(&link) || me.store.is_held(&key)? {
+                            // Park it behind the dead letter, durably, then
+                            // free the broker's prefetch slot.
+                            me.store.hold(&key, &env)?;
+                            me.store.flush().await?;
+                            ack_all(vec![acker]).await;
+                        } else if let Some(acks) = owed.get_mut(&key.seq) {
+                            acks.push(acker);
+                        } else {
+                            let q = waiting.entry(link).or_default();
+                            q.entry(key.seq)
+                                .or_insert(Waiting { env: *env, acks: vec![] })
+                                .acks
+                                .push(acker);
+                        }
+                    }
+                    Some(Notice::Reset) => {
+                        // Unacknowledged deliveries come again: forget them.
+                        for q in waiting.values_mut() {
+                            q.retain(|_, w| w.acks.is_empty());
+                        }
+                        waiting.retain(|_, q| !q.is_empty());
+                        for acks in owed.values_mut() {
+                            acks.clear();
                         }
                     }
                     Some(Notice::Unblocked(link)) => {
                         blocked.remove(&link);
-                        // A replayed letter is back on the queue: reload it.
-                        for (key, env) in me.store.pending(&me.dest)? {
-                            if env.link_id == link && known.insert(key.seq) {
-                                waiting.entry(link).or_default().insert(key.seq, env);
+                        // A replayed letter is back in the outbox (embedded)
+                        // or parked with the link's later messages (broker).
+                        let backlog = match me.source {
+                            Source::Embedded => me.store.pending(&me.dest)?,
+                            Source::Broker => me.store.held(&me.dest)?,
+                        };
+                        for (key, env) in backlog {
+                            if env.link_id == link && !owed.contains_key(&key.seq) {
+                                known.insert(key.seq);
+                                waiting
+                                    .entry(link)
+                                    .or_default()
+                                    .entry(key.seq)
+                                    .or_insert(Waiting { env, acks: vec![] });
                             }
                         }
                     }
@@ -151,10 +266,15 @@ impl Dispatcher {
                     };
                     busy.remove(&link);
                     known.remove(&seq);
+                    let acks = owed.remove(&seq).unwrap_or_default();
                     match done {
-                        Done::Delivered => {}
-                        Done::Dead => {
+                        Done::Delivered => ack_all(acks).await,
+                        Done::Dead(dead) => {
                             blocked.insert(link);
+                            if let Some(tx) = &me.on_dead {
+                                let _ = tx.send(*dead);
+                            }
+                            ack_all(acks).await;
                         }
                         Done::Failed(e) => return Err(e),
                     }
@@ -163,14 +283,31 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver(&self, key: &QueueKey, env: &Envelope) -> Done {
-        match self.try_deliver(key, env).await {
+    async fn deliver(&self, key: &QueueKey, env: &Envelope, pause: &Pause) -> Done {
+        let mut retrying = false;
+        let done = match self.try_deliver(key, env, pause, &mut retrying).await {
             Ok(d) => d,
             Err(e) => Done::Failed(e),
+        };
+        if retrying {
+            with_status(&self.board, &self.dest, |s| {
+                s.retrying = s.retrying.saturating_sub(1);
+                if s.retrying == 0 {
+                    s.failing = None;
+                    s.failing_since = None;
+                }
+            });
         }
+        done
     }
 
-    async fn try_deliver(&self, key: &QueueKey, env: &Envelope) -> Result<Done, StoreError> {
+    async fn try_deliver(
+        &self,
+        key: &QueueKey,
+        env: &Envelope,
+        pause: &Pause,
+        retrying: &mut bool,
+    ) -> Result<Done, StoreError> {
         // Applied before a crash that came before the queue was updated.
         if let Some(applied) = self.store.applied(env)? {
             self.store.complete(key, env, &applied)?;
@@ -180,6 +317,9 @@ impl Dispatcher {
         let mut retry = Retry::new(self.retry);
         let mut attempts = 0u32;
         loop {
+            if let Some(t) = pause.until() {
+                tokio::time::sleep_until(t).await;
+            }
             attempts += 1;
             let link = self
                 .store
@@ -213,36 +353,38 @@ impl Dispatcher {
                 Ok(applied) => {
                     self.store.complete(key, env, &applied)?;
                     self.store.flush().await?;
-                    with_status(&self.board, &self.dest, |s| {
-                        s.delivered += 1;
-                        s.failing = None;
-                        s.failing_since = None;
-                    });
+                    with_status(&self.board, &self.dest, |s| s.delivered += 1);
                     info!(attempts, "delivered");
                     return Ok(Done::Delivered);
                 }
                 Err(SinkError::Permanent { message }) => {
                     warn!(error = %message, "dead letter");
-                    self.store.kill(
-                        key,
-                        &DeadLetter {
-                            envelope: env.clone(),
-                            error: message,
-                            attempts,
-                            at: Utc::now(),
-                        },
-                    )?;
+                    let dl = DeadLetter {
+                        envelope: env.clone(),
+                        error: message,
+                        attempts,
+                        at: Utc::now(),
+                    };
+                    self.store.kill(key, &dl)?;
                     self.store.flush().await?;
                     with_status(&self.board, &self.dest, |s| s.dead_lettered += 1);
-                    return Ok(Done::Dead);
+                    return Ok(Done::Dead(Box::new((key.clone(), dl))));
                 }
                 Err(SinkError::Transient {
                     message,
                     retry_after,
                 }) => {
                     let wait = retry.next_delay(retry_after);
+                    if let Some(hint) = retry_after {
+                        pause.extend(hint.min(wait));
+                    }
                     warn!(error = %message, attempts, wait_ms = wait.as_millis() as u64, "will retry");
+                    let first = !*retrying;
+                    *retrying = true;
                     with_status(&self.board, &self.dest, |s| {
+                        if first {
+                            s.retrying += 1;
+                        }
                         s.failing = Some(message);
                         s.failing_since.get_or_insert_with(Utc::now);
                     });

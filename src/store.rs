@@ -97,6 +97,19 @@ impl QueueKey {
     }
 }
 
+fn scan(tree: &sled::Tree, name: &'static str, dest: &str) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
+    let mut prefix = dest.as_bytes().to_vec();
+    prefix.push(0);
+    let mut out = Vec::new();
+    for kv in tree.scan_prefix(prefix) {
+        let (k, v) = kv?;
+        if let Some(key) = QueueKey::decode(&k) {
+            out.push((key, from_slice(name, &v)?));
+        }
+    }
+    Ok(out)
+}
+
 fn pair_key(a: &str, b: &str) -> Vec<u8> {
     let mut k = a.as_bytes().to_vec();
     k.push(0);
@@ -122,6 +135,9 @@ pub struct Store {
     applied: sled::Tree,
     outbox: sled::Tree,
     dead: sled::Tree,
+    /// Broker mode: messages of a link held back by its dead letter,
+    /// taken off the broker and kept here in order.
+    held: sled::Tree,
     cursors: sled::Tree,
     seen: sled::Tree,
     tickets: sled::Tree,
@@ -268,6 +284,7 @@ impl Store {
             applied: db.open_tree("applied")?,
             outbox: db.open_tree("outbox")?,
             dead: db.open_tree("dead")?,
+            held: db.open_tree("held")?,
             cursors: db.open_tree("cursors")?,
             seen: db.open_tree("seen")?,
             tickets: db.open_tree("tickets")?,
@@ -316,16 +333,46 @@ impl Store {
 
     /// The queue of one destination, in order.
     pub fn pending(&self, dest: &str) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
-        let mut prefix = dest.as_bytes().to_vec();
-        prefix.push(0);
+        scan(&self.outbox, "outbox", dest)
+    }
+
+    /// Parks a broker message behind its link's dead letter.
+    pub fn hold(&self, key: &QueueKey, env: &Envelope) -> Result<(), StoreError> {
+        self.held.insert(key.encode(), to_vec(env))?;
+        Ok(())
+    }
+
+    pub fn is_held(&self, key: &QueueKey) -> Result<bool, StoreError> {
+        Ok(self.held.contains_key(key.encode())?)
+    }
+
+    /// A destination's held messages, in order.
+    pub fn held(&self, dest: &str) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
+        scan(&self.held, "held", dest)
+    }
+
+    /// The oldest outbox messages of every destination, for the broker
+    /// publisher (per destination in order).
+    pub fn outbox_batch(&self, limit: usize) -> Result<Vec<(QueueKey, sled::IVec)>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.outbox.scan_prefix(prefix) {
+        for kv in self.outbox.iter().take(limit) {
             let (k, v) = kv?;
             if let Some(key) = QueueKey::decode(&k) {
-                out.push((key, from_slice("outbox", &v)?));
+                out.push((key, v));
             }
         }
         Ok(out)
+    }
+
+    /// Takes published messages off the outbox. No flush: a removal lost
+    /// in a crash only republishes, and the applied set absorbs that.
+    pub fn published(&self, keys: &[QueueKey]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            batch.remove(k.encode());
+        }
+        self.outbox.apply_batch(batch)?;
+        Ok(())
     }
 
     pub fn is_queued(&self, key: &QueueKey) -> Result<bool, StoreError> {
@@ -367,8 +414,9 @@ impl Store {
             &self.created,
             &self.links,
             &self.link_idx,
+            &self.held,
         )
-            .transaction(|(outbox, applied_t, created, links, link_idx)| {
+            .transaction(|(outbox, applied_t, created, links, link_idx, held)| {
                 let mut link: Link = match links.get(env.link_id.as_bytes())? {
                     Some(b) => corrupt("links", &b)?,
                     None => {
@@ -394,6 +442,7 @@ impl Store {
                 }
                 applied_t.insert(Self::applied_key(env), to_vec(applied))?;
                 outbox.remove(key.encode())?;
+                held.remove(key.encode())?;
                 Ok(link)
             })
             .map_err(tx_err)
@@ -402,9 +451,10 @@ impl Store {
     /// Moves a message that cannot be applied to the dead letters, keeping
     /// its place so the link's later events stay behind it.
     pub fn kill(&self, key: &QueueKey, dl: &DeadLetter) -> Result<(), StoreError> {
-        (&self.outbox, &self.dead)
-            .transaction(|(outbox, dead)| {
+        (&self.outbox, &self.dead, &self.held)
+            .transaction(|(outbox, dead, held)| {
                 outbox.remove(key.encode())?;
+                held.remove(key.encode())?;
                 dead.insert(key.encode(), to_vec(dl))?;
                 Ok(())
             })
@@ -422,15 +472,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Puts a dead letter back on its queue, at its old place.
-    pub fn replay(&self, key: &QueueKey) -> Result<Envelope, StoreError> {
-        (&self.outbox, &self.dead)
-            .transaction(|(outbox, dead)| {
+    /// Puts a dead letter back at its old place: on the outbox (embedded
+    /// bus) or first among its link's held messages (broker), so that the
+    /// link's order holds either way.
+    pub fn replay(&self, key: &QueueKey, to_held: bool) -> Result<Envelope, StoreError> {
+        (&self.outbox, &self.dead, &self.held)
+            .transaction(|(outbox, dead, held)| {
                 let Some(b) = dead.remove(key.encode())? else {
                     return Err(ConflictableTransactionError::Abort(key.id()));
                 };
                 let dl: DeadLetter = corrupt("dead", &b)?;
-                outbox.insert(key.encode(), to_vec(&dl.envelope))?;
+                let target = if to_held { held } else { outbox };
+                target.insert(key.encode(), to_vec(&dl.envelope))?;
                 Ok(dl.envelope)
             })
             .map_err(|e| match e {
@@ -567,10 +620,10 @@ mod tests {
         store.kill(&key2, &dl).unwrap();
         assert!(store.pending("b").unwrap().is_empty());
         assert_eq!(store.dead_letters().unwrap().len(), 1);
-        store.replay(&key2).unwrap();
+        store.replay(&key2, false).unwrap();
         assert_eq!(store.pending("b").unwrap().len(), 1);
         assert!(matches!(
-            store.replay(&key2),
+            store.replay(&key2, false),
             Err(StoreError::NoDeadLetter(_))
         ));
     }

@@ -5,13 +5,18 @@
 use crate::store::{Envelope, QueueKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// What a destination's dispatcher is told.
-#[derive(Debug)]
 pub enum Notice {
-    /// A durable message is on the queue.
+    /// A durable message is on the outbox (embedded bus).
     Queued(QueueKey, Box<Envelope>),
+    /// A message came from the broker; acknowledge it once its effect is
+    /// recorded (or it is parked).
+    Delivered(QueueKey, Box<Envelope>, lapin::acker::Acker),
+    /// The broker channel was lost: whatever it delivered and we did not
+    /// acknowledge comes again on the next one.
+    Reset,
     /// An operator put a dead letter back, or gave it up: its link may
     /// move again.
     Unblocked(uuid::Uuid),
@@ -20,6 +25,8 @@ pub enum Notice {
 #[derive(Clone, Default)]
 pub struct Queues {
     senders: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Notice>>>>,
+    /// Wakes the broker publisher (when there is one) to drain the outbox.
+    publisher: Arc<Notify>,
 }
 
 impl Queues {
@@ -38,9 +45,20 @@ impl Queues {
     /// Wakes the destination's dispatcher. A destination without one (no
     /// sink configured, or not running) finds the message on its next start.
     pub fn announce(&self, key: QueueKey, env: Envelope) {
+        self.publisher.notify_one();
         if let Some(tx) = self.lock().get(&key.dest) {
             let _ = tx.send(Notice::Queued(key, Box::new(env)));
         }
+    }
+
+    /// Resolves when new messages were announced since the last call.
+    pub async fn announced(&self) {
+        self.publisher.notified().await
+    }
+
+    /// A sender for the broker consumer of `dest` to feed its dispatcher.
+    pub fn sender(&self, dest: &str) -> Option<mpsc::UnboundedSender<Notice>> {
+        self.lock().get(dest).cloned()
     }
 
     pub fn unblock(&self, dest: &str, link: uuid::Uuid) {

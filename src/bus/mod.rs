@@ -2,4 +2,5 @@
 //! (one ordered sled queue per destination) plus a wake-up per message;
 //! RabbitMQ is the other transport (issue 5).
 
+pub mod amqp;
 pub mod embedded;

@@ -1,0 +1,397 @@
+//! RabbitMQ transport (lapin). The sled outbox stays the first durable
+//! home of every event; a publisher drains it to the broker with publisher
+//! confirms, and one consumer per destination feeds that destination's
+//! dispatcher with manual acknowledgements.
+//!
+//! Topology (all names start with `bus.prefix`, default `deskbridge`):
+//! - exchange `{p}.events` (direct, durable): routing key = destination;
+//! - queue `{p}.{dest}` per destination: quorum (replicated, durable,
+//!   FIFO, built for data safety; ordering per link needs FIFO), with
+//!   dead-lettering to `{p}.dead`;
+//! - exchange `{p}.dead` (direct, durable) and queue `{p}.{dest}.dead`:
+//!   a copy of every dead letter, with the reason in headers, for the
+//!   broker's own tools. `deskbridge dead` reads deskbridge's store.
+
+use crate::config::BusConfig;
+use crate::retry::{Retry, RetryPolicy};
+use crate::store::{DeadLetter, Envelope, QueueKey, Store};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::embedded::{Notice, Queues};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("broker: {0}")]
+    Broker(String),
+    #[error("broker refused a publish (nack)")]
+    Nacked,
+    #[error("broker returned a message as unroutable: is queue {0} missing?")]
+    Unroutable(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl From<lapin::Error> for AmqpError {
+    fn from(e: lapin::Error) -> Self {
+        // lapin's errors name hosts and protocol states, never the password.
+        AmqpError::Broker(e.to_string())
+    }
+}
+
+/// Whether deskbridge is connected, for logs and `deskbridge status`.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct BrokerStatus {
+    pub connected: bool,
+    /// Why not, while it waits.
+    pub waiting: Option<String>,
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// Messages taken off the outbox after the broker confirmed them.
+    pub published: u64,
+}
+
+pub type BrokerBoard = Arc<Mutex<BrokerStatus>>;
+
+#[derive(Clone)]
+pub struct Broker {
+    url: String,
+    pub topology: Topology,
+    pub board: BrokerBoard,
+    pub prefetch: u16,
+    pub window: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Topology {
+    pub prefix: String,
+}
+
+impl Topology {
+    pub fn exchange(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+    pub fn dead_exchange(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+    pub fn queue(&self, dest: &str) -> String {
+        format!("{}.{dest}", self.prefix)
+    }
+    pub fn dead_queue(&self, dest: &str) -> String {
+        format!("{}.{dest}.dead", self.prefix)
+    }
+
+    /// Declares everything; safe to repeat. A queue that exists with other
+    /// arguments is a clear error, not a silent mismatch.
+    pub async fn declare(&self, ch: &Channel, dests: &[String]) -> Result<(), AmqpError> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        for ex in [self.exchange(), self.dead_exchange()] {
+            ch.exchange_declare(&ex, ExchangeKind::Direct, durable, FieldTable::default())
+                .await?;
+        }
+        let qopts = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        for dest in dests {
+            let mut args = FieldTable::default();
+            args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(self.dead_exchange().into()),
+            );
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(dest.as_str().into()),
+            );
+            let q = self.queue(dest);
+            ch.queue_declare(&q, qopts, args).await.map_err(|e| {
+                AmqpError::Broker(format!(
+                    "cannot declare queue {q} ({e}); if it exists with other arguments, delete it or change bus.prefix"
+                ))
+            })?;
+            ch.queue_bind(&q, &self.exchange(), dest, QueueBindOptions::default(), FieldTable::default())
+                .await?;
+            let mut dargs = FieldTable::default();
+            dargs.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            let dq = self.dead_queue(dest);
+            ch.queue_declare(&dq, qopts, dargs).await?;
+            ch.queue_bind(&dq, &self.dead_exchange(), dest, QueueBindOptions::default(), FieldTable::default())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn props(key: &QueueKey) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type(ShortString::from("application/json"))
+        .with_message_id(ShortString::from(key.id()))
+}
+
+impl Broker {
+    pub fn new(cfg: &BusConfig) -> Result<Broker, String> {
+        let url = cfg
+            .url
+            .as_ref()
+            .ok_or("bus.url: missing")?
+            .resolve()
+            .map_err(|e| format!("bus.url: {e}"))?;
+        Ok(Broker {
+            url,
+            topology: Topology {
+                prefix: cfg.prefix.clone(),
+            },
+            board: BrokerBoard::default(),
+            prefetch: cfg.prefetch,
+            window: cfg.publish_window,
+        })
+    }
+
+    fn set(&self, f: impl FnOnce(&mut BrokerStatus)) {
+        f(&mut self.board.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Connects, retrying with backoff for as long as it takes; the daemon
+    /// never exits because the broker went away. `None` on shutdown.
+    pub async fn connect(&self, who: &str, shutdown: &mut watch::Receiver<bool>) -> Option<Connection> {
+        let mut retry = Retry::new(RetryPolicy {
+            initial: Duration::from_millis(200),
+            max_interval: Duration::from_secs(10),
+        });
+        loop {
+            let props = ConnectionProperties::default()
+                .with_executor(tokio_executor_trait::Tokio::current())
+                .with_reactor(tokio_reactor_trait::Tokio)
+                .with_connection_name(format!("deskbridge {who}").into());
+            match Connection::connect(&self.url, props).await {
+                Ok(c) => {
+                    self.set(|s| {
+                        if s.waiting.is_some() {
+                            info!(who, "connected to the broker again");
+                        }
+                        s.connected = true;
+                        s.waiting = None;
+                        s.waiting_since = None;
+                    });
+                    return Some(c);
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.set(|s| {
+                        s.connected = false;
+                        s.waiting_since.get_or_insert_with(Utc::now);
+                        s.waiting = Some(msg.clone());
+                    });
+                    warn!(who, error = %msg, "waiting for the broker");
+                    tokio::select! {
+                        _ = tokio::time::sleep(retry.next_delay(None)) => {}
+                        _ = shutdown.changed() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    fn lost(&self, who: &str, e: &AmqpError) {
+        warn!(who, error = %e, "broker connection lost; reconnecting");
+        self.set(|s| {
+            s.connected = false;
+            s.waiting_since.get_or_insert_with(Utc::now);
+            s.waiting = Some(e.to_string());
+        });
+    }
+
+    /// Drains the outbox to the broker: persistent messages, confirms
+    /// pipelined `window` at a time, each message off the outbox only after
+    /// its confirm. Dead letters are copied to the dead-letter queue.
+    pub async fn run_publisher(
+        self,
+        store: Store,
+        queues: Queues,
+        dests: Vec<String>,
+        mut dead: mpsc::UnboundedReceiver<(QueueKey, DeadLetter)>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let Some(conn) = self.connect("publisher", &mut shutdown).await else { return };
+            match self.publish_on(&conn, &store, &queues, &dests, &mut dead, &mut shutdown).await {
+                Ok(()) => {
+                    let _ = conn.close(200, "shutting down").await;
+                    return;
+                }
+                Err(e) => self.lost("publisher", &e),
+            }
+        }
+    }
+
+    async fn publish_on(
+        &self,
+        conn: &Connection,
+        store: &Store,
+        queues: &Queues,
+        dests: &[String],
+        dead: &mut mpsc::UnboundedReceiver<(QueueKey, DeadLetter)>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), AmqpError> {
+        let ch = conn.create_channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        self.topology.declare(&ch, dests).await?;
+        let exchange = self.topology.exchange();
+        let mandatory = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        loop {
+            let batch = store.outbox_batch(self.window)?;
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = shutdown.changed() => return Ok(()),
+                    _ = queues.announced() => {}
+                    Some((key, dl)) = dead.recv() => self.copy_dead(&ch, &key, &dl).await?,
+                    // A notice may be missed between the scan and the wait.
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                continue;
+            }
+            let mut pending = Vec::with_capacity(batch.len());
+            for (key, payload) in &batch {
+                let confirm = ch
+                    .basic_publish(&exchange, &key.dest, mandatory, payload, props(key))
+                    .await?;
+                pending.push((key.clone(), confirm));
+            }
+            let mut done = Vec::with_capacity(pending.len());
+            for (key, confirm) in pending {
+                match confirm.await? {
+                    Confirmation::Ack(None) | Confirmation::NotRequested => done.push(key),
+                    Confirmation::Ack(Some(_)) => {
+                        store.published(&done)?;
+                        return Err(AmqpError::Unroutable(self.topology.queue(&key.dest)));
+                    }
+                    Confirmation::Nack(_) => {
+                        store.published(&done)?;
+                        return Err(AmqpError::Nacked);
+                    }
+                }
+            }
+            store.published(&done)?;
+            self.set(|s| s.published += done.len() as u64);
+        }
+    }
+
+    async fn copy_dead(&self, ch: &Channel, key: &QueueKey, dl: &DeadLetter) -> Result<(), AmqpError> {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-deskbridge-error".into(),
+            AMQPValue::LongString(LongString::from(dl.error.as_str())),
+        );
+        headers.insert(
+            "x-deskbridge-attempts".into(),
+            AMQPValue::LongUInt(dl.attempts),
+        );
+        let body = serde_json::to_vec(&dl.envelope).unwrap_or_default();
+        // Best effort: the store holds the dead letter that counts.
+        let _ = ch
+            .basic_publish(
+                &self.topology.dead_exchange(),
+                &key.dest,
+                BasicPublishOptions::default(),
+                &body,
+                props(key).with_headers(headers),
+            )
+            .await?
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes one destination's queue and hands each delivery, with its
+    /// acknowledgement, to the destination's dispatcher.
+    pub async fn run_consumer(self, dest: String, notices: mpsc::UnboundedSender<Notice>, mut shutdown: watch::Receiver<bool>) {
+        let who = format!("consumer {dest}");
+        loop {
+            let Some(conn) = self.connect(&who, &mut shutdown).await else { return };
+            let result = self.consume_on(&conn, &dest, &notices, &mut shutdown).await;
+            // Whatever was delivered and not acknowledged comes again.
+            let _ = notices.send(Notice::Reset);
+            match result {
+                Ok(()) => {
+                    let _ = conn.close(200, "shutting down").await;
+                    return;
+                }
+                Err(e) => self.lost(&who, &e),
+            }
+        }
+    }
+
+    async fn consume_on(
+        &self,
+        conn: &Connection,
+        dest: &str,
+        notices: &mpsc::UnboundedSender<Notice>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), AmqpError> {
+        let ch = conn.create_channel().await?;
+        self.topology.declare(&ch, &[dest.to_string()]).await?;
+        ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+        let mut consumer = ch
+            .basic_consume(
+                &self.topology.queue(dest),
+                &format!("deskbridge-{dest}"),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                n = consumer.next() => n,
+            };
+            let delivery = match next {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(AmqpError::Broker("consumer cancelled by the broker".into())),
+            };
+            let key = delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .and_then(|id| QueueKey::parse_id(id.as_str()));
+            let env: Option<Envelope> = serde_json::from_slice(&delivery.data).ok();
+            match (key, env) {
+                (Some(key), Some(env)) if key.dest == dest => {
+                    if notices
+                        .send(Notice::Delivered(key, Box::new(env), delivery.acker))
+                        .is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                _ => {
+                    // Not ours (another tool published here): keep it for a
+                    // person, on the dead-letter queue.
+                    warn!(dest, "unreadable message moved to the dead-letter queue");
+                    delivery
+                        .acker
+                        .reject(BasicRejectOptions { requeue: false })
+                        .await?;
+                }
+            }
+        }
+    }
+}

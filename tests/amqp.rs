@@ -1,0 +1,57 @@
+//! The RabbitMQ transport against the machine's broker (127.0.0.1:5672).
+mod common;
+
+use common::*;
+use deskbridge::event::Audience;
+
+fn bus(prefix: &str) -> String {
+    format!(
+        "\n[bus]\nkind = \"amqp\"\nurl = {{ env = \"DESKBRIDGE_TEST_AMQP_URL\" }}\nprefix = \"{prefix}\"\n"
+    )
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("DESKBRIDGE_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_cross_through_rabbitmq_in_order_both_ways() {
+    std::env::set_var("DESKBRIDGE_TEST_AMQP_URL", amqp_url());
+    let a = Party::start("a").await;
+    let b = Party::start("b").await;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("dbtest-{}", uuid::Uuid::now_v7().simple());
+    let conf = format!(
+        "{}{PARTIES}{}{}\n[[transfers]]\nfrom = \"a\"\nto = \"b\"\n",
+        bus(&prefix),
+        a.toml(dir.path(), "svc", ""),
+        b.toml(dir.path(), "vendor", "")
+    );
+    let gw = Gateway::start_with(dir, &conf);
+    a.connect(&gw);
+    b.connect(&gw);
+    let t = a.desk.create_ticket("Printer jam", "Tray 2", &[], "Ann");
+    for i in 0..50 {
+        a.desk.comment(&t, &format!("note {i:03}"), Audience::Partner, "Ann", &[]);
+    }
+    eventually("all notes at b", 30, || async {
+        b.desk
+            .tickets()
+            .first()
+            .is_some_and(|t| t.comments.len() == 50)
+    })
+    .await;
+    let bt = b.desk.tickets().remove(0);
+    let bodies: Vec<String> = bt.comments.iter().map(|c| c.body.clone()).collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("note {i:03}")).collect();
+    assert_eq!(bodies, expected);
+    b.desk.comment(&bt.id, "on it", Audience::Public, "Bo", &[]);
+    eventually("reply at a", 20, || async {
+        a.desk.ticket(&t).unwrap().comments.iter().any(|c| c.body == "on it")
+    })
+    .await;
+    let s = gw.status().await;
+    assert_eq!(s["broker"]["connected"], true, "{s}");
+    assert!(s["broker"]["published"].as_u64().unwrap() >= 52, "{s}");
+}
