@@ -197,7 +197,7 @@ async fn metrics(State(o): State<Ops>) -> Response {
             out.push_str(&format!("{name}{labels} {v}\n"));
         }
     };
-    let per_dest = |f: &dyn Fn(&crate::ops::DestStatusView) -> String| {
+    let per_dest = |f: &dyn Fn(&crate::relay::DestStatus) -> String| {
         s.destinations
             .iter()
             .map(|(d, v)| (format!("{{destination=\"{d}\"}}"), f(v)))

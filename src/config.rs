@@ -582,21 +582,30 @@ fn webhook_problems(at: &str, w: &WebhookConfig, p: &mut Vec<String>) {
 
 fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
     match (b.kind, &b.url) {
-        (BusKind::Amqp, None) => p.push("bus.url: kind = \"amqp\" needs url = { env = \"VAR\" } or { file = \"/path\" }".into()),
+        (BusKind::Amqp, None) => p.push(
+            "bus.url: kind = \"amqp\" needs url = { env = \"VAR\" } or { file = \"/path\" }".into(),
+        ),
         (BusKind::Amqp, Some(src)) => match src.resolve() {
             Err(e) => p.push(format!("bus.url: {e}")),
             Ok(url) => {
                 if let Err(e) = url.parse::<lapin::uri::AMQPUri>() {
                     // The URL carries a password: say what is wrong, not what it is.
                     let _ = e;
-                    p.push("bus.url: not an AMQP URL like amqp://user:password@host:5672/%2f".into());
+                    p.push(
+                        "bus.url: not an AMQP URL like amqp://user:password@host:5672/%2f".into(),
+                    );
                 }
             }
         },
         (BusKind::Embedded, Some(_)) => p.push("bus.url: only used with kind = \"amqp\"".into()),
         (BusKind::Embedded, None) => {}
     }
-    if b.prefix.is_empty() || !b.prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if b.prefix.is_empty()
+        || !b
+            .prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         p.push("bus.prefix: use letters, digits, '-', '_' and '.'".into());
     }
     if b.prefetch == 0 {

@@ -3,8 +3,8 @@
 
 use crate::api::{self, HookState};
 use crate::blob::BlobStore;
-use crate::bus::embedded::Queues;
 use crate::bus::amqp::Broker;
+use crate::bus::embedded::Queues;
 use crate::config::{BusKind, Config};
 use crate::ingest::Ingest;
 use crate::ops::Ops;
@@ -131,7 +131,10 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         });
         if let Some(b) = &broker {
             let tx = queues.sender(&dest).expect("registered above");
-            tasks.spawn(b.clone().run_consumer(dest.clone(), tx, shutdown_rx.clone()));
+            tasks.spawn(
+                b.clone()
+                    .run_consumer(dest.clone(), tx, shutdown_rx.clone()),
+            );
         }
     }
     if let Some(b) = &broker {

@@ -1,4 +1,5 @@
 pub mod api;
+pub mod bench;
 pub mod blob;
 pub mod bus;
 pub mod config;

@@ -70,11 +70,33 @@ enum Cmd {
     },
     /// Run the three-party story in-process (no broker, no external desk).
     Demo,
+    /// Measure the full pipeline (and bare lapin on the same broker).
+    Bench {
+        #[arg(long, value_enum, default_value = "embedded")]
+        bus: BenchBus,
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        /// The broker for `--bus amqp` and for the baseline.
+        #[arg(
+            long,
+            env = "DESKBRIDGE_BENCH_AMQP_URL",
+            default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        )]
+        amqp_url: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the JSON Schemas of the config and the event into a directory.
     Schemas {
         #[arg(default_value = "schemas")]
         dir: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchBus {
+    Embedded,
+    Amqp,
 }
 
 #[derive(Subcommand)]
@@ -328,6 +350,37 @@ async fn run(cli: Cli) -> Result<()> {
                 init_logging(false);
             }
             deskbridge::demo::run(&mut std::io::stdout()).await?;
+        }
+        Cmd::Bench {
+            bus,
+            events,
+            amqp_url,
+            json,
+        } => {
+            if std::env::var_os("DESKBRIDGE_LOG").is_some() {
+                init_logging(false);
+            }
+            let kind = match bus {
+                BenchBus::Embedded => deskbridge::config::BusKind::Embedded,
+                BenchBus::Amqp => deskbridge::config::BusKind::Amqp,
+            };
+            let r = deskbridge::bench::run(kind, events, Some(amqp_url)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{} bus: {} events over {} links in {:.2} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms; bare lapin {}; ratio {}",
+                    r.bus,
+                    r.events,
+                    r.links,
+                    r.seconds,
+                    r.events_per_s,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.baseline_events_per_s.map(|b| format!("{b:.0} events/s")).unwrap_or("n/a".into()),
+                    r.ratio.map(|x| format!("{x:.2}")).unwrap_or("n/a".into()),
+                );
+            }
         }
         Cmd::Schemas { dir } => {
             deskbridge::schema::write_all(&dir)?;

@@ -97,20 +97,9 @@ pub struct StatusView {
     pub broker: Option<crate::bus::amqp::BrokerStatus>,
     pub links: usize,
     pub dead_letters: usize,
-    pub destinations: BTreeMap<String, DestStatusView>,
+    pub destinations: BTreeMap<String, DestStatus>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct DestStatusView {
-    pub queued: usize,
-    pub in_flight: usize,
-    pub blocked_links: usize,
-    pub delivered: u64,
-    pub dead_lettered: u64,
-    pub retrying: usize,
-    pub failing: Option<String>,
-    pub failing_since: Option<DateTime<Utc>>,
-}
 
 #[derive(Clone)]
 pub struct Ops {
@@ -230,20 +219,10 @@ impl Ops {
         };
         let mut destinations = BTreeMap::new();
         for name in self.config.endpoints.keys() {
-            let s = board.get(name).cloned().unwrap_or_default();
-            destinations.insert(
-                name.clone(),
-                DestStatusView {
-                    queued: self.store.queue_len(name),
-                    in_flight: s.in_flight,
-                    blocked_links: s.blocked_links,
-                    delivered: s.delivered,
-                    dead_lettered: s.dead_lettered,
-                    retrying: s.retrying,
-                    failing: s.failing,
-                    failing_since: s.failing_since,
-                },
-            );
+            let mut s = board.get(name).cloned().unwrap_or_default();
+            // The store's count is right with or without a daemon.
+            s.queued = self.store.queue_len(name);
+            destinations.insert(name.clone(), s);
         }
         Ok(StatusView {
             running: self.board.is_some(),

@@ -22,7 +22,7 @@ use tracing::{info, info_span, warn, Instrument};
 use uuid::Uuid;
 
 /// What an operator sees of one destination (`deskbridge status`).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct DestStatus {
     pub queued: usize,
     pub in_flight: usize,
@@ -100,12 +100,24 @@ impl Pause {
     }
 }
 
-async fn ack_all(acks: Vec<Acker>) {
-    for a in acks {
-        // A failed ack means the channel is gone: the broker will deliver
-        // again and the applied set turns the repeat into a no-op.
-        let _ = a.ack(BasicAckOptions::default()).await;
+/// Acknowledges to the broker without making the dispatcher wait: once
+/// its connection is closed, lapin never resolves an ack (its RPC loop has
+/// stopped), and awaiting it here would stall the whole destination (and
+/// every shutdown for the full grace period).
+fn ack_all(acks: Vec<Acker>) {
+    if acks.is_empty() {
+        return;
     }
+    tokio::spawn(async move {
+        for a in acks {
+            // A failed or lost ack means the channel is gone: the broker
+            // will deliver again and the applied set turns the repeat into
+            // a no-op.
+            let _ =
+                tokio::time::timeout(Duration::from_secs(30), a.ack(BasicAckOptions::default()))
+                    .await;
+        }
+    });
 }
 
 impl Dispatcher {
@@ -190,7 +202,9 @@ impl Dispatcher {
                 _ = shutdown.changed() => {
                     let _ = tokio::time::timeout(me.grace, async {
                         while let Some(Ok((_, seq, Done::Delivered))) = workers.join_next().await {
-                            ack_all(owed.remove(&seq).unwrap_or_default()).await;
+                            if me.store.flush().await.is_ok() {
+                                ack_all(owed.remove(&seq).unwrap_or_default());
+                            }
                         }
                     })
                     .await;
@@ -213,7 +227,7 @@ impl Dispatcher {
                             // free the broker's prefetch slot.
                             me.store.hold(&key, &env)?;
                             me.store.flush().await?;
-                            ack_all(vec![acker]).await;
+                            ack_all(vec![acker]);
                         } else if let Some(acks) = owed.get_mut(&key.seq) {
                             acks.push(acker);
                         } else {
@@ -268,13 +282,21 @@ impl Dispatcher {
                     known.remove(&seq);
                     let acks = owed.remove(&seq).unwrap_or_default();
                     match done {
-                        Done::Delivered => ack_all(acks).await,
+                        Done::Delivered => {
+                            // Acknowledged once the effect's record is durable.
+                            let store = me.store.clone();
+                            tokio::spawn(async move {
+                                if store.flush().await.is_ok() {
+                                    ack_all(acks);
+                                }
+                            });
+                        }
                         Done::Dead(dead) => {
                             blocked.insert(link);
                             if let Some(tx) = &me.on_dead {
                                 let _ = tx.send(*dead);
                             }
-                            ack_all(acks).await;
+                            ack_all(acks);
                         }
                         Done::Failed(e) => return Err(e),
                     }
@@ -351,8 +373,12 @@ impl Dispatcher {
             };
             match result {
                 Ok(applied) => {
+                    // Recorded, not yet flushed: the link may go on at once
+                    // (its next effect comes after this one anyway); the
+                    // broker is acknowledged only after the group flush. A
+                    // crash before it redelivers, and the receiver applies
+                    // a repeated message id once.
                     self.store.complete(key, env, &applied)?;
-                    self.store.flush().await?;
                     with_status(&self.board, &self.dest, |s| s.delivered += 1);
                     info!(attempts, "delivered");
                     return Ok(Done::Delivered);

@@ -97,7 +97,11 @@ impl QueueKey {
     }
 }
 
-fn scan(tree: &sled::Tree, name: &'static str, dest: &str) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
+fn scan(
+    tree: &sled::Tree,
+    name: &'static str,
+    dest: &str,
+) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
     let mut prefix = dest.as_bytes().to_vec();
     prefix.push(0);
     let mut out = Vec::new();
@@ -141,6 +145,15 @@ pub struct Store {
     cursors: sled::Tree,
     seen: sled::Tree,
     tickets: sled::Tree,
+    gate: std::sync::Arc<std::sync::RwLock<()>>,
+    flusher: std::sync::Arc<Flusher>,
+}
+
+/// Group commit: (tickets taken, a flush running) and the last ticket
+/// known durable.
+struct Flusher {
+    state: std::sync::Mutex<(u64, bool)>,
+    done: tokio::sync::watch::Sender<u64>,
 }
 
 /// The trees an ingest transaction touches, with typed helpers.
@@ -288,6 +301,11 @@ impl Store {
             cursors: db.open_tree("cursors")?,
             seen: db.open_tree("seen")?,
             tickets: db.open_tree("tickets")?,
+            gate: Default::default(),
+            flusher: std::sync::Arc::new(Flusher {
+                state: std::sync::Mutex::new((0, false)),
+                done: tokio::sync::watch::channel(0).0,
+            }),
             db,
         })
     }
@@ -295,36 +313,97 @@ impl Store {
     /// Makes everything written so far durable. Concurrent callers share
     /// the disk write (group commit).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let f = &self.flusher;
+        // A ticket taken after our writes: any flush that starts later
+        // covers them, so one disk write serves every caller waiting.
+        let ticket = {
+            let mut st = f.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.0 += 1;
+            st.0
+        };
+        let mut done = f.done.subscribe();
+        loop {
+            if *done.borrow_and_update() >= ticket {
+                return Ok(());
+            }
+            let lead = {
+                let mut st = f.state.lock().unwrap_or_else(|p| p.into_inner());
+                if st.1 {
+                    None
+                } else {
+                    st.1 = true;
+                    Some(st.0)
+                }
+            };
+            match lead {
+                Some(target) => {
+                    let result = self.flush_now().await;
+                    f.state.lock().unwrap_or_else(|p| p.into_inner()).1 = false;
+                    // Wakes the waiters either way; after a failure one of
+                    // them leads the next attempt.
+                    f.done.send_modify(|c| {
+                        if result.is_ok() {
+                            *c = (*c).max(target)
+                        }
+                    });
+                    result?;
+                }
+                None => {
+                    let _ = done.changed().await;
+                }
+            }
+        }
+    }
+
+    async fn flush_now(&self) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let gate = self.gate.clone();
+        tokio::task::spawn_blocking(move || {
+            // sled 0.34 can deadlock when a transaction waits for its
+            // write lock while a flush holds the read side waiting for
+            // I/O: no transaction runs during a flush.
+            let _g = gate.write().unwrap_or_else(|p| p.into_inner());
+            db.flush()
+        })
+        .await
+        .map_err(|e| StoreError::Rejected(format!("flush task failed: {e}")))??;
         Ok(())
+    }
+
+    /// Every sled transaction runs through here (see `flush`).
+    fn gated<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _g = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        f()
     }
 
     /// Runs `f` as one atomic transaction over the ingest trees; `f` may be
     /// re-run on conflict, so it must only act through `Tx`.
     pub fn ingest_tx<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
-        (
-            &self.links,
-            &self.link_idx,
-            &self.created,
-            &self.outbox,
-            &self.cursors,
-            &self.seen,
-            &self.tickets,
-        )
-            .transaction(
-                |(links, link_idx, created, outbox, cursors, seen, tickets)| {
-                    f(&Tx {
-                        links,
-                        link_idx,
-                        created,
-                        outbox,
-                        cursors,
-                        seen,
-                        tickets,
-                    })
-                },
+        self.gated(|| {
+            (
+                &self.links,
+                &self.link_idx,
+                &self.created,
+                &self.outbox,
+                &self.cursors,
+                &self.seen,
+                &self.tickets,
             )
-            .map_err(tx_err)
+                .transaction(
+                    |(links, link_idx, created, outbox, cursors, seen, tickets)| {
+                        f(&Tx {
+                            links,
+                            link_idx,
+                            created,
+                            outbox,
+                            cursors,
+                            seen,
+                            tickets,
+                        })
+                    },
+                )
+                .map_err(tx_err)
+        })
     }
 
     pub fn cursor(&self, endpoint: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -408,57 +487,61 @@ impl Store {
         env: &Envelope,
         applied: &Applied,
     ) -> Result<Link, StoreError> {
-        (
-            &self.outbox,
-            &self.applied,
-            &self.created,
-            &self.links,
-            &self.link_idx,
-            &self.held,
-        )
-            .transaction(|(outbox, applied_t, created, links, link_idx, held)| {
-                let mut link: Link = match links.get(env.link_id.as_bytes())? {
-                    Some(b) => corrupt("links", &b)?,
-                    None => {
-                        return Err(ConflictableTransactionError::Abort(format!(
-                            "link {} vanished",
-                            env.link_id
-                        )))
+        self.gated(|| {
+            (
+                &self.outbox,
+                &self.applied,
+                &self.created,
+                &self.links,
+                &self.link_idx,
+                &self.held,
+            )
+                .transaction(|(outbox, applied_t, created, links, link_idx, held)| {
+                    let mut link: Link = match links.get(env.link_id.as_bytes())? {
+                        Some(b) => corrupt("links", &b)?,
+                        None => {
+                            return Err(ConflictableTransactionError::Abort(format!(
+                                "link {} vanished",
+                                env.link_id
+                            )))
+                        }
+                    };
+                    let link_id = link.id;
+                    if let Some(side) = link.side_mut(&env.dest) {
+                        if let Some(t) = &applied.ticket {
+                            side.ticket = Some(t.clone());
+                            index_link(link_idx, &env.dest, t, link_id)?;
+                        }
+                        if let crate::event::EventKind::StatusChanged { status } = env.event.kind {
+                            side.status = Some(status);
+                        }
                     }
-                };
-                let link_id = link.id;
-                if let Some(side) = link.side_mut(&env.dest) {
-                    if let Some(t) = &applied.ticket {
-                        side.ticket = Some(t.clone());
-                        index_link(link_idx, &env.dest, t, link_id)?;
+                    links.insert(link.id.as_bytes(), to_vec(&link))?;
+                    for id in &applied.remote_ids {
+                        created.insert(pair_key(&env.dest, id), env.event.id.as_bytes())?;
                     }
-                    if let crate::event::EventKind::StatusChanged { status } = env.event.kind {
-                        side.status = Some(status);
-                    }
-                }
-                links.insert(link.id.as_bytes(), to_vec(&link))?;
-                for id in &applied.remote_ids {
-                    created.insert(pair_key(&env.dest, id), env.event.id.as_bytes())?;
-                }
-                applied_t.insert(Self::applied_key(env), to_vec(applied))?;
-                outbox.remove(key.encode())?;
-                held.remove(key.encode())?;
-                Ok(link)
-            })
-            .map_err(tx_err)
+                    applied_t.insert(Self::applied_key(env), to_vec(applied))?;
+                    outbox.remove(key.encode())?;
+                    held.remove(key.encode())?;
+                    Ok(link)
+                })
+                .map_err(tx_err)
+        })
     }
 
     /// Moves a message that cannot be applied to the dead letters, keeping
     /// its place so the link's later events stay behind it.
     pub fn kill(&self, key: &QueueKey, dl: &DeadLetter) -> Result<(), StoreError> {
-        (&self.outbox, &self.dead, &self.held)
-            .transaction(|(outbox, dead, held)| {
-                outbox.remove(key.encode())?;
-                held.remove(key.encode())?;
-                dead.insert(key.encode(), to_vec(dl))?;
-                Ok(())
-            })
-            .map_err(tx_err)
+        self.gated(|| {
+            (&self.outbox, &self.dead, &self.held)
+                .transaction(|(outbox, dead, held)| {
+                    outbox.remove(key.encode())?;
+                    held.remove(key.encode())?;
+                    dead.insert(key.encode(), to_vec(dl))?;
+                    Ok(())
+                })
+                .map_err(tx_err)
+        })
     }
 
     pub fn dead_letters(&self) -> Result<Vec<(QueueKey, DeadLetter)>, StoreError> {
@@ -476,6 +559,10 @@ impl Store {
     /// bus) or first among its link's held messages (broker), so that the
     /// link's order holds either way.
     pub fn replay(&self, key: &QueueKey, to_held: bool) -> Result<Envelope, StoreError> {
+        self.gated(|| self.replay_tx(key, to_held))
+    }
+
+    fn replay_tx(&self, key: &QueueKey, to_held: bool) -> Result<Envelope, StoreError> {
         (&self.outbox, &self.dead, &self.held)
             .transaction(|(outbox, dead, held)| {
                 let Some(b) = dead.remove(key.encode())? else {

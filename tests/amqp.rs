@@ -33,7 +33,8 @@ async fn events_cross_through_rabbitmq_in_order_both_ways() {
     b.connect(&gw);
     let t = a.desk.create_ticket("Printer jam", "Tray 2", &[], "Ann");
     for i in 0..50 {
-        a.desk.comment(&t, &format!("note {i:03}"), Audience::Partner, "Ann", &[]);
+        a.desk
+            .comment(&t, &format!("note {i:03}"), Audience::Partner, "Ann", &[]);
     }
     eventually("all notes at b", 30, || async {
         b.desk
@@ -48,7 +49,12 @@ async fn events_cross_through_rabbitmq_in_order_both_ways() {
     assert_eq!(bodies, expected);
     b.desk.comment(&bt.id, "on it", Audience::Public, "Bo", &[]);
     eventually("reply at a", 20, || async {
-        a.desk.ticket(&t).unwrap().comments.iter().any(|c| c.body == "on it")
+        a.desk
+            .ticket(&t)
+            .unwrap()
+            .comments
+            .iter()
+            .any(|c| c.body == "on it")
     })
     .await;
     let s = gw.status().await;

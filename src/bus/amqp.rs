@@ -109,7 +109,17 @@ impl Topology {
         };
         for dest in dests {
             let mut args = FieldTable::default();
-            args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+            // One consumer at a time, and a new one only once the old one's
+            // unacknowledged messages are back in the queue: otherwise a
+            // consumer that reconnects (or a restarted deskbridge, or any
+            // consumer after a broker restart) gets the ready messages
+            // before the ones its predecessor held, and a link's later
+            // events overtake its earlier ones.
+            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
             args.insert(
                 "x-dead-letter-exchange".into(),
                 AMQPValue::LongString(self.dead_exchange().into()),
@@ -124,14 +134,29 @@ impl Topology {
                     "cannot declare queue {q} ({e}); if it exists with other arguments, delete it or change bus.prefix"
                 ))
             })?;
-            ch.queue_bind(&q, &self.exchange(), dest, QueueBindOptions::default(), FieldTable::default())
-                .await?;
+            ch.queue_bind(
+                &q,
+                &self.exchange(),
+                dest,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
             let mut dargs = FieldTable::default();
-            dargs.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            dargs.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
             let dq = self.dead_queue(dest);
             ch.queue_declare(&dq, qopts, dargs).await?;
-            ch.queue_bind(&dq, &self.dead_exchange(), dest, QueueBindOptions::default(), FieldTable::default())
-                .await?;
+            ch.queue_bind(
+                &dq,
+                &self.dead_exchange(),
+                dest,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -157,7 +182,14 @@ impl Broker {
             topology: Topology {
                 prefix: cfg.prefix.clone(),
             },
-            board: BrokerBoard::default(),
+            // Not connected until a connection is made: a broker that
+            // accepts the TCP connection and does not answer must not read
+            // as connected in `deskbridge status`.
+            board: Arc::new(Mutex::new(BrokerStatus {
+                waiting: Some("connecting".into()),
+                waiting_since: Some(Utc::now()),
+                ..BrokerStatus::default()
+            })),
             prefetch: cfg.prefetch,
             window: cfg.publish_window,
         })
@@ -169,7 +201,11 @@ impl Broker {
 
     /// Connects, retrying with backoff for as long as it takes; the daemon
     /// never exits because the broker went away. `None` on shutdown.
-    pub async fn connect(&self, who: &str, shutdown: &mut watch::Receiver<bool>) -> Option<Connection> {
+    pub async fn connect(
+        &self,
+        who: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Connection> {
         let mut retry = Retry::new(RetryPolicy {
             initial: Duration::from_millis(200),
             max_interval: Duration::from_secs(10),
@@ -183,7 +219,7 @@ impl Broker {
                 Ok(c) => {
                     self.set(|s| {
                         if s.waiting.is_some() {
-                            info!(who, "connected to the broker again");
+                            info!(who, "connected to the broker");
                         }
                         s.connected = true;
                         s.waiting = None;
@@ -229,8 +265,13 @@ impl Broker {
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
-            let Some(conn) = self.connect("publisher", &mut shutdown).await else { return };
-            match self.publish_on(&conn, &store, &queues, &dests, &mut dead, &mut shutdown).await {
+            let Some(conn) = self.connect("publisher", &mut shutdown).await else {
+                return;
+            };
+            match self
+                .publish_on(&conn, &store, &queues, &dests, &mut dead, &mut shutdown)
+                .await
+            {
                 Ok(()) => {
                     let _ = conn.close(200, "shutting down").await;
                     return;
@@ -295,7 +336,12 @@ impl Broker {
         }
     }
 
-    async fn copy_dead(&self, ch: &Channel, key: &QueueKey, dl: &DeadLetter) -> Result<(), AmqpError> {
+    async fn copy_dead(
+        &self,
+        ch: &Channel,
+        key: &QueueKey,
+        dl: &DeadLetter,
+    ) -> Result<(), AmqpError> {
         let mut headers = FieldTable::default();
         headers.insert(
             "x-deskbridge-error".into(),
@@ -322,10 +368,17 @@ impl Broker {
 
     /// Consumes one destination's queue and hands each delivery, with its
     /// acknowledgement, to the destination's dispatcher.
-    pub async fn run_consumer(self, dest: String, notices: mpsc::UnboundedSender<Notice>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run_consumer(
+        self,
+        dest: String,
+        notices: mpsc::UnboundedSender<Notice>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let who = format!("consumer {dest}");
         loop {
-            let Some(conn) = self.connect(&who, &mut shutdown).await else { return };
+            let Some(conn) = self.connect(&who, &mut shutdown).await else {
+                return;
+            };
             let result = self.consume_on(&conn, &dest, &notices, &mut shutdown).await;
             // Whatever was delivered and not acknowledged comes again.
             let _ = notices.send(Notice::Reset);
@@ -348,7 +401,8 @@ impl Broker {
     ) -> Result<(), AmqpError> {
         let ch = conn.create_channel().await?;
         self.topology.declare(&ch, &[dest.to_string()]).await?;
-        ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+        ch.basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
         let mut consumer = ch
             .basic_consume(
                 &self.topology.queue(dest),

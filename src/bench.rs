@@ -1,0 +1,422 @@
+//! `deskbridge bench`: the full pipeline on loopback (signed webhook in,
+//! store, bus, relay, signed webhook out to an instant destination), and in
+//! the same run a bare-lapin baseline on the same broker with the same
+//! payloads. Prints figures; asserts nothing.
+
+use crate::config::{BusKind, Config};
+use crate::connector::webhook::sign::{self, Secret};
+use crate::event::{Audience, Comment, Event, EventKind, Ticket};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub bus: String,
+    pub events: usize,
+    pub links: usize,
+    pub payload_bytes: usize,
+    pub seconds: f64,
+    pub events_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Bare lapin on the same broker: publish with confirms (same window),
+    /// consume with manual ack (same prefetch). `None` without a broker.
+    pub baseline_events_per_s: Option<f64>,
+    pub ratio: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bench: {0}")]
+pub struct BenchError(String);
+
+fn err<E: std::fmt::Display>(e: E) -> BenchError {
+    BenchError(e.to_string())
+}
+
+#[derive(Clone, Default)]
+struct Arrivals {
+    /// event id → when the destination was called.
+    at: Arc<Mutex<HashMap<Uuid, Instant>>>,
+    tickets: Arc<Mutex<u64>>,
+}
+
+async fn destination(State(a): State<Arrivals>, body: Bytes) -> Json<serde_json::Value> {
+    let now = Instant::now();
+    // Only the id and type are needed; the rest is the payload's weight.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        id: Uuid,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let Ok(h) = serde_json::from_slice::<Head>(&body) else {
+        return Json(serde_json::json!({}));
+    };
+    if h.kind == "ticket_created" {
+        let mut n = a.tickets.lock().unwrap_or_else(|p| p.into_inner());
+        *n += 1;
+        return Json(serde_json::json!({ "ticket": format!("B-{}", *n) }));
+    }
+    a.at.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(h.id, now);
+    Json(serde_json::json!({}))
+}
+
+/// A comment body of about `n` bytes.
+fn payload(n: usize, i: usize) -> String {
+    let mut s = format!("event {i}: ");
+    while s.len() < n {
+        s.push_str("the till prints blank receipts after the update; ");
+    }
+    s.truncate(n);
+    s
+}
+
+pub async fn run(
+    bus: BusKind,
+    events: usize,
+    amqp_url: Option<String>,
+) -> Result<Report, BenchError> {
+    let links = 16usize;
+    let payload_bytes = 600usize;
+    let dir = std::env::temp_dir().join(format!("deskbridge-bench-{}", Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let result = pipeline(&dir, bus, events, links, payload_bytes, amqp_url.clone()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (seconds, mut latencies) = result?;
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let events_per_s = events as f64 / seconds;
+    let baseline = match (&amqp_url, bus) {
+        (Some(url), BusKind::Amqp) => Some(baseline(url, events, payload_bytes).await?),
+        // The embedded bus is compared with the broker when one answers.
+        (Some(url), BusKind::Embedded) => match baseline(url, events, payload_bytes).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("no broker baseline: {e}");
+                None
+            }
+        },
+        (None, _) => None,
+    };
+    Ok(Report {
+        bus: match bus {
+            BusKind::Embedded => "embedded".into(),
+            BusKind::Amqp => "amqp".into(),
+        },
+        events,
+        links,
+        payload_bytes,
+        seconds,
+        events_per_s,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        baseline_events_per_s: baseline,
+        ratio: baseline.map(|b| events_per_s / b),
+    })
+}
+
+async fn pipeline(
+    dir: &std::path::Path,
+    bus: BusKind,
+    events: usize,
+    links: usize,
+    payload_bytes: usize,
+    amqp_url: Option<String>,
+) -> Result<(f64, Vec<f64>), BenchError> {
+    let arrivals = Arrivals::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(err)?;
+    let dest_addr = listener.local_addr().map_err(err)?;
+    let app = Router::new()
+        .route("/in", post(destination))
+        .with_state(arrivals.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let (_, in_secret) = Secret::generate();
+    let (_, out_secret) = Secret::generate();
+    std::fs::write(dir.join("in"), &in_secret).map_err(err)?;
+    std::fs::write(dir.join("out"), &out_secret).map_err(err)?;
+    let bus_toml = match (bus, &amqp_url) {
+        (BusKind::Amqp, Some(url)) => {
+            std::fs::write(dir.join("amqp"), url).map_err(err)?;
+            format!(
+                "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\nprefix = \"deskbridge-bench-{}\"\n",
+                dir.join("amqp").display(),
+                Uuid::now_v7().simple()
+            )
+        }
+        (BusKind::Amqp, None) => return Err(BenchError("--bus amqp needs --amqp-url".into())),
+        _ => String::new(),
+    };
+    let text = format!(
+        r#"{bus_toml}
+[daemon]
+data_dir = "{data}"
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+[parties.a]
+name = "A"
+role = "service_company"
+[parties.b]
+name = "B"
+role = "vendor"
+[endpoints.src]
+party = "a"
+kind = "webhook"
+[endpoints.src.webhook]
+inbound_secrets = [{{ file = "{inf}" }}]
+[endpoints.src.policy]
+share_client_conversation = true
+[endpoints.dst]
+party = "b"
+kind = "webhook"
+concurrency = {links}
+[endpoints.dst.webhook]
+url = "http://{dest_addr}/in"
+outbound_secret = {{ file = "{outf}" }}
+[[transfers]]
+from = "src"
+to = "dst"
+"#,
+        data = dir.join("data").display(),
+        inf = dir.join("in").display(),
+        outf = dir.join("out").display(),
+    );
+    let config = Config::parse(&text).map_err(err)?;
+    let running = crate::daemon::start(config, Default::default())
+        .await
+        .map_err(err)?;
+    let hook = format!("http://{}/hooks/src", running.hooks_addr);
+    let secret = Secret::parse(&in_secret).map_err(err)?;
+    let client = reqwest::Client::new();
+    let post_event = |ev: Event| {
+        let body = serde_json::to_vec(&ev).expect("event serializes");
+        let id = format!("msg_{}", ev.id.simple());
+        let ts = chrono::Utc::now().timestamp();
+        let sig = sign::sign(&secret, &id, ts, &body);
+        let req = client
+            .post(&hook)
+            .header(sign::HEADER_ID, id)
+            .header(sign::HEADER_TIMESTAMP, ts.to_string())
+            .header(sign::HEADER_SIGNATURE, sig)
+            .body(body);
+        async move {
+            let r = req.send().await.map_err(err)?;
+            if !r.status().is_success() {
+                return Err(BenchError(format!("ingest answered {}", r.status())));
+            }
+            Ok(())
+        }
+    };
+    for l in 0..links {
+        post_event(Event::new(
+            format!("T{l}"),
+            EventKind::TicketCreated {
+                ticket_data: Ticket {
+                    subject: format!("bench ticket {l}"),
+                    ..Ticket::default()
+                },
+            },
+        ))
+        .await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while *arrivals.tickets.lock().unwrap_or_else(|p| p.into_inner()) < links as u64 {
+        if Instant::now() > deadline {
+            return Err(BenchError(
+                "the bench tickets were not created within 60 s".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let evs: Vec<Event> = (0..events)
+        .map(|i| {
+            Event::new(
+                format!("T{}", i % links),
+                EventKind::Comment {
+                    comment: Comment {
+                        body: payload(payload_bytes, i),
+                        audience: Audience::Public,
+                        attachments: vec![],
+                    },
+                },
+            )
+        })
+        .collect();
+    let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let start = Instant::now();
+    // Per link in order (a partner sends a ticket's changes in order),
+    // links side by side.
+    let mut per_link: Vec<Vec<Event>> = vec![Vec::new(); links];
+    for (i, ev) in evs.into_iter().enumerate() {
+        per_link[i % links].push(ev);
+    }
+    let results: Vec<Result<(), BenchError>> =
+        futures::stream::iter(per_link.into_iter().map(|evs| {
+            let sent = sent.clone();
+            let post_event = &post_event;
+            async move {
+                for ev in evs {
+                    sent.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(ev.id, Instant::now());
+                    post_event(ev).await?;
+                }
+                Ok(())
+            }
+        }))
+        .buffer_unordered(links)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while arrivals.at.lock().unwrap_or_else(|p| p.into_inner()).len() < events {
+        if Instant::now() > deadline {
+            return Err(BenchError("not every event arrived within 600 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let at = arrivals
+        .at
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let end = at.values().max().copied().unwrap_or(start);
+    let sent = sent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let latencies = at
+        .iter()
+        .filter_map(|(id, t)| {
+            sent.get(id)
+                .map(|s| t.duration_since(*s).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    running.stop().await;
+    Ok((end.duration_since(start).as_secs_f64(), latencies))
+}
+
+/// Bare lapin: the same number of persistent messages of the same size,
+/// published with confirms `window` in flight onto a durable quorum queue,
+/// consumed with manual acks and the same prefetch.
+async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<f64, BenchError> {
+    use lapin::options::*;
+    use lapin::types::{AMQPValue, FieldTable};
+    let props = || {
+        lapin::ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio)
+    };
+    let conn = lapin::Connection::connect(url, props())
+        .await
+        .map_err(err)?;
+    let pubc = conn.create_channel().await.map_err(err)?;
+    let subc = conn.create_channel().await.map_err(err)?;
+    let queue = format!("deskbridge-bench-baseline-{}", Uuid::now_v7().simple());
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    pubc.queue_declare(
+        &queue,
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .map_err(err)?;
+    pubc.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(err)?;
+    subc.basic_qos(256, BasicQosOptions::default())
+        .await
+        .map_err(err)?;
+    let mut consumer = subc
+        .basic_consume(
+            &queue,
+            "bench",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err)?;
+    // The same bytes the pipeline carries: an envelope with a comment.
+    let body = serde_json::to_vec(&Event::new(
+        "T0",
+        EventKind::Comment {
+            comment: Comment {
+                body: payload(payload_bytes, 0),
+                audience: Audience::Public,
+                attachments: vec![],
+            },
+        },
+    ))
+    .map_err(err)?;
+    let start = Instant::now();
+    let consume = async {
+        let mut n = 0;
+        while n < events {
+            match consumer.next().await {
+                Some(Ok(d)) => {
+                    d.ack(BasicAckOptions::default()).await.map_err(err)?;
+                    n += 1;
+                }
+                Some(Err(e)) => return Err(err(e)),
+                None => return Err(BenchError("baseline consumer ended".into())),
+            }
+        }
+        Ok(())
+    };
+    let publish = async {
+        let window = 256;
+        let mut i = 0;
+        while i < events {
+            let mut confirms = Vec::with_capacity(window);
+            for _ in 0..window.min(events - i) {
+                confirms.push(
+                    pubc.basic_publish(
+                        "",
+                        &queue,
+                        BasicPublishOptions::default(),
+                        &body,
+                        lapin::BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await
+                    .map_err(err)?,
+                );
+                i += 1;
+            }
+            for c in confirms {
+                c.await.map_err(err)?;
+            }
+        }
+        Ok::<(), BenchError>(())
+    };
+    let (p, c) = tokio::join!(publish, consume);
+    p?;
+    c?;
+    let secs = start.elapsed().as_secs_f64();
+    let _ = pubc
+        .queue_delete(&queue, QueueDeleteOptions::default())
+        .await;
+    let _ = conn.close(200, "bench done").await;
+    Ok(events as f64 / secs)
+}

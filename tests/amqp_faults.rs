@@ -1,0 +1,619 @@
+//! The RabbitMQ transport under faults, against the real binary:
+//! - the broker is SIGKILLed and restarted mid-stream, and so is the
+//!   daemon; every event still lands exactly once and in order per link,
+//!   and while the broker is down ingest goes on and `status` says so;
+//! - a destination that hangs, and one that answers 503, for the whole run
+//!   do not stop another destination;
+//! - SIGTERM with deliveries in flight exits 0, and after a restart
+//!   everything lands exactly once.
+//!
+//! Tests that kill the broker use a private node
+//! (scripts/rabbitmq-private-node.sh: own ports, data dir and cookie),
+//! behind a TCP relay that reattaches the daemon the moment the broker is
+//! back (see `front`); the others use the machine's broker
+//! (127.0.0.1:5672, guest/guest, or DESKBRIDGE_TEST_AMQP_URL) with a
+//! unique prefix, and delete their queues at the end. Exactly-once is
+//! counted by what the destination desk holds, not by raw deliveries.
+
+mod common;
+
+use common::{eventually, free_port, Gateway, Party, PARTIES};
+use deskbridge::bus::amqp::Topology;
+use deskbridge::event::Audience;
+use deskbridge::sample_desk::{Fault, SampleDesk};
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::{Connection, ConnectionProperties};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/scripts/rabbitmq-private-node.sh"
+);
+
+/// A private RabbitMQ node in a temporary directory on free ports; killed
+/// when dropped, panics included.
+struct PrivateBroker {
+    dir: tempfile::TempDir,
+    ports: [u16; 3],
+}
+
+impl PrivateBroker {
+    async fn start() -> PrivateBroker {
+        let b = PrivateBroker {
+            dir: tempfile::tempdir().unwrap(),
+            ports: [free_port(), free_port(), free_port()],
+        };
+        b.run("start").await;
+        b
+    }
+
+    fn command(&self, cmd: &str) -> Command {
+        let mut c = Command::new(SCRIPT);
+        c.arg(cmd).arg(self.dir.path());
+        for p in self.ports {
+            c.arg(p.to_string());
+        }
+        c
+    }
+
+    /// Runs the script off the runtime's threads (the sample desks live on
+    /// them) and fails the test when it fails.
+    async fn run(&self, cmd: &str) {
+        let mut c = self.command(cmd);
+        let what = format!("rabbitmq-private-node.sh {cmd}");
+        let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{what} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = self.command("kill9").output();
+    }
+}
+
+/// A TCP relay in front of the private broker. It accepts at once and
+/// connects upstream as soon as the broker listens, so a client that
+/// tried while the broker was down is attached the moment it is back: the
+/// quickest reconnect a client can make, when the broker has just
+/// recovered its queues and not yet cleaned up the consumers of before
+/// the crash. Returns the URL to give the daemon.
+async fn front(broker: &PrivateBroker) -> String {
+    let upstream = ("127.0.0.1", broker.ports[0]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut server = loop {
+                    match tokio::net::TcpStream::connect(upstream).await {
+                        Ok(s) => break s,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    format!("amqp://guest:guest@127.0.0.1:{port}/%2f")
+}
+
+fn shared_broker_url() -> String {
+    std::env::var("DESKBRIDGE_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn unique_prefix() -> String {
+    format!("dbfault-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The `[bus]` table; the URL (it carries a password) goes to a file.
+fn bus(dir: &Path, url: &str, prefix: &str) -> String {
+    let file = dir.join("amqp.url");
+    std::fs::write(&file, url).unwrap();
+    format!(
+        "\n[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\nprefix = \"{prefix}\"\n",
+        file.display()
+    )
+}
+
+/// A test's exchanges and queues on the shared broker, deleted when
+/// dropped (panics included) so that test runs do not pile up quorum
+/// queues there. Declare it before the Gateway: it must go after the
+/// daemon, which would declare them again.
+struct SharedTopology {
+    topology: Topology,
+    dests: Vec<String>,
+}
+
+impl SharedTopology {
+    fn new(dests: &[&str]) -> SharedTopology {
+        SharedTopology {
+            topology: Topology {
+                prefix: unique_prefix(),
+            },
+            dests: dests.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    fn prefix(&self) -> &str {
+        &self.topology.prefix
+    }
+}
+
+impl Drop for SharedTopology {
+    fn drop(&mut self) {
+        let t = self.topology.clone();
+        let dests = self.dests.clone();
+        // A runtime of its own on a thread of its own: drop may run
+        // inside the test's runtime, which cannot be blocked on.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let props = ConnectionProperties::default()
+                    .with_executor(tokio_executor_trait::Tokio::current())
+                    .with_reactor(tokio_reactor_trait::Tokio);
+                let conn = Connection::connect(&shared_broker_url(), props).await?;
+                let ch = conn.create_channel().await?;
+                for d in &dests {
+                    for q in [t.queue(d), t.dead_queue(d)] {
+                        ch.queue_delete(&q, QueueDeleteOptions::default()).await?;
+                    }
+                }
+                for e in [t.exchange(), t.dead_exchange()] {
+                    ch.exchange_delete(&e, ExchangeDeleteOptions::default())
+                        .await?;
+                }
+                conn.close(200, "test done").await
+            })
+        })
+        .join();
+    }
+}
+
+/// The desk's ticket linked to `upstream`.
+fn partner_ticket(desk: &SampleDesk, upstream: &str) -> Option<String> {
+    desk.tickets()
+        .into_iter()
+        .find(|t| t.partner.as_ref().and_then(|p| p.1.as_deref()) == Some(upstream))
+        .map(|t| t.id)
+}
+
+/// Comment bodies on the desk's ticket linked to `upstream`, in order.
+fn comments(desk: &SampleDesk, upstream: &str) -> Vec<String> {
+    partner_ticket(desk, upstream)
+        .and_then(|id| desk.ticket(&id))
+        .map(|t| t.comments.into_iter().map(|c| c.body).collect())
+        .unwrap_or_default()
+}
+
+/// Comments on all of the desk's tickets.
+fn total_comments(desk: &SampleDesk) -> usize {
+    desk.tickets().iter().map(|t| t.comments.len()).sum()
+}
+
+fn body(link: usize, i: usize) -> String {
+    format!("link {link} note {i:05}")
+}
+
+/// A few tickets in `src`, and numbered partner notes written on them
+/// round-robin, a chunk at a time.
+struct Stream {
+    tickets: Vec<String>,
+    /// Notes per ticket in the end.
+    per_link: Vec<usize>,
+    /// Notes written so far per ticket.
+    written: Vec<usize>,
+}
+
+impl Stream {
+    fn open(src: &SampleDesk, per_link: &[usize]) -> Stream {
+        let tickets = (0..per_link.len())
+            .map(|l| src.create_ticket(&format!("Link {l}"), "streamed", &[], "alice"))
+            .collect();
+        Stream {
+            tickets,
+            per_link: per_link.to_vec(),
+            written: vec![0; per_link.len()],
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.per_link.iter().sum()
+    }
+
+    /// Writes `n` more notes (fewer when the stream ends).
+    fn write(&mut self, src: &SampleDesk, mut n: usize) {
+        while n > 0 && self.written != self.per_link {
+            for l in 0..self.tickets.len() {
+                if n > 0 && self.written[l] < self.per_link[l] {
+                    let body = body(l, self.written[l]);
+                    src.comment(&self.tickets[l], &body, Audience::Partner, "alice", &[]);
+                    self.written[l] += 1;
+                    n -= 1;
+                }
+            }
+        }
+    }
+
+    /// Every note at `dst` once, in order; `src` holds only its own notes
+    /// (no echo came back).
+    fn check(&self, src: &SampleDesk, dst: &SampleDesk) {
+        assert_eq!(
+            dst.tickets().len(),
+            self.tickets.len(),
+            "one ticket per link"
+        );
+        for (l, t) in self.tickets.iter().enumerate() {
+            let got = comments(dst, t);
+            let want: Vec<String> = (0..self.per_link[l]).map(|i| body(l, i)).collect();
+            if got != want {
+                let first = got
+                    .iter()
+                    .zip(&want)
+                    .position(|(g, w)| g != w)
+                    .unwrap_or(got.len().min(want.len()));
+                panic!(
+                    "link {l}: {} notes at the destination, {} expected; first difference at {first}: {:?} vs {:?}",
+                    got.len(),
+                    want.len(),
+                    got.get(first),
+                    want.get(first)
+                );
+            }
+            assert_eq!(
+                src.ticket(t).unwrap().comments.len(),
+                self.per_link[l],
+                "link {l}: something came back to the source"
+            );
+        }
+    }
+}
+
+/// Sender and receiver have handed everything over and nothing is queued
+/// or in flight.
+async fn settled(gw: &Gateway, src: &Party, dst: &Party) -> bool {
+    src.desk.unsent() == 0 && dst.desk.unsent() == 0 && gw.idle().await
+}
+
+/// `deskbridge status --json` from the CLI (a blocking child process).
+fn status_cli(gw: &Gateway) -> Value {
+    let out = tokio::task::block_in_place(|| gw.cli(&["status", "--json"]));
+    assert!(
+        out.status.success(),
+        "deskbridge status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The daemon's pid, from the state file it writes once it listens (a
+/// killed daemon leaves its file behind: poll with `running_daemon`).
+fn daemon_pid(gw: &Gateway) -> Option<u32> {
+    let text = std::fs::read(gw.dir.path().join("data/daemon.json")).ok()?;
+    let info: Value = serde_json::from_slice(&text).ok()?;
+    info["pid"].as_u64().map(|p| p as u32)
+}
+
+/// Waits until the daemon's state file names a live process other than
+/// `not` (a daemon killed before), and returns its pid.
+async fn running_daemon(gw: &Gateway, not: Option<u32>) -> u32 {
+    eventually("the daemon's pid", 30, || async {
+        daemon_pid(gw).is_some_and(|p| Some(p) != not && alive(p))
+    })
+    .await;
+    daemon_pid(gw).unwrap()
+}
+
+/// Whether the process runs (exists and is not a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+fn src_dst_config(dir: &Path, url: &str, prefix: &str, src: &Party, dst: &Party) -> String {
+    format!(
+        "{}{PARTIES}{}{}\n[[transfers]]\nfrom = \"src\"\nto = \"dst\"\n",
+        bus(dir, url, prefix),
+        src.toml(dir, "svc", ""),
+        dst.toml(dir, "vendor", "")
+    )
+}
+
+fn log_tail(gw: &Gateway) -> String {
+    let log = gw.log();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// SIGKILLs of the daemon in the first burst.
+const DAEMON_KILLS: usize = 4;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_and_daemon_killed_mid_stream_every_event_lands_once_in_order() {
+    let started = Instant::now();
+    let broker = PrivateBroker::start().await;
+    let broker_up = started.elapsed();
+    let dir = tempfile::tempdir().unwrap();
+    let src = Party::start("src").await;
+    let dst = Party::start("dst").await;
+    let url = front(&broker).await;
+    let conf = src_dst_config(dir.path(), &url, &unique_prefix(), &src, &dst);
+    let mut gw = Gateway::start_with(dir, &conf);
+    src.connect(&gw);
+    dst.connect(&gw);
+    let mut stream = Stream::open(&src.desk, &[1667, 1667, 1666]);
+    let total = stream.total();
+    let mut kills: Vec<String> = vec![];
+    let delivered = || total_comments(&dst.desk);
+    // Waits until `n` more notes have landed since `from`.
+    async fn progress(dst: &SampleDesk, from: usize, n: usize, what: &str) {
+        eventually(what, 90, || async { total_comments(dst) >= from + n }).await;
+    }
+
+    // 1. A burst, so that the queue holds more than the consumer's
+    // prefetch; the daemon dies with deliveries under way. Its successor
+    // must not take the queue's later messages before the ones the dead
+    // consumer held.
+    stream.write(&src.desk, 2500);
+    let mut mark = 0;
+    for _ in 0..DAEMON_KILLS {
+        progress(&dst.desk, mark, 250, "notes delivered").await;
+        gw.kill9();
+        mark = delivered();
+        kills.push(format!("daemon at {mark}"));
+        gw.spawn();
+    }
+    progress(&dst.desk, mark, 250, "delivery after the daemon's restart").await;
+
+    // 2. The broker dies mid-stream.
+    broker.run("kill9").await;
+    let at_broker_kill = delivered();
+    kills.push(format!("broker at {at_broker_kill}"));
+    assert!(at_broker_kill < total, "the broker died mid-stream");
+
+    // 3. While it is down: the daemon says so, keeps taking events (the
+    // source's webhooks are answered 2xx) and does not exit.
+    stream.write(&src.desk, 1000);
+    let pid = running_daemon(&gw, None).await;
+    eventually("status shows the broker down", 30, || async {
+        let s = gw.status().await;
+        s["broker"]["connected"] == false && s["broker"]["waiting"].is_string()
+    })
+    .await;
+    eventually("ingest drains while the broker is down", 90, || async {
+        src.desk.unsent() == 0
+    })
+    .await;
+    let s = status_cli(&gw);
+    assert_eq!(s["running"], true, "{s}");
+    assert_eq!(s["broker"]["connected"], false, "{s}");
+    assert!(s["broker"]["waiting"].is_string(), "{s}");
+    assert!(s["broker"]["waiting_since"].is_string(), "{s}");
+    assert!(
+        s["destinations"]["dst"]["queued"].as_u64().unwrap() >= 1000,
+        "events wait in the outbox: {s}"
+    );
+    assert!(alive(pid), "the daemon exited while the broker was down");
+    let text = tokio::task::block_in_place(|| gw.cli(&["status"]));
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("WAITING for the broker"), "{text}");
+
+    // 4. The daemon dies too, and starts while the broker is still down.
+    gw.kill9();
+    kills.push(format!("daemon at {} (broker down)", delivered()));
+    gw.spawn();
+    running_daemon(&gw, Some(pid)).await;
+    eventually("the restarted daemon waits for the broker", 30, || async {
+        gw.status().await["broker"]["waiting"].is_string()
+    })
+    .await;
+
+    // 5. The broker comes back; delivery resumes from the backlog.
+    broker.run("start").await;
+    eventually("status shows the broker back", 30, || async {
+        gw.status().await["broker"]["connected"] == true
+    })
+    .await;
+    let mark = delivered();
+    progress(&dst.desk, mark, 300, "delivery resumes").await;
+
+    // 6. The rest; the broker dies once more while the backlog streams.
+    stream.write(&src.desk, total);
+    let mark = delivered();
+    progress(&dst.desk, mark, 300, "more notes delivered").await;
+    broker.run("kill9").await;
+    kills.push(format!("broker at {}", delivered()));
+    broker.run("start").await;
+
+    eventually("every note delivered", 120, || async {
+        delivered() >= total && settled(&gw, &src, &dst).await
+    })
+    .await;
+    // Nothing trails in after the count was reached.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stream.check(&src.desk, &dst.desk);
+    let s = gw.status().await;
+    assert_eq!(s["broker"]["connected"], true, "{s}");
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    assert!(daemon_pid(&gw).is_some_and(alive));
+    let events = total + stream.tickets.len();
+    eprintln!(
+        "broker+daemon kills: {events} events ({total} notes + {} transfers) over {} links; \
+         {} raw deliveries at dst ({} repeats); SIGKILLs: {}; private broker up in {broker_up:.1?}; total {:.1?}",
+        stream.tickets.len(),
+        stream.tickets.len(),
+        dst.desk.received(),
+        dst.desk.received() as usize - events,
+        kills.join(", "),
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_and_a_failing_destination_do_not_stop_another() {
+    let started = Instant::now();
+    let shared = SharedTopology::new(&["src", "hang", "ok", "down"]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = Party::start("src").await;
+    let hang = Party::start("hang").await;
+    let ok = Party::start("ok").await;
+    let down = Party::start("down").await;
+    hang.desk.set_fault(Some(Fault::Hang), None);
+    down.desk
+        .set_fault(Some(Fault::Status(503, "maintenance".into())), None);
+    let mut conf = format!(
+        "{}{PARTIES}{}{}{}{}",
+        bus(dir.path(), &shared_broker_url(), shared.prefix()),
+        src.toml(dir.path(), "client", ""),
+        hang.toml(dir.path(), "svc", "")
+            .replace("timeout_secs = 2", "timeout_secs = 1"),
+        ok.toml(dir.path(), "vendor", ""),
+        down.toml(dir.path(), "vendor", ""),
+    );
+    for to in ["hang", "ok", "down"] {
+        conf.push_str(&format!("\n[[transfers]]\nfrom = \"src\"\nto = \"{to}\"\n"));
+    }
+    let gw = Gateway::start_with(dir, &conf);
+    src.connect(&gw);
+    ok.connect(&gw);
+    let mut stream = Stream::open(&src.desk, &[300, 300, 300]);
+    stream.write(&src.desk, stream.total());
+
+    eventually("every note at the healthy destination", 60, || async {
+        total_comments(&ok.desk) >= stream.total()
+            && src.desk.unsent() == 0
+            && ok.desk.unsent() == 0
+    })
+    .await;
+    stream.check(&src.desk, &ok.desk);
+    let healthy = started.elapsed();
+    // The other two were tried all along and hold everything.
+    let s = gw.status().await;
+    let d = &s["destinations"];
+    assert_eq!(d["ok"]["queued"], 0, "{s}");
+    assert_eq!(d["ok"]["delivered"], stream.total() + 3, "{s}");
+    for name in ["hang", "down"] {
+        assert!(d[name]["failing"].is_string(), "{name}: {s}");
+        assert_eq!(d[name]["delivered"], 0, "{name}: {s}");
+        assert!(d[name]["in_flight"].as_u64().unwrap() > 0, "{name}: {s}");
+    }
+    assert!(
+        d["hang"]["failing"].as_str().unwrap().contains("timeout"),
+        "{s}"
+    );
+    assert!(
+        d["down"]["failing"].as_str().unwrap().contains("503"),
+        "{s}"
+    );
+    assert!(hang.desk.tickets().is_empty() && down.desk.tickets().is_empty());
+    assert!(hang.desk.received() > 0 && down.desk.received() > 0);
+    assert_eq!(s["broker"]["connected"], true, "{s}");
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    let (hung, refused) = (hang.desk.received(), down.desk.received());
+
+    // Both come back: they get everything they missed, once and in order.
+    hang.desk.set_fault(None, None);
+    down.desk.set_fault(None, None);
+    eventually("the two others catch up", 60, || async {
+        total_comments(&hang.desk) >= stream.total()
+            && total_comments(&down.desk) >= stream.total()
+            && gw.idle().await
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.check(&src.desk, &hang.desk);
+    stream.check(&src.desk, &down.desk);
+    stream.check(&src.desk, &ok.desk);
+    eprintln!(
+        "isolation: {} notes + 3 transfers at the healthy destination in {healthy:.1?} \
+         while the others failed {hung} (hang) and {refused} (503) deliveries; \
+         both caught up once in order by {:.1?}",
+        stream.total(),
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_deliveries_in_flight_exits_0_and_nothing_is_lost_or_doubled() {
+    let started = Instant::now();
+    let shared = SharedTopology::new(&["src", "dst"]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = Party::start("src").await;
+    let dst = Party::start("dst").await;
+    let conf = src_dst_config(
+        dir.path(),
+        &shared_broker_url(),
+        shared.prefix(),
+        &src,
+        &dst,
+    );
+    let mut gw = Gateway::start_with(dir, &conf);
+    src.connect(&gw);
+    dst.connect(&gw);
+    let mut stream = Stream::open(&src.desk, &[400, 400, 400]);
+    stream.write(&src.desk, stream.total());
+    eventually("notes flowing", 60, || async {
+        total_comments(&dst.desk) >= 150
+    })
+    .await;
+    // The next delivery hangs (until timeout_secs = 2 abandons it): it is
+    // certainly in flight when the signal comes.
+    let before = dst.desk.received();
+    dst.desk.set_fault(Some(Fault::Hang), Some(1));
+    eventually("a delivery hangs", 30, || async {
+        dst.desk.received() > before
+    })
+    .await;
+    let s = gw.status().await;
+    assert!(
+        s["destinations"]["dst"]["in_flight"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    let at_term = total_comments(&dst.desk);
+    let t = Instant::now();
+    let code = tokio::task::block_in_place(|| gw.terminate());
+    let stop_took = t.elapsed();
+    assert!(code.success(), "exit status {code}:\n{}", log_tail(&gw));
+    // The hung delivery is abandoned after 2 s and retried; the stop must
+    // not sit out the whole 10 s grace (as it did while acknowledgements
+    // on the closed connection never resolved).
+    assert!(
+        stop_took < Duration::from_secs(8),
+        "stop took {stop_took:?}"
+    );
+    assert!(at_term < stream.total(), "stopped mid-stream");
+
+    gw.spawn();
+    eventually("every note delivered after the restart", 90, || async {
+        total_comments(&dst.desk) >= stream.total() && settled(&gw, &src, &dst).await
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stream.check(&src.desk, &dst.desk);
+    assert!(gw.log().contains("shutting down"));
+    eprintln!(
+        "sigterm: {} events, {} raw deliveries at dst; SIGTERM at {at_term} notes, exit 0 in {stop_took:.1?}; total {:.1?}",
+        stream.total() + 3,
+        dst.desk.received(),
+        started.elapsed()
+    );
+}
