@@ -100,7 +100,6 @@ pub struct StatusView {
     pub destinations: BTreeMap<String, DestStatus>,
 }
 
-
 #[derive(Clone)]
 pub struct Ops {
     pub config: Arc<Config>,
