@@ -73,7 +73,8 @@ pub fn open(
 
 pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, DaemonError> {
     let config = Arc::new(config);
-    let sinks = crate::connector::sinks(&config).map_err(DaemonError::Config)?;
+    let connectors = crate::connector::build(&config).map_err(DaemonError::Config)?;
+    let sinks = connectors.sinks;
     let secrets = api::inbound_secrets(&config).map_err(DaemonError::Config)?;
     let queues = Queues::default();
     let board = StatusBoard::default();
@@ -119,6 +120,9 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
             },
             on_dead: broker.as_ref().map(|_| dead_tx.clone()),
             grace: Duration::from_secs(10),
+            // A quarter of the prefetch per link: a few stuck links never
+            // fill the window the healthy ones need.
+            link_window: (usize::from(config.bus.prefetch) / 4).max(1),
         };
         let rx = shutdown_rx.clone();
         let name = dest.clone();
@@ -136,6 +140,20 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
                     .run_consumer(dest.clone(), tx, shutdown_rx.clone()),
             );
         }
+    }
+    // REST endpoints: one poller each, feeding ingest.
+    for (name, ep) in connectors.rest {
+        let poller = crate::connector::rest::poll::Poller {
+            ep,
+            ingest: ops.ingest.clone(),
+            store: ops.store.clone(),
+            service_account: config
+                .endpoints
+                .get(&name)
+                .and_then(|e| e.service_account.clone())
+                .unwrap_or_default(),
+        };
+        tasks.spawn(poller.run(shutdown_rx.clone()));
     }
     if let Some(b) = &broker {
         tasks.spawn(b.clone().run_publisher(

@@ -79,6 +79,49 @@ pub struct Dispatcher {
     pub on_dead: Option<mpsc::UnboundedSender<(QueueKey, DeadLetter)>>,
     /// How long a stop waits for deliveries in flight to finish.
     pub grace: Duration,
+    /// Broker: most messages of one link held in memory; more are parked
+    /// in the store so that a stuck link cannot fill the prefetch window
+    /// and stall the destination's other links.
+    pub link_window: usize,
+}
+
+/// Moves a link's parked messages (in order) into memory, up to the window;
+/// the link stays `parked` while some remain in the store only.
+fn refill(
+    store: &Store,
+    dest: &str,
+    link: Uuid,
+    window: usize,
+    waiting: &mut HashMap<Uuid, BTreeMap<u64, Waiting>>,
+    owed: &HashMap<u64, Vec<Acker>>,
+    parked: &mut HashSet<Uuid>,
+) -> Result<(), StoreError> {
+    let held: Vec<(QueueKey, Envelope)> = store
+        .held(dest)?
+        .into_iter()
+        .filter(|(k, e)| e.link_id == link && !owed.contains_key(&k.seq))
+        .collect();
+    let q = waiting.entry(link).or_default();
+    let mut left = 0;
+    for (key, env) in held {
+        if q.contains_key(&key.seq) {
+            continue;
+        }
+        if q.len() < window {
+            q.insert(key.seq, Waiting { env, acks: vec![] });
+        } else {
+            left += 1;
+        }
+    }
+    if q.is_empty() {
+        waiting.remove(&link);
+    }
+    if left == 0 {
+        parked.remove(&link);
+    } else {
+        parked.insert(link);
+    }
+    Ok(())
 }
 
 /// A partner's "not before": shared by every delivery to one destination,
@@ -145,20 +188,64 @@ impl Dispatcher {
             .filter(|(k, _)| k.dest == me.dest)
             .map(|(_, dl)| dl.envelope.link_id)
             .collect();
-        let backlog = match me.source {
-            Source::Embedded => me.store.pending(&me.dest)?,
+        // Broker: links with messages parked in the store; new deliveries
+        // of theirs are parked behind them, in order.
+        let mut parked: HashSet<Uuid> = HashSet::new();
+        match me.source {
+            Source::Embedded => {
+                for (key, env) in me.store.pending(&me.dest)? {
+                    known.insert(key.seq);
+                    waiting
+                        .entry(env.link_id)
+                        .or_default()
+                        .insert(key.seq, Waiting { env, acks: vec![] });
+                }
+            }
             // Parked messages of links no longer blocked are delivered first.
-            Source::Broker => me.store.held(&me.dest)?,
-        };
-        for (key, env) in backlog {
-            known.insert(key.seq);
-            waiting
-                .entry(env.link_id)
-                .or_default()
-                .insert(key.seq, Waiting { env, acks: vec![] });
+            Source::Broker => {
+                let links: HashSet<Uuid> = me
+                    .store
+                    .held(&me.dest)?
+                    .into_iter()
+                    .map(|(_, e)| e.link_id)
+                    .collect();
+                for link in links {
+                    refill(
+                        &me.store,
+                        &me.dest,
+                        link,
+                        me.link_window,
+                        &mut waiting,
+                        &owed,
+                        &mut parked,
+                    )?;
+                }
+            }
         }
         let mut workers: JoinSet<(Uuid, u64, Done)> = JoinSet::new();
         loop {
+            // A parked link with nothing in memory takes its next messages
+            // from the store.
+            let stalled: Vec<Uuid> = parked
+                .iter()
+                .filter(|l| {
+                    !blocked.contains(*l)
+                        && !busy.contains(*l)
+                        && waiting.get(*l).is_none_or(|q| q.is_empty())
+                })
+                .copied()
+                .collect();
+            for link in stalled {
+                refill(
+                    &me.store,
+                    &me.dest,
+                    link,
+                    me.link_window,
+                    &mut waiting,
+                    &owed,
+                    &mut parked,
+                )?;
+            }
             // Hand out work: the first waiting message of every free link.
             let free: Vec<Uuid> = waiting
                 .iter()
@@ -222,11 +309,21 @@ impl Dispatcher {
                     }
                     Some(Notice::Delivered(key, env, acker)) => {
                         let link = env.link_id;
-                        if blocked.contains(&link) || me.store.is_held(&key)? {
-                            // Park it behind the dead letter, durably, then
-                            // free the broker's prefetch slot.
+                        let in_memory = waiting.get(&link).map_or(0, |q| q.len());
+                        let known_here = owed.contains_key(&key.seq)
+                            || waiting.get(&link).is_some_and(|q| q.contains_key(&key.seq));
+                        if !known_here
+                            && (blocked.contains(&link)
+                                || parked.contains(&link)
+                                || in_memory >= me.link_window
+                                || me.store.is_held(&key)?)
+                        {
+                            // Park it behind its link's earlier messages (or
+                            // its dead letter), durably, then free the
+                            // broker's prefetch slot.
                             me.store.hold(&key, &env)?;
                             me.store.flush().await?;
+                            parked.insert(link);
                             ack_all(vec![acker]);
                         } else if let Some(acks) = owed.get_mut(&key.seq) {
                             acks.push(acker);
@@ -252,19 +349,20 @@ impl Dispatcher {
                         blocked.remove(&link);
                         // A replayed letter is back in the outbox (embedded)
                         // or parked with the link's later messages (broker).
-                        let backlog = match me.source {
-                            Source::Embedded => me.store.pending(&me.dest)?,
-                            Source::Broker => me.store.held(&me.dest)?,
-                        };
-                        for (key, env) in backlog {
-                            if env.link_id == link && !owed.contains_key(&key.seq) {
-                                known.insert(key.seq);
-                                waiting
-                                    .entry(link)
-                                    .or_default()
-                                    .entry(key.seq)
-                                    .or_insert(Waiting { env, acks: vec![] });
+                        match me.source {
+                            Source::Embedded => {
+                                for (key, env) in me.store.pending(&me.dest)? {
+                                    if env.link_id == link && !owed.contains_key(&key.seq) {
+                                        known.insert(key.seq);
+                                        waiting
+                                            .entry(link)
+                                            .or_default()
+                                            .entry(key.seq)
+                                            .or_insert(Waiting { env, acks: vec![] });
+                                    }
+                                }
                             }
+                            Source::Broker => refill(&me.store, &me.dest, link, me.link_window, &mut waiting, &owed, &mut parked)?,
                         }
                     }
                     None => return Ok(()),
@@ -281,6 +379,7 @@ impl Dispatcher {
                     busy.remove(&link);
                     known.remove(&seq);
                     let acks = owed.remove(&seq).unwrap_or_default();
+
                     match done {
                         Done::Delivered => {
                             // Acknowledged once the effect's record is durable.

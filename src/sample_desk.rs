@@ -68,6 +68,12 @@ struct DeskState {
     fault: Option<(Fault, Option<u32>)>,
     /// What deskbridge refused of this desk's own changes.
     rejected: Vec<String>,
+    /// Faults aimed at deliveries for one ticket only.
+    ticket_faults: HashMap<String, Fault>,
+}
+
+fn aimed_at_ticket(st: &DeskState, ticket: Option<&str>) -> bool {
+    ticket.is_some_and(|t| st.ticket_faults.contains_key(t))
 }
 
 pub struct SampleDesk {
@@ -325,6 +331,15 @@ impl SampleDesk {
         self.lock().received
     }
 
+    /// Answers every delivery for `ticket` with a fault (or stops doing so).
+    pub fn set_ticket_fault(&self, ticket: &str, fault: Option<Fault>) {
+        let mut st = self.lock();
+        match fault {
+            Some(f) => st.ticket_faults.insert(ticket.to_string(), f),
+            None => st.ticket_faults.remove(ticket),
+        };
+    }
+
     /// deskbridge's answers to changes it refused (4xx).
     pub fn rejected(&self) -> Vec<String> {
         self.lock().rejected.clone()
@@ -397,10 +412,17 @@ async fn receive(State(sh): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         return reject(StatusCode::UNAUTHORIZED, e.to_string());
     }
     let msg_id = h(sign::HEADER_ID).unwrap_or_default().to_string();
+    // Only to aim a fault at one ticket; the full parse comes below.
+    let ticket = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["ticket"].as_str().map(String::from));
     let fault = {
         let mut st = sh.state.lock().unwrap_or_else(|p| p.into_inner());
         st.received += 1;
-        match st.fault.take() {
+        let aimed = ticket
+            .as_ref()
+            .and_then(|t| st.ticket_faults.get(t).cloned());
+        match aimed.map(|f| (f, None)).or_else(|| st.fault.take()) {
             Some((f, Some(n))) if n > 0 => {
                 if n > 1 {
                     st.fault = Some((f.clone(), Some(n - 1)));
@@ -408,8 +430,14 @@ async fn receive(State(sh): State<Shared>, headers: HeaderMap, body: Bytes) -> R
                 Some(f)
             }
             Some((f, None)) => {
-                st.fault = Some((f.clone(), None));
-                Some(f)
+                if aimed_at_ticket(&st, ticket.as_deref()) {
+                    // The aimed fault stays where it is; the desk-wide one
+                    // was not taken.
+                    Some(f)
+                } else {
+                    st.fault = Some((f.clone(), None));
+                    Some(f)
+                }
             }
             _ => None,
         }

@@ -617,3 +617,67 @@ async fn sigterm_with_deliveries_in_flight_exits_0_and_nothing_is_lost_or_double
         started.elapsed()
     );
 }
+
+/// One link that keeps failing at a destination must not fill the
+/// consumer's prefetch window and stall that destination's other links:
+/// its extra messages are parked in the store, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_link_does_not_stall_the_other_links_of_its_destination() {
+    let shared = SharedTopology::new(&["src", "dst"]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = Party::start("src").await;
+    let dst = Party::start("dst").await;
+    // A small window makes the stall certain without the parking.
+    let conf = format!(
+        "{}prefetch = 8\n{PARTIES}{}{}\n[[transfers]]\nfrom = \"src\"\nto = \"dst\"\n",
+        bus(dir.path(), &shared_broker_url(), shared.prefix()),
+        src.toml(dir.path(), "svc", ""),
+        dst.toml(dir.path(), "vendor", "")
+    );
+    let gw = Gateway::start_with(dir, &conf);
+    src.connect(&gw);
+    dst.connect(&gw);
+    let stuck = src.desk.create_ticket("stuck", "", &[], "Ann");
+    let moving = src.desk.create_ticket("moving", "", &[], "Ann");
+    eventually("both tickets at dst", 20, || async {
+        partner_ticket(&dst.desk, &stuck).is_some() && partner_ticket(&dst.desk, &moving).is_some()
+    })
+    .await;
+    let stuck_at_dst = partner_ticket(&dst.desk, &stuck).unwrap();
+    dst.desk.set_ticket_fault(
+        &stuck_at_dst,
+        Some(Fault::Status(503, "this ticket is locked".into())),
+    );
+    let n = 60;
+    for i in 0..n {
+        src.desk
+            .comment(&stuck, &body(0, i), Audience::Partner, "Ann", &[]);
+        src.desk
+            .comment(&moving, &body(1, i), Audience::Partner, "Ann", &[]);
+    }
+    let expected = |link: usize| (0..n).map(|i| body(link, i)).collect::<Vec<_>>();
+    eventually(
+        "the moving link's notes all arrive while the other is stuck",
+        60,
+        || async { comments(&dst.desk, &moving).len() >= n },
+    )
+    .await;
+    assert_eq!(comments(&dst.desk, &moving), expected(1));
+    assert!(comments(&dst.desk, &stuck).is_empty());
+    let s = gw.status().await;
+    assert!(
+        s["destinations"]["dst"]["failing"]
+            .as_str()
+            .unwrap_or("")
+            .contains("locked"),
+        "{s}"
+    );
+
+    dst.desk.set_ticket_fault(&stuck_at_dst, None);
+    eventually("the stuck link catches up", 60, || async {
+        comments(&dst.desk, &stuck).len() >= n && gw.idle().await
+    })
+    .await;
+    assert_eq!(comments(&dst.desk, &stuck), expected(0));
+    assert_eq!(comments(&dst.desk, &moving), expected(1));
+}

@@ -32,6 +32,8 @@ use tracing::{info, warn};
 
 use super::embedded::{Notice, Queues};
 
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
     #[error("broker: {0}")]
@@ -215,7 +217,21 @@ impl Broker {
                 .with_executor(tokio_executor_trait::Tokio::current())
                 .with_reactor(tokio_reactor_trait::Tokio)
                 .with_connection_name(format!("deskbridge {who}").into());
-            match Connection::connect(&self.url, props).await {
+            // A broker that accepts the socket and never answers must not
+            // hold us forever.
+            let attempt = tokio::select! {
+                r = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&self.url, props)) => r,
+                _ = shutdown.changed() => return None,
+            };
+            let attempt = attempt.unwrap_or_else(|_| {
+                Err(lapin::Error::IOError(std::sync::Arc::new(
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                    ),
+                )))
+            });
+            match attempt {
                 Ok(c) => {
                     self.set(|s| {
                         if s.waiting.is_some() {
