@@ -8,7 +8,8 @@ log() { printf '\n== %s\n' "$*"; }
 
 # Partner systems in most tests are sample desks on port 0. The RabbitMQ
 # tests need a broker on 127.0.0.1:5672 (guest/guest): started here when
-# none answers, installed from Debian's packages when missing.
+# none answers, installed from Debian's packages when missing. The REST
+# tests need Redmine 5 on 127.0.0.1:3000 (scripts/services/redmine.sh).
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -41,6 +42,9 @@ fi
 
 log "services"
 ensure_rabbitmq
+# Redmine 5 for tests/rest_redmine.rs (installed from Debian's packages when
+# missing); credentials in /run/deskbridge-test/redmine.env.
+bash scripts/services/redmine.sh start
 
 log "format"
 cargo fmt --all -- --check

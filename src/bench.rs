@@ -86,7 +86,10 @@ pub async fn run(
     events: usize,
     amqp_url: Option<String>,
 ) -> Result<Report, BenchError> {
-    let links = 16usize;
+    let links: usize = std::env::var("DESKBRIDGE_BENCH_LINKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
     let payload_bytes = 600usize;
     let dir = std::env::temp_dir().join(format!("deskbridge-bench-{}", Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).map_err(err)?;

@@ -145,6 +145,8 @@ pub enum Role {
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorKind {
     Webhook,
+    /// A help desk's REST API, described by a profile (connectors/*.toml).
+    Rest,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -156,6 +158,9 @@ pub struct EndpointConfig {
     /// Settings for `kind = "webhook"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookConfig>,
+    /// Settings for `kind = "rest"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest: Option<RestConfig>,
     /// The user deskbridge writes as in this system: what that user wrote
     /// is deskbridge's own echo and is never relayed again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +233,48 @@ pub struct WebhookConfig {
     /// The partner's own payload shape; without it, canonical event JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<WebhookMapping>,
+}
+
+/// A help desk reached through its REST API, described by a profile.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestConfig {
+    /// A profile shipped with deskbridge: `redmine`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// A profile file of one's own (instead of `profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_file: Option<PathBuf>,
+    /// The product's address, e.g. `https://redmine.example.com`.
+    pub base_url: String,
+    /// The API key, token or password of the service account.
+    pub credentials: SecretSource,
+    /// The login, for profiles using basic authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Where tickets are created and watched (project, queue, group...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Further settings the profile names (`tracker_id`...).
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Seconds between two looks for changes.
+    #[serde(default = "default_poll_secs")]
+    pub poll_secs: u64,
+    /// Requests per minute deskbridge makes to this system (polls and
+    /// deliveries together); no limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// Seconds before a request is abandoned and retried.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// This installation's statuses, over the profile's.
+    #[serde(default)]
+    pub statuses: crate::connector::rest::profile::StatusMap,
+}
+
+fn default_poll_secs() -> u64 {
+    30
 }
 
 fn default_max_body_bytes() -> usize {
@@ -465,6 +512,28 @@ impl Config {
                     )),
                     Some(w) => webhook_problems(&at, w, &mut p),
                 },
+                ConnectorKind::Rest => match &ep.rest {
+                    None => p.push(format!(
+                        "{at}.rest: kind = \"rest\" needs a [{at}.rest] table"
+                    )),
+                    Some(r) => {
+                        crate::connector::rest::config_problems(&at, r, &mut p);
+                        if ep.service_account.is_none() {
+                            p.push(format!(
+                                "{at}.service_account: kind = \"rest\" needs the login deskbridge's credentials belong to"
+                            ));
+                        }
+                    }
+                },
+            }
+            match ep.kind {
+                ConnectorKind::Webhook if ep.rest.is_some() => {
+                    p.push(format!("{at}.rest: only used with kind = \"rest\""))
+                }
+                ConnectorKind::Rest if ep.webhook.is_some() => {
+                    p.push(format!("{at}.webhook: only used with kind = \"webhook\""))
+                }
+                _ => {}
             }
         }
         for (i, rule) in self.transfers.iter().enumerate() {
@@ -478,7 +547,7 @@ impl Config {
             }
             if self.endpoints.contains_key(&rule.to) && !self.can_receive(&rule.to) {
                 p.push(format!(
-                    "{at}.to: endpoint {:?} cannot receive tickets (give it a webhook url)",
+                    "{at}.to: endpoint {:?} cannot receive tickets (give it a webhook url or kind = \"rest\")",
                     rule.to
                 ));
             }
@@ -497,10 +566,10 @@ impl Config {
 
     /// Whether deskbridge can deliver to this endpoint (it has a sink).
     pub fn can_receive(&self, endpoint: &str) -> bool {
-        self.endpoints
-            .get(endpoint)
-            .and_then(|e| e.webhook.as_ref())
-            .is_some_and(|w| w.url.is_some())
+        self.endpoints.get(endpoint).is_some_and(|e| match e.kind {
+            ConnectorKind::Webhook => e.webhook.as_ref().is_some_and(|w| w.url.is_some()),
+            ConnectorKind::Rest => e.rest.is_some(),
+        })
     }
 
     pub fn policy(&self, endpoint: &str) -> PolicyConfig {
@@ -695,5 +764,49 @@ kind = "webhook"
             ),
             "{all}"
         );
+    }
+
+    #[test]
+    fn rest_endpoints_are_checked_with_their_profile() {
+        std::env::set_var("DESKBRIDGE_TEST_REDMINE_KEY", "k");
+        let rest = |extra: &str| {
+            format!(
+                "{MINIMAL}\n[endpoints.vendor]\nparty = \"acme\"\nkind = \"rest\"\nservice_account = \"deskbridge\"\n[endpoints.vendor.rest]\nbase_url = \"http://127.0.0.1:3000\"\ncredentials = {{ env = \"DESKBRIDGE_TEST_REDMINE_KEY\" }}\n{extra}"
+            )
+        };
+        let c = Config::parse(&rest("profile = \"redmine\"\nproject = \"p\"\n")).unwrap();
+        assert!(c.can_receive("vendor"));
+        assert_eq!(c.endpoints["vendor"].rest.as_ref().unwrap().poll_secs, 30);
+        let all = Config::parse(&rest(
+            "profile = \"redmine\"\nsettings = { colour = \"red\" }\nrate_limit_per_minute = 0\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            all.contains("endpoints.vendor.rest.project: the profile needs it"),
+            "{all}"
+        );
+        assert!(
+            all.contains("endpoints.vendor.rest.settings.colour"),
+            "{all}"
+        );
+        assert!(
+            all.contains("endpoints.vendor.rest.rate_limit_per_minute"),
+            "{all}"
+        );
+        let all = Config::parse(&rest("profile = \"jira\"\nproject = \"p\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            all.contains("endpoints.vendor.rest.profile: no shipped profile \"jira\""),
+            "{all}"
+        );
+        let all = Config::parse(
+            &rest("profile = \"redmine\"\nproject = \"p\"\n")
+                .replace("service_account = \"deskbridge\"\n", ""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(all.contains("endpoints.vendor.service_account"), "{all}");
     }
 }

@@ -13,6 +13,12 @@ pub fn all() -> Vec<(&'static str, String)> {
             pretty(schemars::schema_for!(crate::config::Config)),
         ),
         (
+            "profile.schema.json",
+            pretty(schemars::schema_for!(
+                crate::connector::rest::profile::Profile
+            )),
+        ),
+        (
             "event.schema.json",
             pretty(schemars::schema_for!(crate::event::Event)),
         ),

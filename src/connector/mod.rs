@@ -1,6 +1,7 @@
 //! Connectors: the sink half applies events in a partner's system; the
 //! source half (webhook handler, pollers) turns its changes into events.
 
+pub mod rest;
 pub mod webhook;
 
 use crate::blob::BlobStore;
@@ -43,17 +44,42 @@ pub trait Sink: Send + Sync {
 
 /// Builds the sink of every endpoint that can receive.
 pub fn sinks(config: &Config) -> Result<HashMap<String, Arc<dyn Sink>>, String> {
-    let mut out: HashMap<String, Arc<dyn Sink>> = HashMap::new();
+    Ok(build(config)?.sinks)
+}
+
+/// The connectors of a configuration: a sink per endpoint that can
+/// receive, and the REST endpoints (whose pollers share their client).
+pub struct Connectors {
+    pub sinks: HashMap<String, Arc<dyn Sink>>,
+    pub rest: HashMap<String, Arc<rest::RestEndpoint>>,
+}
+
+pub fn build(config: &Config) -> Result<Connectors, String> {
+    let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
+    let mut rest_eps = HashMap::new();
     for (name, ep) in &config.endpoints {
         match ep.kind {
             ConnectorKind::Webhook => {
                 if let Some(w) = &ep.webhook {
                     if let Some(sink) = webhook::outbound::WebhookSink::from_config(name, w)? {
-                        out.insert(name.clone(), Arc::new(sink));
+                        sinks.insert(name.clone(), Arc::new(sink));
                     }
+                }
+            }
+            ConnectorKind::Rest => {
+                if let Some(r) = &ep.rest {
+                    let e = rest::RestEndpoint::from_config(name, r)?;
+                    sinks.insert(
+                        name.clone(),
+                        Arc::new(rest::sink::RestSink { ep: e.clone() }),
+                    );
+                    rest_eps.insert(name.clone(), e);
                 }
             }
         }
     }
-    Ok(out)
+    Ok(Connectors {
+        sinks,
+        rest: rest_eps,
+    })
 }

@@ -1,0 +1,414 @@
+//! A REST profile: everything product-specific about a help desk's API, as
+//! data (connectors/*.toml). One engine reads every profile.
+
+use super::template::{self, TemplateError};
+use crate::event::Status;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Profiles shipped with deskbridge, by the name `profile = "..."` uses.
+const SHIPPED: &[(&str, &str)] = &[(
+    "redmine",
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/connectors/redmine.toml"
+    )),
+)];
+
+pub fn shipped_names() -> Vec<&'static str> {
+    SHIPPED.iter().map(|(n, _)| *n).collect()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The product and version, as operators know it.
+    pub product: String,
+    /// Settings the endpoint must give (`project`, `queue`...), by name.
+    #[serde(default)]
+    pub required_settings: Vec<String>,
+    /// Values of optional settings when the endpoint gives none.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, String>,
+    pub auth: Auth,
+    pub identity: IdentityRequest,
+    pub create_ticket: CreateRequest,
+    pub find_ticket: Request,
+    pub add_comment: Request,
+    pub add_internal_note: Request,
+    pub set_status: Request,
+    pub read_ticket: Request,
+    pub list_changes: ListRequest,
+    pub ticket: TicketPointers,
+    pub journal: JournalPointers,
+    pub statuses: StatusMap,
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    /// The credential in the header `name`.
+    Header,
+    /// `Authorization: Bearer <credential>`.
+    Bearer,
+    /// `Authorization: Basic`, the endpoint's `username` and the credential.
+    Basic,
+    /// The credential in the query parameter `name`.
+    Query,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    pub kind: AuthKind,
+    /// Header or query parameter name (for `header` and `query`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+}
+
+/// One HTTP request: the path (with query) relative to the endpoint's
+/// `base_url`, and a JSON body whose strings are `{{name}}` templates.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    pub method: Method,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    /// Pointer to the new ticket's id in the answer.
+    pub ticket_id: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListRequest {
+    pub method: Method,
+    pub path: String,
+    /// Tickets per page (`{{limit}}`); pages are walked with `{{offset}}`.
+    pub page_size: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityRequest {
+    pub method: Method,
+    pub path: String,
+    /// Pointer to the user's id (what the ticket history names).
+    pub user_id: String,
+    /// Pointer to the user's login (what `service_account` names).
+    pub login: String,
+}
+
+/// JSON pointers into one ticket.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketPointers {
+    /// Where the ticket is in read_ticket's answer ("" for the whole answer).
+    pub root: String,
+    /// Where the array of tickets is in list_changes' answer.
+    pub list: String,
+    pub id: String,
+    pub subject: String,
+    pub description: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    pub author_id: String,
+    pub author_name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// JSON pointers into a ticket's history: one entry per change, carrying a
+/// comment, field changes or both.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JournalPointers {
+    /// The array of entries, inside the ticket.
+    pub list: String,
+    pub id: String,
+    pub author_id: String,
+    pub author_name: String,
+    pub created_at: String,
+    /// The comment text (absent or empty: no comment).
+    pub text: String,
+    /// A boolean: the comment is an internal note.
+    pub internal: String,
+    /// The array of field changes of an entry.
+    pub changes: String,
+    /// In one field change: the field's name, and its new value.
+    pub change_field: String,
+    pub change_value: String,
+    /// The field name of the status.
+    pub status_field: String,
+}
+
+/// The product's statuses to and from the canonical set.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusMap {
+    /// Product status value → canonical status.
+    #[serde(default)]
+    pub inbound: BTreeMap<String, Status>,
+    /// Canonical status → product status value.
+    #[serde(default)]
+    pub outbound: BTreeMap<Status, String>,
+}
+
+/// How deskbridge's writes read. Both must carry `{{marker}}`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Format {
+    /// A transferred ticket's description: `{{description}}`, `{{marker}}`.
+    pub description: String,
+    /// A relayed comment: `{{body}}`, `{{sender}}` (author and company),
+    /// `{{marker}}`.
+    pub comment: String,
+}
+
+/// The variables each template may use, besides the endpoint's settings.
+const TICKET_VARS: &[&str] = &["ticket"];
+
+impl Profile {
+    /// A shipped profile by name, or a profile file.
+    pub fn load(name: Option<&str>, file: Option<&Path>) -> Result<Profile, String> {
+        let text = match (name, file) {
+            (Some(n), None) => SHIPPED
+                .iter()
+                .find(|(s, _)| *s == n)
+                .map(|(_, t)| t.to_string())
+                .ok_or_else(|| {
+                    format!(
+                        "no shipped profile {n:?} (shipped: {})",
+                        shipped_names().join(", ")
+                    )
+                })?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            (Some(_), Some(_)) => return Err("give `profile` or `profile_file`, not both".into()),
+            (None, None) => {
+                return Err(format!(
+                    "give `profile` (shipped: {}) or `profile_file`",
+                    shipped_names().join(", ")
+                ))
+            }
+        };
+        Profile::parse(&text)
+    }
+
+    /// Parses and checks a profile; problems are named by their path in it.
+    pub fn parse(text: &str) -> Result<Profile, String> {
+        let de = toml::Deserializer::new(text);
+        let p: Profile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            format!("{path}: {}", e.into_inner().message().trim())
+        })?;
+        let problems = p.problems();
+        if problems.is_empty() {
+            Ok(p)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// Every setting name a template may use: the required ones and those
+    /// with a default.
+    pub fn setting_names(&self) -> Vec<&str> {
+        self.required_settings
+            .iter()
+            .map(String::as_str)
+            .chain(self.defaults.keys().map(String::as_str))
+            .collect()
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if matches!(self.auth.kind, AuthKind::Header | AuthKind::Query) && self.auth.name.is_none()
+        {
+            p.push("auth.name: needed with kind header or query".into());
+        }
+        let settings = self.setting_names();
+        let mut check = |at: &str, templates: Vec<String>, extra: &[&str]| {
+            for t in templates {
+                match template::placeholders(&t) {
+                    Err(e) => p.push(format!("{at}: {e}")),
+                    Ok(names) => {
+                        for n in names {
+                            if !settings.contains(&n.as_str()) && !extra.contains(&n.as_str()) {
+                                p.push(format!("{at}: {}", TemplateError::Unknown(n.clone())));
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let with_body = |path: &str, body: &Option<serde_json::Value>| {
+            let mut all = vec![path.to_string()];
+            if let Some(b) = body {
+                template::json_strings(b, &mut all);
+            }
+            all
+        };
+        check(
+            "create_ticket",
+            with_body(&self.create_ticket.path, &self.create_ticket.body),
+            &["subject", "description", "priority"],
+        );
+        check(
+            "find_ticket",
+            vec![self.find_ticket.path.clone()],
+            &["marker"],
+        );
+        check(
+            "add_comment",
+            with_body(&self.add_comment.path, &self.add_comment.body),
+            &["ticket", "text"],
+        );
+        check(
+            "add_internal_note",
+            with_body(&self.add_internal_note.path, &self.add_internal_note.body),
+            &["ticket", "text"],
+        );
+        check(
+            "set_status",
+            with_body(&self.set_status.path, &self.set_status.body),
+            &["ticket", "status"],
+        );
+        check(
+            "read_ticket",
+            with_body(&self.read_ticket.path, &self.read_ticket.body),
+            TICKET_VARS,
+        );
+        check(
+            "list_changes",
+            vec![self.list_changes.path.clone()],
+            &["since", "offset", "limit"],
+        );
+        check("identity", vec![self.identity.path.clone()], &[]);
+        check(
+            "format.description",
+            vec![self.format.description.clone()],
+            &["description", "marker"],
+        );
+        check(
+            "format.comment",
+            vec![self.format.comment.clone()],
+            &["body", "sender", "marker"],
+        );
+        for (at, t) in [
+            ("format.description", &self.format.description),
+            ("format.comment", &self.format.comment),
+        ] {
+            if !t.contains("{{marker}}") {
+                p.push(format!(
+                    "{at}: must contain {{{{marker}}}} (how deskbridge finds its own writes)"
+                ));
+            }
+        }
+        if self.list_changes.page_size == 0 {
+            p.push("list_changes.page_size: must be at least 1".into());
+        }
+        let pointers = [
+            ("create_ticket.ticket_id", &self.create_ticket.ticket_id),
+            ("identity.user_id", &self.identity.user_id),
+            ("identity.login", &self.identity.login),
+            ("ticket.list", &self.ticket.list),
+            ("ticket.id", &self.ticket.id),
+            ("ticket.subject", &self.ticket.subject),
+            ("ticket.description", &self.ticket.description),
+            ("ticket.status", &self.ticket.status),
+            ("ticket.author_id", &self.ticket.author_id),
+            ("ticket.author_name", &self.ticket.author_name),
+            ("ticket.created_at", &self.ticket.created_at),
+            ("ticket.updated_at", &self.ticket.updated_at),
+            ("journal.list", &self.journal.list),
+            ("journal.id", &self.journal.id),
+            ("journal.author_id", &self.journal.author_id),
+            ("journal.author_name", &self.journal.author_name),
+            ("journal.created_at", &self.journal.created_at),
+            ("journal.text", &self.journal.text),
+            ("journal.internal", &self.journal.internal),
+            ("journal.changes", &self.journal.changes),
+            ("journal.change_field", &self.journal.change_field),
+            ("journal.change_value", &self.journal.change_value),
+        ];
+        for (at, ptr) in pointers {
+            if !ptr.starts_with('/') {
+                p.push(format!(
+                    "{at}: a JSON pointer starts with '/' (got {ptr:?})"
+                ));
+            }
+        }
+        if !self.ticket.root.is_empty() && !self.ticket.root.starts_with('/') {
+            p.push(format!(
+                "ticket.root: a JSON pointer starts with '/' or is empty (got {:?})",
+                self.ticket.root
+            ));
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_profiles_are_valid() {
+        for name in shipped_names() {
+            let p = Profile::load(Some(name), None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // every canonical status can be set
+            for s in Status::ALL {
+                assert!(p.statuses.outbound.contains_key(&s), "{name}: {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn problems_are_named_by_path() {
+        let text = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/redmine.toml"
+        ))
+        .replace("\"/issues/{{ticket}}.json\"", "\"/issues/{{tiket}}.json\"")
+        .replace(
+            "comment = \"{{sender}} wrote:\\n\\n{{body}}\\n\\n{{marker}}\"",
+            "comment = \"{{body}}\"",
+        );
+        let err = Profile::parse(&text).unwrap_err();
+        assert!(
+            err.contains("add_comment: unknown placeholder {{tiket}}"),
+            "{err}"
+        );
+        assert!(
+            err.contains("format.comment: must contain {{marker}}"),
+            "{err}"
+        );
+        let err = Profile::parse("product = \"x\"\ncolour = 1\n").unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+        assert!(Profile::load(Some("nosuch"), None)
+            .unwrap_err()
+            .contains("shipped: redmine"));
+    }
+}

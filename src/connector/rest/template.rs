@@ -1,0 +1,165 @@
+//! `{{name}}` templates of a REST profile: in paths (values percent-encoded),
+//! in plain text, and in JSON bodies (a string that is exactly one
+//! placeholder becomes the value; others are interpolated).
+
+use std::collections::BTreeMap;
+
+/// Values a template may name.
+pub type Vars = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unknown placeholder {{{{{0}}}}}")]
+    Unknown(String),
+    #[error("unclosed placeholder after {0:?}")]
+    Unclosed(String),
+}
+
+/// The placeholder names in `template`, in order.
+pub fn placeholders(template: &str) -> Result<Vec<String>, TemplateError> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| TemplateError::Unclosed(rest[..start].chars().take(40).collect()))?;
+        out.push(after[..end].trim().to_string());
+        rest = &after[end + 2..];
+    }
+    Ok(out)
+}
+
+fn render_with(
+    template: &str,
+    vars: &Vars,
+    encode: impl Fn(&str) -> String,
+) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| TemplateError::Unclosed(rest[..start].chars().take(40).collect()))?;
+        let name = after[..end].trim();
+        let value = vars
+            .get(name)
+            .ok_or_else(|| TemplateError::Unknown(name.to_string()))?;
+        out.push_str(&encode(value));
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Plain text.
+pub fn render_text(template: &str, vars: &Vars) -> Result<String, TemplateError> {
+    render_with(template, vars, str::to_string)
+}
+
+/// A path with its query: each value percent-encoded as a query or path
+/// component, so no value can add a parameter or a path segment.
+pub fn render_path(template: &str, vars: &Vars) -> Result<String, TemplateError> {
+    render_with(template, vars, |v| {
+        url::form_urlencoded::byte_serialize(v.as_bytes())
+            .collect::<String>()
+            // form encoding writes a space as '+', which a path keeps as '+'
+            .replace('+', "%20")
+    })
+}
+
+/// A JSON body: strings are templates, everything else is kept.
+pub fn render_json(
+    template: &serde_json::Value,
+    vars: &Vars,
+) -> Result<serde_json::Value, TemplateError> {
+    use serde_json::Value;
+    Ok(match template {
+        Value::String(s) => Value::String(render_text(s, vars)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_json(v, vars))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_json(v, vars)?)))
+                .collect::<Result<_, TemplateError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Every string template inside a JSON body.
+pub fn json_strings(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| json_strings(i, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|i| json_strings(i, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn path_values_are_encoded_and_cannot_add_parameters() {
+        let v = vars(&[
+            ("project", "acme&status_id=5"),
+            ("since", "2024-05-01T10:00:00Z"),
+            ("marker", "[deskbridge:0190]"),
+        ]);
+        assert_eq!(
+            render_path(
+                "/issues.json?project_id={{project}}&updated_on=%3E%3D{{since}}&d=~{{ marker }}",
+                &v
+            )
+            .unwrap(),
+            "/issues.json?project_id=acme%26status_id%3D5&updated_on=%3E%3D2024-05-01T10%3A00%3A00Z&d=~%5Bdeskbridge%3A0190%5D"
+        );
+        assert_eq!(
+            render_path("/issues/{{ticket}}.json", &vars(&[("ticket", "1 2/3")])).unwrap(),
+            "/issues/1%202%2F3.json"
+        );
+    }
+
+    #[test]
+    fn json_bodies_keep_types_and_escape_text() {
+        let body =
+            json!({"issue": {"notes": "{{text}}", "private_notes": true, "ids": ["{{a}}-x"]}});
+        let v = vars(&[("text", "He said \"no\"\n{{a}}"), ("a", "7")]);
+        assert_eq!(
+            render_json(&body, &v).unwrap(),
+            json!({"issue": {"notes": "He said \"no\"\n{{a}}", "private_notes": true, "ids": ["7-x"]}})
+        );
+    }
+
+    #[test]
+    fn unknown_and_unclosed_placeholders_are_errors() {
+        assert_eq!(
+            render_text("a {{nope}}", &Vars::new()),
+            Err(TemplateError::Unknown("nope".into()))
+        );
+        assert!(matches!(
+            render_text("a {{x", &vars(&[("x", "1")])),
+            Err(TemplateError::Unclosed(_))
+        ));
+        assert_eq!(
+            placeholders("/{{a}}/{{ b }}?c={{c}}").unwrap(),
+            vec!["a", "b", "c"]
+        );
+    }
+}
