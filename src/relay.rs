@@ -202,24 +202,10 @@ impl Dispatcher {
                 }
             }
             // Parked messages of links no longer blocked are delivered first.
+            // Links with parked messages take them first (the loop below
+            // refills each one that is not blocked).
             Source::Broker => {
-                let links: HashSet<Uuid> = me
-                    .store
-                    .held(&me.dest)?
-                    .into_iter()
-                    .map(|(_, e)| e.link_id)
-                    .collect();
-                for link in links {
-                    refill(
-                        &me.store,
-                        &me.dest,
-                        link,
-                        me.link_window,
-                        &mut waiting,
-                        &owed,
-                        &mut parked,
-                    )?;
-                }
+                parked.extend(me.store.held(&me.dest)?.into_iter().map(|(_, e)| e.link_id));
             }
         }
         let mut workers: JoinSet<(Uuid, u64, Done)> = JoinSet::new();

@@ -52,6 +52,14 @@ impl Retry {
     }
 }
 
+/// The Retry-After of a partner's answer, if it sent one we can read.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, chrono::Utc::now()))
+}
+
 /// Parses a Retry-After header value: delta-seconds or an HTTP date.
 pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let v = value.trim();

@@ -136,11 +136,7 @@ impl Client {
             retry_after: None,
         })?;
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| crate::retry::parse_retry_after(v, chrono::Utc::now()));
+        let retry_after = crate::retry::retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| SinkError::Transient {
             message: format!("{}: {what}: {}", self.endpoint, describe(e)),
             retry_after: None,

@@ -103,11 +103,7 @@ impl WebhookSink {
                 retry_after: None,
             })?;
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| crate::retry::parse_retry_after(v, chrono::Utc::now()));
+        let retry_after = crate::retry::retry_after(resp.headers());
         // Where a redirect points, without its query (it may carry a token).
         let moved_to = resp
             .headers()
