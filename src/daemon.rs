@@ -98,6 +98,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         .filter(|e| config.can_receive(e))
         .cloned()
         .collect();
+    let sink_names: Vec<String> = sinks.keys().cloned().collect();
     for (dest, sink) in sinks {
         let notices = queues.register(&dest);
         let concurrency = config
@@ -156,6 +157,10 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         tasks.spawn(poller.run(shutdown_rx.clone()));
     }
     if let Some(b) = &broker {
+        b.expect(
+            std::iter::once("publisher".to_string())
+                .chain(sink_names.iter().map(|d| format!("consumer {d}"))),
+        );
         tasks.spawn(b.clone().run_publisher(
             ops.store.clone(),
             queues.clone(),

@@ -56,7 +56,12 @@ impl From<lapin::Error> for AmqpError {
 /// Whether deskbridge is connected, for logs and `deskbridge status`.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct BrokerStatus {
+    /// Every connection deskbridge needs (the publisher, one consumer per
+    /// destination) is up.
     pub connected: bool,
+    /// The connections that are not up.
+    #[serde(default)]
+    pub down: std::collections::BTreeSet<String>,
     /// Why not, while it waits.
     pub waiting: Option<String>,
     pub waiting_since: Option<DateTime<Utc>>,
@@ -201,6 +206,35 @@ impl Broker {
         f(&mut self.board.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
+    /// Names the connections to come, so that none reads as connected
+    /// before all are.
+    pub fn expect(&self, roles: impl IntoIterator<Item = String>) {
+        self.set(|s| s.down.extend(roles));
+    }
+
+    fn up(&self, who: &str) {
+        self.set(|s| {
+            s.down.remove(who);
+            if s.down.is_empty() {
+                if s.waiting.is_some() {
+                    info!("connected to the broker");
+                }
+                s.connected = true;
+                s.waiting = None;
+                s.waiting_since = None;
+            }
+        });
+    }
+
+    fn down(&self, who: &str, why: String) {
+        self.set(|s| {
+            s.down.insert(who.to_string());
+            s.connected = false;
+            s.waiting_since.get_or_insert_with(Utc::now);
+            s.waiting = Some(format!("{who}: {why}"));
+        });
+    }
+
     /// Connects, retrying with backoff for as long as it takes; the daemon
     /// never exits because the broker went away. `None` on shutdown.
     pub async fn connect(
@@ -233,24 +267,13 @@ impl Broker {
             });
             match attempt {
                 Ok(c) => {
-                    self.set(|s| {
-                        if s.waiting.is_some() {
-                            info!(who, "connected to the broker");
-                        }
-                        s.connected = true;
-                        s.waiting = None;
-                        s.waiting_since = None;
-                    });
+                    self.up(who);
                     return Some(c);
                 }
                 Err(e) => {
                     let msg = e.to_string();
-                    self.set(|s| {
-                        s.connected = false;
-                        s.waiting_since.get_or_insert_with(Utc::now);
-                        s.waiting = Some(msg.clone());
-                    });
                     warn!(who, error = %msg, "waiting for the broker");
+                    self.down(who, msg);
                     tokio::select! {
                         _ = tokio::time::sleep(retry.next_delay(None)) => {}
                         _ = shutdown.changed() => return None,
@@ -262,11 +285,7 @@ impl Broker {
 
     fn lost(&self, who: &str, e: &AmqpError) {
         warn!(who, error = %e, "broker connection lost; reconnecting");
-        self.set(|s| {
-            s.connected = false;
-            s.waiting_since.get_or_insert_with(Utc::now);
-            s.waiting = Some(e.to_string());
-        });
+        self.down(who, e.to_string());
     }
 
     /// Drains the outbox to the broker: persistent messages, confirms
@@ -292,7 +311,15 @@ impl Broker {
                     let _ = conn.close(200, "shutting down").await;
                     return;
                 }
-                Err(e) => self.lost("publisher", &e),
+                Err(e) => {
+                    self.lost("publisher", &e);
+                    // A channel error leaves the connection open: close it.
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        conn.close(200, "reconnecting"),
+                    )
+                    .await;
+                }
             }
         }
     }
@@ -403,7 +430,14 @@ impl Broker {
                     let _ = conn.close(200, "shutting down").await;
                     return;
                 }
-                Err(e) => self.lost(&who, &e),
+                Err(e) => {
+                    self.lost(&who, &e);
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        conn.close(200, "reconnecting"),
+                    )
+                    .await;
+                }
             }
         }
     }
