@@ -9,7 +9,8 @@ log() { printf '\n== %s\n' "$*"; }
 # Partner systems in most tests are sample desks on port 0. The RabbitMQ
 # tests need a broker on 127.0.0.1:5672 (guest/guest): started here when
 # none answers, installed from Debian's packages when missing. The REST
-# tests need Redmine 5 on 127.0.0.1:3000 (scripts/services/redmine.sh).
+# tests need Redmine 5 on 127.0.0.1:3000 (scripts/services/redmine.sh) and
+# Request Tracker 5 on 127.0.0.1:8081 (scripts/services/rt.sh).
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -45,6 +46,9 @@ ensure_rabbitmq
 # Redmine 5 for tests/rest_redmine.rs (installed from Debian's packages when
 # missing); credentials in /run/deskbridge-test/redmine.env.
 bash scripts/services/redmine.sh start
+# Request Tracker 5 for tests/rest_rt.rs (installed from Debian's packages
+# when missing); credentials in /run/deskbridge-test/rt.env.
+bash scripts/services/rt.sh start
 
 log "format"
 cargo fmt --all -- --check

@@ -239,7 +239,7 @@ pub struct WebhookConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestConfig {
-    /// A profile shipped with deskbridge: `redmine`.
+    /// A profile shipped with deskbridge: `redmine`, `rt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
     /// A profile file of one's own (instead of `profile`).

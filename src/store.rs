@@ -372,7 +372,23 @@ impl Store {
 
     /// Every sled transaction runs through here (see `flush`).
     fn gated<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _g = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let _g = match self.gate.try_read() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            // A flush is running: wait for it without holding one of the
+            // runtime's few worker threads hostage.
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let multi = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+                    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                });
+                let wait = || self.gate.read().unwrap_or_else(|p| p.into_inner());
+                if multi {
+                    tokio::task::block_in_place(wait)
+                } else {
+                    wait()
+                }
+            }
+        };
         f()
     }
 

@@ -19,6 +19,7 @@ pub struct Client {
     base: String,
     auth: AuthKind,
     auth_name: Option<String>,
+    auth_prefix: String,
     username: Option<String>,
     credential: String,
     http: reqwest::Client,
@@ -53,6 +54,7 @@ impl Client {
             base: r.base_url.trim_end_matches('/').to_string(),
             auth: profile.auth.kind,
             auth_name: profile.auth.name.clone(),
+            auth_prefix: profile.auth.prefix.clone().unwrap_or_default(),
             username: r.username.clone(),
             credential,
             http,
@@ -118,7 +120,7 @@ impl Client {
         req = match self.auth {
             AuthKind::Header => req.header(
                 self.auth_name.as_deref().unwrap_or("Authorization"),
-                &self.credential,
+                format!("{}{}", self.auth_prefix, self.credential),
             ),
             AuthKind::Bearer => req.bearer_auth(&self.credential),
             AuthKind::Basic => req.basic_auth(

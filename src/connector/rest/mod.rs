@@ -166,3 +166,154 @@ pub fn as_text(v: &serde_json::Value) -> Option<String> {
 pub fn text_at(v: &serde_json::Value, pointer: &str) -> Option<String> {
     v.pointer(pointer).and_then(as_text)
 }
+
+/// Puts `value` at `pointer` in `v`, making the objects on the way.
+pub fn set_at(v: &mut serde_json::Value, pointer: &str, value: serde_json::Value) {
+    let mut at = v;
+    for raw in pointer.split('/').skip(1) {
+        let key = raw.replace("~1", "/").replace("~0", "~");
+        if !at.is_object() {
+            *at = serde_json::Value::Object(Default::default());
+        }
+        at = at
+            .as_object_mut()
+            .expect("made an object above")
+            .entry(key)
+            .or_insert(serde_json::Value::Null);
+    }
+    *at = value;
+}
+
+/// The text of an entry from `entry_content`'s answer: the first part of
+/// the first content type listed.
+pub fn content_text(c: &profile::ContentRequest, answer: &serde_json::Value) -> Option<String> {
+    let parts = answer.pointer(&c.list)?.as_array()?;
+    c.text_types.iter().find_map(|ty| {
+        parts
+            .iter()
+            .filter(|p| {
+                text_at(p, &c.content_type)
+                    .is_some_and(|t| t.split(';').next().unwrap_or_default().trim() == ty)
+            })
+            .find_map(|p| text_at(p, &c.text))
+    })
+}
+
+impl RestEndpoint {
+    /// A ticket as read_ticket answers it (at the profile's `ticket.root`).
+    pub async fn read_ticket(
+        &self,
+        ticket: &str,
+    ) -> Result<serde_json::Value, crate::connector::SinkError> {
+        let r = &self.profile.read_ticket;
+        let answer = self
+            .client
+            .call(
+                "read ticket",
+                r.method,
+                &r.path,
+                r.body.as_ref(),
+                &self.vars(&[("ticket", ticket.to_string())]),
+            )
+            .await?;
+        let root = &self.profile.ticket.root;
+        let t = if root.is_empty() {
+            Some(&answer.json)
+        } else {
+            answer.json.pointer(root)
+        };
+        t.cloned()
+            .ok_or_else(|| crate::connector::SinkError::Permanent {
+                message: format!(
+                    "{}: ticket {ticket} read back without {root} in the answer",
+                    self.name
+                ),
+            })
+    }
+
+    /// A ticket's history entries, oldest first: inside the ticket, or read
+    /// from `history` with each entry's text from `entry_content` (for
+    /// entries at or after `from` only, when given).
+    pub async fn entries(
+        &self,
+        ticket_id: &str,
+        ticket: &serde_json::Value,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<serde_json::Value>, crate::connector::SinkError> {
+        let jp = &self.profile.journal;
+        let Some(h) = &self.profile.history else {
+            return Ok(ticket
+                .pointer(&jp.list)
+                .and_then(|l| l.as_array())
+                .cloned()
+                .unwrap_or_default());
+        };
+        let mut out = Vec::new();
+        // A bound against a product that never stops paging.
+        for page in 1..=1000u64 {
+            let answer = self
+                .client
+                .call(
+                    "read history",
+                    h.method,
+                    &h.path,
+                    None,
+                    &self.vars(&[
+                        ("ticket", ticket_id.to_string()),
+                        ("page", page.to_string()),
+                        ("offset", ((page - 1) * h.page_size as u64).to_string()),
+                        ("limit", h.page_size.to_string()),
+                    ]),
+                )
+                .await?;
+            let items = answer
+                .json
+                .pointer(&jp.list)
+                .and_then(|l| l.as_array())
+                .cloned()
+                .unwrap_or_default();
+            let n = items.len();
+            out.extend(items);
+            if n < h.page_size as usize {
+                break;
+            }
+        }
+        let Some(c) = &self.profile.entry_content else {
+            return Ok(out);
+        };
+        for entry in &mut out {
+            if text_at(entry, &jp.text).is_some() {
+                continue;
+            }
+            if !c.kinds.is_empty() {
+                let kind = jp.kind.as_deref().and_then(|k| text_at(entry, k));
+                if !kind.is_some_and(|k| c.kinds.contains(&k)) {
+                    continue;
+                }
+            }
+            if let Some(from) = from {
+                let at = text_at(entry, &jp.created_at)
+                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok());
+                if at.is_some_and(|t| t < from) {
+                    continue;
+                }
+            }
+            let Some(id) = text_at(entry, &jp.id) else {
+                continue;
+            };
+            let answer = self
+                .client
+                .call(
+                    "read entry content",
+                    c.method,
+                    &c.path,
+                    None,
+                    &self.vars(&[("entry", id)]),
+                )
+                .await?;
+            let text = content_text(c, &answer.json).unwrap_or_default();
+            set_at(entry, &jp.text, serde_json::Value::String(text));
+        }
+        Ok(out)
+    }
+}

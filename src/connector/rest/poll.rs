@@ -107,18 +107,31 @@ impl Reader<'_> {
 
     /// Events of one ticket (the object at the profile's `ticket.root`)
     /// from entries at or after `from`, oldest first.
-    pub fn events(&self, ticket: &Value, from: DateTime<Utc>) -> Vec<Event> {
+    /// `entries` is the ticket's history (`RestEndpoint::entries`).
+    pub fn events(&self, ticket: &Value, entries: &[Value], from: DateTime<Utc>) -> Vec<Event> {
         let tp = &self.profile.ticket;
         let jp = &self.profile.journal;
         let Some(tid) = text_at(ticket, &tp.id) else {
             return vec![];
         };
         let mut out = Vec::new();
+        let kind_of = |entry: &Value| jp.kind.as_deref().and_then(|k| text_at(entry, k));
+        let is_description = |entry: &Value| {
+            !jp.description_kinds.is_empty()
+                && kind_of(entry).is_some_and(|k| jp.description_kinds.contains(&k))
+        };
         if let Some(created) = time_at(ticket, &tp.created_at).filter(|t| *t >= from) {
             let status = text_at(ticket, &tp.status).and_then(|s| self.statuses.inbound.get(&s));
             let data = Ticket {
                 subject: text_at(ticket, &tp.subject).unwrap_or_default(),
-                description: text_at(ticket, &tp.description).unwrap_or_default(),
+                description: text_at(ticket, &tp.description)
+                    .or_else(|| {
+                        entries
+                            .iter()
+                            .find(|e| is_description(e))
+                            .and_then(|e| text_at(e, &jp.text))
+                    })
+                    .unwrap_or_default(),
                 status: status.copied(),
                 priority: tp.priority.as_deref().and_then(|p| text_at(ticket, p)),
                 ..Ticket::default()
@@ -130,12 +143,7 @@ impl Reader<'_> {
             ev.author = self.author(ticket, &tp.author_id, &tp.author_name).0;
             out.push(ev);
         }
-        let entries = ticket
-            .pointer(&jp.list)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for entry in &entries {
+        for entry in entries {
             let (Some(jid), Some(at)) = (text_at(entry, &jp.id), time_at(entry, &jp.created_at))
             else {
                 continue;
@@ -153,11 +161,19 @@ impl Reader<'_> {
                 ev.source_id = Some(source_id.clone());
                 ev
             };
-            if let Some(text) = text_at(entry, &jp.text).filter(|t| !t.trim().is_empty()) {
-                let internal = entry
-                    .pointer(&jp.internal)
+            let kind = kind_of(entry);
+            let carries_comment = !is_description(entry)
+                && (jp.comment_kinds.is_empty()
+                    || kind.as_ref().is_some_and(|k| jp.comment_kinds.contains(k)));
+            let text = text_at(entry, &jp.text).filter(|t| carries_comment && !t.trim().is_empty());
+            if let Some(text) = text {
+                let internal = jp
+                    .internal
+                    .as_deref()
+                    .and_then(|p| entry.pointer(p))
                     .and_then(Value::as_bool)
-                    .unwrap_or(false);
+                    .unwrap_or(false)
+                    || kind.as_ref().is_some_and(|k| jp.internal_kinds.contains(k));
                 let body = if own { text } else { strip_markers(&text) };
                 out.push(make(
                     "comment",
@@ -174,11 +190,15 @@ impl Reader<'_> {
                     },
                 ));
             }
-            let changes = entry
-                .pointer(&jp.changes)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let changes = if jp.changes.is_empty() {
+                vec![entry.clone()]
+            } else {
+                entry
+                    .pointer(&jp.changes)
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            };
             for ch in &changes {
                 if text_at(ch, &jp.change_field).as_deref() != Some(jp.status_field.as_str()) {
                     continue;
@@ -248,7 +268,15 @@ impl Poller {
         let answer = self
             .ep
             .client
-            .call("identity", i.method, &i.path, None, &self.ep.vars(&[]))
+            .call(
+                "identity",
+                i.method,
+                &i.path,
+                None,
+                &self
+                    .ep
+                    .vars(&[("service_account", self.service_account.clone())]),
+            )
             .await?;
         match (
             text_at(&answer.json, &i.user_id),
@@ -348,8 +376,15 @@ impl Poller {
                     &lp.path,
                     None,
                     &self.ep.vars(&[
-                        ("since", from.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                        (
+                            "since",
+                            match &lp.since_format {
+                                Some(f) => from.format(f).to_string(),
+                                None => from.to_rfc3339_opts(SecondsFormat::Secs, true),
+                            },
+                        ),
                         ("offset", offset.to_string()),
+                        ("page", (offset / lp.page_size as u64 + 1).to_string()),
                         ("limit", lp.page_size.to_string()),
                     ]),
                 )
@@ -386,28 +421,19 @@ impl Poller {
             let Some(id) = text_at(item, &tp.id) else {
                 continue;
             };
-            let rt = &self.ep.profile.read_ticket;
-            let answer = self
-                .ep
-                .client
-                .call(
-                    "read ticket",
-                    rt.method,
-                    &rt.path,
-                    rt.body.as_ref(),
-                    &self.ep.vars(&[("ticket", id)]),
-                )
-                .await?;
-            let ticket = if tp.root.is_empty() {
-                Some(&answer.json)
-            } else {
-                answer.json.pointer(&tp.root)
+            let ticket = match self.ep.read_ticket(&id).await {
+                Ok(t) => t,
+                Err(e @ crate::connector::SinkError::Transient { .. }) => return Err(e.into()),
+                Err(e) => {
+                    warn!(endpoint = %name, ticket = %id, "{e}");
+                    continue;
+                }
             };
-            let Some(ticket) = ticket else { continue };
-            if let Some(u) = time_at(ticket, &tp.updated_at) {
+            if let Some(u) = time_at(&ticket, &tp.updated_at) {
                 since = since.max(u);
             }
-            events.extend(reader.events(ticket, from));
+            let entries = self.ep.entries(&id, &ticket, Some(from)).await?;
+            events.extend(reader.events(&ticket, &entries, from));
         }
         let n = events.len();
         self.commit(events, &Cursor { since, ..cursor }).await?;
@@ -469,7 +495,9 @@ mod tests {
             service_account: "deskbridge",
         };
         let v: Value = serde_json::from_str(ISSUE).unwrap();
-        r.events(v.pointer("/issue").unwrap(), t(from))
+        let issue = v.pointer("/issue").unwrap();
+        let entries = issue["journals"].as_array().unwrap().clone();
+        r.events(issue, &entries, t(from))
     }
 
     #[test]
@@ -606,5 +634,276 @@ mod tests {
             render_path(&p.set_status.path, &vars).unwrap(),
             "/issues/7.json"
         );
+    }
+}
+
+#[cfg(test)]
+mod rt_tests {
+    //! The Request Tracker 5 profile on answers shaped as RT 5.0.3's REST2
+    //! gives them (recorded from a live RT, ids and times kept).
+    use super::super::content_text;
+    use super::super::template::{render_json, render_path, Vars};
+    use super::*;
+    use crate::event::Status;
+
+    /// `GET /ticket/12`, trimmed of `_hyperlinks` and empty role lists.
+    const TICKET: &str = r#"{"Cc":[],"Started":"1970-01-01T00:00:00Z","AdminCc":[],
+      "InitialPriority":"0","Resolved":"2024-05-01T10:05:00Z",
+      "Creator":{"type":"user","id":"deskbridge","_url":"http://127.0.0.1:8081/REST/2.0/user/deskbridge"},
+      "Due":"1970-01-01T00:00:00Z","LastUpdated":"2024-05-01T10:05:00Z","Starts":"1970-01-01T00:00:00Z",
+      "Priority":"0","TimeWorked":"0","TimeLeft":"0",
+      "LastUpdatedBy":{"type":"user","id":"root","_url":"http://127.0.0.1:8081/REST/2.0/user/root"},
+      "Created":"2024-05-01T10:00:00Z","Type":"ticket","FinalPriority":"0",
+      "Queue":{"type":"queue","id":"3","_url":"http://127.0.0.1:8081/REST/2.0/queue/3"},
+      "Status":"resolved","id":12,
+      "EffectiveId":{"_url":"http://127.0.0.1:8081/REST/2.0/ticket/12","id":"12","type":"ticket"},
+      "CustomFields":[],"Requestor":[],
+      "Owner":{"type":"user","id":"Nobody","_url":"http://127.0.0.1:8081/REST/2.0/user/Nobody"},
+      "TimeEstimated":"0","Subject":"Scale shows wrong weight"}"#;
+
+    /// `GET /ticket/12/history?fields=Type,Creator,Created,Field,OldValue,NewValue&page=1&per_page=100`.
+    const HISTORY: &str = r#"{"per_page":100,"count":8,"page":1,"pages":1,"total":8,"items":[
+      {"_url":"http://127.0.0.1:8081/REST/2.0/transaction/49","id":"49","Type":"Create","type":"transaction","Created":"2024-05-01T10:00:00Z","Field":"","OldValue":"","NewValue":"",
+       "Creator":{"_url":"http://127.0.0.1:8081/REST/2.0/user/deskbridge","id":"deskbridge","type":"user"}},
+      {"_url":"http://127.0.0.1:8081/REST/2.0/transaction/50","id":"50","Type":"Correspond","type":"transaction","Created":"2024-05-01T10:01:00Z","Field":"","OldValue":"","NewValue":"",
+       "Creator":{"_url":"http://127.0.0.1:8081/REST/2.0/user/deskbridge","id":"deskbridge","type":"user"}},
+      {"_url":"http://127.0.0.1:8081/REST/2.0/transaction/51","id":"51","Type":"Status","type":"transaction","Created":"2024-05-01T10:01:00Z","Field":"Status","OldValue":"new","NewValue":"open",
+       "Creator":{"_url":"http://127.0.0.1:8081/REST/2.0/user/RT_System","id":"RT_System","type":"user"}},
+      {"_url":"http://127.0.0.1:8081/REST/2.0/transaction/52","id":"52","Type":"Correspond","type":"transaction","Created":"2024-05-01T10:02:00Z","Field":"","OldValue":"","NewValue":"",
+       "Creator":{"_url":"http://127.0.0.1:8081/REST/2.0/user/root","id":"root","type":"user"}},
+      {"_url":"http://127.0.0.1:8081/REST/2.0/transaction/53","id":"53","Type":"Comment","type":"transaction","Created":"2024-05-01T10:03:00Z","Field":"","OldValue":"","NewValue":"",
+       "Creator":{"_url":"http://127.0.0.1:8081/REST/2.0/user/root","id":"root","type":"user"}},
+      {"_url":"http://127.0.0.1:8081/REST/2.0/transaction/54","id":"54","Type":"AddWatcher","type":"transaction","Created":"2024-05-01T10:03:30Z","Field":"AdminCc","OldValue":"","NewValue":"14",
+       "Creator":{"_url":"http://127.0.0.1:8081/REST/2.0/user/root","id":"root","type":"user"}},
+      {"_url":"http://127.0.0.1:8081/REST/2.0/transaction/55","id":"55","Type":"Status","type":"transaction","Created":"2024-05-01T10:04:00Z","Field":"Status","OldValue":"open","NewValue":"resolved",
+       "Creator":{"_url":"http://127.0.0.1:8081/REST/2.0/user/root","id":"root","type":"user"}},
+      {"_url":"http://127.0.0.1:8081/REST/2.0/transaction/56","id":"56","Type":"Correspond","type":"transaction","Created":"2024-05-01T10:05:00Z","Field":"","OldValue":"","NewValue":"",
+       "Creator":{"_url":"http://127.0.0.1:8081/REST/2.0/user/root","id":"root","type":"user"}}
+    ]}"#;
+
+    /// `GET /transaction/52/attachments?fields=ContentType,Content&per_page=100`
+    /// for a correspond that came in by mail as text and HTML.
+    const ATTACHMENTS: &str = r#"{"total":3,"items":[
+      {"id":"20","_url":"http://127.0.0.1:8081/REST/2.0/attachment/20","type":"attachment","ContentType":"multipart/alternative","Content":""},
+      {"id":"21","_url":"http://127.0.0.1:8081/REST/2.0/attachment/21","type":"attachment","ContentType":"text/html","Content":"<p>We ordered the part.</p>"},
+      {"id":"22","_url":"http://127.0.0.1:8081/REST/2.0/attachment/22","type":"attachment","ContentType":"text/plain","Content":"We ordered the part."}
+    ],"page":1,"count":3,"per_page":100,"pages":1}"#;
+
+    fn profile() -> Profile {
+        Profile::load(Some("rt"), None).unwrap()
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// The history as `RestEndpoint::entries` gives it: the texts read
+    /// from each transaction's attachments put at `journal.text`.
+    fn entries(p: &Profile) -> Vec<Value> {
+        let v: Value = serde_json::from_str(HISTORY).unwrap();
+        let mut items = v
+            .pointer(&p.journal.list)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone();
+        let c = p.entry_content.as_ref().unwrap();
+        let texts = [
+            ("49", "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e5f]"),
+            ("50", "Dana (Service Co) wrote:\n\nUrgent\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e60]"),
+            ("52", &content_text(c, &serde_json::from_str(ATTACHMENTS).unwrap()).unwrap()),
+            ("53", "cost 40 EUR"),
+            ("56", "> Dana wrote: [deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e60]\n\nAgreed."),
+        ];
+        for item in &mut items {
+            let id = item["id"].as_str().unwrap().to_string();
+            if let Some((_, text)) = texts.iter().find(|(i, _)| *i == id) {
+                super::super::set_at(item, &p.journal.text, Value::String(text.to_string()));
+            }
+        }
+        items
+    }
+
+    fn events(from: &str) -> Vec<Event> {
+        let p = profile();
+        let me = Identity {
+            user_id: "deskbridge".into(),
+            login: "deskbridge".into(),
+        };
+        let r = Reader {
+            endpoint: "vendor",
+            profile: &p,
+            statuses: &p.statuses,
+            me: &me,
+            service_account: "deskbridge",
+        };
+        let ticket: Value = serde_json::from_str(TICKET).unwrap();
+        r.events(&ticket, &entries(&p), t(from))
+    }
+
+    #[test]
+    fn transactions_become_events_correspond_public_comment_internal() {
+        let evs = events("2024-05-01T09:00:00Z");
+        let kinds: Vec<&str> = evs.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ticket_created",
+                "comment",
+                "status_changed",
+                "comment",
+                "comment",
+                "status_changed",
+                "comment"
+            ]
+        );
+        let EventKind::TicketCreated { ticket_data } = &evs[0].kind else {
+            panic!()
+        };
+        // the description is the Create transaction's text, not a comment
+        assert!(ticket_data.description.starts_with("Calibration lost"));
+        assert_eq!(ticket_data.status, Some(Status::Resolved));
+        assert_eq!(ticket_data.subject, "Scale shows wrong weight");
+        assert_eq!(evs[0].source_id.as_deref(), Some("ticket-12"));
+        // deskbridge's own writes carry the service account's name
+        assert_eq!(evs[0].author.as_ref().unwrap().name, "deskbridge");
+        assert_eq!(evs[1].author.as_ref().unwrap().name, "deskbridge");
+        let comment = |e: &Event| match &e.kind {
+            EventKind::Comment { comment } => comment.clone(),
+            _ => panic!("not a comment"),
+        };
+        // RT opening the ticket on the first correspond is RT_System's change
+        assert!(matches!(
+            evs[2].kind,
+            EventKind::StatusChanged {
+                status: Status::InProgress
+            }
+        ));
+        assert_eq!(evs[2].author.as_ref().unwrap().name, "RT_System");
+        assert_eq!(comment(&evs[3]).audience, Audience::Public);
+        assert_eq!(
+            comment(&evs[3]).body,
+            "We ordered the part.",
+            "text/plain part"
+        );
+        assert_eq!(evs[3].author.as_ref().unwrap().name, "root");
+        assert_eq!(evs[3].source_id.as_deref(), Some("journal-52"));
+        assert_eq!(comment(&evs[4]).audience, Audience::Internal);
+        assert!(matches!(
+            evs[5].kind,
+            EventKind::StatusChanged {
+                status: Status::Resolved
+            }
+        ));
+        assert!(find_marker(&comment(&evs[1]).body).is_some());
+        assert_eq!(find_marker(&comment(&evs[6]).body), None);
+        assert!(comment(&evs[6]).body.contains("Agreed."));
+        // the window: only transactions at or after it
+        let later = events("2024-05-01T10:03:00Z");
+        assert_eq!(later.len(), 3, "53 (comment), 55 (status), 56 (correspond)");
+    }
+
+    #[test]
+    fn statuses_map_both_ways() {
+        let p = profile();
+        for (rt, canonical) in [
+            ("new", Status::New),
+            ("open", Status::InProgress),
+            ("stalled", Status::Waiting),
+            ("resolved", Status::Resolved),
+            ("rejected", Status::Cancelled),
+            ("deleted", Status::Cancelled),
+        ] {
+            assert_eq!(p.statuses.inbound.get(rt), Some(&canonical), "{rt}");
+        }
+        for (canonical, value) in &p.statuses.outbound {
+            let back = p.statuses.inbound[value];
+            assert_eq!(p.statuses.outbound[&back], *value, "{canonical}");
+        }
+    }
+
+    #[test]
+    fn requests_render_as_rt_expects() {
+        let p = profile();
+        let vars: Vars = [
+            ("project", "deskbridge"),
+            ("subject", "it's \"on fire\""),
+            ("description", "It burns.\n\n[deskbridge:x]"),
+            ("priority", ""),
+            ("ticket", "12"),
+            ("status", "stalled"),
+            ("marker", "[deskbridge:x]"),
+            ("since", "2024-05-01T10:00:00+00:00"),
+            ("page", "2"),
+            ("limit", "100"),
+            ("offset", "100"),
+            ("entry", "52"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            render_json(p.create_ticket.body.as_ref().unwrap(), &vars).unwrap(),
+            serde_json::json!({"Queue": "deskbridge", "Subject": "it's \"on fire\"",
+                "Content": "It burns.\n\n[deskbridge:x]", "ContentType": "text/plain"})
+        );
+        assert_eq!(
+            render_path(&p.add_comment.path, &vars).unwrap(),
+            "/ticket/12/correspond"
+        );
+        assert_eq!(
+            render_path(&p.add_internal_note.path, &vars).unwrap(),
+            "/ticket/12/comment"
+        );
+        assert_eq!(
+            render_json(p.set_status.body.as_ref().unwrap(), &vars).unwrap(),
+            serde_json::json!({"Status": "stalled"})
+        );
+        let query = |path: String| -> String {
+            let url = url::Url::parse(&format!("http://x{path}")).unwrap();
+            url.query_pairs()
+                .find(|(k, _)| k == "query")
+                .map(|(_, v)| v.to_string())
+                .unwrap()
+        };
+        assert_eq!(
+            query(render_path(&p.find_ticket.path, &vars).unwrap()),
+            r#"Queue='deskbridge' AND Creator='__CurrentUser__' AND Subject='it\'s "on fire"'"#
+        );
+        let list = render_path(&p.list_changes.path, &vars).unwrap();
+        assert_eq!(
+            query(list.clone()),
+            "Queue='deskbridge' AND LastUpdated >= '2024-05-01T10:00:00+00:00'"
+        );
+        assert!(list.ends_with("&page=2&per_page=100"), "{list}");
+        // "Z" is misread by TicketSQL: the offset is written out
+        let since = t("2024-05-01T10:00:00Z")
+            .format(p.list_changes.since_format.as_deref().unwrap())
+            .to_string();
+        assert_eq!(since, "2024-05-01T10:00:00+00:00");
+        assert_eq!(
+            render_path(&p.history.as_ref().unwrap().path, &vars).unwrap(),
+            "/ticket/12/history?fields=Type,Creator,Created,Field,OldValue,NewValue&page=2&per_page=100"
+        );
+        assert_eq!(
+            render_path(&p.entry_content.as_ref().unwrap().path, &vars).unwrap(),
+            "/transaction/52/attachments?fields=ContentType,Content&per_page=100"
+        );
+    }
+
+    #[test]
+    fn entry_text_is_the_first_plain_part_and_set_at_makes_the_path() {
+        let p = profile();
+        let c = p.entry_content.as_ref().unwrap();
+        let a: Value = serde_json::from_str(ATTACHMENTS).unwrap();
+        assert_eq!(content_text(c, &a).as_deref(), Some("We ordered the part."));
+        let html_only =
+            serde_json::json!({"items": [{"ContentType": "text/html", "Content": "<p>x</p>"}]});
+        assert_eq!(content_text(c, &html_only), None);
+        let charset = serde_json::json!({"items": [{"ContentType": "text/plain; charset=utf-8", "Content": "x"}]});
+        assert_eq!(content_text(c, &charset).as_deref(), Some("x"));
+        let mut v = serde_json::json!({"id": "1"});
+        super::super::set_at(&mut v, "/a/b", Value::String("t".into()));
+        assert_eq!(v, serde_json::json!({"id": "1", "a": {"b": "t"}}));
     }
 }

@@ -9,13 +9,19 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Profiles shipped with deskbridge, by the name `profile = "..."` uses.
-const SHIPPED: &[(&str, &str)] = &[(
-    "redmine",
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/connectors/redmine.toml"
-    )),
-)];
+const SHIPPED: &[(&str, &str)] = &[
+    (
+        "redmine",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/redmine.toml"
+        )),
+    ),
+    (
+        "rt",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/rt.toml")),
+    ),
+];
 
 pub fn shipped_names() -> Vec<&'static str> {
     SHIPPED.iter().map(|(n, _)| *n).collect()
@@ -41,6 +47,14 @@ pub struct Profile {
     pub set_status: Request,
     pub read_ticket: Request,
     pub list_changes: ListRequest,
+    /// Where the ticket's history is read when it is not inside the ticket
+    /// (Request Tracker's transactions): paged, `journal.list` in each page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryRequest>,
+    /// Where an entry's text is read when the history does not carry it
+    /// (Request Tracker's transaction attachments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_content: Option<ContentRequest>,
     pub ticket: TicketPointers,
     pub journal: JournalPointers,
     pub statuses: StatusMap,
@@ -67,6 +81,10 @@ pub struct Auth {
     /// Header or query parameter name (for `header` and `query`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Written before the credential in the header (`"token "` for
+    /// `Authorization: token ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -105,8 +123,40 @@ pub struct CreateRequest {
 pub struct ListRequest {
     pub method: Method,
     pub path: String,
-    /// Tickets per page (`{{limit}}`); pages are walked with `{{offset}}`.
+    /// Tickets per page (`{{limit}}`); pages are walked with `{{offset}}`
+    /// (0, limit, 2 limit...) or `{{page}}` (1, 2, 3...).
     pub page_size: u32,
+    /// How `{{since}}` is written (chrono strftime, UTC); default
+    /// `%Y-%m-%dT%H:%M:%SZ`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_format: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryRequest {
+    pub method: Method,
+    /// With `{{ticket}}`, `{{page}}` (from 1), `{{offset}}` and `{{limit}}`.
+    pub path: String,
+    pub page_size: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContentRequest {
+    pub method: Method,
+    /// With `{{entry}}`, the entry's id.
+    pub path: String,
+    /// Only entries of these kinds (`journal.kind`) are read; empty: all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// The array of parts in the answer.
+    pub list: String,
+    /// In one part: its text, and its content type.
+    pub text: String,
+    pub content_type: String,
+    /// The content types taken as the entry's text, first match wins.
+    pub text_types: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -151,11 +201,27 @@ pub struct JournalPointers {
     pub author_id: String,
     pub author_name: String,
     pub created_at: String,
-    /// The comment text (absent or empty: no comment).
+    /// The comment text (absent or empty: no comment). With
+    /// `entry_content`, the text read there is put here.
     pub text: String,
     /// A boolean: the comment is an internal note.
-    pub internal: String,
-    /// The array of field changes of an entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal: Option<String>,
+    /// The entry's kind, for products whose history mixes kinds of entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Kinds whose text is a comment (empty: any entry with text).
+    #[serde(default)]
+    pub comment_kinds: Vec<String>,
+    /// Kinds whose comment is an internal note.
+    #[serde(default)]
+    pub internal_kinds: Vec<String>,
+    /// Kinds whose text is the ticket's description (when the ticket has
+    /// none at `ticket.description`); never a comment.
+    #[serde(default)]
+    pub description_kinds: Vec<String>,
+    /// The array of field changes of an entry; "" when each entry is
+    /// itself one field change.
     pub changes: String,
     /// In one field change: the field's name, and its new value.
     pub change_field: String,
@@ -249,6 +315,7 @@ impl Profile {
             p.push("auth.name: needed with kind header or query".into());
         }
         let settings = self.setting_names();
+        let mut later: Vec<String> = Vec::new();
         let mut check = |at: &str, templates: Vec<String>, extra: &[&str]| {
             for t in templates {
                 match template::placeholders(&t) {
@@ -278,7 +345,7 @@ impl Profile {
         check(
             "find_ticket",
             vec![self.find_ticket.path.clone()],
-            &["marker"],
+            &["marker", "subject"],
         );
         check(
             "add_comment",
@@ -303,9 +370,49 @@ impl Profile {
         check(
             "list_changes",
             vec![self.list_changes.path.clone()],
-            &["since", "offset", "limit"],
+            &["since", "offset", "page", "limit"],
         );
-        check("identity", vec![self.identity.path.clone()], &[]);
+        if let Some(h) = &self.history {
+            check(
+                "history",
+                vec![h.path.clone()],
+                &["ticket", "page", "offset", "limit"],
+            );
+            if h.page_size == 0 {
+                later.push("history.page_size: must be at least 1".into());
+            }
+        }
+        if let Some(c) = &self.entry_content {
+            check("entry_content", vec![c.path.clone()], &["entry"]);
+            for (at, ptr) in [
+                ("entry_content.list", &c.list),
+                ("entry_content.text", &c.text),
+                ("entry_content.content_type", &c.content_type),
+            ] {
+                if !ptr.starts_with('/') {
+                    later.push(format!(
+                        "{at}: a JSON pointer starts with '/' (got {ptr:?})"
+                    ));
+                }
+            }
+            if !c.kinds.is_empty() && self.journal.kind.is_none() {
+                later.push("entry_content.kinds: needs journal.kind".into());
+            }
+        }
+        let kinds_used = !self.journal.comment_kinds.is_empty()
+            || !self.journal.internal_kinds.is_empty()
+            || !self.journal.description_kinds.is_empty();
+        if kinds_used && self.journal.kind.is_none() {
+            later.push(
+                "journal.kind: needed with comment_kinds, internal_kinds or description_kinds"
+                    .into(),
+            );
+        }
+        check(
+            "identity",
+            vec![self.identity.path.clone()],
+            &["service_account"],
+        );
         check(
             "format.description",
             vec![self.format.description.clone()],
@@ -316,6 +423,7 @@ impl Profile {
             vec![self.format.comment.clone()],
             &["body", "sender", "marker"],
         );
+        p.append(&mut later);
         for (at, t) in [
             ("format.description", &self.format.description),
             ("format.comment", &self.format.comment),
@@ -328,6 +436,13 @@ impl Profile {
         }
         if self.list_changes.page_size == 0 {
             p.push("list_changes.page_size: must be at least 1".into());
+        }
+        let slash = "/".to_string();
+        if !self.journal.changes.is_empty() && !self.journal.changes.starts_with('/') {
+            p.push(format!(
+                "journal.changes: a JSON pointer starts with '/' or is empty (got {:?})",
+                self.journal.changes
+            ));
         }
         let pointers = [
             ("create_ticket.ticket_id", &self.create_ticket.ticket_id),
@@ -348,8 +463,11 @@ impl Profile {
             ("journal.author_name", &self.journal.author_name),
             ("journal.created_at", &self.journal.created_at),
             ("journal.text", &self.journal.text),
-            ("journal.internal", &self.journal.internal),
-            ("journal.changes", &self.journal.changes),
+            (
+                "journal.internal",
+                self.journal.internal.as_ref().unwrap_or(&slash),
+            ),
+            ("journal.kind", self.journal.kind.as_ref().unwrap_or(&slash)),
             ("journal.change_field", &self.journal.change_field),
             ("journal.change_value", &self.journal.change_value),
         ];
@@ -409,6 +527,6 @@ mod tests {
         assert!(err.contains("colour"), "{err}");
         assert!(Profile::load(Some("nosuch"), None)
             .unwrap_err()
-            .contains("shipped: redmine"));
+            .contains("shipped: redmine, rt"));
     }
 }

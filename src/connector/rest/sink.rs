@@ -64,48 +64,22 @@ pub fn status_value(ep: &RestEndpoint, status: Status) -> Result<String, SinkErr
 }
 
 impl RestSink {
-    async fn read_ticket(&self, ticket: &str) -> Result<serde_json::Value, SinkError> {
-        let r = &self.ep.profile.read_ticket;
-        let answer = self
-            .ep
-            .client
-            .call(
-                "read ticket",
-                r.method,
-                &r.path,
-                r.body.as_ref(),
-                &self.ep.vars(&[("ticket", ticket.to_string())]),
-            )
-            .await?;
-        let root = &self.ep.profile.ticket.root;
-        let t = if root.is_empty() {
-            Some(&answer.json)
-        } else {
-            answer.json.pointer(root)
-        };
-        t.cloned().ok_or_else(|| {
-            permanent(format!(
-                "{}: ticket {ticket} read back without {root} in the answer",
-                self.ep.name
-            ))
-        })
-    }
-
     /// The id of the history entry carrying `ev`'s marker, if one exists.
     async fn find_comment(&self, ticket: &str, ev: &Event) -> Result<Option<String>, SinkError> {
-        let t = self.read_ticket(ticket).await?;
+        let t = self.ep.read_ticket(ticket).await?;
         let j = &self.ep.profile.journal;
         let m = marker(ev.id);
-        Ok(t.pointer(&j.list)
-            .and_then(|l| l.as_array())
-            .into_iter()
-            .flatten()
+        Ok(self
+            .ep
+            .entries(ticket, &t, None)
+            .await?
+            .iter()
             .find(|entry| text_at(entry, &j.text).is_some_and(|s| s.contains(&m)))
             .and_then(|entry| text_at(entry, &j.id)))
     }
 
     /// A ticket created for `ev` before a crash, found by its marker.
-    async fn find_created(&self, ev: &Event) -> Result<Option<String>, SinkError> {
+    async fn find_created(&self, ev: &Event, subject: &str) -> Result<Option<String>, SinkError> {
         let f = &self.ep.profile.find_ticket;
         let answer = self
             .ep
@@ -115,19 +89,41 @@ impl RestSink {
                 f.method,
                 &f.path,
                 f.body.as_ref(),
-                &self.ep.vars(&[("marker", marker(ev.id))]),
+                &self
+                    .ep
+                    .vars(&[("marker", marker(ev.id)), ("subject", subject.to_string())]),
             )
             .await?;
         let p = &self.ep.profile.ticket;
         let m = marker(ev.id);
-        Ok(answer
+        let listed = answer
             .json
             .pointer(&p.list)
             .and_then(|l| l.as_array())
-            .into_iter()
-            .flatten()
-            .find(|t| text_at(t, &p.description).is_some_and(|d| d.contains(&m)))
-            .and_then(|t| text_at(t, &p.id)))
+            .cloned()
+            .unwrap_or_default();
+        for t in &listed {
+            let Some(id) = text_at(t, &p.id) else {
+                continue;
+            };
+            match text_at(t, &p.description) {
+                Some(d) if d.contains(&m) => return Ok(Some(id)),
+                Some(_) => {}
+                // Products whose tickets carry no description (it is the
+                // first history entry) list candidates: look inside.
+                None if self.ep.profile.history.is_some() => {
+                    let full = self.ep.read_ticket(&id).await?;
+                    let found = self.ep.entries(&id, &full, None).await?.iter().any(|e| {
+                        text_at(e, &self.ep.profile.journal.text).is_some_and(|s| s.contains(&m))
+                    });
+                    if found {
+                        return Ok(Some(id));
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(None)
     }
 
     async fn send(&self, d: Delivery<'_>) -> Result<Applied, SinkError> {
@@ -135,7 +131,7 @@ impl RestSink {
         let profile = &self.ep.profile;
         match &ev.kind {
             EventKind::TicketCreated { ticket_data } => {
-                if let Some(id) = self.find_created(ev).await? {
+                if let Some(id) = self.find_created(ev, &ticket_data.subject).await? {
                     return Ok(Applied {
                         remote_ids: vec![format!("ticket-{id}")],
                         ticket: Some(id),
@@ -237,7 +233,7 @@ impl RestSink {
                     )
                     .await?;
                 // Some products answer 2xx to a status they ignored.
-                let t = self.read_ticket(ticket).await?;
+                let t = self.ep.read_ticket(ticket).await?;
                 let now = text_at(&t, &profile.ticket.status);
                 if now.as_deref() != Some(value.as_str()) {
                     return Err(permanent(format!(

@@ -13,6 +13,25 @@ pub enum TemplateError {
     Unknown(String),
     #[error("unclosed placeholder after {0:?}")]
     Unclosed(String),
+    #[error("unknown filter |{0} (known: |sql)")]
+    Filter(String),
+}
+
+/// A placeholder's name and its filter: `{{subject|sql}}` is the value
+/// escaped for a single-quoted query string (`'` and `\` backslashed).
+fn split_filter(raw: &str) -> Result<(&str, Option<&str>), TemplateError> {
+    match raw.split_once('|').map(|(n, f)| (n.trim(), f.trim())) {
+        None => Ok((raw.trim(), None)),
+        Some((name, "sql")) => Ok((name, Some("sql"))),
+        Some((_, f)) => Err(TemplateError::Filter(f.to_string())),
+    }
+}
+
+fn apply_filter(value: &str, filter: Option<&str>) -> String {
+    match filter {
+        Some("sql") => value.replace('\\', "\\\\").replace('\'', "\\'"),
+        _ => value.to_string(),
+    }
 }
 
 /// The placeholder names in `template`, in order.
@@ -24,7 +43,7 @@ pub fn placeholders(template: &str) -> Result<Vec<String>, TemplateError> {
         let end = after
             .find("}}")
             .ok_or_else(|| TemplateError::Unclosed(rest[..start].chars().take(40).collect()))?;
-        out.push(after[..end].trim().to_string());
+        out.push(split_filter(after[..end].trim())?.0.to_string());
         rest = &after[end + 2..];
     }
     Ok(out)
@@ -43,11 +62,11 @@ fn render_with(
         let end = after
             .find("}}")
             .ok_or_else(|| TemplateError::Unclosed(rest[..start].chars().take(40).collect()))?;
-        let name = after[..end].trim();
+        let (name, filter) = split_filter(after[..end].trim())?;
         let value = vars
             .get(name)
             .ok_or_else(|| TemplateError::Unknown(name.to_string()))?;
-        out.push_str(&encode(value));
+        out.push_str(&encode(&apply_filter(value, filter)));
         rest = &after[end + 2..];
     }
     out.push_str(rest);
@@ -144,6 +163,23 @@ mod tests {
         assert_eq!(
             render_json(&body, &v).unwrap(),
             json!({"issue": {"notes": "He said \"no\"\n{{a}}", "private_notes": true, "ids": ["7-x"]}})
+        );
+    }
+
+    #[test]
+    fn sql_filter_escapes_quotes_and_backslashes() {
+        let v = vars(&[("subject", r"it's \ x")]);
+        assert_eq!(
+            render_text("Subject='{{subject|sql}}'", &v).unwrap(),
+            r"Subject='it\'s \\ x'"
+        );
+        assert_eq!(
+            placeholders("{{ subject | sql }}").unwrap(),
+            vec!["subject"]
+        );
+        assert_eq!(
+            placeholders("{{subject|upper}}"),
+            Err(TemplateError::Filter("upper".into()))
         );
     }
 
