@@ -156,13 +156,13 @@ async fn pipeline(
     let (_, out_secret) = Secret::generate();
     std::fs::write(dir.join("in"), &in_secret).map_err(err)?;
     std::fs::write(dir.join("out"), &out_secret).map_err(err)?;
+    let prefix = format!("deskbridge-bench-{}", Uuid::now_v7().simple());
     let bus_toml = match (bus, &amqp_url) {
         (BusKind::Amqp, Some(url)) => {
             std::fs::write(dir.join("amqp"), url).map_err(err)?;
             format!(
-                "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\nprefix = \"deskbridge-bench-{}\"\n",
+                "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\nprefix = \"{prefix}\"\n",
                 dir.join("amqp").display(),
-                Uuid::now_v7().simple()
             )
         }
         (BusKind::Amqp, None) => return Err(BenchError("--bus amqp needs --amqp-url".into())),
@@ -311,6 +311,10 @@ to = "dst"
         })
         .collect();
     running.stop().await;
+    if let (BusKind::Amqp, Some(url)) = (bus, &amqp_url) {
+        // Leave the broker as the bench found it.
+        crate::bus::amqp::remove_topology(url, &prefix, &["dst"]).await;
+    }
     Ok((end.duration_since(start).as_secs_f64(), latencies))
 }
 

@@ -60,4 +60,6 @@ async fn events_cross_through_rabbitmq_in_order_both_ways() {
     let s = gw.status().await;
     assert_eq!(s["broker"]["connected"], true, "{s}");
     assert!(s["broker"]["published"].as_u64().unwrap() >= 52, "{s}");
+    drop(gw);
+    deskbridge::bus::amqp::remove_topology(&amqp_url(), &prefix, &["a", "b"]).await;
 }

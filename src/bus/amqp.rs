@@ -499,3 +499,31 @@ impl Broker {
         }
     }
 }
+
+/// Deletes a deployment's queues and exchanges (benches and tests clean up
+/// after themselves on a shared broker). Best effort.
+pub async fn remove_topology(url: &str, prefix: &str, dests: &[&str]) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let props = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio);
+    let Ok(conn) = Connection::connect(url, props).await else {
+        return;
+    };
+    if let Ok(ch) = conn.create_channel().await {
+        let t = Topology {
+            prefix: prefix.to_string(),
+        };
+        for d in dests {
+            for q in [t.queue(d), t.dead_queue(d)] {
+                let _ = ch.queue_delete(&q, QueueDeleteOptions::default()).await;
+            }
+        }
+        for e in [t.exchange(), t.dead_exchange()] {
+            let _ = ch
+                .exchange_delete(&e, ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+    let _ = conn.close(200, "done").await;
+}
