@@ -4,15 +4,17 @@
 //! which writes /run/deskbridge-test/redmine.env.
 mod common;
 
+use common::rest::*;
 use common::*;
-use deskbridge::event::{Audience, Status};
+use deskbridge::event::Status;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::Duration;
 
 const ENV_FILE: &str = "/run/deskbridge-test/redmine.env";
 /// The Redmine user deskbridge acts as (made by this test when missing).
 const SERVICE_LOGIN: &str = "deskbridge";
+/// How often the test looks at Redmine or the desk while waiting.
+const POLL: Duration = Duration::from_millis(50);
 
 struct Redmine {
     url: String,
@@ -23,32 +25,11 @@ struct Redmine {
 
 /// Redmine's settings, or `None` when the test must be skipped (outside CI).
 fn redmine() -> Option<Redmine> {
-    let text = match std::fs::read_to_string(ENV_FILE) {
-        Ok(t) => t,
-        Err(e) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("{ENV_FILE}: {e}; scripts/test.sh starts Redmine (bash scripts/services/redmine.sh start)");
-            }
-            eprintln!(
-                "\n!!!!! SKIPPED: no {ENV_FILE} ({e}). Run `bash scripts/services/redmine.sh start` (scripts/test.sh does) to test against Redmine. !!!!!\n"
-            );
-            return None;
-        }
-    };
-    let vars: HashMap<&str, &str> = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect();
-    let get = |k: &str| {
-        vars.get(k)
-            .unwrap_or_else(|| panic!("{ENV_FILE} has no {k}"))
-            .to_string()
-    };
+    let env = ServiceEnv::read(ENV_FILE, "redmine", "Redmine")?;
     Some(Redmine {
-        url: get("REDMINE_URL"),
-        key: get("REDMINE_API_KEY"),
-        project: get("REDMINE_PROJECT"),
+        url: env.get("REDMINE_URL"),
+        key: env.get("REDMINE_API_KEY"),
+        project: env.get("REDMINE_PROJECT"),
         http: reqwest::Client::new(),
     })
 }
@@ -56,17 +37,11 @@ fn redmine() -> Option<Redmine> {
 impl Redmine {
     /// A request as the admin user (not deskbridge's service account).
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
+        let req = self
             .http
             .request(method, format!("{}{path}", self.url))
             .header("X-Redmine-API-Key", &self.key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let code = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+        send(req, body).await
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -177,22 +152,6 @@ impl Redmine {
     }
 }
 
-/// Whether `f` became true before `secs` passed.
-async fn within<F, Fut>(secs: u64, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    true
-}
-
 fn journals(issue: &Value) -> Vec<Value> {
     issue["journals"].as_array().cloned().unwrap_or_default()
 }
@@ -208,61 +167,23 @@ fn notes_containing(issue: &Value, text: &str) -> Vec<Value> {
 async fn sample_desk_and_redmine_relay_both_ways_under_policy() {
     let Some(rm) = redmine() else { return };
     let service_key = rm.service_key().await;
-    let desk = Party::start("desk").await;
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("redmine.key");
-    std::fs::write(&key_file, &service_key).unwrap();
-    let conf = format!(
-        r#"{PARTIES}{desk}
-[endpoints.redmine]
-party = "vendor"
-kind = "rest"
-service_account = "{SERVICE_LOGIN}"
-[endpoints.redmine.rest]
-profile = "redmine"
-base_url = "{url}"
-credentials = {{ file = "{key}" }}
-project = "{project}"
-poll_secs = 1
-rate_limit_per_minute = 1200
-timeout_secs = 10
-# this installation has no status 99: a change to "waiting" cannot take
-statuses = {{ outbound = {{ waiting = "99" }} }}
-
-[[transfers]]
-from = "desk"
-to = "redmine"
+    let (desk, gw) = desk_and_gateway(RestEndpoint {
+        name: "redmine",
+        service_account: SERVICE_LOGIN,
+        base_url: &rm.url,
+        credentials: &service_key,
+        credentials_file: "redmine.key",
+        project: &rm.project,
+        extra: r#"# this installation has no status 99: a change to "waiting" cannot take
+statuses = { outbound = { waiting = "99" } }
 "#,
-        desk = desk.toml(dir.path(), "svc", ""),
-        url = rm.url,
-        key = key_file.display(),
-        project = rm.project,
-    );
-    let gw = Gateway::start_with(dir, &conf);
-    desk.connect(&gw);
-    let ok = gw.cli(&["check"]);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    })
+    .await;
 
     // 1. Transfer: the desk's ticket becomes a Redmine issue.
     let subject = format!("Scale shows wrong weight {}", uuid::Uuid::new_v4().simple());
-    let t = desk.desk.create_ticket(
-        &subject,
-        "Calibration lost after a power cut",
-        &[("client_phone", "+1 555 0100")],
-        "Dana",
-    );
-    let mut issue_id = None;
-    for _ in 0..600 {
-        issue_id = rm.find_by_subject(&subject).await;
-        if issue_id.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let t = create_ticket(&desk, &subject);
+    let issue_id = first_some(600, POLL, || rm.find_by_subject(&subject)).await;
     let issue_id = issue_id.unwrap_or_else(|| panic!("no Redmine issue:\n{}", gw.log()));
     let issue = rm.issue(&issue_id).await;
     assert_eq!(issue["subject"], subject.as_str());
@@ -273,27 +194,10 @@ to = "redmine"
         issue["author"]["name"], "Desk Bridge",
         "written as the service account"
     );
-    eventually("the link knows the Redmine issue", 10, || async {
-        let links = gw.get("/links").await.to_string();
-        links.contains(&format!("\"{issue_id}\""))
-    })
-    .await;
+    link_knows(&gw, "the link knows the Redmine issue", &issue_id).await;
 
     // 2. A comment for the partner crosses as a public note; an internal one does not.
-    desk.desk.comment(
-        &t,
-        "Please bring a spare load cell",
-        Audience::Partner,
-        "Dana",
-        &[],
-    );
-    desk.desk.comment(
-        &t,
-        "Premium SLA, bill the client",
-        Audience::Internal,
-        "Dana",
-        &[],
-    );
+    comment_for_partner_and_internally(&desk, &t);
     eventually("the partner comment is a Redmine note", 30, || async {
         notes_containing(&rm.issue(&issue_id).await, "spare load cell").len() == 1
     })
@@ -325,41 +229,15 @@ to = "redmine"
         json!({"notes": "Our cost: 40 EUR", "private_notes": true}),
     )
     .await;
-    let arrived = within(30, || async {
-        desk.desk
-            .ticket(&t)
-            .unwrap()
-            .comments
-            .iter()
-            .any(|c| c.body.contains("on site Friday"))
-    })
-    .await;
-    assert!(
-        arrived,
-        "the Redmine note did not reach the desk:\n{}\n{}",
-        desk.desk.render(&t),
-        gw.log()
-    );
-    let dt = desk.desk.ticket(&t).unwrap();
-    let c = dt
-        .comments
-        .iter()
-        .find(|c| c.body.contains("on site Friday"))
-        .unwrap();
-    assert_eq!(c.audience, Audience::Internal);
-    assert!(c.author.contains("Vendor Co"), "{}", c.author);
+    vendor_note_reaches_desk(&desk, &gw, &t, POLL, "the Redmine note").await;
 
     // 5. Redmine's status change reaches the desk.
     rm.put_issue(&issue_id, json!({"status_id": 3})).await;
-    eventually("the desk shows Resolved", 30, || async {
-        desk.desk.ticket(&t).unwrap().status == Status::Resolved
-    })
-    .await;
+    desk_shows_resolved(&desk, &t).await;
 
     // 6. Several polling rounds later: no echo either way, nothing private crossed.
     let journals_before = journals(&rm.issue(&issue_id).await).len();
-    let comments_before = desk.desk.ticket(&t).unwrap().comments.len();
-    let received_before = desk.desk.received();
+    let desk_before = DeskBefore::take(&desk, &t);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let issue = rm.issue(&issue_id).await;
     let dt = desk.desk.ticket(&t).unwrap();
@@ -368,35 +246,14 @@ to = "redmine"
         journals_before,
         "Redmine: {issue:#}"
     );
-    assert_eq!(
-        dt.comments.len(),
-        comments_before,
-        "{}",
-        desk.desk.render(&t)
-    );
-    assert_eq!(desk.desk.received(), received_before);
+    desk_before.assert_unchanged(&desk, &t, &dt);
     assert_eq!(notes_containing(&issue, "spare load cell").len(), 1);
     assert!(notes_containing(&issue, "Premium SLA").is_empty());
-    assert_eq!(
-        dt.comments
-            .iter()
-            .filter(|c| c.body.contains("on site Friday"))
-            .count(),
-        1
-    );
-    assert!(!dt.comments.iter().any(|c| c.body.contains("40 EUR")));
-    assert_eq!(dt.status, Status::Resolved);
+    assert_desk_after_quiet_rounds(&dt);
     assert!(gw.idle().await);
 
     // 7. A status Redmine ignores (no status 99) is a dead letter with the reason.
-    desk.desk.set_status(&t, Status::Waiting, "Dana");
-    eventually("a dead letter", 30, || async {
-        !gw.get("/dead").await.as_array().unwrap().is_empty()
-    })
-    .await;
-    let dead = gw.get("/dead").await;
-    let error = dead[0]["error"].as_str().unwrap();
-    assert_eq!(dead[0]["dest"], "redmine");
+    let error = waiting_dead_letter(&desk, &gw, &t, "redmine").await;
     assert!(
         error.contains("did not apply status 99 (for waiting)")
             && error.contains("still at status 3"),

@@ -4,13 +4,14 @@
 //! /run/deskbridge-test/rt.env.
 mod common;
 
+use common::rest::*;
 use common::*;
-use deskbridge::event::{Audience, Status};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::Duration;
 
 const ENV_FILE: &str = "/run/deskbridge-test/rt.env";
+/// How often the test looks at RT or the desk while waiting.
+const POLL: Duration = Duration::from_millis(100);
 
 struct Rt {
     /// REST2 base.
@@ -27,35 +28,14 @@ struct Rt {
 
 /// RT's settings, or `None` when the test must be skipped (outside CI).
 fn rt() -> Option<Rt> {
-    let text = match std::fs::read_to_string(ENV_FILE) {
-        Ok(t) => t,
-        Err(e) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("{ENV_FILE}: {e}; scripts/test.sh starts RT (bash scripts/services/rt.sh start)");
-            }
-            eprintln!(
-                "\n!!!!! SKIPPED: no {ENV_FILE} ({e}). Run `bash scripts/services/rt.sh start` (scripts/test.sh does) to test against Request Tracker. !!!!!\n"
-            );
-            return None;
-        }
-    };
-    let vars: HashMap<&str, &str> = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect();
-    let get = |k: &str| {
-        vars.get(k)
-            .unwrap_or_else(|| panic!("{ENV_FILE} has no {k}"))
-            .to_string()
-    };
+    let env = ServiceEnv::read(ENV_FILE, "rt", "Request Tracker")?;
     Some(Rt {
-        rest: get("RT_REST_URL"),
-        user: get("RT_USER"),
-        token: get("RT_TOKEN"),
-        queue: get("RT_QUEUE"),
-        root_user: get("RT_ROOT_USER"),
-        root_password: get("RT_ROOT_PASSWORD"),
+        rest: env.get("RT_REST_URL"),
+        user: env.get("RT_USER"),
+        token: env.get("RT_TOKEN"),
+        queue: env.get("RT_QUEUE"),
+        root_user: env.get("RT_ROOT_USER"),
+        root_password: env.get("RT_ROOT_PASSWORD"),
         http: reqwest::Client::new(),
     })
 }
@@ -63,17 +43,11 @@ fn rt() -> Option<Rt> {
 impl Rt {
     /// A request as root (not deskbridge's service account).
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
+        let req = self
             .http
             .request(method, format!("{}{path}", self.rest))
             .basic_auth(&self.root_user, Some(&self.root_password));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let code = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+        send(req, body).await
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -177,84 +151,29 @@ fn texts_containing(history: &[Value], kind: &str, text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Whether `f` became true before `secs` passed.
-async fn within<F, Fut>(secs: u64, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    true
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sample_desk_and_rt_relay_both_ways_under_policy() {
     let Some(rt) = rt() else { return };
-    let desk = Party::start("desk").await;
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("rt.token");
-    std::fs::write(&token_file, &rt.token).unwrap();
-    let conf = format!(
-        r#"{PARTIES}{desk}
-[endpoints.rt]
-party = "vendor"
-kind = "rest"
-service_account = "{user}"
-[endpoints.rt.rest]
-profile = "rt"
-base_url = "{url}"
-credentials = {{ file = "{token}" }}
-project = "{queue}"
-poll_secs = 1
-rate_limit_per_minute = 1200
-timeout_secs = 10
-# RT's default lifecycle has no status "nosuch": a change to "waiting" cannot take
-statuses = {{ outbound = {{ waiting = "nosuch" }} }}
-
-[[transfers]]
-from = "desk"
-to = "rt"
+    let (desk, gw) = desk_and_gateway(RestEndpoint {
+        name: "rt",
+        service_account: &rt.user,
+        base_url: &rt.rest,
+        credentials: &rt.token,
+        credentials_file: "rt.token",
+        project: &rt.queue,
+        extra: r#"# RT's default lifecycle has no status "nosuch": a change to "waiting" cannot take
+statuses = { outbound = { waiting = "nosuch" } }
 "#,
-        desk = desk.toml(dir.path(), "svc", ""),
-        url = rt.rest,
-        user = rt.user,
-        token = token_file.display(),
-        queue = rt.queue,
-    );
-    let gw = Gateway::start_with(dir, &conf);
-    desk.connect(&gw);
-    let ok = gw.cli(&["check"]);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    })
+    .await;
 
     // 1. Transfer: the desk's ticket becomes an RT ticket.
     let subject = format!(
         "Scale shows 'wrong' weight {}",
         uuid::Uuid::new_v4().simple()
     );
-    let t = desk.desk.create_ticket(
-        &subject,
-        "Calibration lost after a power cut",
-        &[("client_phone", "+1 555 0100")],
-        "Dana",
-    );
-    let mut ticket_id = None;
-    for _ in 0..300 {
-        ticket_id = rt.find_by_subject(&subject).await;
-        if ticket_id.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let t = create_ticket(&desk, &subject);
+    let ticket_id = first_some(300, POLL, || rt.find_by_subject(&subject)).await;
     let id = ticket_id.unwrap_or_else(|| panic!("no RT ticket:\n{}", gw.log()));
     let ticket = rt.ticket(&id).await;
     assert_eq!(ticket["Subject"], subject.as_str());
@@ -269,27 +188,10 @@ to = "rt"
     let description = created[0]["Content"].as_str().unwrap();
     assert!(!description.contains("555 0100"), "the phone stays home");
     assert!(description.contains("[deskbridge:"), "{description}");
-    eventually("the link knows the RT ticket", 10, || async {
-        let links = gw.get("/links").await.to_string();
-        links.contains(&format!("\"{id}\""))
-    })
-    .await;
+    link_knows(&gw, "the link knows the RT ticket", &id).await;
 
     // 2. A comment for the partner is a correspond; an internal one does not cross.
-    desk.desk.comment(
-        &t,
-        "Please bring a spare load cell",
-        Audience::Partner,
-        "Dana",
-        &[],
-    );
-    desk.desk.comment(
-        &t,
-        "Premium SLA, bill the client",
-        Audience::Internal,
-        "Dana",
-        &[],
-    );
+    comment_for_partner_and_internally(&desk, &t);
     eventually("the partner comment is an RT correspond", 30, || async {
         texts_containing(&rt.history(&id).await, "Correspond", "spare load cell").len() == 1
     })
@@ -306,52 +208,20 @@ to = "rt"
     rt.write(&id, "correspond", "Load cell ordered, on site Friday")
         .await;
     rt.write(&id, "comment", "Our cost: 40 EUR").await;
-    let arrived = within(30, || async {
-        desk.desk
-            .ticket(&t)
-            .unwrap()
-            .comments
-            .iter()
-            .any(|c| c.body.contains("on site Friday"))
-    })
-    .await;
-    assert!(
-        arrived,
-        "the RT correspond did not reach the desk:\n{}\n{}",
-        desk.desk.render(&t),
-        gw.log()
-    );
-    let dt = desk.desk.ticket(&t).unwrap();
-    let c = dt
-        .comments
-        .iter()
-        .find(|c| c.body.contains("on site Friday"))
-        .unwrap();
-    assert_eq!(c.audience, Audience::Internal);
-    assert!(c.author.contains("Vendor Co"), "{}", c.author);
+    vendor_note_reaches_desk(&desk, &gw, &t, POLL, "the RT correspond").await;
 
     // 4. RT's status change reaches the desk.
     rt.set_status(&id, "resolved").await;
-    eventually("the desk shows Resolved", 30, || async {
-        desk.desk.ticket(&t).unwrap().status == Status::Resolved
-    })
-    .await;
+    desk_shows_resolved(&desk, &t).await;
 
     // 5. Several polling rounds later: no echo either way, nothing private crossed.
     let history_before = rt.history(&id).await.len();
-    let comments_before = desk.desk.ticket(&t).unwrap().comments.len();
-    let received_before = desk.desk.received();
+    let desk_before = DeskBefore::take(&desk, &t);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let history = rt.history(&id).await;
     let dt = desk.desk.ticket(&t).unwrap();
     assert_eq!(history.len(), history_before, "RT: {history:#?}");
-    assert_eq!(
-        dt.comments.len(),
-        comments_before,
-        "{}",
-        desk.desk.render(&t)
-    );
-    assert_eq!(desk.desk.received(), received_before);
+    desk_before.assert_unchanged(&desk, &t, &dt);
     assert_eq!(
         texts_containing(&history, "Correspond", "spare load cell").len(),
         1
@@ -359,26 +229,11 @@ to = "rt"
     assert!(history
         .iter()
         .all(|h| !h["Content"].as_str().unwrap_or("").contains("Premium SLA")));
-    assert_eq!(
-        dt.comments
-            .iter()
-            .filter(|c| c.body.contains("on site Friday"))
-            .count(),
-        1
-    );
-    assert!(!dt.comments.iter().any(|c| c.body.contains("40 EUR")));
-    assert_eq!(dt.status, Status::Resolved);
+    assert_desk_after_quiet_rounds(&dt);
     assert!(gw.idle().await);
 
     // 6. A status RT refuses (answering 200) is a dead letter with the reason.
-    desk.desk.set_status(&t, Status::Waiting, "Dana");
-    eventually("a dead letter", 30, || async {
-        !gw.get("/dead").await.as_array().unwrap().is_empty()
-    })
-    .await;
-    let dead = gw.get("/dead").await;
-    let error = dead[0]["error"].as_str().unwrap();
-    assert_eq!(dead[0]["dest"], "rt");
+    let error = waiting_dead_letter(&desk, &gw, &t, "rt").await;
     assert!(
         error.contains("did not apply status nosuch (for waiting)")
             && error.contains("still at status resolved"),

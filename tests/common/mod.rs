@@ -2,6 +2,8 @@
 //! sample desks as partner systems on port 0.
 #![allow(dead_code)]
 
+pub mod rest;
+
 use deskbridge::connector::webhook::sign::{self, Secret};
 use deskbridge::sample_desk::SampleDesk;
 use std::path::{Path, PathBuf};

@@ -451,7 +451,58 @@ impl Poller {
 }
 
 #[cfg(test)]
+mod fixtures {
+    //! What the Redmine and RT profile tests below both need.
+    use super::*;
+    use crate::connector::rest::template::Vars;
+
+    pub fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// `p` read as the endpoint "vendor" whose service account "deskbridge"
+    /// has the product's user id `my_id`.
+    pub fn read(
+        p: &Profile,
+        my_id: &str,
+        ticket: &Value,
+        entries: &[Value],
+        from: &str,
+    ) -> Vec<Event> {
+        let me = Identity {
+            user_id: my_id.into(),
+            login: "deskbridge".into(),
+        };
+        let r = Reader {
+            endpoint: "vendor",
+            profile: p,
+            statuses: &p.statuses,
+            me: &me,
+            service_account: "deskbridge",
+        };
+        r.events(ticket, entries, t(from))
+    }
+
+    pub fn vars(pairs: &[(&str, &str)]) -> Vars {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Every product status comes back to the canonical status it came from,
+    /// or to one mapped to the same product status.
+    pub fn assert_outbound_round_trips(p: &Profile) {
+        for (canonical, value) in &p.statuses.outbound {
+            let back = p.statuses.inbound[value];
+            assert_eq!(p.statuses.outbound[&back], *value, "{canonical}");
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
+    use super::fixtures::*;
     use super::*;
     use crate::event::Status;
 
@@ -477,27 +528,11 @@ mod tests {
         Profile::load(Some("redmine"), None).unwrap()
     }
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
     fn events(from: &str) -> Vec<Event> {
-        let p = profile();
-        let me = Identity {
-            user_id: "5".into(),
-            login: "deskbridge".into(),
-        };
-        let r = Reader {
-            endpoint: "vendor",
-            profile: &p,
-            statuses: &p.statuses,
-            me: &me,
-            service_account: "deskbridge",
-        };
         let v: Value = serde_json::from_str(ISSUE).unwrap();
         let issue = v.pointer("/issue").unwrap();
         let entries = issue["journals"].as_array().unwrap().clone();
-        r.events(issue, &entries, t(from))
+        read(&profile(), "5", issue, &entries, from)
     }
 
     #[test]
@@ -588,19 +623,14 @@ mod tests {
                 .map(String::as_str),
             Some("6")
         );
-        // every product status comes back to the canonical status it came from,
-        // or to one mapped to the same product status
-        for (canonical, value) in &p.statuses.outbound {
-            let back = p.statuses.inbound[value];
-            assert_eq!(p.statuses.outbound[&back], *value, "{canonical}");
-        }
+        assert_outbound_round_trips(&p);
     }
 
     #[test]
     fn create_and_status_requests_render_as_redmine_expects() {
-        use super::super::template::{render_json, render_path, Vars};
+        use super::super::template::{render_json, render_path};
         let p = profile();
-        let vars: Vars = [
+        let vars = vars(&[
             ("project", "deskbridge"),
             ("tracker_id", "3"),
             ("subject", "Printer \"on fire\""),
@@ -608,10 +638,7 @@ mod tests {
             ("priority", ""),
             ("ticket", "7"),
             ("status", "99"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         assert_eq!(
             render_json(p.create_ticket.body.as_ref().unwrap(), &vars).unwrap(),
             serde_json::json!({"issue": {"project_id": "deskbridge", "tracker_id": "3",
@@ -642,7 +669,8 @@ mod rt_tests {
     //! The Request Tracker 5 profile on answers shaped as RT 5.0.3's REST2
     //! gives them (recorded from a live RT, ids and times kept).
     use super::super::content_text;
-    use super::super::template::{render_json, render_path, Vars};
+    use super::super::template::{render_json, render_path};
+    use super::fixtures::*;
     use super::*;
     use crate::event::Status;
 
@@ -693,10 +721,6 @@ mod rt_tests {
         Profile::load(Some("rt"), None).unwrap()
     }
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
     /// The history as `RestEndpoint::entries` gives it: the texts read
     /// from each transaction's attachments put at `journal.text`.
     fn entries(p: &Profile) -> Vec<Value> {
@@ -726,19 +750,8 @@ mod rt_tests {
 
     fn events(from: &str) -> Vec<Event> {
         let p = profile();
-        let me = Identity {
-            user_id: "deskbridge".into(),
-            login: "deskbridge".into(),
-        };
-        let r = Reader {
-            endpoint: "vendor",
-            profile: &p,
-            statuses: &p.statuses,
-            me: &me,
-            service_account: "deskbridge",
-        };
         let ticket: Value = serde_json::from_str(TICKET).unwrap();
-        r.events(&ticket, &entries(&p), t(from))
+        read(&p, "deskbridge", &ticket, &entries(&p), from)
     }
 
     #[test]
@@ -816,16 +829,13 @@ mod rt_tests {
         ] {
             assert_eq!(p.statuses.inbound.get(rt), Some(&canonical), "{rt}");
         }
-        for (canonical, value) in &p.statuses.outbound {
-            let back = p.statuses.inbound[value];
-            assert_eq!(p.statuses.outbound[&back], *value, "{canonical}");
-        }
+        assert_outbound_round_trips(&p);
     }
 
     #[test]
     fn requests_render_as_rt_expects() {
         let p = profile();
-        let vars: Vars = [
+        let vars = vars(&[
             ("project", "deskbridge"),
             ("subject", "it's \"on fire\""),
             ("description", "It burns.\n\n[deskbridge:x]"),
@@ -838,10 +848,7 @@ mod rt_tests {
             ("limit", "100"),
             ("offset", "100"),
             ("entry", "52"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         assert_eq!(
             render_json(p.create_ticket.body.as_ref().unwrap(), &vars).unwrap(),
             serde_json::json!({"Queue": "deskbridge", "Subject": "it's \"on fire\"",

@@ -1,0 +1,277 @@
+//! What the live REST tests (Redmine, RT) share: the service's env file,
+//! a sample desk linked to it through a gateway, and the desk-side checks
+//! that do not depend on the product.
+use super::*;
+use deskbridge::event::{Audience, Status};
+use deskbridge::sample_desk::DeskTicket;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// The `KEY=value` lines of a test service's env file.
+pub struct ServiceEnv {
+    file: &'static str,
+    vars: HashMap<String, String>,
+}
+
+impl ServiceEnv {
+    /// Reads `file`, or `None` when the test must be skipped: outside CI a
+    /// missing service is not a failure, in CI it is.
+    pub fn read(file: &'static str, service: &str, product: &str) -> Option<ServiceEnv> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                if std::env::var_os("CI").is_some() {
+                    panic!("{file}: {e}; scripts/test.sh starts {product} (bash scripts/services/{service}.sh start)");
+                }
+                eprintln!(
+                    "\n!!!!! SKIPPED: no {file} ({e}). Run `bash scripts/services/{service}.sh start` (scripts/test.sh does) to test against {product}. !!!!!\n"
+                );
+                return None;
+            }
+        };
+        let vars = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Some(ServiceEnv { file, vars })
+    }
+
+    pub fn get(&self, k: &str) -> String {
+        self.vars
+            .get(k)
+            .unwrap_or_else(|| panic!("{} has no {k}", self.file))
+            .to_string()
+    }
+}
+
+/// Sends `req` with an optional JSON body; the status and the answer as
+/// JSON (`Null` when it is not).
+pub async fn send(mut req: reqwest::RequestBuilder, body: Option<Value>) -> (u16, Value) {
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let code = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The REST endpoint "vendor" side of the gateway config.
+pub struct RestEndpoint<'a> {
+    /// Both the endpoint's name and its profile.
+    pub name: &'a str,
+    pub service_account: &'a str,
+    pub base_url: &'a str,
+    /// Written to `credentials_file` in the gateway's dir.
+    pub credentials: &'a str,
+    pub credentials_file: &'a str,
+    pub project: &'a str,
+    /// Product-specific lines at the end of `[endpoints.NAME.rest]`.
+    pub extra: &'a str,
+}
+
+/// A sample desk (party "svc") transferring to `ep` (party "vendor")
+/// through a started gateway that passed `deskbridge check`.
+pub async fn desk_and_gateway(ep: RestEndpoint<'_>) -> (Party, Gateway) {
+    let desk = Party::start("desk").await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials_file = dir.path().join(ep.credentials_file);
+    std::fs::write(&credentials_file, ep.credentials).unwrap();
+    let conf = format!(
+        r#"{PARTIES}{desk}
+[endpoints.{name}]
+party = "vendor"
+kind = "rest"
+service_account = "{service_account}"
+[endpoints.{name}.rest]
+profile = "{name}"
+base_url = "{url}"
+credentials = {{ file = "{credentials}" }}
+project = "{project}"
+poll_secs = 1
+rate_limit_per_minute = 1200
+timeout_secs = 10
+{extra}
+[[transfers]]
+from = "desk"
+to = "{name}"
+"#,
+        desk = desk.toml(dir.path(), "svc", ""),
+        name = ep.name,
+        service_account = ep.service_account,
+        url = ep.base_url,
+        credentials = credentials_file.display(),
+        project = ep.project,
+        extra = ep.extra,
+    );
+    let gw = Gateway::start_with(dir, &conf);
+    desk.connect(&gw);
+    let ok = gw.cli(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    (desk, gw)
+}
+
+/// Whether `f` became true before `secs` passed, trying every `pause`.
+pub async fn within<F, Fut>(secs: u64, pause: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    true
+}
+
+/// `f`'s first `Some`, trying up to `tries` times `pause` apart.
+pub async fn first_some<T, F, Fut>(tries: u32, pause: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let mut found = None;
+    for _ in 0..tries {
+        found = f().await;
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    found
+}
+
+/// The desk's ticket the live tests transfer (with a phone that must stay home).
+pub fn create_ticket(desk: &Party, subject: &str) -> String {
+    desk.desk.create_ticket(
+        subject,
+        "Calibration lost after a power cut",
+        &[("client_phone", "+1 555 0100")],
+        "Dana",
+    )
+}
+
+/// Waits until the gateway's links name the product's ticket `id`.
+pub async fn link_knows(gw: &Gateway, what: &str, id: &str) {
+    eventually(what, 10, || async {
+        let links = gw.get("/links").await.to_string();
+        links.contains(&format!("\"{id}\""))
+    })
+    .await;
+}
+
+/// One comment for the partner (it must cross) and one internal (it must not).
+pub fn comment_for_partner_and_internally(desk: &Party, t: &str) {
+    desk.desk.comment(
+        t,
+        "Please bring a spare load cell",
+        Audience::Partner,
+        "Dana",
+        &[],
+    );
+    desk.desk.comment(
+        t,
+        "Premium SLA, bill the client",
+        Audience::Internal,
+        "Dana",
+        &[],
+    );
+}
+
+/// The vendor's public "on site Friday" note reaches the desk as an
+/// internal comment marked with the vendor's name.
+pub async fn vendor_note_reaches_desk(
+    desk: &Party,
+    gw: &Gateway,
+    t: &str,
+    pause: Duration,
+    what: &str,
+) {
+    let arrived = within(30, pause, || async {
+        desk.desk
+            .ticket(t)
+            .unwrap()
+            .comments
+            .iter()
+            .any(|c| c.body.contains("on site Friday"))
+    })
+    .await;
+    assert!(
+        arrived,
+        "{what} did not reach the desk:\n{}\n{}",
+        desk.desk.render(t),
+        gw.log()
+    );
+    let dt = desk.desk.ticket(t).unwrap();
+    let c = dt
+        .comments
+        .iter()
+        .find(|c| c.body.contains("on site Friday"))
+        .unwrap();
+    assert_eq!(c.audience, Audience::Internal);
+    assert!(c.author.contains("Vendor Co"), "{}", c.author);
+}
+
+pub async fn desk_shows_resolved(desk: &Party, t: &str) {
+    eventually("the desk shows Resolved", 30, || async {
+        desk.desk.ticket(t).unwrap().status == Status::Resolved
+    })
+    .await;
+}
+
+/// What the desk had before waiting several polling rounds, to see that
+/// nothing echoed back.
+pub struct DeskBefore {
+    comments: usize,
+    received: u64,
+}
+
+impl DeskBefore {
+    pub fn take(desk: &Party, t: &str) -> DeskBefore {
+        DeskBefore {
+            comments: desk.desk.ticket(t).unwrap().comments.len(),
+            received: desk.desk.received(),
+        }
+    }
+
+    /// `dt`: the desk's ticket after the rounds.
+    pub fn assert_unchanged(&self, desk: &Party, t: &str, dt: &DeskTicket) {
+        assert_eq!(dt.comments.len(), self.comments, "{}", desk.desk.render(t));
+        assert_eq!(desk.desk.received(), self.received);
+    }
+}
+
+/// The desk's ticket after the quiet rounds: the vendor's note once, its
+/// private one never, and the status it set.
+pub fn assert_desk_after_quiet_rounds(dt: &DeskTicket) {
+    assert_eq!(
+        dt.comments
+            .iter()
+            .filter(|c| c.body.contains("on site Friday"))
+            .count(),
+        1
+    );
+    assert!(!dt.comments.iter().any(|c| c.body.contains("40 EUR")));
+    assert_eq!(dt.status, Status::Resolved);
+}
+
+/// Sets the desk's ticket to Waiting, which the product does not take: the
+/// dead letter's error (its destination checked).
+pub async fn waiting_dead_letter(desk: &Party, gw: &Gateway, t: &str, dest: &str) -> String {
+    desk.desk.set_status(t, Status::Waiting, "Dana");
+    eventually("a dead letter", 30, || async {
+        !gw.get("/dead").await.as_array().unwrap().is_empty()
+    })
+    .await;
+    let dead = gw.get("/dead").await;
+    assert_eq!(dead[0]["dest"], dest);
+    dead[0]["error"].as_str().unwrap().to_string()
+}
