@@ -42,13 +42,7 @@ impl Client {
         r: &RestConfig,
         credential: String,
     ) -> Result<Client, String> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(r.timeout_secs))
-            .connect_timeout(Duration::from_secs(r.timeout_secs.min(10)))
-            // A redirect would turn a PUT into a GET whose 200 looks like success.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let http = crate::connector::partner_client(r.timeout_secs)?;
         Ok(Client {
             endpoint: endpoint.into(),
             base: r.base_url.trim_end_matches('/').to_string(),
@@ -134,13 +128,21 @@ impl Client {
         }
         self.pace().await;
         let resp = req.send().await.map_err(|e| SinkError::Transient {
-            message: format!("{}: {what}: {}", self.endpoint, describe(e)),
+            message: format!(
+                "{}: {what}: {}",
+                self.endpoint,
+                crate::connector::describe_http_error(e)
+            ),
             retry_after: None,
         })?;
         let status = resp.status();
         let retry_after = crate::retry::retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| SinkError::Transient {
-            message: format!("{}: {what}: {}", self.endpoint, describe(e)),
+            message: format!(
+                "{}: {what}: {}",
+                self.endpoint,
+                crate::connector::describe_http_error(e)
+            ),
             retry_after: None,
         })?;
         if status.is_success() {
@@ -167,15 +169,5 @@ impl Client {
             ),
             retry_after,
         ))
-    }
-}
-
-fn describe(e: reqwest::Error) -> String {
-    if e.is_timeout() {
-        "no answer before the timeout".into()
-    } else if e.is_connect() {
-        "cannot connect".into()
-    } else {
-        e.without_url().to_string()
     }
 }

@@ -46,15 +46,8 @@ impl WebhookSink {
             .map_err(|e| format!("endpoints.{endpoint}.webhook.outbound_secret: {e}"))?;
         let secret = Secret::parse(&raw)
             .map_err(|e| format!("endpoints.{endpoint}.webhook.outbound_secret: {e}"))?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(w.timeout_secs))
-            .connect_timeout(Duration::from_secs(w.timeout_secs.min(10)))
-            // Following a redirect would turn the POST into a GET (301,
-            // 302, 303) whose 200 looks like a delivery, or carry the signed
-            // event to another host: a moved URL is for the operator to fix.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("endpoints.{endpoint}: cannot build HTTP client: {e}"))?;
+        let client = crate::connector::partner_client(w.timeout_secs)
+            .map_err(|e| format!("endpoints.{endpoint}: {e}"))?;
         Ok(Some(WebhookSink {
             endpoint: endpoint.into(),
             url: url.clone(),
@@ -99,7 +92,11 @@ impl WebhookSink {
             .send()
             .await
             .map_err(|e| SinkError::Transient {
-                message: format!("{}: {}", self.endpoint, describe_reqwest(e)),
+                message: format!(
+                    "{}: {}",
+                    self.endpoint,
+                    crate::connector::describe_http_error(e)
+                ),
                 retry_after: None,
             })?;
         let status = resp.status();
@@ -146,17 +143,6 @@ pub fn classify(
         }
     } else {
         SinkError::Permanent { message }
-    }
-}
-
-fn describe_reqwest(e: reqwest::Error) -> String {
-    if e.is_timeout() {
-        "no answer before the timeout".into()
-    } else if e.is_connect() {
-        "cannot connect".into()
-    } else {
-        // Without the URL: it may carry a token in its query.
-        e.without_url().to_string()
     }
 }
 
