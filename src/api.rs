@@ -251,5 +251,24 @@ async fn metrics(State(o): State<Ops>) -> Response {
         "gauge",
         per_dest(&|v| u8::from(v.failing.is_some()).to_string()),
     );
+    let f = o.store.flush_stats();
+    family(
+        "deskbridge_store_flushes_total",
+        "Disk writes (sled flushes) since start.",
+        "counter",
+        vec![(String::new(), f.writes.to_string())],
+    );
+    family(
+        "deskbridge_store_flush_callers_total",
+        "Callers that waited for durability; callers / flushes is the group-commit factor.",
+        "counter",
+        vec![(String::new(), f.served.to_string())],
+    );
+    family(
+        "deskbridge_store_flush_seconds_total",
+        "Time spent writing to disk.",
+        "counter",
+        vec![(String::new(), format!("{:.6}", f.seconds))],
+    );
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

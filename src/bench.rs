@@ -31,6 +31,11 @@ pub struct Report {
     /// consume with manual ack (same prefetch). `None` without a broker.
     pub baseline_events_per_s: Option<f64>,
     pub ratio: Option<f64>,
+    /// Disk writes by the store during the run, and how many callers
+    /// each served on average (group commit).
+    pub flushes: u64,
+    pub flush_callers_per_write: f64,
+    pub flush_seconds: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +100,7 @@ pub async fn run(
     std::fs::create_dir_all(&dir).map_err(err)?;
     let result = pipeline(&dir, bus, events, links, payload_bytes, amqp_url.clone()).await;
     let _ = std::fs::remove_dir_all(&dir);
-    let (seconds, mut latencies) = result?;
+    let (seconds, mut latencies, flush) = result?;
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         latencies
@@ -130,6 +135,9 @@ pub async fn run(
         p99_ms: pct(0.99),
         baseline_events_per_s: baseline,
         ratio: baseline.map(|b| events_per_s / b),
+        flushes: flush.writes,
+        flush_callers_per_write: flush.served as f64 / flush.writes.max(1) as f64,
+        flush_seconds: flush.seconds,
     })
 }
 
@@ -140,7 +148,7 @@ async fn pipeline(
     links: usize,
     payload_bytes: usize,
     amqp_url: Option<String>,
-) -> Result<(f64, Vec<f64>), BenchError> {
+) -> Result<(f64, Vec<f64>, crate::store::FlushStats), BenchError> {
     let arrivals = Arrivals::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -310,12 +318,13 @@ to = "dst"
                 .map(|s| t.duration_since(*s).as_secs_f64() * 1000.0)
         })
         .collect();
+    let flush = running.ops.store.flush_stats();
     running.stop().await;
     if let (BusKind::Amqp, Some(url)) = (bus, &amqp_url) {
         // Leave the broker as the bench found it.
         crate::bus::amqp::remove_topology(url, &prefix, &["dst"]).await;
     }
-    Ok((end.duration_since(start).as_secs_f64(), latencies))
+    Ok((end.duration_since(start).as_secs_f64(), latencies, flush))
 }
 
 /// Bare lapin: the same number of persistent messages of the same size,

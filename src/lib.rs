@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod link;
 pub mod ops;
 pub mod policy;
+pub mod probe;
 pub mod relay;
 pub mod retry;
 pub mod sample_desk;

@@ -63,6 +63,12 @@ enum Cmd {
         #[arg(long)]
         to: String,
     },
+    /// Check an endpoint's connectivity and credentials, and say what
+    /// deskbridge will do there. Only reads; exits 1 when a check fails.
+    Probe {
+        #[arg(long)]
+        endpoint: String,
+    },
     /// Queues, failures and dead letters per destination.
     Status {
         #[arg(long)]
@@ -303,6 +309,18 @@ async fn run(cli: Cli) -> Result<()> {
             };
             print_link(&l);
         }
+        Cmd::Probe { endpoint } => {
+            let config = load(&c)?;
+            let report = deskbridge::probe::probe(&config, &endpoint)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            for line in &report.lines {
+                println!("{line}");
+            }
+            if !report.ok {
+                std::process::exit(1);
+            }
+        }
         Cmd::Status { json } => {
             let t = target(load(&c)?).await?;
             let s: StatusView = match &t {
@@ -369,7 +387,7 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "{} bus: {} events over {} links in {:.2} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms; bare lapin {}; ratio {}",
+                    "{} bus: {} events over {} links in {:.2} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms; bare lapin {}; ratio {}; {} disk flushes ({:.1} callers each, {:.2} s)",
                     r.bus,
                     r.events,
                     r.links,
@@ -379,6 +397,9 @@ async fn run(cli: Cli) -> Result<()> {
                     r.p99_ms,
                     r.baseline_events_per_s.map(|b| format!("{b:.0} events/s")).unwrap_or("n/a".into()),
                     r.ratio.map(|x| format!("{x:.2}")).unwrap_or("n/a".into()),
+                    r.flushes,
+                    r.flush_callers_per_write,
+                    r.flush_seconds,
                 );
             }
         }

@@ -119,3 +119,58 @@ async fn transfer_by_command_links_and_status_and_sigterm() {
         "no dead letters"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probe_says_what_works_and_what_to_fix() {
+    let svc = Party::start("svc").await;
+    let vendor = Party::start("vendor").await;
+    let dir = tempfile::tempdir().unwrap();
+    // "gone" points at a port nobody listens on.
+    let gone = vendor
+        .toml(dir.path(), "vendor", "")
+        .replace("[endpoints.vendor", "[endpoints.gone")
+        .replace(
+            &vendor.desk.url(),
+            &format!("http://127.0.0.1:{}/in", free_port()),
+        );
+    let conf = format!(
+        "{PARTIES}{}{}{gone}",
+        svc.toml(dir.path(), "svc", ""),
+        vendor.toml(dir.path(), "vendor", "share_status = false")
+    );
+    let gw = Gateway::start_with(dir, &conf);
+
+    let out = gw.cli(&["probe", "--endpoint", "vendor"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("signed webhooks"), "{text}");
+    assert!(
+        text.contains("/hooks/vendor, signed with 1 secret"),
+        "{text}"
+    );
+    assert!(text.contains("answers (HTTP 405"), "{text}");
+    assert!(text.contains("its status changes stay here"), "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(!text.contains(&vendor.in_secret) && !text.contains(&vendor.out_secret));
+
+    let out = gw.cli(&["probe", "--endpoint", "gone"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL") && text.contains("cannot connect"),
+        "{text}"
+    );
+    assert!(text.contains("check endpoints.gone.webhook.url"), "{text}");
+
+    let out = gw.cli(&["probe", "--endpoint", "nosuch"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no endpoint \"nosuch\"") && err.contains("svc"),
+        "{err}"
+    );
+}

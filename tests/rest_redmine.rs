@@ -261,3 +261,23 @@ statuses = { outbound = { waiting = "99" } }
     );
     assert_eq!(rm.issue(&issue_id).await["status"]["id"], 3);
 }
+
+#[test]
+fn probe_names_refused_credentials() {
+    let Some(rm) = redmine() else { return };
+    let said = probe_with_wrong_credentials(RestEndpoint {
+        name: "redmine",
+        service_account: SERVICE_LOGIN,
+        base_url: &rm.url,
+        credentials: "0000000000000000000000000000000000000000",
+        credentials_file: "redmine.key",
+        project: &rm.project,
+        extra: "",
+    });
+    assert!(said.contains("FAIL"), "{said}");
+    assert!(said.contains("the credentials are refused"), "{said}");
+    assert!(
+        said.contains("endpoints.redmine.rest.credentials"),
+        "{said}"
+    );
+}

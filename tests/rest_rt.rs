@@ -241,3 +241,20 @@ statuses = { outbound = { waiting = "nosuch" } }
     );
     assert_eq!(rt.ticket(&id).await["Status"], "resolved");
 }
+
+#[test]
+fn probe_names_refused_credentials() {
+    let Some(rt) = rt() else { return };
+    let said = probe_with_wrong_credentials(RestEndpoint {
+        name: "rt",
+        service_account: &rt.user,
+        base_url: &rt.rest,
+        credentials: "1-14-0123456789abcdef0123456789abcdef",
+        credentials_file: "rt.token",
+        project: &rt.queue,
+        extra: "",
+    });
+    assert!(said.contains("FAIL"), "{said}");
+    assert!(said.contains("the credentials are refused"), "{said}");
+    assert!(said.contains("endpoints.rt.rest.credentials"), "{said}");
+}

@@ -113,7 +113,80 @@ to = "{name}"
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+    // The operator's probe agrees: connected, the right account, readable.
+    let probe = gw.cli(&["probe", "--endpoint", ep.name]);
+    let said = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert!(
+        probe.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    for want in [
+        "credentials are accepted",
+        "recognises its own writes",
+        "reads changes",
+        "internal notes with",
+    ] {
+        assert!(said.contains(want), "probe says no {want:?}:\n{said}");
+    }
+    assert!(
+        !said.contains(ep.credentials),
+        "the probe printed the credentials"
+    );
     (desk, gw)
+}
+
+/// `deskbridge probe` of an endpoint whose credentials are wrong: what it
+/// prints, after checking it failed and kept the key to itself.
+pub fn probe_with_wrong_credentials(ep: RestEndpoint<'_>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials_file = dir.path().join(ep.credentials_file);
+    std::fs::write(&credentials_file, ep.credentials).unwrap();
+    let conf = format!(
+        r#"{PARTIES}
+[daemon]
+data_dir = "{data}"
+[endpoints.{name}]
+party = "vendor"
+kind = "rest"
+service_account = "{service_account}"
+[endpoints.{name}.rest]
+profile = "{name}"
+base_url = "{url}"
+credentials = {{ file = "{credentials}" }}
+project = "{project}"
+"#,
+        data = dir.path().join("data").display(),
+        name = ep.name,
+        service_account = ep.service_account,
+        url = ep.base_url,
+        credentials = credentials_file.display(),
+        project = ep.project,
+    );
+    let config = dir.path().join("deskbridge.toml");
+    std::fs::write(&config, conf).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deskbridge"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "probe",
+            "--endpoint",
+            ep.name,
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !said.contains(ep.credentials),
+        "the probe printed the credentials"
+    );
+    said
 }
 
 /// Whether `f` became true before `secs` passed, trying every `pause`.

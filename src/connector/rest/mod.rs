@@ -53,6 +53,36 @@ impl RestEndpoint {
         }))
     }
 
+    /// Whom the credentials belong to, as the product says.
+    pub async fn identity(
+        &self,
+        service_account: &str,
+    ) -> Result<poll::Identity, crate::connector::SinkError> {
+        let i = &self.profile.identity;
+        let answer = self
+            .client
+            .call(
+                "identity",
+                i.method,
+                &i.path,
+                None,
+                &self.vars(&[("service_account", service_account.to_string())]),
+            )
+            .await?;
+        match (
+            text_at(&answer.json, &i.user_id),
+            text_at(&answer.json, &i.login),
+        ) {
+            (Some(user_id), Some(login)) => Ok(poll::Identity { user_id, login }),
+            _ => Err(crate::connector::SinkError::Permanent {
+                message: format!(
+                    "{}: the identity answer has no user id at {} or login at {}",
+                    self.name, i.user_id, i.login
+                ),
+            }),
+        }
+    }
+
     /// The settings plus `extra` values for one request.
     pub fn vars(&self, extra: &[(&str, String)]) -> Vars {
         let mut v = self.settings.clone();

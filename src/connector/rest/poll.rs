@@ -8,6 +8,7 @@
 //! which ingest takes once.
 
 use super::profile::Profile;
+use super::template::Vars;
 use super::{as_text, text_at, RestEndpoint};
 use crate::event::{find_marker, marker, Audience, Author, Comment, Event, EventKind, Ticket};
 use crate::ingest::Ingest;
@@ -224,6 +225,24 @@ impl Reader<'_> {
     }
 }
 
+/// The values of one list_changes request: changes since `from`, the page
+/// at `offset`.
+pub fn list_vars(ep: &RestEndpoint, from: DateTime<Utc>, offset: u64) -> Vars {
+    let lp = &ep.profile.list_changes;
+    ep.vars(&[
+        (
+            "since",
+            match &lp.since_format {
+                Some(f) => from.format(f).to_string(),
+                None => from.to_rfc3339_opts(SecondsFormat::Secs, true),
+            },
+        ),
+        ("offset", offset.to_string()),
+        ("page", (offset / lp.page_size as u64 + 1).to_string()),
+        ("limit", lp.page_size.to_string()),
+    ])
+}
+
 pub struct Poller {
     pub ep: Arc<RestEndpoint>,
     pub ingest: Ingest,
@@ -264,30 +283,7 @@ fn round_error(e: impl std::fmt::Display) -> RoundError {
 
 impl Poller {
     async fn identity(&self) -> Result<Identity, RoundError> {
-        let i = &self.ep.profile.identity;
-        let answer = self
-            .ep
-            .client
-            .call(
-                "identity",
-                i.method,
-                &i.path,
-                None,
-                &self
-                    .ep
-                    .vars(&[("service_account", self.service_account.clone())]),
-            )
-            .await?;
-        match (
-            text_at(&answer.json, &i.user_id),
-            text_at(&answer.json, &i.login),
-        ) {
-            (Some(user_id), Some(login)) => Ok(Identity { user_id, login }),
-            _ => Err(round_error(format!(
-                "{}: the identity answer has no user id at {} or login at {}",
-                self.ep.name, i.user_id, i.login
-            ))),
-        }
+        Ok(self.ep.identity(&self.service_account).await?)
     }
 
     /// Runs until `shutdown` fires.
@@ -375,18 +371,7 @@ impl Poller {
                     lp.method,
                     &lp.path,
                     None,
-                    &self.ep.vars(&[
-                        (
-                            "since",
-                            match &lp.since_format {
-                                Some(f) => from.format(f).to_string(),
-                                None => from.to_rfc3339_opts(SecondsFormat::Secs, true),
-                            },
-                        ),
-                        ("offset", offset.to_string()),
-                        ("page", (offset / lp.page_size as u64 + 1).to_string()),
-                        ("limit", lp.page_size.to_string()),
-                    ]),
+                    &list_vars(&self.ep, from, offset),
                 )
                 .await?;
             let page = answer

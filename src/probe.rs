@@ -1,0 +1,358 @@
+//! `deskbridge probe`: checks one endpoint's connectivity and credentials
+//! and says, in an operator's words, what deskbridge will do there. Only
+//! reads: nothing is created or changed in the partner's system.
+
+use crate::config::{Config, ConnectorKind, EndpointConfig, Landing};
+use crate::connector::rest::{self, RestEndpoint};
+use crate::connector::SinkError;
+use chrono::{Duration as ChronoDuration, SubsecRound as _, Utc};
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// What the probe found: lines to print, and whether every check passed.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<String>,
+    pub ok: bool,
+}
+
+impl Report {
+    fn check(&mut self, passed: bool, text: impl Into<String>) {
+        self.ok &= passed;
+        self.lines.push(format!(
+            "  {} {}",
+            if passed { "ok  " } else { "FAIL" },
+            text.into()
+        ));
+    }
+    fn note(&mut self, text: impl Into<String>) {
+        self.lines.push(format!("  -    {}", text.into()));
+    }
+    fn head(&mut self, text: impl Into<String>) {
+        self.lines.push(text.into());
+    }
+}
+
+/// Probes endpoint `name` of `config`.
+pub async fn probe(config: &Config, name: &str) -> Result<Report, String> {
+    let ep = config.endpoints.get(name).ok_or_else(|| {
+        let known: Vec<&str> = config.endpoints.keys().map(String::as_str).collect();
+        format!(
+            "no endpoint {name:?} in the configuration (endpoints: {})",
+            known.join(", ")
+        )
+    })?;
+    let party = config
+        .parties
+        .get(&ep.party)
+        .map_or(ep.party.clone(), |p| p.name.clone());
+    let mut r = Report {
+        ok: true,
+        ..Default::default()
+    };
+    match ep.kind {
+        ConnectorKind::Rest => probe_rest(name, ep, &party, &mut r).await?,
+        ConnectorKind::Webhook => probe_webhook(config, name, ep, &party, &mut r).await,
+    }
+    describe_flow(config, name, ep, &mut r);
+    Ok(r)
+}
+
+async fn probe_rest(
+    name: &str,
+    ep: &EndpointConfig,
+    party: &str,
+    r: &mut Report,
+) -> Result<(), String> {
+    let rc = ep
+        .rest
+        .as_ref()
+        .ok_or_else(|| format!("endpoints.{name}.rest: kind = \"rest\" needs it"))?;
+    let rest = match RestEndpoint::from_config(name, rc) {
+        Ok(e) => e,
+        Err(e) => {
+            r.head(format!(
+                "endpoint {name} ({party}), REST at {}",
+                rc.base_url
+            ));
+            r.check(false, e);
+            return Ok(());
+        }
+    };
+    let p = &rest.profile;
+    r.head(format!(
+        "endpoint {name} ({party}): {} over REST at {}",
+        p.product, rc.base_url
+    ));
+    let account = ep.service_account.clone().unwrap_or_default();
+    match rest.identity(&account).await {
+        Ok(me) => {
+            r.check(
+                true,
+                format!(
+                    "connects, and the credentials are accepted: deskbridge acts as {:?} (user id {})",
+                    me.login, me.user_id
+                ),
+            );
+            r.check(
+                me.login == account,
+                if me.login == account {
+                    format!("the credentials belong to service_account {account:?}: deskbridge recognises its own writes")
+                } else {
+                    format!(
+                        "the credentials belong to {:?}, not to service_account {account:?}: set endpoints.{name}.service_account = {:?}, or deskbridge would relay its own writes back",
+                        me.login, me.login
+                    )
+                },
+            );
+        }
+        Err(e) => {
+            r.check(false, explain(&e, name));
+            // Nothing else can work without a connection and credentials.
+            return Ok(());
+        }
+    }
+    let day_ago = (Utc::now() - ChronoDuration::hours(24)).trunc_subsecs(0);
+    let lp = &p.list_changes;
+    match rest
+        .client
+        .call(
+            "list changes",
+            lp.method,
+            &lp.path,
+            None,
+            &rest::poll::list_vars(&rest, day_ago, 0),
+        )
+        .await
+    {
+        Ok(answer) => {
+            let n = answer
+                .json
+                .pointer(&p.ticket.list)
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let more = if n >= lp.page_size as usize {
+                " or more"
+            } else {
+                ""
+            };
+            r.check(
+                true,
+                format!(
+                    "reads changes: {n}{more} ticket(s) changed in the last 24 hours{}",
+                    project_words(&rest)
+                ),
+            );
+        }
+        Err(e) => r.check(false, format!("cannot read changes: {}", explain(&e, name))),
+    }
+    r.head("what deskbridge does here:");
+    r.note(format!(
+        "creates tickets with {} {}{}",
+        method(p.create_ticket.method),
+        path_only(&p.create_ticket.path),
+        project_words(&rest)
+    ));
+    r.note(format!(
+        "public comments with {} {}; internal notes with {} {}{}",
+        method(p.add_comment.method),
+        path_only(&p.add_comment.path),
+        method(p.add_internal_note.method),
+        path_only(&p.add_internal_note.path),
+        if p.add_comment.path == p.add_internal_note.path {
+            " (the same request, flagged internal)"
+        } else {
+            ""
+        }
+    ));
+    let mut statuses = String::new();
+    for (canonical, value) in &rest.statuses.outbound {
+        let _ = write!(
+            statuses,
+            "{}{canonical:?}→{value}",
+            if statuses.is_empty() { "" } else { ", " }
+        );
+    }
+    r.note(format!(
+        "sets statuses ({statuses}) and reads each change back, so a refused change is never recorded as done"
+    ));
+    r.note(format!(
+        "looks for changes every {} s{}",
+        rest.poll.as_secs(),
+        match rc.rate_limit_per_minute {
+            Some(n) if n > 0 => format!("; at most {n} requests a minute"),
+            _ => String::new(),
+        }
+    ));
+    Ok(())
+}
+
+async fn probe_webhook(
+    config: &Config,
+    name: &str,
+    ep: &EndpointConfig,
+    party: &str,
+    r: &mut Report,
+) {
+    r.head(format!("endpoint {name} ({party}): signed webhooks"));
+    let Some(w) = &ep.webhook else {
+        r.check(
+            false,
+            format!("endpoints.{name}.webhook: kind = \"webhook\" needs it"),
+        );
+        return;
+    };
+    if w.inbound_secrets.is_empty() {
+        r.note("sends nothing to deskbridge (no inbound_secrets)");
+    } else {
+        let readable = w
+            .inbound_secrets
+            .iter()
+            .filter(|s| s.resolve().is_ok())
+            .count();
+        for (i, s) in w.inbound_secrets.iter().enumerate() {
+            if let Err(e) = s.resolve() {
+                r.check(
+                    false,
+                    format!("endpoints.{name}.webhook.inbound_secrets[{i}]: {e}"),
+                );
+            }
+        }
+        if readable > 0 {
+            r.check(
+                true,
+                format!(
+                    "receives its events at POST http://{}/hooks/{name}, signed with {readable} secret(s){}",
+                    config.daemon.listen,
+                    if w.mapping.is_some() { ", mapped from its own JSON" } else { "" }
+                ),
+            );
+        }
+    }
+    let Some(url) = &w.url else {
+        r.note("receives nothing from deskbridge (no url): a dispatch-only system");
+        return;
+    };
+    if let Some(s) = &w.outbound_secret {
+        if let Err(e) = s.resolve() {
+            r.check(
+                false,
+                format!("endpoints.{name}.webhook.outbound_secret: {e}"),
+            );
+        }
+    }
+    // A GET only: a signed POST would be an event the partner applies.
+    let shown = url.split('?').next().unwrap_or_default();
+    let client = match crate::connector::partner_client(w.timeout_secs) {
+        Ok(c) => c,
+        Err(e) => {
+            r.check(false, e);
+            return;
+        }
+    };
+    match client.get(url).send().await {
+        Ok(resp) => r.check(
+            !resp.status().is_server_error(),
+            format!(
+                "{shown} answers (HTTP {} to a GET; events are POSTed){}",
+                resp.status(),
+                if resp.status().is_server_error() {
+                    ": the partner's server is failing"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Err(e) => r.check(
+            false,
+            format!(
+                "{shown}: {}: check endpoints.{name}.webhook.url and that the partner's receiver runs",
+                crate::connector::describe_http_error(e)
+            ),
+        ),
+    }
+}
+
+/// What flows to and from the endpoint, by the configuration's rules.
+fn describe_flow(config: &Config, name: &str, ep: &EndpointConfig, r: &mut Report) {
+    let to: Vec<&str> = config
+        .transfers
+        .iter()
+        .filter(|t| t.from == name)
+        .map(|t| t.to.as_str())
+        .collect();
+    let from: Vec<&str> = config
+        .transfers
+        .iter()
+        .filter(|t| t.to == name)
+        .map(|t| t.from.as_str())
+        .collect();
+    r.head("by the configuration:");
+    if !to.is_empty() {
+        r.note(format!("its tickets are handed to {}", to.join(", ")));
+    }
+    if !from.is_empty() {
+        r.note(format!("it receives tickets from {}", from.join(", ")));
+    }
+    let pol = &ep.policy;
+    r.note(format!(
+        "what leaves it besides the subject: {}",
+        if pol.allowed_fields.is_empty() {
+            "nothing".to_string()
+        } else {
+            pol.allowed_fields.join(", ")
+        }
+    ));
+    r.note(if pol.share_client_conversation {
+        "its public comments (the client conversation) go to partners; internal notes never do"
+    } else {
+        "its internal notes and its conversation with the client stay here"
+    });
+    r.note(match pol.partner_comments {
+        Landing::Internal => {
+            "partners' comments land as internal notes, marked with the partner's name"
+        }
+        Landing::Public => "partners' comments land as public replies to the requester",
+    });
+    r.note(if pol.share_status {
+        "its status changes go to partners"
+    } else {
+        "its status changes stay here"
+    });
+}
+
+/// An error in words that say what to fix.
+fn explain(e: &SinkError, name: &str) -> String {
+    let m = e.to_string();
+    let has = |code: &str| m.contains(&format!("answered {code}"));
+    if has("401") || has("403") {
+        format!("{m}\n         the credentials are refused: check endpoints.{name}.rest.credentials (and username for basic auth), and that the user may use the API")
+    } else if has("404") {
+        format!("{m}\n         not found: check endpoints.{name}.rest.base_url, the project, and that the product's REST API is switched on")
+    } else if m.contains("cannot connect") || m.contains("no answer") {
+        format!("{m}\n         check endpoints.{name}.rest.base_url and that the service runs and is reachable from here")
+    } else {
+        m
+    }
+}
+
+fn project_words(ep: &RestEndpoint) -> String {
+    ep.settings
+        .get("project")
+        .map(|p| format!(" in project {p:?}"))
+        .unwrap_or_default()
+}
+
+fn method(m: rest::profile::Method) -> &'static str {
+    match m {
+        rest::profile::Method::Get => "GET",
+        rest::profile::Method::Post => "POST",
+        rest::profile::Method::Put => "PUT",
+        rest::profile::Method::Patch => "PATCH",
+    }
+}
+
+/// A request path without its query (which may carry a key).
+fn path_only(p: &str) -> &str {
+    p.split('?').next().unwrap_or_default()
+}
