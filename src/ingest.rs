@@ -298,6 +298,7 @@ impl Ingest {
             dest: other.endpoint.clone(),
             origin: endpoint.into(),
             event: routed,
+            accepted_at: Some(chrono::Utc::now()),
         };
         Ok(Some((tx.enqueue(&env)?, env)))
     }

@@ -39,6 +39,11 @@ pub struct Envelope {
     pub origin: String,
     /// The event as routed by policy; its `ticket` is the origin's ticket.
     pub event: Event,
+    /// When deskbridge accepted the event, by its own clock: a write made
+    /// for it at the destination cannot be older, so the search for one
+    /// after a crash starts there. `None` in envelopes stored before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<DateTime<Utc>>,
 }
 
 /// What applying an envelope created at the destination.
@@ -707,6 +712,7 @@ mod tests {
             link_id: link.id,
             dest: dest.into(),
             origin: "a".into(),
+            accepted_at: None,
             event: Event::new(
                 "T1",
                 EventKind::StatusChanged {

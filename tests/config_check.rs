@@ -21,6 +21,8 @@ const SECRET_VARS: &[&str] = &[
     "ACME_DESK_OUT",
     "TO_CONTOSO",
     "FROM_CONTOSO",
+    "DESKBRIDGE_RT_TOKEN",
+    "DESKBRIDGE_REDMINE_KEY",
 ];
 
 fn check(path: &std::path::Path, with_secrets: bool) -> std::process::Output {

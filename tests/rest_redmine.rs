@@ -4,164 +4,15 @@
 //! which writes /run/deskbridge-test/redmine.env.
 mod common;
 
+use common::redmine::*;
 use common::rest::*;
 use common::*;
 use deskbridge::event::Status;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
-const ENV_FILE: &str = "/run/deskbridge-test/redmine.env";
-/// The Redmine user deskbridge acts as (made by this test when missing).
-const SERVICE_LOGIN: &str = "deskbridge";
 /// How often the test looks at Redmine or the desk while waiting.
 const POLL: Duration = Duration::from_millis(50);
-
-struct Redmine {
-    url: String,
-    key: String,
-    project: String,
-    http: reqwest::Client,
-}
-
-/// Redmine's settings, or `None` when the test must be skipped (outside CI).
-fn redmine() -> Option<Redmine> {
-    let env = ServiceEnv::read(ENV_FILE, "redmine", "Redmine")?;
-    Some(Redmine {
-        url: env.get("REDMINE_URL"),
-        key: env.get("REDMINE_API_KEY"),
-        project: env.get("REDMINE_PROJECT"),
-        http: reqwest::Client::new(),
-    })
-}
-
-impl Redmine {
-    /// A request as the admin user (not deskbridge's service account).
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let req = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .header("X-Redmine-API-Key", &self.key);
-        send(req, body).await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (code, v) = self.call(reqwest::Method::GET, path, None).await;
-        assert_eq!(code, 200, "GET {path}: {v}");
-        v
-    }
-
-    async fn put_issue(&self, id: &str, issue: Value) {
-        let (code, v) = self
-            .call(
-                reqwest::Method::PUT,
-                &format!("/issues/{id}.json"),
-                Some(json!({ "issue": issue })),
-            )
-            .await;
-        assert!(code == 204 || code == 200, "PUT issue {id}: {code} {v}");
-    }
-
-    /// The service account's API key: the user and its membership of the
-    /// test project are made when missing.
-    async fn service_key(&self) -> String {
-        let users = self
-            .get(&format!("/users.json?name={SERVICE_LOGIN}&status="))
-            .await;
-        let existing = users["users"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["login"] == SERVICE_LOGIN)
-            .map(|u| u["id"].as_u64().unwrap());
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let (code, v) = self
-                    .call(
-                        reqwest::Method::POST,
-                        "/users.json",
-                        Some(json!({"user": {
-                            "login": SERVICE_LOGIN, "firstname": "Desk", "lastname": "Bridge",
-                            "mail": "deskbridge@example.net", "password": "deskbridge-test-pw-1",
-                            "must_change_passwd": false
-                        }})),
-                    )
-                    .await;
-                assert_eq!(code, 201, "creating the service account: {v}");
-                v["user"]["id"].as_u64().unwrap()
-            }
-        };
-        let roles = self.get("/roles.json").await;
-        let manager = roles["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == "Manager")
-            .expect("Redmine's default data has a Manager role")["id"]
-            .clone();
-        let members = self
-            .get(&format!(
-                "/projects/{}/memberships.json?limit=100",
-                self.project
-            ))
-            .await;
-        let member = members["memberships"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["user"]["id"].as_u64() == Some(id));
-        if !member {
-            let (code, v) = self
-                .call(
-                    reqwest::Method::POST,
-                    &format!("/projects/{}/memberships.json", self.project),
-                    Some(json!({"membership": {"user_id": id, "role_ids": [manager]}})),
-                )
-                .await;
-            assert_eq!(code, 201, "adding the service account to the project: {v}");
-        }
-        // Shown to an admin (and made on first access).
-        let user = self.get(&format!("/users/{id}.json")).await;
-        user["user"]["api_key"]
-            .as_str()
-            .expect("an admin sees api_key")
-            .to_string()
-    }
-
-    async fn issue(&self, id: &str) -> Value {
-        self.get(&format!("/issues/{id}.json?include=journals"))
-            .await
-            .pointer("/issue")
-            .unwrap()
-            .clone()
-    }
-
-    async fn find_by_subject(&self, subject: &str) -> Option<String> {
-        let v = self
-            .get(&format!(
-                "/issues.json?project_id={}&status_id=*&subject=~{}",
-                self.project,
-                url::form_urlencoded::byte_serialize(subject.as_bytes()).collect::<String>()
-            ))
-            .await;
-        v["issues"]
-            .as_array()
-            .unwrap()
-            .first()
-            .map(|i| i["id"].to_string())
-    }
-}
-
-fn journals(issue: &Value) -> Vec<Value> {
-    issue["journals"].as_array().cloned().unwrap_or_default()
-}
-
-fn notes_containing(issue: &Value, text: &str) -> Vec<Value> {
-    journals(issue)
-        .into_iter()
-        .filter(|j| j["notes"].as_str().is_some_and(|n| n.contains(text)))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sample_desk_and_redmine_relay_both_ways_under_policy() {
@@ -169,7 +20,7 @@ async fn sample_desk_and_redmine_relay_both_ways_under_policy() {
     let service_key = rm.service_key().await;
     let (desk, gw) = desk_and_gateway(RestEndpoint {
         name: "redmine",
-        service_account: SERVICE_LOGIN,
+        service_account: REDMINE_SERVICE_LOGIN,
         base_url: &rm.url,
         credentials: &service_key,
         credentials_file: "redmine.key",
@@ -267,7 +118,7 @@ fn probe_names_refused_credentials() {
     let Some(rm) = redmine() else { return };
     let said = probe_with_wrong_credentials(RestEndpoint {
         name: "redmine",
-        service_account: SERVICE_LOGIN,
+        service_account: REDMINE_SERVICE_LOGIN,
         base_url: &rm.url,
         credentials: "0000000000000000000000000000000000000000",
         credentials_file: "redmine.key",

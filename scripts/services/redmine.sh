@@ -141,13 +141,14 @@ env_ok() {
   local key
   key=$(sed -n 's/^REDMINE_API_KEY=//p' "$ENVF")
   grep -qx "REDMINE_URL=$BASE" "$ENVF" && grep -qx "REDMINE_PROJECT=$RM_TEST_PROJECT" "$ENVF" || return 1
+  grep -q "^REDMINE_SERVICE_KEY=." "$ENVF" || return 1
   [ -n "$key" ] && [ "$(http_code -H "X-Redmine-API-Key: $key" "$BASE/projects/$RM_TEST_PROJECT.json")" = 200 ]
 }
 
 ensure_credentials() {
   if env_ok; then say "credentials in $ENVF work"; return; fi
   say "setting up REST, default data, project '$RM_TEST_PROJECT' and the admin key (rails runner)"
-  local rb out key slog=$LOG_DIR/redmine-setup.log
+  local rb out key svc_key slog=$LOG_DIR/redmine-setup.log
   rb=$(mktemp /tmp/deskbridge-redmine-setup.XXXXXX.rb)
   cat > "$rb" <<'RUBY'
 ident = ARGV[0]
@@ -172,19 +173,37 @@ project.trackers << missing unless missing.empty?
 project.enable_module!('issue_tracking') unless project.module_enabled?('issue_tracking')
 raise 'no issue statuses' if IssueStatus.count == 0
 raise 'no default priority' unless IssuePriority.default || IssuePriority.active.any?
+# deskbridge's own service account (what examples/rt-to-redmine.toml uses).
+svc = User.find_by_login('deskbridge')
+unless svc
+  svc = User.new(firstname: 'Desk', lastname: 'Bridge', mail: 'deskbridge@example.net')
+  svc.login = 'deskbridge'
+  svc.password = 'deskbridge-test-pw-1'
+  svc.must_change_passwd = false
+  svc.save!
+  STDERR.puts 'created user deskbridge'
+end
+manager = Role.find_by_name('Manager') or raise 'no Manager role'
+unless Member.where(user_id: svc.id, project_id: project.id).exists?
+  Member.create!(principal: svc, project: project, roles: [manager])
+end
+puts "SERVICE_KEY=#{svc.api_key}"
 puts "API_KEY=#{admin.api_key}"
 RUBY
   chmod 644 "$rb"
   out=$(as_www "bundle exec rails runner $rb $RM_TEST_PROJECT" 2>"$slog") || { rm -f "$rb"; cat "$slog" >&2; die "rails runner setup failed (log: $slog)"; }
   rm -f "$rb"
   key=$(printf '%s\n' "$out" | sed -n 's/^API_KEY=//p' | tail -1)
-  [ -n "$key" ] || { cat "$slog" >&2; die "rails runner printed no API key"; }
+  svc_key=$(printf '%s\n' "$out" | sed -n 's/^SERVICE_KEY=//p' | tail -1)
+  [ -n "$key" ] && [ -n "$svc_key" ] || { cat "$slog" >&2; die "rails runner printed no API key"; }
   write_env "$ENVF" <<ENV
 REDMINE_URL=$BASE
 REDMINE_API_KEY=$key
 REDMINE_PROJECT=$RM_TEST_PROJECT
 REDMINE_USER=admin
 REDMINE_PASSWORD=admin
+REDMINE_SERVICE_USER=deskbridge
+REDMINE_SERVICE_KEY=$svc_key
 ENV
   env_ok || die "the new key in $ENVF does not work against $BASE (REST API off?)"
 }

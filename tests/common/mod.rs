@@ -2,7 +2,9 @@
 //! sample desks as partner systems on port 0.
 #![allow(dead_code)]
 
+pub mod redmine;
 pub mod rest;
+pub mod rt;
 
 use deskbridge::connector::webhook::sign::{self, Secret};
 use deskbridge::sample_desk::SampleDesk;

@@ -595,6 +595,7 @@ mod tests {
             dest: "partner".into(),
             origin: "us".into(),
             event,
+            accepted_at: None,
         }
     }
 

@@ -1,0 +1,160 @@
+//! Redmine as the live tests drive it: the admin's REST requests and what
+//! they read back.
+use super::rest::*;
+use serde_json::{json, Value};
+
+pub const REDMINE_ENV_FILE: &str = "/run/deskbridge-test/redmine.env";
+/// The Redmine user deskbridge acts as (made by this test when missing).
+pub const REDMINE_SERVICE_LOGIN: &str = "deskbridge";
+
+pub struct Redmine {
+    pub url: String,
+    pub key: String,
+    pub project: String,
+    pub http: reqwest::Client,
+}
+
+/// Redmine's settings, or `None` when the test must be skipped (outside CI).
+pub fn redmine() -> Option<Redmine> {
+    let env = ServiceEnv::read(REDMINE_ENV_FILE, "redmine", "Redmine")?;
+    Some(Redmine {
+        url: env.get("REDMINE_URL"),
+        key: env.get("REDMINE_API_KEY"),
+        project: env.get("REDMINE_PROJECT"),
+        http: reqwest::Client::new(),
+    })
+}
+
+impl Redmine {
+    /// A request as the admin user (not deskbridge's service account).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("X-Redmine-API-Key", &self.key);
+        send(req, body).await
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (code, v) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(code, 200, "GET {path}: {v}");
+        v
+    }
+
+    pub async fn put_issue(&self, id: &str, issue: Value) {
+        let (code, v) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/issues/{id}.json"),
+                Some(json!({ "issue": issue })),
+            )
+            .await;
+        assert!(code == 204 || code == 200, "PUT issue {id}: {code} {v}");
+    }
+
+    /// The service account's API key: the user and its membership of the
+    /// test project are made when missing.
+    pub async fn service_key(&self) -> String {
+        let users = self
+            .get(&format!("/users.json?name={REDMINE_SERVICE_LOGIN}&status="))
+            .await;
+        let existing = users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["login"] == REDMINE_SERVICE_LOGIN)
+            .map(|u| u["id"].as_u64().unwrap());
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let (code, v) = self
+                    .call(
+                        reqwest::Method::POST,
+                        "/users.json",
+                        Some(json!({"user": {
+                            "login": REDMINE_SERVICE_LOGIN, "firstname": "Desk", "lastname": "Bridge",
+                            "mail": "deskbridge@example.net", "password": "deskbridge-test-pw-1",
+                            "must_change_passwd": false
+                        }})),
+                    )
+                    .await;
+                assert_eq!(code, 201, "creating the service account: {v}");
+                v["user"]["id"].as_u64().unwrap()
+            }
+        };
+        let roles = self.get("/roles.json").await;
+        let manager = roles["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "Manager")
+            .expect("Redmine's default data has a Manager role")["id"]
+            .clone();
+        let members = self
+            .get(&format!(
+                "/projects/{}/memberships.json?limit=100",
+                self.project
+            ))
+            .await;
+        let member = members["memberships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["user"]["id"].as_u64() == Some(id));
+        if !member {
+            let (code, v) = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/projects/{}/memberships.json", self.project),
+                    Some(json!({"membership": {"user_id": id, "role_ids": [manager]}})),
+                )
+                .await;
+            assert_eq!(code, 201, "adding the service account to the project: {v}");
+        }
+        // Shown to an admin (and made on first access).
+        let user = self.get(&format!("/users/{id}.json")).await;
+        user["user"]["api_key"]
+            .as_str()
+            .expect("an admin sees api_key")
+            .to_string()
+    }
+
+    pub async fn issue(&self, id: &str) -> Value {
+        self.get(&format!("/issues/{id}.json?include=journals"))
+            .await
+            .pointer("/issue")
+            .unwrap()
+            .clone()
+    }
+
+    pub async fn find_by_subject(&self, subject: &str) -> Option<String> {
+        let v = self
+            .get(&format!(
+                "/issues.json?project_id={}&status_id=*&subject=~{}",
+                self.project,
+                url::form_urlencoded::byte_serialize(subject.as_bytes()).collect::<String>()
+            ))
+            .await;
+        v["issues"]
+            .as_array()
+            .unwrap()
+            .first()
+            .map(|i| i["id"].to_string())
+    }
+}
+
+pub fn journals(issue: &Value) -> Vec<Value> {
+    issue["journals"].as_array().cloned().unwrap_or_default()
+}
+
+pub fn notes_containing(issue: &Value, text: &str) -> Vec<Value> {
+    journals(issue)
+        .into_iter()
+        .filter(|j| j["notes"].as_str().is_some_and(|n| n.contains(text)))
+        .collect()
+}

@@ -1,0 +1,149 @@
+//! Request Tracker as the live tests drive it: root's REST2 requests and
+//! what they read back.
+use super::rest::*;
+use serde_json::{json, Value};
+
+pub const RT_ENV_FILE: &str = "/run/deskbridge-test/rt.env";
+
+pub struct Rt {
+    /// REST2 base.
+    pub rest: String,
+    /// The service account deskbridge acts as, and its token.
+    pub user: String,
+    pub token: String,
+    pub queue: String,
+    /// RT's own user (root), who writes as the vendor's staff.
+    pub root_user: String,
+    pub root_password: String,
+    pub http: reqwest::Client,
+}
+
+/// RT's settings, or `None` when the test must be skipped (outside CI).
+pub fn rt() -> Option<Rt> {
+    let env = ServiceEnv::read(RT_ENV_FILE, "rt", "Request Tracker")?;
+    Some(Rt {
+        rest: env.get("RT_REST_URL"),
+        user: env.get("RT_USER"),
+        token: env.get("RT_TOKEN"),
+        queue: env.get("RT_QUEUE"),
+        root_user: env.get("RT_ROOT_USER"),
+        root_password: env.get("RT_ROOT_PASSWORD"),
+        http: reqwest::Client::new(),
+    })
+}
+
+impl Rt {
+    /// A request as root (not deskbridge's service account).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let req = self
+            .http
+            .request(method, format!("{}{path}", self.rest))
+            .basic_auth(&self.root_user, Some(&self.root_password));
+        send(req, body).await
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (code, v) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(code, 200, "GET {path}: {v}");
+        v
+    }
+
+    pub async fn ticket(&self, id: &str) -> Value {
+        self.get(&format!("/ticket/{id}")).await
+    }
+
+    /// A correspond (public) or comment (internal) by root.
+    pub async fn write(&self, id: &str, what: &str, text: &str) {
+        let (code, v) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/ticket/{id}/{what}"),
+                Some(json!({"Content": text, "ContentType": "text/plain"})),
+            )
+            .await;
+        assert!(code == 201 || code == 200, "{what} on {id}: {code} {v}");
+    }
+
+    pub async fn set_status(&self, id: &str, status: &str) {
+        let (code, v) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/ticket/{id}"),
+                Some(json!({ "Status": status })),
+            )
+            .await;
+        assert_eq!(code, 200, "status of {id}: {v}");
+        assert!(v.to_string().contains("Status changed"), "{v}");
+    }
+
+    /// The ticket's transactions, with the text of those that carry one
+    /// (at `/Content`).
+    pub async fn history(&self, id: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        for page in 1.. {
+            let v = self
+                .get(&format!(
+                    "/ticket/{id}/history?fields=Type,Creator,Created&per_page=100&page={page}"
+                ))
+                .await;
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            let n = items.len();
+            out.extend(items);
+            if n < 100 {
+                break;
+            }
+        }
+        for t in &mut out {
+            if ["Create", "Correspond", "Comment"].contains(&t["Type"].as_str().unwrap_or("")) {
+                let a = self
+                    .get(&format!(
+                        "/transaction/{}/attachments?fields=ContentType,Content",
+                        t["id"].as_str().unwrap()
+                    ))
+                    .await;
+                let text = a["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["ContentType"] == "text/plain")
+                    .and_then(|p| p["Content"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                t["Content"] = Value::String(text);
+            }
+        }
+        out
+    }
+
+    pub async fn find_by_subject(&self, subject: &str) -> Option<String> {
+        let query = format!(
+            "Queue='{}' AND Subject='{}'",
+            self.queue,
+            subject.replace('\\', "\\\\").replace('\'', "\\'")
+        );
+        let v = self
+            .get(&format!(
+                "/tickets?query={}",
+                url::form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+            ))
+            .await;
+        v["items"]
+            .as_array()
+            .unwrap()
+            .first()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+    }
+}
+
+pub fn texts_containing(history: &[Value], kind: &str, text: &str) -> Vec<Value> {
+    history
+        .iter()
+        .filter(|t| t["Type"] == kind && t["Content"].as_str().is_some_and(|c| c.contains(text)))
+        .cloned()
+        .collect()
+}

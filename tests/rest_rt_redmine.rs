@@ -1,0 +1,214 @@
+//! Live: a Request Tracker 5 service desk escalates to a vendor on
+//! Redmine 5, both over the REST connector, as examples/rt-to-redmine.toml
+//! does. The daemon is killed with SIGKILL while both sides write; every
+//! comment arrives exactly once and nothing echoes back.
+mod common;
+
+use common::redmine::*;
+use common::rest::*;
+use common::rt::*;
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const POLL: Duration = Duration::from_millis(200);
+
+/// The gateway config of the example, pointed at the test instances.
+fn config(dir: &std::path::Path, rt: &Rt, rm: &Redmine, redmine_key: &str) -> String {
+    std::fs::write(dir.join("rt.token"), &rt.token).unwrap();
+    std::fs::write(dir.join("redmine.key"), redmine_key).unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/rt-to-redmine.toml"
+    ))
+    .unwrap();
+    // The example's tables after its [daemon] (the harness writes its own),
+    // each endpoint pointed at its test instance.
+    let tables = &example[example.find("[parties.").expect("the example has parties")..];
+    let at = tables
+        .find("[endpoints.redmine]")
+        .expect("the example has redmine");
+    let (rt_part, rm_part) = tables.split_at(at);
+    let file = |name: &str| {
+        format!(
+            "credentials = {{ file = \"{}\" }}",
+            dir.join(name).display()
+        )
+    };
+    let rt_part = rt_part
+        .replace(
+            "credentials = { env = \"DESKBRIDGE_RT_TOKEN\" }",
+            &file("rt.token"),
+        )
+        .replace("http://127.0.0.1:8081/REST/2.0", &rt.rest)
+        .replace(
+            "project = \"deskbridge\"",
+            &format!("project = \"{}\"", rt.queue),
+        )
+        .replace(
+            "service_account = \"deskbridge\"",
+            &format!("service_account = \"{}\"", rt.user),
+        );
+    let rm_part = rm_part
+        .replace(
+            "credentials = { env = \"DESKBRIDGE_REDMINE_KEY\" }",
+            &file("redmine.key"),
+        )
+        .replace("http://127.0.0.1:3000", &rm.url)
+        .replace(
+            "project = \"deskbridge\"",
+            &format!("project = \"{}\"", rm.project),
+        )
+        .replace(
+            "service_account = \"deskbridge\"",
+            &format!("service_account = \"{REDMINE_SERVICE_LOGIN}\""),
+        );
+    // Quick rounds for the test.
+    format!("{rt_part}{rm_part}").replace("poll_secs = 10", "poll_secs = 1")
+}
+
+fn count_in_rt(history: &[Value], kind: &str, text: &str) -> usize {
+    texts_containing(history, kind, text).len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rt_desk_escalates_to_redmine_vendor_through_sigkills() {
+    let (Some(rt), Some(rm)) = (rt(), redmine()) else {
+        return;
+    };
+    let key = rm.service_key().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), &rt, &rm, &key);
+    let mut gw = Gateway::start_with(dir, &conf);
+    let ok = gw.cli(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    // 1. A ticket opened in RT becomes a Redmine issue (the transfer rule).
+    let subject = format!("Printer jams on tray 2 {}", uuid::Uuid::new_v4().simple());
+    let (code, v) = rt
+        .call(
+            reqwest::Method::POST,
+            "/ticket",
+            Some(json!({"Queue": rt.queue, "Subject": subject,
+                "Content": "Jams every 20 pages since the firmware update.", "ContentType": "text/plain"})),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let ticket = v["id"]
+        .as_str()
+        .map_or_else(|| v["id"].to_string(), String::from);
+    let issue = first_some(300, POLL, || rm.find_by_subject(&subject))
+        .await
+        .unwrap_or_else(|| panic!("no Redmine issue:\n{}", gw.log()));
+    let description = rm.issue(&issue).await["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(description.contains("Jams every 20 pages"), "{description}");
+
+    // 2. RT's reply to the requester crosses (the desk shares the client
+    // conversation); its internal comment does not.
+    rt.write(&ticket, "correspond", "We are escalating to the vendor")
+        .await;
+    rt.write(&ticket, "comment", "Client is on the gold contract")
+        .await;
+    assert!(
+        within(60, POLL, || async {
+            notes_containing(&rm.issue(&issue).await, "escalating to the vendor").len() == 1
+        })
+        .await,
+        "timed out: the correspond is a Redmine note:\n{}",
+        gw.log()
+    );
+
+    // 3. Both sides write while the daemon is killed.
+    for i in 0..6 {
+        rt.write(&ticket, "correspond", &format!("desk update {i} of 6"))
+            .await;
+        rm.put_issue(
+            &issue,
+            json!({ "notes": format!("vendor update {i} of 6") }),
+        )
+        .await;
+        if i == 2 {
+            gw.kill9();
+            gw.spawn();
+        }
+    }
+    // The vendor's private note stays in Redmine.
+    rm.put_issue(
+        &issue,
+        json!({"notes": "our supplier is late again", "private_notes": true}),
+    )
+    .await;
+    // 4. The vendor resolves: RT shows it.
+    rm.put_issue(&issue, json!({ "status_id": 3 })).await;
+    assert!(
+        within(240, POLL, || async {
+            rt.ticket(&ticket).await["Status"] == "resolved"
+        })
+        .await,
+        "timed out: RT shows the vendor's resolution:\n{}",
+        gw.log()
+    );
+    assert!(
+        within(240, POLL, || async {
+            let notes = rm.issue(&issue).await;
+            let h = rt.history(&ticket).await;
+            (0..6).all(|i| {
+                notes_containing(&notes, &format!("desk update {i} of 6")).len() == 1
+                    && count_in_rt(&h, "Comment", &format!("vendor update {i} of 6")) == 1
+            })
+        })
+        .await,
+        "timed out: every update crossed:\n{}",
+        gw.log()
+    );
+
+    // 5. Several polling rounds later: nothing doubled, nothing echoed,
+    // nothing private crossed.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let notes = rm.issue(&issue).await;
+    let h = rt.history(&ticket).await;
+    for i in 0..6 {
+        let desk = format!("desk update {i} of 6");
+        let vendor = format!("vendor update {i} of 6");
+        assert_eq!(
+            notes_containing(&notes, &desk).len(),
+            1,
+            "{desk} in Redmine"
+        );
+        assert_eq!(count_in_rt(&h, "Comment", &vendor), 1, "{vendor} in RT");
+        // No echo: what deskbridge wrote is not written back where it came from.
+        assert_eq!(
+            count_in_rt(&h, "Correspond", &desk),
+            1,
+            "{desk} echoed in RT"
+        );
+        assert_eq!(
+            notes_containing(&notes, &vendor).len(),
+            1,
+            "{vendor} echoed in Redmine"
+        );
+    }
+    assert!(
+        notes_containing(&notes, "gold contract").is_empty(),
+        "RT's internal comment leaked"
+    );
+    assert_eq!(
+        count_in_rt(&h, "Comment", "supplier is late"),
+        0,
+        "Redmine's private note leaked"
+    );
+    assert_eq!(
+        count_in_rt(&h, "Correspond", "vendor update"),
+        0,
+        "a vendor note reached the requester"
+    );
+    let status = gw.status().await;
+    assert_eq!(status["dead_letters"], 0, "{status}");
+}
