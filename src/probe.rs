@@ -169,7 +169,7 @@ async fn probe_rest(
     for (canonical, value) in &rest.statuses.outbound {
         let _ = write!(
             statuses,
-            "{}{canonical:?}→{value}",
+            "{}{canonical}→{value}",
             if statuses.is_empty() { "" } else { ", " }
         );
     }
