@@ -156,6 +156,19 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         };
         tasks.spawn(poller.run(shutdown_rx.clone()));
     }
+    // E-mail endpoints with a mailbox: one reader each, feeding ingest.
+    for (_, ep) in connectors.email {
+        if ep.cfg.imap.is_none() {
+            continue;
+        }
+        let poller = crate::connector::email::poll::MailPoller {
+            ep,
+            ingest: ops.ingest.clone(),
+            store: ops.store.clone(),
+            blobs: blobs.clone(),
+        };
+        tasks.spawn(poller.run(shutdown_rx.clone()));
+    }
     if let Some(b) = &broker {
         b.expect(
             std::iter::once("publisher".to_string())

@@ -21,6 +21,8 @@ const SECRET_VARS: &[&str] = &[
     "ACME_DESK_OUT",
     "TO_CONTOSO",
     "FROM_CONTOSO",
+    "MAIL_SMTP_PASSWORD",
+    "MAIL_IMAP_PASSWORD",
 ];
 
 fn check(path: &std::path::Path, with_secrets: bool) -> std::process::Output {
