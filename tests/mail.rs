@@ -69,7 +69,8 @@ impl MailServer {
                 out.push((mail, String::from_utf8_lossy(&raw).into_owned(), seen));
             }
         }
-        out.sort_by(|a, b| a.0.date.cmp(&b.0.date));
+        // Dates are whole seconds: a thread's first mail goes first.
+        out.sort_by_key(|m| (m.0.date, m.0.subject.starts_with("Re:")));
         out
     }
 

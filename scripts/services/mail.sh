@@ -19,6 +19,8 @@
 # - installing Request Tracker pulls in exim4, which may hold port 25: private
 #   ports avoid every system MTA, so nothing here touches 25 or 143;
 # - plain IMAP on loopback needs disable_plaintext_auth = no;
+# - a test's temporary directory is created 0700: dovecot's auth process
+#   (user dovecot) cannot read the users file inside until it is opened up;
 # - the Maildir files must belong to the passwd-file uid (mail, uid 8), or dovecot
 #   refuses them: the SMTP side chowns what it delivers.
 set -euo pipefail
@@ -43,6 +45,9 @@ instance_start() {
   D=$(realpath -m "${1:?DIR}"); SP=${2:?SMTP_PORT}; IP=${3:?IMAP_PORT}
   install_pkgs
   mkdir -p "$D/run" "$D/mail"
+  # dovecot's auth process (user dovecot) and the mail owner must reach the
+  # users file and the Maildirs: a test's temporary directory is 0700.
+  chmod 755 "$D"
   uid=$(id -u "$MAILUSER"); gid=$(id -g "$MAILUSER")
   : > "$D/users"
   for up in $USERS; do
@@ -81,7 +86,10 @@ userdb {
   args = $D/users
 }
 EOF
-  dovecot -c "$D/dovecot.conf"
+  # Its own streams closed: a caller reading this script's output (a test
+  # harness) would otherwise wait for the daemon to exit.
+  dovecot -c "$D/dovecot.conf" </dev/null >"$D/dovecot.start.log" 2>&1 \
+    || { cat "$D/dovecot.start.log" >&2; die "dovecot did not start (config $D/dovecot.conf)"; }
   cat > "$D/smtp.py" <<'PY'
 import asyncio, mailbox, os, sys, pwd
 from aiosmtpd.controller import Controller

@@ -497,7 +497,9 @@ impl MailPoller {
                 EventKind::Comment {
                     comment: Comment {
                         body,
-                        audience: Audience::Public,
+                        // Everything in this mailbox is written for the
+                        // partner (a dispatching chain's follow-ups too).
+                        audience: Audience::Partner,
                         attachments: files,
                     },
                 },
