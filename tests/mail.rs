@@ -572,7 +572,7 @@ async fn sigkill_while_mail_arrives_loses_and_doubles_nothing() {
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
 
     let ticket = desk.desk.ticket(&t).unwrap();
-    let mut seen = vec![0; REPLIES];
+    let mut seen = [0; REPLIES];
     for c in relayed(&ticket) {
         let n: usize = c
             .body

@@ -438,7 +438,7 @@ pub fn config_problems(at: &str, e: &EmailConfig, p: &mut Vec<String>) {
             ));
         }
     }
-    for (k, _) in &e.status_keywords {
+    for k in e.status_keywords.keys() {
         if normalize_keyword(k).is_empty() {
             p.push(format!("{at}.status_keywords: a keyword must not be empty"));
         }
