@@ -357,6 +357,30 @@ impl MailEndpoint {
     }
 }
 
+/// What each mailbox reader has done, for `deskbridge status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MailboxStatus {
+    /// Mails that became comments, status changes or tickets.
+    pub taken: u64,
+    /// Automatic replies, bounces and deskbridge's own mail, left alone.
+    pub left_alone: u64,
+    /// Mail from senders not allowed, or answering no known ticket.
+    pub not_applied: u64,
+    /// The latest of those, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_not_applied: Option<String>,
+    /// Why the mailbox cannot be read now, while it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing: Option<String>,
+}
+
+pub type MailboxBoard = std::sync::Arc<std::sync::Mutex<BTreeMap<String, MailboxStatus>>>;
+
+pub fn with_mailbox(board: &MailboxBoard, endpoint: &str, f: impl FnOnce(&mut MailboxStatus)) {
+    let mut b = board.lock().unwrap_or_else(|p| p.into_inner());
+    f(b.entry(endpoint.to_string()).or_default());
+}
+
 /// What a reply in a thread needs: where it goes and what it answers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Thread {
@@ -543,6 +567,85 @@ host = "127.0.0.1"
         assert!(e.sender_allowed("anyone@branch.contoso.example"));
         assert!(!e.sender_allowed("stranger@contoso.example"));
         assert!(!e.sender_allowed("x@evil.example"));
+    }
+
+    #[test]
+    fn every_problem_of_an_email_endpoint_is_named_by_path() {
+        let text = r#"
+[parties.a]
+name = "A"
+role = "vendor"
+[endpoints.mail]
+party = "a"
+kind = "email"
+[endpoints.mail.email]
+from = "not an address"
+partner = ["vendor@"]
+allowed_senders = ["@"]
+dispatch = true
+token_prefix = "db"
+[endpoints.mail.email.smtp]
+host = "smtp.example"
+user = "desk"
+[endpoints.mail.webhook]
+"#;
+        let problems = crate::config::Config::parse(text).unwrap_err().problems();
+        let all = problems.join("\n");
+        for want in [
+            "endpoints.mail.email.from: not an e-mail address",
+            "endpoints.mail.email.partner[0]: not an e-mail address",
+            "endpoints.mail.email.allowed_senders[0]: an address or @domain",
+            "endpoints.mail.email.imap: dispatch = true reads new tickets from a mailbox",
+            "endpoints.mail.email.token_prefix: 1 to 8 capital letters",
+            "endpoints.mail.email.smtp.password: smtp.user is given",
+            "endpoints.mail.webhook: only used with kind = \"webhook\"",
+        ] {
+            assert!(all.contains(want), "{want:?} not in:\n{all}");
+        }
+        assert_eq!(problems.len(), 7, "{all}");
+
+        // A password variable that is not set is named, its value never.
+        let text = r#"
+[parties.a]
+name = "A"
+role = "vendor"
+[endpoints.mail]
+party = "a"
+kind = "email"
+[endpoints.mail.email]
+from = "desk@acme.example"
+partner = ["vendor@contoso.example"]
+[endpoints.mail.email.smtp]
+host = "smtp.example"
+[endpoints.mail.email.imap]
+host = "imap.example"
+user = "desk"
+password = { env = "DESKBRIDGE_TEST_UNSET_IMAP_PASSWORD" }
+"#;
+        let all = crate::config::Config::parse(text).unwrap_err().to_string();
+        assert!(
+            all.contains("endpoints.mail.email.imap.password: environment variable DESKBRIDGE_TEST_UNSET_IMAP_PASSWORD is not set"),
+            "{all}"
+        );
+        let pw = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(pw.path(), "imap-password").unwrap();
+        let ok = crate::config::Config::parse(&text.replace(
+            "password = { env = \"DESKBRIDGE_TEST_UNSET_IMAP_PASSWORD\" }",
+            &format!("password = {{ file = \"{}\" }}", pw.path().display()),
+        ))
+        .unwrap();
+        assert!(ok.can_receive("mail"));
+        let imap = ok.endpoints["mail"]
+            .email
+            .as_ref()
+            .unwrap()
+            .imap
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (imap.port(), imap.mailbox.as_str(), imap.idle),
+            (993, "INBOX", true)
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! over, taking the mail not yet flagged \Seen.
 
 use super::parse::{self, Mail, Skip};
-use super::{MailEndpoint, Security, Thread};
+use super::{with_mailbox, MailEndpoint, MailboxBoard, Security, Thread};
 use crate::blob::BlobStore;
 use crate::connector::rest::poll::stable_id;
 use crate::event::{
@@ -172,6 +172,7 @@ pub struct MailPoller {
     pub ingest: Ingest,
     pub store: Store,
     pub blobs: BlobStore,
+    pub board: MailboxBoard,
 }
 
 /// What one round did.
@@ -192,6 +193,7 @@ impl MailPoller {
             match self.session(&mut shutdown, &mut retry).await {
                 Ok(()) => return,
                 Err(e) => {
+                    with_mailbox(&self.board, &name, |s| s.failing = Some(e.clone()));
                     let wait = retry.next_delay(None);
                     warn!(endpoint = %name, error = %e, wait_ms = wait.as_millis() as u64, "mailbox: will retry");
                     tokio::select! {
@@ -226,6 +228,7 @@ impl MailPoller {
                 .await
                 .map_err(|_| "a round took too long".to_string())??;
             *retry = Retry::new(RetryPolicy::default());
+            with_mailbox(&self.board, &self.ep.name, |s| s.failing = None);
             if round.taken > 0 {
                 debug!(endpoint = %self.ep.name, mails = round.taken, "mailbox read");
             }
@@ -361,7 +364,19 @@ impl MailPoller {
                     more = false;
                     break;
                 }
-                Err(skip) => report(&self.ep.name, uid, &mail, &skip),
+                Err(skip) => {
+                    report(&self.ep.name, uid, &mail, &skip);
+                    with_mailbox(&self.board, &self.ep.name, |s| match &skip {
+                        Skip::NotAllowed(_) | Skip::Unmatched(_) => {
+                            s.not_applied += 1;
+                            s.last_not_applied = Some(format!(
+                                "{} {:?} ({}): {skip}",
+                                mail.from, mail.subject, mail.message_id
+                            ));
+                        }
+                        _ => s.left_alone += 1,
+                    });
+                }
             }
         }
         let cursor = Cursor {
@@ -370,6 +385,7 @@ impl MailPoller {
         };
         let n = taken_uids.len();
         self.commit(events, cursor).await?;
+        with_mailbox(&self.board, &self.ep.name, |s| s.taken += n as u64);
         if !taken_uids.is_empty() {
             let set = taken_uids
                 .iter()
