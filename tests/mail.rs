@@ -573,10 +573,10 @@ async fn sigkill_while_mail_arrives_loses_and_doubles_nothing() {
     // Waits without failing: the count below names what is missing.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::time::Instant::now() < deadline
-        && !desk
+        && desk
             .desk
             .ticket(&t)
-            .is_some_and(|t| relayed(&t).len() >= REPLIES)
+            .is_none_or(|t| relayed(&t).len() < REPLIES)
     {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
