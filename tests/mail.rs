@@ -529,7 +529,9 @@ async fn sigkill_while_mail_arrives_loses_and_doubles_nothing() {
             "agent",
             "partner = [\"vendor@localhost\"]",
             ""
-        ),
+        )
+        // The polling path (the other tests wait with IDLE).
+        .replace("poll_secs = 1", "poll_secs = 1\nidle = false"),
     );
     let mut gw = Gateway::start_with(dir, &conf);
     desk.connect(&gw);
@@ -631,4 +633,108 @@ async fn sigkill_while_mail_arrives_loses_and_doubles_nothing() {
         );
     }
     assert!(kills >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recreated_mailbox_is_read_again_without_taking_anything_twice() {
+    let mail = MailServer::start();
+    let desk = Party::start("desk").await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "{PARTIES}{}{}\n[[transfers]]\nfrom = \"desk\"\nto = \"vendor\"\n",
+        desk.toml(dir.path(), "acme", ""),
+        mail.endpoint(
+            dir.path(),
+            "vendor",
+            "contoso",
+            "agent",
+            "partner = [\"vendor@localhost\"]",
+            ""
+        ),
+    );
+    let mut gw = Gateway::start_with(dir, &conf);
+    desk.connect(&gw);
+    let t = desk
+        .desk
+        .create_ticket("Door sensor", "Gate 2", &[], "Dana");
+    eventually("the transfer is mailed", 30, || async {
+        !mail.mails("vendor").is_empty()
+    })
+    .await;
+    let root = mail.mails("vendor").remove(0).0;
+    let token = root.subject[1..root.subject.find(']').unwrap()].to_string();
+    let reply = |id: &str, text: &str| {
+        format!(
+            "From: vendor@localhost\nTo: agent@localhost\nSubject: Re: [{token}] Door sensor\nMessage-ID: <{id}@localhost>\nIn-Reply-To: <{}>\n\n{text}\n",
+            root.message_id
+        )
+    };
+    let bodies = |t: &DeskTicket| {
+        relayed(t)
+            .iter()
+            .map(|c| c.body.clone())
+            .collect::<Vec<_>>()
+    };
+    // Three mails left alone, then the answer: the cursor ends past them.
+    for i in 0..3 {
+        let spam = format!(
+            "From: stranger@localhost\nTo: agent@localhost\nSubject: Offer {i}\nMessage-ID: <spam{i}@localhost>\n\nBuy\n"
+        );
+        mail.send("stranger@localhost", "agent@localhost", &spam)
+            .await;
+    }
+    mail.send(
+        "vendor@localhost",
+        "agent@localhost",
+        &reply("a", "First answer"),
+    )
+    .await;
+    eventually("the first answer lands", 30, || async {
+        desk.desk
+            .ticket(&t)
+            .is_some_and(|t| !relayed(&t).is_empty())
+    })
+    .await;
+
+    // The mailbox is recreated while deskbridge is stopped, without the
+    // strangers' mail: dovecot's UID list and indexes go, so UIDVALIDITY
+    // and the UIDs start over, the next mail's UID below the old cursor.
+    gw.terminate();
+    for e in std::fs::read_dir(mail.maildir("agent")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "dovecot-uidlist" || name.starts_with("dovecot.index") {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    for sub in ["new", "cur"] {
+        for e in std::fs::read_dir(mail.maildir("agent").join(sub)).unwrap() {
+            let path = e.unwrap().path();
+            if std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("stranger@localhost")
+            {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+    }
+    mail.send(
+        "vendor@localhost",
+        "agent@localhost",
+        &reply("b", "Second answer"),
+    )
+    .await;
+    gw.spawn();
+    eventually("the second answer lands", 30, || async {
+        desk.desk.ticket(&t).is_some_and(|t| relayed(&t).len() >= 2)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        bodies(&desk.desk.ticket(&t).unwrap()),
+        vec!["First answer".to_string(), "Second answer".to_string()],
+        "{}",
+        gw.log()
+    );
+    assert!(gw.log().contains("UIDVALIDITY changed"), "{}", gw.log());
 }

@@ -229,41 +229,43 @@ attach files as usual. A line of its own such as \"#status in_progress\" or \
         out
     }
 
+    /// A transfer: the first mail of a new thread, its Message-ID the root.
+    async fn transfer(&self, d: &Delivery<'_>, t: &Ticket) -> Result<Applied, SinkError> {
+        let ev = &d.envelope.event;
+        let token = self.ep.token_for_link(d.link.id);
+        let thread = Thread {
+            subject: t.subject.clone(),
+            root: self.ep.root_id(&token),
+            to: self.ep.cfg.partner.clone(),
+        };
+        // Recorded before sending: a reply may come back at once.
+        self.ep
+            .put_thread(&token, &thread)
+            .map_err(|e| transient(format!("{}: cannot record the thread: {e}", self.ep.name)))?;
+        let files = self.files(d).await?;
+        let text = self.transfer_text(ev, t, &token);
+        let m = self.compose(ev, &thread, &token, &thread.root, false, text, files)?;
+        self.send(m, &thread.root).await?;
+        Ok(Applied {
+            ticket: Some(token),
+            remote_ids: vec![thread.root],
+        })
+    }
+
     async fn apply_event(&self, d: Delivery<'_>) -> Result<Applied, SinkError> {
         let ev = &d.envelope.event;
         let name = &self.ep.name;
-        if let EventKind::TicketCreated { ticket_data } = &ev.kind {
-            let token = self.ep.token_for_link(d.link.id);
-            let thread = Thread {
-                subject: ticket_data.subject.clone(),
-                root: self.ep.root_id(&token),
-                to: self.ep.cfg.partner.clone(),
-            };
-            // Recorded before sending: a reply may come back at once.
-            self.ep
-                .put_thread(&token, &thread)
-                .map_err(|e| transient(format!("{name}: cannot record the thread: {e}")))?;
-            let files = self.files(&d).await?;
-            let text = self.transfer_text(ev, ticket_data, &token);
-            let m = self.compose(ev, &thread, &token, &thread.root, false, text, files)?;
-            self.send(m, &thread.root).await?;
-            return Ok(Applied {
-                ticket: Some(token),
-                remote_ids: vec![thread.root],
-            });
-        }
-        let token = d
-            .ticket
-            .ok_or_else(|| permanent(format!("{name}: the event has no ticket here")))?
-            .to_string();
         let who = sender(ev);
         let text = match &ev.kind {
+            EventKind::TicketCreated { ticket_data } => {
+                return self.transfer(&d, ticket_data).await
+            }
             EventKind::Comment { comment } if comment.audience == Audience::Internal => {
                 // A mailbox has no internal notes: what lands as one here
                 // would be read by the partner, so it stays home.
                 warn!(
                     endpoint = %name,
-                    ticket = %token,
+                    ticket = d.ticket.unwrap_or_default(),
                     "an internal note for a mail partner is not sent (set endpoints.{name}.policy.partner_comments = \"public\" to mail a partner's replies)"
                 );
                 return Ok(Applied::default());
@@ -277,12 +279,14 @@ attach files as usual. A line of its own such as \"#status in_progress\" or \
             EventKind::FieldChanged { field, value } => {
                 format!("{who} changed {}: {value}\n", field.replace('_', " "))
             }
-            EventKind::TicketCreated { .. } => unreachable!("handled above"),
         };
-        let thread = self.thread(&token);
+        let token = d
+            .ticket
+            .ok_or_else(|| permanent(format!("{name}: the event has no ticket here")))?;
+        let thread = self.thread(token);
         let files = self.files(&d).await?;
-        let id = self.ep.message_id(&token, ev.id);
-        let m = self.compose(ev, &thread, &token, &id, true, text, files)?;
+        let id = self.ep.message_id(token, ev.id);
+        let m = self.compose(ev, &thread, token, &id, true, text, files)?;
         self.send(m, &id).await?;
         Ok(Applied {
             ticket: None,
