@@ -33,7 +33,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 /// Mails fetched per round: bounds memory; a full batch is followed at once.
-const BATCH: u32 = 50;
+const BATCH: u32 = 20;
 
 /// Where reading stands, stored with the events it produced.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -224,7 +224,9 @@ impl MailPoller {
                 .has_str("IDLE");
         info!(endpoint = %self.ep.name, mailbox = %i.mailbox, idle, "reading the mailbox");
         loop {
-            let round = tokio::time::timeout(limit * 4, self.round(&mut session))
+            // A round moves up to BATCH mails with their files: more time
+            // than one command.
+            let round = tokio::time::timeout(limit * 10, self.round(&mut session))
                 .await
                 .map_err(|_| "a round took too long".to_string())??;
             *retry = Retry::new(RetryPolicy::default());
@@ -466,7 +468,16 @@ impl MailPoller {
             ev
         };
         let ticket = self.ticket_of(mail)?;
-        let files = self.files(mail).await;
+        let (files, notes) = self.files(mail).await;
+        let with_notes = |text: String| {
+            if notes.is_empty() {
+                text
+            } else {
+                format!("{}\n\n{}", text.trim_end(), notes.join("\n"))
+                    .trim_start()
+                    .to_string()
+            }
+        };
         let Some(token) = ticket else {
             if !self.ep.cfg.dispatch {
                 return Err(Skip::Unmatched(format!(
@@ -487,7 +498,7 @@ impl MailPoller {
             ) {
                 warn!(endpoint = %name, "cannot record the thread of {token}: {e}");
             }
-            let description = strip_markers(&parse::clean_reply(&mail.text));
+            let description = with_notes(strip_markers(&parse::clean_reply(&mail.text)));
             let ticket_data = Ticket {
                 subject,
                 description,
@@ -505,6 +516,7 @@ impl MailPoller {
         };
         let cleaned = strip_markers(&parse::clean_reply(&mail.text));
         let (body, status) = parse::take_status(&cleaned, &self.ep.keywords);
+        let body = with_notes(body);
         let mut out = Vec::new();
         if !body.trim().is_empty() || !files.is_empty() {
             out.push(make(
@@ -527,9 +539,11 @@ impl MailPoller {
         Ok(out)
     }
 
-    /// The mail's files, moved into the file store.
-    async fn files(&self, mail: &Mail) -> Vec<Attachment> {
+    /// The mail's files, moved into the file store, and a note on each
+    /// file that could not be taken (too large), for the comment.
+    async fn files(&self, mail: &Mail) -> (Vec<Attachment>, Vec<String>) {
         let mut out = Vec::new();
+        let mut notes = Vec::new();
         for f in &mail.files {
             match self.blobs.put_bytes(&f.bytes).await {
                 Ok(r) => out.push(Attachment {
@@ -541,11 +555,12 @@ impl MailPoller {
                 }),
                 Err(e) => {
                     warn!(endpoint = %self.ep.name, file = %f.name, message_id = %mail.message_id,
-                    "a file of the mail is not taken: {e}")
+                        "a file of the mail is not taken: {e}");
+                    notes.push(format!("(file {} not transferred: {e})", f.name));
                 }
             }
         }
-        out
+        (out, notes)
     }
 }
 

@@ -92,6 +92,8 @@ impl MailSink {
         })
     }
 
+    /// The event's files from the store. lettre builds a mail in memory,
+    /// so each is read whole; `daemon.max_file_bytes` bounds them.
     async fn files(&self, d: &Delivery<'_>) -> Result<Vec<(String, String, Vec<u8>)>, SinkError> {
         let mut out = Vec::new();
         for a in d.envelope.event.attachments() {
