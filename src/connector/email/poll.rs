@@ -269,6 +269,9 @@ impl MailPoller {
 
     async fn round(&self, session: &mut Session<Conn>) -> Result<Round, String> {
         let i = self.ep.cfg.imap.as_ref().ok_or("no imap settings")?;
+        // Unsolicited EXISTS/FETCH notes are not needed (each round looks
+        // afresh); dropped so that their channel never fills.
+        while session.unsolicited_responses.try_recv().is_ok() {}
         let mb = session
             .select(&i.mailbox)
             .await
