@@ -49,6 +49,10 @@ bash scripts/services/redmine.sh start
 # Request Tracker 5 for tests/rest_rt.rs (installed from Debian's packages
 # when missing); credentials in /run/deskbridge-test/rt.env.
 bash scripts/services/rt.sh start
+# Mail for tests/mail.rs: dovecot-imapd and python3-aiosmtpd from Debian's
+# packages; each test starts its own private SMTP + IMAP pair on free
+# loopback ports (no system MTA, so nothing competes for port 25).
+bash scripts/services/mail.sh start
 
 log "format"
 cargo fmt --all -- --check

@@ -147,6 +147,8 @@ pub enum ConnectorKind {
     Webhook,
     /// A help desk's REST API, described by a profile (connectors/*.toml).
     Rest,
+    /// A partner reached by e-mail: SMTP out, IMAP in.
+    Email,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -161,6 +163,9 @@ pub struct EndpointConfig {
     /// Settings for `kind = "rest"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rest: Option<RestConfig>,
+    /// Settings for `kind = "email"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<crate::connector::email::EmailConfig>,
     /// The user deskbridge writes as in this system: what that user wrote
     /// is deskbridge's own echo and is never relayed again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -525,15 +530,21 @@ impl Config {
                         }
                     }
                 },
+                ConnectorKind::Email => match &ep.email {
+                    None => p.push(format!(
+                        "{at}.email: kind = \"email\" needs a [{at}.email] table"
+                    )),
+                    Some(e) => crate::connector::email::config_problems(&at, e, &mut p),
+                },
             }
-            match ep.kind {
-                ConnectorKind::Webhook if ep.rest.is_some() => {
-                    p.push(format!("{at}.rest: only used with kind = \"rest\""))
+            for (table, used, kind) in [
+                ("webhook", ep.webhook.is_some(), ConnectorKind::Webhook),
+                ("rest", ep.rest.is_some(), ConnectorKind::Rest),
+                ("email", ep.email.is_some(), ConnectorKind::Email),
+            ] {
+                if used && ep.kind != kind {
+                    p.push(format!("{at}.{table}: only used with kind = \"{table}\""));
                 }
-                ConnectorKind::Rest if ep.webhook.is_some() => {
-                    p.push(format!("{at}.webhook: only used with kind = \"webhook\""))
-                }
-                _ => {}
             }
         }
         for (i, rule) in self.transfers.iter().enumerate() {
@@ -547,7 +558,7 @@ impl Config {
             }
             if self.endpoints.contains_key(&rule.to) && !self.can_receive(&rule.to) {
                 p.push(format!(
-                    "{at}.to: endpoint {:?} cannot receive tickets (give it a webhook url or kind = \"rest\")",
+                    "{at}.to: endpoint {:?} cannot receive tickets (give it a webhook url, or kind = \"rest\" or \"email\")",
                     rule.to
                 ));
             }
@@ -569,6 +580,7 @@ impl Config {
         self.endpoints.get(endpoint).is_some_and(|e| match e.kind {
             ConnectorKind::Webhook => e.webhook.as_ref().is_some_and(|w| w.url.is_some()),
             ConnectorKind::Rest => e.rest.is_some(),
+            ConnectorKind::Email => e.email.is_some(),
         })
     }
 

@@ -68,6 +68,7 @@ pub fn open(
         queues,
         board,
         broker: None,
+        mailboxes: None,
     })
 }
 
@@ -153,6 +154,22 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
                 .get(&name)
                 .and_then(|e| e.service_account.clone())
                 .unwrap_or_default(),
+        };
+        tasks.spawn(poller.run(shutdown_rx.clone()));
+    }
+    // E-mail endpoints with a mailbox: one reader each, feeding ingest.
+    let mailboxes = crate::connector::email::MailboxBoard::default();
+    ops.mailboxes = Some(mailboxes.clone());
+    for (_, ep) in connectors.email {
+        if ep.cfg.imap.is_none() {
+            continue;
+        }
+        let poller = crate::connector::email::poll::MailPoller {
+            ep,
+            ingest: ops.ingest.clone(),
+            store: ops.store.clone(),
+            blobs: blobs.clone(),
+            board: mailboxes.clone(),
         };
         tasks.spawn(poller.run(shutdown_rx.clone()));
     }

@@ -361,6 +361,22 @@ async fn run(cli: Cli) -> Result<()> {
                             .unwrap_or_default()
                     );
                 }
+                for (name, m) in &s.mailboxes {
+                    println!(
+                        "  {name} mailbox: {} mails taken, {} left alone (automatic, bounces, own), {} not applied{}{}",
+                        m.taken,
+                        m.left_alone,
+                        m.not_applied,
+                        m.last_not_applied
+                            .as_ref()
+                            .map(|l| format!(" (latest: {l})"))
+                            .unwrap_or_default(),
+                        m.failing
+                            .as_ref()
+                            .map(|f| format!("; FAILING: {f}"))
+                            .unwrap_or_default()
+                    );
+                }
             }
         }
         Cmd::Demo => {

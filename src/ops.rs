@@ -98,6 +98,9 @@ pub struct StatusView {
     pub links: usize,
     pub dead_letters: usize,
     pub destinations: BTreeMap<String, DestStatus>,
+    /// E-mail endpoints' mailboxes, when the daemon reads some.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mailboxes: BTreeMap<String, crate::connector::email::MailboxStatus>,
 }
 
 #[derive(Clone)]
@@ -110,6 +113,8 @@ pub struct Ops {
     pub board: Option<StatusBoard>,
     /// Present while the daemon runs with RabbitMQ.
     pub broker: Option<crate::bus::amqp::BrokerBoard>,
+    /// What the mailbox readers did (a running daemon's).
+    pub mailboxes: Option<crate::connector::email::MailboxBoard>,
 }
 
 impl Ops {
@@ -232,6 +237,11 @@ impl Ops {
             links: self.store.links()?.len(),
             dead_letters: self.store.dead_letters()?.len(),
             destinations,
+            mailboxes: self
+                .mailboxes
+                .as_ref()
+                .map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                .unwrap_or_default(),
         })
     }
 }

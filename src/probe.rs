@@ -53,6 +53,7 @@ pub async fn probe(config: &Config, name: &str) -> Result<Report, String> {
     match ep.kind {
         ConnectorKind::Rest => probe_rest(name, ep, &party, &mut r).await?,
         ConnectorKind::Webhook => probe_webhook(config, name, ep, &party, &mut r).await,
+        ConnectorKind::Email => probe_email(config, name, ep, &party, &mut r).await,
     }
     describe_flow(config, name, ep, &mut r);
     Ok(r)
@@ -271,6 +272,101 @@ async fn probe_webhook(
             ),
         ),
     }
+}
+
+async fn probe_email(
+    config: &Config,
+    name: &str,
+    ep: &EndpointConfig,
+    party: &str,
+    r: &mut Report,
+) {
+    use crate::connector::email::{poll, sink::MailSink, MailEndpoint};
+    let Some(e) = &ep.email else {
+        r.head(format!("endpoint {name} ({party}): e-mail"));
+        r.check(
+            false,
+            format!("endpoints.{name}.email: kind = \"email\" needs it"),
+        );
+        return;
+    };
+    r.head(format!("endpoint {name} ({party}): e-mail as {}", e.from));
+    let mail = std::sync::Arc::new(MailEndpoint::from_config(name, e, &config.daemon.data_dir));
+    match MailSink::new(mail.clone()) {
+        Ok(sink) => match sink.test_connection().await {
+            Ok(()) => r.check(
+                true,
+                format!(
+                    "SMTP {}:{} ({:?}) accepts the connection{}",
+                    e.smtp.host,
+                    e.smtp.port(),
+                    e.smtp.security,
+                    if e.smtp.user.is_some() {
+                        " and the login"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            Err(m) => r.check(
+                false,
+                format!(
+                    "{m}: check endpoints.{name}.email.smtp (host, port, security, user, password)"
+                ),
+            ),
+        },
+        Err(m) => r.check(false, m),
+    }
+    match &e.imap {
+        None => r.note("reads no mailbox (no imap): partners' replies are not taken"),
+        Some(i) => match poll::connect(&mail).await {
+            Ok(mut session) => {
+                match session.examine(&i.mailbox).await {
+                    Ok(mb) => r.check(
+                        true,
+                        format!(
+                            "IMAP {}:{} accepts the login as {}; {:?} holds {} message(s)",
+                            i.host,
+                            i.port(),
+                            i.user,
+                            i.mailbox,
+                            mb.exists
+                        ),
+                    ),
+                    Err(err) => r.check(
+                        false,
+                        format!(
+                            "IMAP {}:{}: cannot open folder {:?}: {err}: check endpoints.{name}.email.imap.mailbox",
+                            i.host,
+                            i.port(),
+                            i.mailbox
+                        ),
+                    ),
+                }
+                let _ = session.logout().await;
+            }
+            Err(m) => r.check(
+                false,
+                format!(
+                    "{m}: check endpoints.{name}.email.imap (host, port, security, user, password)"
+                ),
+            ),
+        },
+    }
+    r.head("what deskbridge does here:");
+    r.note(format!(
+        "mails {} from {}; replies thread by Message-ID and a [token] in the subject",
+        if e.partner.is_empty() {
+            "nobody (no partner addresses)".to_string()
+        } else {
+            e.partner.join(", ")
+        },
+        e.from
+    ));
+    if e.dispatch {
+        r.note("new mail from an allowed sender opens a ticket (a dispatch mailbox)");
+    }
+    r.note("auto-replies, bounces, mail from senders not allowed and its own mail are reported, not applied");
 }
 
 /// What flows to and from the endpoint, by the configuration's rules.

@@ -23,6 +23,8 @@ const SECRET_VARS: &[&str] = &[
     "FROM_CONTOSO",
     "DESKBRIDGE_RT_TOKEN",
     "DESKBRIDGE_REDMINE_KEY",
+    "MAIL_SMTP_PASSWORD",
+    "MAIL_IMAP_PASSWORD",
 ];
 
 fn check(path: &std::path::Path, with_secrets: bool) -> std::process::Output {

@@ -1,6 +1,7 @@
 //! Connectors: the sink half applies events in a partner's system; the
 //! source half (webhook handler, pollers) turns its changes into events.
 
+pub mod email;
 pub mod rest;
 pub mod webhook;
 
@@ -52,11 +53,14 @@ pub fn sinks(config: &Config) -> Result<HashMap<String, Arc<dyn Sink>>, String> 
 pub struct Connectors {
     pub sinks: HashMap<String, Arc<dyn Sink>>,
     pub rest: HashMap<String, Arc<rest::RestEndpoint>>,
+    /// E-mail endpoints (whose mailboxes are read when they have `imap`).
+    pub email: HashMap<String, Arc<email::MailEndpoint>>,
 }
 
 pub fn build(config: &Config) -> Result<Connectors, String> {
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
     let mut rest_eps = HashMap::new();
+    let mut email_eps = HashMap::new();
     for (name, ep) in &config.endpoints {
         match ep.kind {
             ConnectorKind::Webhook => {
@@ -76,11 +80,26 @@ pub fn build(config: &Config) -> Result<Connectors, String> {
                     rest_eps.insert(name.clone(), e);
                 }
             }
+            ConnectorKind::Email => {
+                if let Some(m) = &ep.email {
+                    let e = Arc::new(email::MailEndpoint::from_config(
+                        name,
+                        m,
+                        &config.daemon.data_dir,
+                    ));
+                    sinks.insert(
+                        name.clone(),
+                        Arc::new(email::sink::MailSink::new(e.clone())?),
+                    );
+                    email_eps.insert(name.clone(), e);
+                }
+            }
         }
     }
     Ok(Connectors {
         sinks,
         rest: rest_eps,
+        email: email_eps,
     })
 }
 

@@ -1,0 +1,660 @@
+//! The e-mail connector: a partner with only a mailbox. SMTP out (a
+//! transfer is a new thread, later changes are replies in it), IMAP in
+//! (replies become comments, files and status changes; a dispatch mailbox
+//! turns new mail into new tickets).
+//!
+//! Threading: every ticket crossing by mail has a short token (`DB-1A2B3C4D`)
+//! in the subject, and every mail deskbridge sends has a Message-ID derived
+//! from the token and the event id: `<deskbridge.DB-1A2B3C4D.EVENT@domain>`,
+//! the thread root `<deskbridge.DB-1A2B3C4D@domain>`. A repeat after a crash
+//! re-sends the same Message-ID, never a new one, so mail clients and
+//! deskbridge's own inbound side see one mail. A reply is matched by its
+//! In-Reply-To / References first, then by the token in its subject.
+
+pub mod parse;
+pub mod poll;
+pub mod sink;
+
+use crate::config::SecretSource;
+use crate::event::Status;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// How long a reply to a freshly mailed transfer waits for the link to
+/// learn the token (after that it is reported as unmatched).
+const RECENT_THREAD: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `[endpoints.ID.email]`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// The address deskbridge sends from and partners reply to (the
+    /// mailbox that `imap` reads).
+    pub from: String,
+    /// The name shown with `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_name: Option<String>,
+    /// The partner's addresses: transfers and replies go to them, and mail
+    /// from them is taken.
+    #[serde(default)]
+    pub partner: Vec<String>,
+    /// Further senders whose mail is taken: addresses, or `@domain` for a
+    /// whole domain. Mail from anyone else is reported, not applied.
+    #[serde(default)]
+    pub allowed_senders: Vec<String>,
+    pub smtp: SmtpConfig,
+    /// The mailbox partners reply to; without it the endpoint only sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imap: Option<ImapConfig>,
+    /// A dispatch mailbox: new mail from an allowed sender that answers no
+    /// thread creates a ticket here (and a transfer rule hands it on).
+    #[serde(default)]
+    pub dispatch: bool,
+    /// A line of a reply → the status it sets, e.g. `"#статус решено" =
+    /// "resolved"`; added to the built-in English and Russian ones.
+    #[serde(default)]
+    pub status_keywords: BTreeMap<String, Status>,
+    /// The domain of deskbridge's Message-IDs; `from`'s domain by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id_domain: Option<String>,
+    /// The letters before the ticket token in subjects (`[DB-1A2B3C4D]`).
+    #[serde(default = "default_token_prefix")]
+    pub token_prefix: String,
+}
+
+fn default_token_prefix() -> String {
+    "DB".into()
+}
+
+/// How a connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Security {
+    /// TLS from the first byte (SMTP 465, IMAP 993).
+    Tls,
+    /// Plain, then STARTTLS, required (SMTP 587, IMAP 143).
+    Starttls,
+    /// No encryption: only for a server on the same machine or network.
+    None,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Default: 465 with `tls`, 587 with `starttls`, 25 with `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default = "default_smtp_security")]
+    pub security: Security,
+    /// The login; with `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretSource>,
+    /// Seconds before a send is abandoned and retried.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_security() -> Security {
+    Security::Starttls
+}
+fn default_imap_security() -> Security {
+    Security::Tls
+}
+fn default_timeout_secs() -> u64 {
+    30
+}
+fn default_mailbox() -> String {
+    "INBOX".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll_secs() -> u64 {
+    60
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    pub host: String,
+    /// Default: 993 with `tls`, 143 otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default = "default_imap_security")]
+    pub security: Security,
+    pub user: String,
+    pub password: SecretSource,
+    /// The folder partners' mail arrives in.
+    #[serde(default = "default_mailbox")]
+    pub mailbox: String,
+    /// Wait with IMAP IDLE when the server offers it (new mail is taken at
+    /// once); otherwise look every `poll_secs`.
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    /// Seconds between looks without IDLE; the longest IDLE wait with it.
+    #[serde(default = "default_poll_secs")]
+    pub poll_secs: u64,
+    /// Seconds before a connection attempt or command is abandoned.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl SmtpConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            Security::Tls => 465,
+            Security::Starttls => 587,
+            Security::None => 25,
+        })
+    }
+}
+
+impl ImapConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            Security::Tls => 993,
+            Security::Starttls | Security::None => 143,
+        })
+    }
+}
+
+/// A bare address, lowercased: `Dana <Dana@Example.com>` → `dana@example.com`.
+pub fn normalize_address(s: &str) -> String {
+    let s = s.trim();
+    let inner = match (s.rfind('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &s[a + 1..b],
+        _ => s,
+    };
+    inner.trim().to_lowercase()
+}
+
+fn looks_like_address(s: &str) -> bool {
+    let a = normalize_address(s);
+    match a.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !a.contains(char::is_whitespace)
+                && !domain.contains('@')
+        }
+        None => false,
+    }
+}
+
+/// Built-in status keywords: `#status <canonical>` and Russian forms.
+pub fn default_keywords() -> BTreeMap<String, Status> {
+    let mut k: BTreeMap<String, Status> = Status::ALL
+        .into_iter()
+        .map(|s| (format!("#status {}", s.as_str()), s))
+        .collect();
+    for (word, s) in [
+        ("#status in progress", Status::InProgress),
+        ("#статус принято", Status::Accepted),
+        ("#статус в работе", Status::InProgress),
+        ("#статус ожидание", Status::Waiting),
+        ("#статус решено", Status::Resolved),
+        ("#статус закрыто", Status::Closed),
+        ("#статус открыто снова", Status::Reopened),
+        ("#статус отменено", Status::Cancelled),
+    ] {
+        k.insert(word.to_string(), s);
+    }
+    k
+}
+
+/// The settings of one e-mail endpoint, resolved once at start.
+#[derive(Clone, Debug)]
+pub struct MailEndpoint {
+    pub name: String,
+    pub cfg: EmailConfig,
+    /// `from`, normalized.
+    pub from: String,
+    pub domain: String,
+    /// Lowercased keyword line → status.
+    pub keywords: BTreeMap<String, Status>,
+    /// Where thread records live: `data_dir/mail/<endpoint>`.
+    pub dir: PathBuf,
+}
+
+impl MailEndpoint {
+    pub fn from_config(name: &str, cfg: &EmailConfig, data_dir: &Path) -> MailEndpoint {
+        let from = normalize_address(&cfg.from);
+        let domain = cfg
+            .message_id_domain
+            .clone()
+            .unwrap_or_else(|| from.rsplit('@').next().unwrap_or("localhost").to_string());
+        let mut keywords = default_keywords();
+        for (k, s) in &cfg.status_keywords {
+            keywords.insert(normalize_keyword(k), *s);
+        }
+        MailEndpoint {
+            name: name.into(),
+            cfg: cfg.clone(),
+            from,
+            domain,
+            keywords,
+            dir: data_dir.join("mail").join(name),
+        }
+    }
+
+    /// The token of a ticket handed to this endpoint over `link`.
+    pub fn token_for_link(&self, link: uuid::Uuid) -> String {
+        self.token_from(link.as_bytes())
+    }
+
+    /// The token of a ticket created here by a dispatch mail.
+    pub fn token_for_message(&self, message_id: &str) -> String {
+        self.token_from(message_id.as_bytes())
+    }
+
+    fn token_from(&self, seed: &[u8]) -> String {
+        let d = sha2::Sha256::digest([self.name.as_bytes(), b"\0", seed].concat());
+        format!("{}-{}", self.cfg.token_prefix, hex::encode_upper(&d[..4]))
+    }
+
+    /// The thread root of a token (without angle brackets).
+    pub fn root_id(&self, token: &str) -> String {
+        format!("deskbridge.{token}@{}", self.domain)
+    }
+
+    /// The Message-ID of the mail carrying one event (without brackets).
+    pub fn message_id(&self, token: &str, event: uuid::Uuid) -> String {
+        format!("deskbridge.{token}.{}@{}", event.simple(), self.domain)
+    }
+
+    /// The token in one of deskbridge's own Message-IDs, if it is one.
+    pub fn token_of_own_id(&self, id: &str) -> Option<String> {
+        let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+        let (local, domain) = id.rsplit_once('@')?;
+        if !domain.eq_ignore_ascii_case(&self.domain) {
+            return None;
+        }
+        let rest = local.strip_prefix("deskbridge.")?;
+        let token = rest.split('.').next()?;
+        self.valid_token(token).then(|| token.to_string())
+    }
+
+    fn valid_token(&self, t: &str) -> bool {
+        t.strip_prefix(&self.cfg.token_prefix)
+            .and_then(|r| r.strip_prefix('-'))
+            .is_some_and(|h| h.len() == 8 && h.chars().all(|c| c.is_ascii_hexdigit()))
+    }
+
+    /// The token in a subject: `Re: [DB-1A2B3C4D] Scale broken`.
+    pub fn token_in_subject(&self, subject: &str) -> Option<String> {
+        // ASCII upper-casing keeps byte offsets: `[db-…]` is found too.
+        let upper = subject.to_ascii_uppercase();
+        let open = format!("[{}-", self.cfg.token_prefix);
+        let mut from = 0;
+        while let Some(at) = upper[from..].find(&open) {
+            let cand = &upper[from + at + 1..];
+            if let Some(end) = cand.find(']') {
+                if self.valid_token(&cand[..end]) {
+                    return Some(cand[..end].to_string());
+                }
+            }
+            from += at + open.len();
+        }
+        None
+    }
+
+    /// Whether mail from `address` may become comments and tickets.
+    pub fn sender_allowed(&self, address: &str) -> bool {
+        let a = normalize_address(address);
+        let domain = a.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        self.cfg
+            .partner
+            .iter()
+            .chain(self.cfg.allowed_senders.iter())
+            .any(|s| {
+                let s = normalize_address(s);
+                match s.strip_prefix('@') {
+                    Some(d) => d == domain,
+                    None => s == a,
+                }
+            })
+    }
+
+    fn thread_path(&self, token: &str) -> PathBuf {
+        self.dir.join("threads").join(format!("{token}.json"))
+    }
+
+    /// The thread a token's mails belong to, if one was recorded.
+    pub fn thread(&self, token: &str) -> Option<Thread> {
+        let bytes = std::fs::read(self.thread_path(token)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Whether the sink recorded this thread lately: its transfer mail
+    /// may be out while the link does not know the token yet.
+    pub fn thread_is_recent(&self, token: &str) -> bool {
+        std::fs::metadata(self.thread_path(token))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < RECENT_THREAD)
+    }
+
+    /// Records a thread durably (written aside, synced, then renamed, so a
+    /// crash leaves the old record or the new one).
+    pub fn put_thread(&self, token: &str, t: &Thread) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let path = self.thread_path(token);
+        let dir = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{token}.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(t).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+}
+
+/// What each mailbox reader has done, for `deskbridge status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MailboxStatus {
+    /// Mails that became comments, status changes or tickets.
+    pub taken: u64,
+    /// Automatic replies, bounces and deskbridge's own mail, left alone.
+    pub left_alone: u64,
+    /// Mail from senders not allowed, or answering no known ticket.
+    pub not_applied: u64,
+    /// The latest of those, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_not_applied: Option<String>,
+    /// Why the mailbox cannot be read now, while it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing: Option<String>,
+}
+
+pub type MailboxBoard = std::sync::Arc<std::sync::Mutex<BTreeMap<String, MailboxStatus>>>;
+
+pub fn with_mailbox(board: &MailboxBoard, endpoint: &str, f: impl FnOnce(&mut MailboxStatus)) {
+    let mut b = board.lock().unwrap_or_else(|p| p.into_inner());
+    f(b.entry(endpoint.to_string()).or_default());
+}
+
+/// What a reply in a thread needs: where it goes and what it answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    /// The subject without the token and `Re:`.
+    pub subject: String,
+    /// The Message-ID replies answer (without brackets).
+    pub root: String,
+    /// Recipients of replies.
+    pub to: Vec<String>,
+}
+
+/// A keyword as it is compared: trimmed, lowercased, single spaces.
+pub fn normalize_keyword(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Every problem of an `[endpoints.X.email]` table, by path.
+pub fn config_problems(at: &str, e: &EmailConfig, p: &mut Vec<String>) {
+    let at = format!("{at}.email");
+    if !looks_like_address(&e.from) {
+        p.push(format!(
+            "{at}.from: not an e-mail address like deskbridge@example.com (got {:?})",
+            e.from
+        ));
+    }
+    for (i, a) in e.partner.iter().enumerate() {
+        if !looks_like_address(a) {
+            p.push(format!(
+                "{at}.partner[{i}]: not an e-mail address (got {a:?})"
+            ));
+        }
+    }
+    for (i, a) in e.allowed_senders.iter().enumerate() {
+        let ok = match a.trim().strip_prefix('@') {
+            Some(d) => !d.is_empty() && !d.contains('@') && !d.contains(char::is_whitespace),
+            None => looks_like_address(a),
+        };
+        if !ok {
+            p.push(format!(
+                "{at}.allowed_senders[{i}]: an address or @domain (got {a:?})"
+            ));
+        }
+    }
+    if e.partner.is_empty() && !e.dispatch {
+        p.push(format!(
+            "{at}.partner: name the partner's address (where tickets are mailed), or set dispatch = true"
+        ));
+    }
+    if e.dispatch && e.imap.is_none() {
+        p.push(format!(
+            "{at}.imap: dispatch = true reads new tickets from a mailbox: give [{at}.imap]"
+        ));
+    }
+    if e.dispatch && e.partner.is_empty() && e.allowed_senders.is_empty() {
+        p.push(format!(
+            "{at}.allowed_senders: a dispatch mailbox takes mail only from listed senders: name them"
+        ));
+    }
+    if e.token_prefix.is_empty()
+        || e.token_prefix.len() > 8
+        || !e.token_prefix.chars().all(|c| c.is_ascii_uppercase())
+    {
+        p.push(format!(
+            "{at}.token_prefix: 1 to 8 capital letters A-Z (got {:?})",
+            e.token_prefix
+        ));
+    }
+    if let Some(d) = &e.message_id_domain {
+        if d.is_empty()
+            || !d
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            p.push(format!(
+                "{at}.message_id_domain: a domain name like example.com (got {d:?})"
+            ));
+        }
+    }
+    for k in e.status_keywords.keys() {
+        if normalize_keyword(k).is_empty() {
+            p.push(format!("{at}.status_keywords: a keyword must not be empty"));
+        }
+    }
+    let s = &e.smtp;
+    if s.host.trim().is_empty() {
+        p.push(format!("{at}.smtp.host: must not be empty"));
+    }
+    if s.port == Some(0) {
+        p.push(format!("{at}.smtp.port: must be more than 0"));
+    }
+    if s.timeout_secs == 0 {
+        p.push(format!("{at}.smtp.timeout_secs: must be more than 0"));
+    }
+    match (&s.user, &s.password) {
+        (Some(_), None) => p.push(format!(
+            "{at}.smtp.password: smtp.user is given: give its password as {{ env = \"VAR\" }} or {{ file = \"/path\" }}"
+        )),
+        (None, Some(_)) => p.push(format!(
+            "{at}.smtp.user: smtp.password is given: give the login too"
+        )),
+        (Some(_), Some(pw)) => {
+            if let Err(err) = pw.resolve() {
+                p.push(format!("{at}.smtp.password: {err}"));
+            }
+        }
+        (None, None) => {}
+    }
+    if let Some(i) = &e.imap {
+        if i.host.trim().is_empty() {
+            p.push(format!("{at}.imap.host: must not be empty"));
+        }
+        if i.port == Some(0) {
+            p.push(format!("{at}.imap.port: must be more than 0"));
+        }
+        if i.user.trim().is_empty() {
+            p.push(format!("{at}.imap.user: must not be empty"));
+        }
+        if let Err(err) = i.password.resolve() {
+            p.push(format!("{at}.imap.password: {err}"));
+        }
+        if i.mailbox.trim().is_empty() || i.mailbox.contains('"') {
+            p.push(format!(
+                "{at}.imap.mailbox: a folder name like INBOX (got {:?})",
+                i.mailbox
+            ));
+        }
+        if i.poll_secs == 0 {
+            p.push(format!("{at}.imap.poll_secs: must be more than 0"));
+        }
+        if i.timeout_secs == 0 {
+            p.push(format!("{at}.imap.timeout_secs: must be more than 0"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep() -> MailEndpoint {
+        let cfg: EmailConfig = toml::from_str(
+            r##"
+from = "Desk <desk@acme.example>"
+partner = ["vendor@contoso.example"]
+allowed_senders = ["boss@contoso.example", "@branch.contoso.example"]
+status_keywords = { "#Статус   Готово" = "resolved" }
+[smtp]
+host = "127.0.0.1"
+"##,
+        )
+        .unwrap();
+        MailEndpoint::from_config("vendor", &cfg, Path::new("/tmp"))
+    }
+
+    #[test]
+    fn tokens_and_message_ids_are_found_again() {
+        let e = ep();
+        let link = uuid::Uuid::now_v7();
+        let token = e.token_for_link(link);
+        assert!(token.starts_with("DB-") && token.len() == 11, "{token}");
+        assert_eq!(token, e.token_for_link(link));
+        let ev = uuid::Uuid::now_v7();
+        let id = e.message_id(&token, ev);
+        assert_eq!(e.token_of_own_id(&format!("<{id}>")), Some(token.clone()));
+        assert_eq!(e.token_of_own_id(&e.root_id(&token)), Some(token.clone()));
+        assert_eq!(
+            e.token_of_own_id(&id.replace("acme.example", "evil.example")),
+            None
+        );
+        let subject = format!("RE: AW: [{}] Весы врут", token.to_lowercase());
+        assert_eq!(e.token_in_subject(&subject), Some(token.clone()));
+        assert_eq!(e.token_in_subject("[DB-XYZ] nothing"), None);
+        assert_eq!(e.token_in_subject("[DB-12345678"), None);
+    }
+
+    #[test]
+    fn senders_are_allowed_by_address_or_domain() {
+        let e = ep();
+        assert!(e.sender_allowed("Vendor <VENDOR@contoso.example>"));
+        assert!(e.sender_allowed("boss@contoso.example"));
+        assert!(e.sender_allowed("anyone@branch.contoso.example"));
+        assert!(!e.sender_allowed("stranger@contoso.example"));
+        assert!(!e.sender_allowed("x@evil.example"));
+    }
+
+    #[test]
+    fn every_problem_of_an_email_endpoint_is_named_by_path() {
+        let text = r#"
+[parties.a]
+name = "A"
+role = "vendor"
+[endpoints.mail]
+party = "a"
+kind = "email"
+[endpoints.mail.email]
+from = "not an address"
+partner = ["vendor@"]
+allowed_senders = ["@"]
+dispatch = true
+token_prefix = "db"
+[endpoints.mail.email.smtp]
+host = "smtp.example"
+user = "desk"
+[endpoints.mail.webhook]
+"#;
+        let problems = crate::config::Config::parse(text).unwrap_err().problems();
+        let all = problems.join("\n");
+        for want in [
+            "endpoints.mail.email.from: not an e-mail address",
+            "endpoints.mail.email.partner[0]: not an e-mail address",
+            "endpoints.mail.email.allowed_senders[0]: an address or @domain",
+            "endpoints.mail.email.imap: dispatch = true reads new tickets from a mailbox",
+            "endpoints.mail.email.token_prefix: 1 to 8 capital letters",
+            "endpoints.mail.email.smtp.password: smtp.user is given",
+            "endpoints.mail.webhook: only used with kind = \"webhook\"",
+        ] {
+            assert!(all.contains(want), "{want:?} not in:\n{all}");
+        }
+        assert_eq!(problems.len(), 7, "{all}");
+
+        // A password variable that is not set is named, its value never.
+        let text = r#"
+[parties.a]
+name = "A"
+role = "vendor"
+[endpoints.mail]
+party = "a"
+kind = "email"
+[endpoints.mail.email]
+from = "desk@acme.example"
+partner = ["vendor@contoso.example"]
+[endpoints.mail.email.smtp]
+host = "smtp.example"
+[endpoints.mail.email.imap]
+host = "imap.example"
+user = "desk"
+password = { env = "DESKBRIDGE_TEST_UNSET_IMAP_PASSWORD" }
+"#;
+        let all = crate::config::Config::parse(text).unwrap_err().to_string();
+        assert!(
+            all.contains("endpoints.mail.email.imap.password: environment variable DESKBRIDGE_TEST_UNSET_IMAP_PASSWORD is not set"),
+            "{all}"
+        );
+        let pw = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(pw.path(), "imap-password").unwrap();
+        let ok = crate::config::Config::parse(&text.replace(
+            "password = { env = \"DESKBRIDGE_TEST_UNSET_IMAP_PASSWORD\" }",
+            &format!("password = {{ file = \"{}\" }}", pw.path().display()),
+        ))
+        .unwrap();
+        assert!(ok.can_receive("mail"));
+        let imap = ok.endpoints["mail"]
+            .email
+            .as_ref()
+            .unwrap()
+            .imap
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (imap.port(), imap.mailbox.as_str(), imap.idle),
+            (993, "INBOX", true)
+        );
+    }
+
+    #[test]
+    fn configured_keywords_add_to_the_built_in_ones() {
+        let e = ep();
+        assert_eq!(e.keywords.get("#статус готово"), Some(&Status::Resolved));
+        assert_eq!(e.keywords.get("#status resolved"), Some(&Status::Resolved));
+        assert_eq!(e.keywords.get("#статус решено"), Some(&Status::Resolved));
+        assert_eq!(e.domain, "acme.example");
+        assert_eq!(e.from, "desk@acme.example");
+    }
+}

@@ -1,0 +1,427 @@
+//! The SMTP sink: a transfer becomes a new mail thread to the partner,
+//! later public comments, files and status changes replies in it.
+//!
+//! Sending is not idempotent at the server, so the Message-ID is: it is
+//! derived from the ticket token and the event id, and the Date from the
+//! event. A delivery repeated after a crash (SMTP accepted, deskbridge
+//! died before recording it) sends the very same mail again, which mail
+//! clients and deskbridge's own inbound side recognise by its Message-ID;
+//! it never becomes a second, different mail.
+
+use super::parse::OWN_HEADER;
+use super::{MailEndpoint, Security, Thread};
+use crate::connector::rest::sink::sender;
+use crate::connector::{Delivery, Sink, SinkError};
+use crate::event::{Audience, Event, EventKind, Status, Ticket};
+use crate::store::Applied;
+use futures::future::BoxFuture;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+pub struct MailSink {
+    pub ep: Arc<MailEndpoint>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+fn permanent(message: String) -> SinkError {
+    SinkError::Permanent { message }
+}
+
+fn transient(message: String) -> SinkError {
+    SinkError::Transient {
+        message,
+        retry_after: None,
+    }
+}
+
+/// A status as a person reads it.
+pub fn status_words(s: Status) -> String {
+    s.as_str().replace('_', " ")
+}
+
+impl MailSink {
+    pub fn new(ep: Arc<MailEndpoint>) -> Result<MailSink, String> {
+        let s = &ep.cfg.smtp;
+        let at = format!("endpoints.{}.email.smtp", ep.name);
+        let params = || {
+            TlsParameters::new(s.host.clone())
+                .map_err(|e| format!("{at}: cannot set up TLS for {}: {e}", s.host))
+        };
+        let tls = match s.security {
+            Security::None => Tls::None,
+            Security::Starttls => Tls::Required(params()?),
+            Security::Tls => Tls::Wrapper(params()?),
+        };
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
+            .port(s.port())
+            .timeout(Some(Duration::from_secs(s.timeout_secs)))
+            .tls(tls);
+        if let (Some(user), Some(pw)) = (&s.user, &s.password) {
+            let pw = pw.resolve().map_err(|e| format!("{at}.password: {e}"))?;
+            b = b.credentials(Credentials::new(user.clone(), pw));
+        }
+        Ok(MailSink {
+            transport: b.build(),
+            ep,
+        })
+    }
+
+    /// Connects (with TLS and the login as configured) and says NOOP: what
+    /// `deskbridge probe` checks.
+    pub async fn test_connection(&self) -> Result<(), String> {
+        let s = &self.ep.cfg.smtp;
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!(
+                "SMTP {}:{}: the server did not answer NOOP",
+                s.host,
+                s.port()
+            )),
+            Err(e) => Err(format!("SMTP {}:{}: {e}", s.host, s.port())),
+        }
+    }
+
+    fn mailbox(&self, addr: &str, name: Option<&str>) -> Result<Mailbox, SinkError> {
+        let a = super::normalize_address(addr).parse().map_err(|e| {
+            permanent(format!(
+                "{}: {addr:?} is not a usable address: {e}",
+                self.ep.name
+            ))
+        })?;
+        Ok(Mailbox::new(name.map(str::to_string), a))
+    }
+
+    /// The thread a ticket's replies go to: recorded on transfer or on a
+    /// dispatch mail, else the partner addresses and the token's root.
+    fn thread(&self, token: &str) -> Thread {
+        self.ep.thread(token).unwrap_or_else(|| Thread {
+            subject: String::new(),
+            root: self.ep.root_id(token),
+            to: self.ep.cfg.partner.clone(),
+        })
+    }
+
+    /// The event's files from the store. lettre builds a mail in memory,
+    /// so each is read whole; `daemon.max_file_bytes` bounds them.
+    async fn files(&self, d: &Delivery<'_>) -> Result<Vec<(String, String, Vec<u8>)>, SinkError> {
+        let mut out = Vec::new();
+        for a in d.envelope.event.attachments() {
+            let Some(sha) = &a.sha256 else {
+                warn!(endpoint = %self.ep.name, file = %a.name, "a file without content: not attached");
+                continue;
+            };
+            let bytes = d
+                .blobs
+                .read_all(sha)
+                .await
+                .map_err(|e| permanent(format!("file {}: {e}", a.name)))?;
+            out.push((a.name.clone(), a.content_type.clone(), bytes));
+        }
+        Ok(out)
+    }
+
+    /// Builds one mail of a thread; `message_id` is the root's for a
+    /// transfer (the first mail is the thread).
+    #[allow(clippy::too_many_arguments)]
+    fn compose(
+        &self,
+        ev: &Event,
+        thread: &Thread,
+        token: &str,
+        message_id: &str,
+        reply: bool,
+        text: String,
+        files: Vec<(String, String, Vec<u8>)>,
+    ) -> Result<Message, SinkError> {
+        if thread.to.is_empty() {
+            return Err(permanent(format!(
+                "{}: no recipient for ticket {token} (set endpoints.{}.email.partner)",
+                self.ep.name, self.ep.name
+            )));
+        }
+        let subject = if thread.subject.is_empty() {
+            format!("[{token}]")
+        } else {
+            format!("[{token}] {}", thread.subject)
+        };
+        let mut b = Message::builder()
+            .from(self.mailbox(&self.ep.cfg.from, self.ep.cfg.from_name.as_deref())?)
+            .subject(if reply {
+                format!("Re: {subject}")
+            } else {
+                subject
+            })
+            .message_id(Some(format!("<{message_id}>")))
+            .date(std::time::SystemTime::from(ev.occurred_at))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str(OWN_HEADER),
+                ev.id.to_string(),
+            ));
+        for to in &thread.to {
+            b = b.to(self.mailbox(to, None)?);
+        }
+        if reply {
+            b = b
+                .in_reply_to(format!("<{}>", thread.root))
+                .references(format!("<{}>", thread.root));
+        }
+        let body = SinglePart::plain(text);
+        let built = if files.is_empty() {
+            b.singlepart(body)
+        } else {
+            let mut m = MultiPart::mixed()
+                .boundary(format!("deskbridge-{}", ev.id.simple()))
+                .singlepart(body);
+            for (name, ct, bytes) in files {
+                let ct = ContentType::parse(&ct).unwrap_or_else(|_| {
+                    ContentType::parse("application/octet-stream").expect("valid")
+                });
+                m = m.singlepart(Attachment::new(name).body(bytes, ct));
+            }
+            b.multipart(m)
+        };
+        built.map_err(|e| permanent(format!("{}: cannot build the mail: {e}", self.ep.name)))
+    }
+
+    async fn send(&self, m: Message, message_id: &str) -> Result<(), SinkError> {
+        let s = &self.ep.cfg.smtp;
+        match self.transport.send(m).await {
+            Ok(_) => {
+                info!(endpoint = %self.ep.name, message_id, "mail sent");
+                Ok(())
+            }
+            // 5xx: the server refuses this mail (an unknown recipient, a
+            // size limit); trying again will not help.
+            Err(e) if e.is_permanent() => Err(permanent(format!(
+                "SMTP {}:{} refused the mail: {e}",
+                s.host,
+                s.port()
+            ))),
+            Err(e) => Err(transient(format!("SMTP {}:{}: {e}", s.host, s.port()))),
+        }
+    }
+
+    fn transfer_text(&self, ev: &Event, t: &Ticket, token: &str) -> String {
+        let mut out = String::new();
+        if !t.description.trim().is_empty() {
+            out.push_str(t.description.trim_end());
+            out.push_str("\n\n");
+        }
+        let mut facts: Vec<(String, String)> = t
+            .fields
+            .iter()
+            .map(|(k, v)| {
+                let mut name = k.replace('_', " ");
+                if let Some(first) = name.get(..1) {
+                    name = format!("{}{}", first.to_uppercase(), &name[1..]);
+                }
+                (name, v.clone())
+            })
+            .collect();
+        if let Some(p) = &t.priority {
+            facts.push(("Priority".into(), p.clone()));
+        }
+        if let Some(d) = &t.due {
+            facts.push(("Due".into(), d.format("%Y-%m-%d %H:%M UTC").to_string()));
+        }
+        for (k, v) in facts {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+        let from = ev
+            .partner
+            .as_ref()
+            .map(|p| p.party.clone())
+            .unwrap_or_else(|| "deskbridge".into());
+        out.push_str(&format!(
+            "\n-- \nTicket {token}, handed over by {from}. Answer this mail to comment; \
+attach files as usual. A line of its own such as \"#status in_progress\" or \
+\"#status resolved\" sets the ticket's status.\n"
+        ));
+        out
+    }
+
+    /// A transfer: the first mail of a new thread, its Message-ID the root.
+    async fn transfer(&self, d: &Delivery<'_>, t: &Ticket) -> Result<Applied, SinkError> {
+        let ev = &d.envelope.event;
+        let token = self.ep.token_for_link(d.link.id);
+        let thread = Thread {
+            subject: t.subject.clone(),
+            root: self.ep.root_id(&token),
+            to: self.ep.cfg.partner.clone(),
+        };
+        // Recorded before sending: a reply may come back at once.
+        self.ep
+            .put_thread(&token, &thread)
+            .map_err(|e| transient(format!("{}: cannot record the thread: {e}", self.ep.name)))?;
+        let files = self.files(d).await?;
+        let text = self.transfer_text(ev, t, &token);
+        let m = self.compose(ev, &thread, &token, &thread.root, false, text, files)?;
+        self.send(m, &thread.root).await?;
+        Ok(Applied {
+            ticket: Some(token),
+            remote_ids: vec![thread.root],
+        })
+    }
+
+    async fn apply_event(&self, d: Delivery<'_>) -> Result<Applied, SinkError> {
+        let ev = &d.envelope.event;
+        let name = &self.ep.name;
+        let who = sender(ev);
+        let text = match &ev.kind {
+            EventKind::TicketCreated { ticket_data } => {
+                return self.transfer(&d, ticket_data).await
+            }
+            EventKind::Comment { comment } if comment.audience == Audience::Internal => {
+                // A mailbox has no internal notes: what lands as one here
+                // would be read by the partner, so it stays home.
+                warn!(
+                    endpoint = %name,
+                    ticket = d.ticket.unwrap_or_default(),
+                    "an internal note for a mail partner is not sent (set endpoints.{name}.policy.partner_comments = \"public\" to mail a partner's replies)"
+                );
+                return Ok(Applied::default());
+            }
+            EventKind::Comment { comment } => {
+                format!("{who} wrote:\n\n{}\n", comment.body.trim_end())
+            }
+            EventKind::StatusChanged { status } => {
+                format!("{who} set the ticket to: {}.\n", status_words(*status))
+            }
+            EventKind::FieldChanged { field, value } => {
+                format!("{who} changed {}: {value}\n", field.replace('_', " "))
+            }
+        };
+        let token = d
+            .ticket
+            .ok_or_else(|| permanent(format!("{name}: the event has no ticket here")))?;
+        let thread = self.thread(token);
+        let files = self.files(&d).await?;
+        let id = self.ep.message_id(token, ev.id);
+        let m = self.compose(ev, &thread, token, &id, true, text, files)?;
+        self.send(m, &id).await?;
+        Ok(Applied {
+            ticket: None,
+            remote_ids: vec![id],
+        })
+    }
+}
+
+impl Sink for MailSink {
+    fn apply<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<Applied, SinkError>> {
+        Box::pin(self.apply_event(d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Comment, PartnerRef};
+    use std::collections::BTreeMap;
+
+    fn sink(dir: &std::path::Path) -> MailSink {
+        let cfg: super::super::EmailConfig = toml::from_str(
+            r#"
+from = "desk@acme.example"
+from_name = "Acme Desk"
+partner = ["Vendor <vendor@contoso.example>"]
+[smtp]
+host = "127.0.0.1"
+security = "none"
+"#,
+        )
+        .unwrap();
+        MailSink::new(Arc::new(MailEndpoint::from_config("vendor", &cfg, dir))).unwrap()
+    }
+
+    #[test]
+    fn replies_thread_under_stable_ids_and_carry_the_loop_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sink(dir.path());
+        let token = s.ep.token_for_link(uuid::Uuid::now_v7());
+        let thread = Thread {
+            subject: "Весы врут".into(),
+            root: s.ep.root_id(&token),
+            to: s.ep.cfg.partner.clone(),
+        };
+        let mut ev = Event::new(
+            "T",
+            EventKind::Comment {
+                comment: Comment {
+                    body: "Replaced".into(),
+                    audience: Audience::Public,
+                    attachments: vec![],
+                },
+            },
+        );
+        ev.partner = Some(PartnerRef {
+            party: "Acme".into(),
+            ticket: None,
+        });
+        let id = s.ep.message_id(&token, ev.id);
+        let files = vec![(
+            "акт.txt".to_string(),
+            "text/plain".to_string(),
+            b"x".to_vec(),
+        )];
+        let build = || {
+            s.compose(
+                &ev,
+                &thread,
+                &token,
+                &id,
+                true,
+                "Replaced\n".into(),
+                files.clone(),
+            )
+            .unwrap()
+            .formatted()
+        };
+        let raw = build();
+        // The same event gives the same mail, byte for byte.
+        assert_eq!(raw, build());
+        let m = super::super::parse::read(&raw).unwrap();
+        assert_eq!(m.message_id, id);
+        assert_eq!(m.subject, format!("Re: [{token}] Весы врут"));
+        assert_eq!(m.answers, vec![thread.root.clone(), thread.root.clone()]);
+        assert!(m.marked, "the loop header is missing");
+        assert_eq!(m.files[0].name, "акт.txt");
+        assert_eq!(
+            super::super::parse::classify(&m, &s.ep),
+            Err(super::super::parse::Skip::Own)
+        );
+    }
+
+    #[test]
+    fn the_transfer_mail_shows_what_the_policy_let_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sink(dir.path());
+        let t = Ticket {
+            subject: "Scale".into(),
+            description: "Wrong weight".into(),
+            priority: Some("high".into()),
+            fields: BTreeMap::from([
+                ("site".to_string(), "Shop 12".to_string()),
+                ("equipment".to_string(), "SC-200".to_string()),
+            ]),
+            ..Ticket::default()
+        };
+        let ev = Event::new(
+            "T",
+            EventKind::TicketCreated {
+                ticket_data: t.clone(),
+            },
+        );
+        let text = s.transfer_text(&ev, &t, "DB-00000000");
+        assert!(text.starts_with("Wrong weight\n\n"), "{text}");
+        for line in ["Site: Shop 12", "Equipment: SC-200", "Priority: high"] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        assert!(text.contains("#status resolved"), "{text}");
+    }
+}
