@@ -111,6 +111,17 @@ impl Ingest {
                     continue;
                 }
                 let links = tx.links_of(endpoint, &ev.ticket)?;
+                // A status this side already holds on a link is no change
+                // there: products whose history has no status changes
+                // report the status they hold, deskbridge's own write
+                // included.
+                let unchanged = |l: &Link| match ev.kind {
+                    EventKind::StatusChanged { status } => {
+                        l.sides(endpoint).and_then(|(mine, _)| mine.status) == Some(status)
+                    }
+                    _ => false,
+                };
+                let news: Vec<bool> = links.iter().map(|l| !unchanged(l)).collect();
                 if let EventKind::StatusChanged { status } = ev.kind {
                     for link in &links {
                         let mut l = link.clone();
@@ -121,8 +132,8 @@ impl Ingest {
                     }
                 }
                 let has_downstream = links.iter().any(|l| l.is_upstream(endpoint));
-                for link in &links {
-                    if matches!(ev.kind, EventKind::TicketCreated { .. }) {
+                for (link, news) in links.iter().zip(news) {
+                    if matches!(ev.kind, EventKind::TicketCreated { .. }) || !news {
                         // Already transferred: a re-sent creation is not a new ticket.
                         continue;
                     }

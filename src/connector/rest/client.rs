@@ -21,6 +21,8 @@ pub struct Client {
     auth_name: Option<String>,
     auth_prefix: String,
     username: Option<String>,
+    /// A fixed basic-auth password: the credential is then the user name.
+    password: Option<String>,
     credential: String,
     http: reqwest::Client,
     /// Time between two requests (from `rate_limit_per_minute`).
@@ -50,6 +52,7 @@ impl Client {
             auth_name: profile.auth.name.clone(),
             auth_prefix: profile.auth.prefix.clone().unwrap_or_default(),
             username: r.username.clone(),
+            password: profile.auth.password.clone(),
             credential,
             http,
             interval: r
@@ -117,10 +120,13 @@ impl Client {
                 format!("{}{}", self.auth_prefix, self.credential),
             ),
             AuthKind::Bearer => req.bearer_auth(&self.credential),
-            AuthKind::Basic => req.basic_auth(
-                self.username.as_deref().unwrap_or_default(),
-                Some(&self.credential),
-            ),
+            AuthKind::Basic => match &self.password {
+                Some(fixed) => req.basic_auth(&self.credential, Some(fixed)),
+                None => req.basic_auth(
+                    self.username.as_deref().unwrap_or_default(),
+                    Some(&self.credential),
+                ),
+            },
             AuthKind::Query => req,
         };
         if let Some(b) = &body {

@@ -43,6 +43,7 @@ impl RestEndpoint {
         let mut statuses = profile.statuses.clone();
         statuses.inbound.extend(r.statuses.inbound.clone());
         statuses.outbound.extend(r.statuses.outbound.clone());
+        statuses.readback.extend(r.statuses.readback.clone());
         Ok(Arc::new(RestEndpoint {
             name: name.into(),
             profile,
@@ -126,7 +127,10 @@ pub fn config_problems(at: &str, r: &RestConfig, p: &mut Vec<String>) {
             return;
         }
     };
-    if profile.auth.kind == AuthKind::Basic && r.username.is_none() {
+    if profile.auth.kind == AuthKind::Basic
+        && profile.auth.password.is_none()
+        && r.username.is_none()
+    {
         p.push(format!(
             "{at}.username: the profile authenticates with a login and password"
         ));
@@ -165,6 +169,33 @@ pub fn as_text(v: &serde_json::Value) -> Option<String> {
 /// The text at a pointer, if any.
 pub fn text_at(v: &serde_json::Value, pointer: &str) -> Option<String> {
     v.pointer(pointer).and_then(as_text)
+}
+
+/// A time as the product writes it: RFC 3339, else the profile's
+/// `time_format` (with an offset, or read as UTC without one).
+pub fn parse_time(s: &str, format: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{DateTime, NaiveDateTime, Utc};
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let f = format?;
+    DateTime::parse_from_str(s, f)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(s, f)
+                .ok()
+                .map(|t| t.and_utc())
+        })
+}
+
+/// The time at a pointer (see `parse_time`).
+pub fn time_at(
+    v: &serde_json::Value,
+    pointer: &str,
+    format: Option<&str>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    parse_time(&text_at(v, pointer)?, format)
 }
 
 /// Puts `value` at `pointer` in `v`, making the objects on the way.
@@ -292,8 +323,7 @@ impl RestEndpoint {
                 }
             }
             if let Some(from) = from {
-                let at = text_at(entry, &jp.created_at)
-                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok());
+                let at = time_at(entry, &jp.created_at, self.profile.time_format.as_deref());
                 if at.is_some_and(|t| t < from) {
                     continue;
                 }

@@ -17,6 +17,7 @@ use chrono::{DateTime, SecondsFormat, SubsecRound as _, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest as _;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -34,6 +35,10 @@ pub struct Cursor {
     pub since: DateTime<Utc>,
     /// When polling began: nothing older is ever taken.
     pub floor: DateTime<Utc>,
+    /// For products whose history has no status changes: each ticket's
+    /// status as last seen, by ticket id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub statuses: BTreeMap<String, String>,
 }
 
 impl Cursor {
@@ -61,13 +66,6 @@ pub struct Reader<'a> {
     pub service_account: &'a str,
 }
 
-fn time_at(v: &Value, pointer: &str) -> Option<DateTime<Utc>> {
-    let s = text_at(v, pointer)?;
-    DateTime::parse_from_rfc3339(&s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// The same id for the same entry, every time it is read; time-ordered.
 pub fn stable_id(endpoint: &str, what: &str, id: &str, at: DateTime<Utc>) -> Uuid {
     let digest = sha2::Sha256::digest(format!("{endpoint}\0{what}\0{id}").as_bytes());
@@ -75,6 +73,20 @@ pub fn stable_id(endpoint: &str, what: &str, id: &str, at: DateTime<Utc>) -> Uui
     bytes.copy_from_slice(&digest[..10]);
     let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+}
+
+/// A flag as products write it: `true`, `1`, `"1"`, `"true"`.
+fn flag_value(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|n| n != 0),
+        Value::String(s) => match s.as_str() {
+            "1" | "true" => Some(true),
+            "0" | "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A comment by someone else may quote one of deskbridge's: the quoted
@@ -92,6 +104,48 @@ fn strip_markers(body: &str) -> String {
 }
 
 impl Reader<'_> {
+    fn time_at(&self, v: &Value, pointer: &str) -> Option<DateTime<Utc>> {
+        super::time_at(v, pointer, self.profile.time_format.as_deref())
+    }
+
+    /// A status change seen by comparing the ticket's status with the one
+    /// seen last (`journal.status_field` unset); `None` when unchanged, or
+    /// when first seen on a ticket created in the window (its creation
+    /// carries its status; for a ticket deskbridge created, that status is
+    /// its own doing). A ticket first seen later reports its status, which
+    /// ingest drops when the link already has it.
+    pub fn status_snapshot(
+        &self,
+        ticket: &Value,
+        last: Option<&str>,
+        from: DateTime<Utc>,
+    ) -> Option<Event> {
+        let tp = &self.profile.ticket;
+        let tid = text_at(ticket, &tp.id)?;
+        let now = text_at(ticket, &tp.status)?;
+        let new_ticket = self
+            .time_at(ticket, &tp.created_at)
+            .is_some_and(|c| c >= from);
+        if last == Some(now.as_str()) || (last.is_none() && new_ticket) {
+            return None;
+        }
+        let Some(status) = self.statuses.inbound.get(&now) else {
+            warn!(
+                endpoint = self.endpoint,
+                ticket = %tid,
+                "status {now} has no canonical status (endpoints.{}.rest.statuses.inbound): not relayed",
+                self.endpoint
+            );
+            return None;
+        };
+        let at = self.time_at(ticket, &tp.updated_at).unwrap_or(from);
+        let mut ev = Event::new(&tid, EventKind::StatusChanged { status: *status });
+        // The same change read twice is the same event.
+        ev.id = stable_id(self.endpoint, "status", &format!("{tid}@{now}@{at}"), at);
+        ev.occurred_at = at;
+        Some(ev)
+    }
+
     fn author(&self, v: &Value, id_ptr: &str, name_ptr: &str) -> (Option<Author>, bool) {
         let id = text_at(v, id_ptr);
         if id.as_deref() == Some(self.me.user_id.as_str()) {
@@ -120,7 +174,15 @@ impl Reader<'_> {
             !jp.description_kinds.is_empty()
                 && kind_of(entry).is_some_and(|k| jp.description_kinds.contains(&k))
         };
-        if let Some(created) = time_at(ticket, &tp.created_at).filter(|t| *t >= from) {
+        let first = if jp.first_is_description {
+            entries.first().and_then(|e| text_at(e, &jp.id))
+        } else {
+            None
+        };
+        let is_description = |entry: &Value| {
+            is_description(entry) || (first.is_some() && text_at(entry, &jp.id) == first)
+        };
+        if let Some(created) = self.time_at(ticket, &tp.created_at).filter(|t| *t >= from) {
             let status = text_at(ticket, &tp.status).and_then(|s| self.statuses.inbound.get(&s));
             let data = Ticket {
                 subject: text_at(ticket, &tp.subject).unwrap_or_default(),
@@ -144,7 +206,8 @@ impl Reader<'_> {
             out.push(ev);
         }
         for entry in entries {
-            let (Some(jid), Some(at)) = (text_at(entry, &jp.id), time_at(entry, &jp.created_at))
+            let (Some(jid), Some(at)) =
+                (text_at(entry, &jp.id), self.time_at(entry, &jp.created_at))
             else {
                 continue;
             };
@@ -167,12 +230,15 @@ impl Reader<'_> {
                     || kind.as_ref().is_some_and(|k| jp.comment_kinds.contains(k)));
             let text = text_at(entry, &jp.text).filter(|t| carries_comment && !t.trim().is_empty());
             if let Some(text) = text {
-                let internal = jp
-                    .internal
-                    .as_deref()
-                    .and_then(|p| entry.pointer(p))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
+                let flag = |p: &Option<String>| {
+                    p.as_deref()
+                        .and_then(|p| entry.pointer(p))
+                        .and_then(flag_value)
+                };
+                // Without a clear "public", a comment stays internal.
+                let not_public = jp.public.is_some() && flag(&jp.public) != Some(true);
+                let internal = flag(&jp.internal).unwrap_or(false)
+                    || not_public
                     || kind.as_ref().is_some_and(|k| jp.internal_kinds.contains(k));
                 let body = if own { text } else { strip_markers(&text) };
                 out.push(make(
@@ -190,6 +256,9 @@ impl Reader<'_> {
                     },
                 ));
             }
+            let Some(status_field) = jp.status_field.as_deref() else {
+                continue;
+            };
             let changes = if jp.changes.is_empty() {
                 vec![entry.clone()]
             } else {
@@ -200,7 +269,7 @@ impl Reader<'_> {
                     .unwrap_or_default()
             };
             for ch in &changes {
-                if text_at(ch, &jp.change_field).as_deref() != Some(jp.status_field.as_str()) {
+                if text_at(ch, &jp.change_field).as_deref() != Some(status_field) {
                     continue;
                 }
                 let Some(value) = ch.pointer(&jp.change_value).and_then(as_text) else {
@@ -290,6 +359,13 @@ impl Poller {
         }
     }
 
+    /// One polling round now, as `run` does them: the events taken, and
+    /// whether more changes wait (for tests and `probe`).
+    pub async fn poll_now(&self) -> Result<(usize, bool), String> {
+        let me = self.identity().await.map_err(|e| e.message)?;
+        self.round(&me).await.map_err(|e| e.message)
+    }
+
     /// Runs until `shutdown` fires.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let name = self.ep.name.clone();
@@ -356,6 +432,7 @@ impl Poller {
                 let c = Cursor {
                     since: now,
                     floor: now,
+                    statuses: BTreeMap::new(),
                 };
                 self.commit(vec![], &c).await?;
                 return Ok((0, false));
@@ -364,6 +441,7 @@ impl Poller {
         let from = cursor.window();
         let lp = &self.ep.profile.list_changes;
         let tp = &self.ep.profile.ticket;
+        let tf = self.ep.profile.time_format.as_deref();
         let mut listed = Vec::new();
         let mut offset = 0u64;
         let more = loop {
@@ -402,13 +480,17 @@ impl Poller {
             }
             // A full page: take it, and come back at once for the rest,
             // unless it made no progress (a page of one second's changes).
-            let last = listed.last().and_then(|t| time_at(t, &tp.updated_at));
+            let last = listed
+                .last()
+                .and_then(|t| super::time_at(t, &tp.updated_at, tf));
             if last.is_some_and(|l| l > cursor.since) {
                 break true;
             }
             offset += lp.page_size as u64;
         };
         let mut since = cursor.since;
+        let mut statuses = cursor.statuses.clone();
+        let snapshot = self.ep.profile.journal.status_field.is_none();
         let mut events = Vec::new();
         let reader = Reader {
             endpoint: name,
@@ -429,14 +511,29 @@ impl Poller {
                     continue;
                 }
             };
-            if let Some(u) = time_at(&ticket, &tp.updated_at) {
+            if let Some(u) = super::time_at(&ticket, &tp.updated_at, tf) {
                 since = since.max(u);
             }
             let entries = self.ep.entries(&id, &ticket, Some(from)).await?;
             events.extend(reader.events(&ticket, &entries, from));
+            if snapshot {
+                let last = statuses.get(&id).map(String::as_str);
+                events.extend(reader.status_snapshot(&ticket, last, from));
+                if let Some(now) = text_at(&ticket, &tp.status) {
+                    statuses.insert(id.clone(), now);
+                }
+            }
         }
         let n = events.len();
-        self.commit(events, &Cursor { since, ..cursor }).await?;
+        self.commit(
+            events,
+            &Cursor {
+                since,
+                statuses,
+                ..cursor
+            },
+        )
+        .await?;
         Ok((n, more))
     }
 
@@ -602,11 +699,13 @@ mod tests {
         let c = Cursor {
             since: t("2024-05-01T10:00:00Z"),
             floor: t("2024-05-01T09:59:58Z"),
+            statuses: BTreeMap::new(),
         };
         assert_eq!(c.window(), t("2024-05-01T09:59:58Z"));
         let c = Cursor {
             since: t("2024-05-01T10:00:00Z"),
             floor: t("2024-05-01T09:00:00Z"),
+            statuses: BTreeMap::new(),
         };
         assert_eq!(c.window(), t("2024-05-01T09:59:55Z"));
     }

@@ -21,6 +21,34 @@ const SHIPPED: &[(&str, &str)] = &[
         "rt",
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/rt.toml")),
     ),
+    (
+        "zendesk",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/zendesk.toml"
+        )),
+    ),
+    (
+        "freshdesk",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/freshdesk.toml"
+        )),
+    ),
+    (
+        "servicenow",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/servicenow.toml"
+        )),
+    ),
+    (
+        "zammad",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/zammad.toml"
+        )),
+    ),
 ];
 
 pub fn shipped_names() -> Vec<&'static str> {
@@ -59,6 +87,11 @@ pub struct Profile {
     pub journal: JournalPointers,
     pub statuses: StatusMap,
     pub format: Format,
+    /// How the product writes times that are not RFC 3339 (chrono
+    /// strftime; read as UTC when it has no offset): ServiceNow's and
+    /// GLPI's `2024-05-01 10:00:00`, Jira's `+0000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_format: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -85,6 +118,10 @@ pub struct Auth {
     /// `Authorization: token ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// With `basic`: a fixed password, the credential being the user name
+    /// (Freshdesk's API key with the password `X`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -207,6 +244,14 @@ pub struct JournalPointers {
     /// A boolean: the comment is an internal note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal: Option<String>,
+    /// A boolean: the comment is public (false: an internal note), for
+    /// products that flag the other way (Zendesk, Okdesk, Jira).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
+    /// The first entry is the ticket's description, never a comment
+    /// (Zendesk's first comment, Zammad's first article).
+    #[serde(default)]
+    pub first_is_description: bool,
     /// The entry's kind, for products whose history mixes kinds of entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -222,12 +267,18 @@ pub struct JournalPointers {
     pub description_kinds: Vec<String>,
     /// The array of field changes of an entry; "" when each entry is
     /// itself one field change.
+    #[serde(default)]
     pub changes: String,
     /// In one field change: the field's name, and its new value.
+    #[serde(default)]
     pub change_field: String,
+    #[serde(default)]
     pub change_value: String,
-    /// The field name of the status.
-    pub status_field: String,
+    /// The field name of the status in the history. Without it the history
+    /// carries no status changes: the poller compares the ticket's status
+    /// with the one it saw last (kept with its cursor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_field: Option<String>,
 }
 
 /// The product's statuses to and from the canonical set.
@@ -240,6 +291,10 @@ pub struct StatusMap {
     /// Canonical status → product status value.
     #[serde(default)]
     pub outbound: BTreeMap<Status, String>,
+    /// Canonical status → the status read back after setting it, where it
+    /// differs from the value sent (Jira sets a status by a transition id).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub readback: BTreeMap<Status, String>,
 }
 
 /// How deskbridge's writes read. Both must carry `{{marker}}`.
@@ -438,17 +493,33 @@ impl Profile {
             p.push("list_changes.page_size: must be at least 1".into());
         }
         let slash = "/".to_string();
-        if !self.journal.changes.is_empty() && !self.journal.changes.starts_with('/') {
-            p.push(format!(
-                "journal.changes: a JSON pointer starts with '/' or is empty (got {:?})",
-                self.journal.changes
-            ));
+        // Arrays may be the whole answer (Freshdesk's conversations).
+        for (at, ptr) in [
+            ("journal.changes", &self.journal.changes),
+            ("journal.list", &self.journal.list),
+            ("ticket.list", &self.ticket.list),
+        ] {
+            if !ptr.is_empty() && !ptr.starts_with('/') {
+                p.push(format!(
+                    "{at}: a JSON pointer starts with '/' or is empty (got {ptr:?})"
+                ));
+            }
         }
+        if self.journal.internal.is_some() && self.journal.public.is_some() {
+            p.push("journal.internal, journal.public: give one of them".into());
+        }
+        let status_ptrs = if self.journal.status_field.is_some() {
+            vec![
+                ("journal.change_field", &self.journal.change_field),
+                ("journal.change_value", &self.journal.change_value),
+            ]
+        } else {
+            vec![]
+        };
         let pointers = [
             ("create_ticket.ticket_id", &self.create_ticket.ticket_id),
             ("identity.user_id", &self.identity.user_id),
             ("identity.login", &self.identity.login),
-            ("ticket.list", &self.ticket.list),
             ("ticket.id", &self.ticket.id),
             ("ticket.subject", &self.ticket.subject),
             ("ticket.description", &self.ticket.description),
@@ -457,7 +528,6 @@ impl Profile {
             ("ticket.author_name", &self.ticket.author_name),
             ("ticket.created_at", &self.ticket.created_at),
             ("ticket.updated_at", &self.ticket.updated_at),
-            ("journal.list", &self.journal.list),
             ("journal.id", &self.journal.id),
             ("journal.author_id", &self.journal.author_id),
             ("journal.author_name", &self.journal.author_name),
@@ -467,11 +537,13 @@ impl Profile {
                 "journal.internal",
                 self.journal.internal.as_ref().unwrap_or(&slash),
             ),
+            (
+                "journal.public",
+                self.journal.public.as_ref().unwrap_or(&slash),
+            ),
             ("journal.kind", self.journal.kind.as_ref().unwrap_or(&slash)),
-            ("journal.change_field", &self.journal.change_field),
-            ("journal.change_value", &self.journal.change_value),
         ];
-        for (at, ptr) in pointers {
+        for (at, ptr) in pointers.into_iter().chain(status_ptrs) {
             if !ptr.starts_with('/') {
                 p.push(format!(
                     "{at}: a JSON pointer starts with '/' (got {ptr:?})"
@@ -527,6 +599,6 @@ mod tests {
         assert!(err.contains("colour"), "{err}");
         assert!(Profile::load(Some("nosuch"), None)
             .unwrap_err()
-            .contains("shipped: redmine, rt"));
+            .contains("shipped: redmine, rt,"));
     }
 }

@@ -235,7 +235,8 @@ impl RestSink {
                 // Some products answer 2xx to a status they ignored.
                 let t = self.ep.read_ticket(ticket).await?;
                 let now = text_at(&t, &profile.ticket.status);
-                if now.as_deref() != Some(value.as_str()) {
+                let expected = self.ep.statuses.readback.get(status).unwrap_or(&value);
+                if now.as_deref() != Some(expected.as_str()) {
                     return Err(permanent(format!(
                         "{}: {} did not apply status {value} (for {status}) to ticket {ticket}: it is still at status {} (an unknown status id, or one the service account's workflow does not allow; check endpoints.{}.rest.statuses)",
                         self.ep.name,
