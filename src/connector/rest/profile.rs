@@ -49,6 +49,13 @@ const SHIPPED: &[(&str, &str)] = &[
             "/connectors/zammad.toml"
         )),
     ),
+    (
+        "jira-sm",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/jira-sm.toml"
+        )),
+    ),
 ];
 
 pub fn shipped_names() -> Vec<&'static str> {
