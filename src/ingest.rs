@@ -480,6 +480,41 @@ to = "b"
     }
 
     #[tokio::test]
+    async fn a_status_the_link_already_has_is_not_relayed_again() {
+        let (_d, ingest, store) = setup();
+        ingest.accept("a", None, vec![created("1")]).await.unwrap();
+        let status =
+            |s: crate::event::Status| Event::new("1", EventKind::StatusChanged { status: s });
+        use crate::event::Status::{InProgress, Resolved};
+        // a product reporting the status it holds, round after round
+        ingest
+            .accept("a", None, vec![status(Resolved)])
+            .await
+            .unwrap();
+        ingest
+            .accept("a", None, vec![status(Resolved)])
+            .await
+            .unwrap();
+        ingest
+            .accept("a", None, vec![status(InProgress), status(Resolved)])
+            .await
+            .unwrap();
+        let kinds: Vec<String> = store
+            .pending("b")
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| match e.event.kind {
+                EventKind::StatusChanged { status } => status.to_string(),
+                other => other.name().to_string(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["ticket_created", "resolved", "in_progress", "resolved"]
+        );
+    }
+
+    #[tokio::test]
     async fn oversized_or_broken_files_are_refused_before_anything_is_stored() {
         let (_d, ingest, store) = setup();
         let mut ev = comment("1", "file", Audience::Partner);

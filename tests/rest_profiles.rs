@@ -850,3 +850,74 @@ async fn jira_service_management() {
     })
     .await;
 }
+
+/// Each shipped profile, as an operator would configure it, passes
+/// `deskbridge check`; a missing setting is named.
+#[test]
+fn every_documented_profile_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token").unwrap();
+    let endpoint = |name: &str, profile: &str, extra: &str| {
+        format!(
+            r#"
+[endpoints.{name}]
+party = "vendor"
+kind = "rest"
+service_account = "deskbridge@example.com"
+[endpoints.{name}.rest]
+profile = "{profile}"
+base_url = "https://{name}.example.com"
+credentials = {{ file = "{token}" }}
+{extra}
+"#,
+            token = token.display()
+        )
+    };
+    let parties = "[parties.vendor]\nname = \"Vendor Co\"\nrole = \"vendor\"\n";
+    let endpoints = [
+        endpoint("zd", "zendesk", "username = \"deskbridge@example.com/token\""),
+        endpoint(
+            "fd",
+            "freshdesk",
+            "settings = { requester_email = \"desk@service.example\" }",
+        ),
+        endpoint(
+            "jira",
+            "jira-sm",
+            "username = \"deskbridge@example.com\"\nproject = \"HELP\"\nsettings = { service_desk_id = \"10\", request_type_id = \"25\" }",
+        ),
+        endpoint("snow", "servicenow", "username = \"deskbridge\""),
+        endpoint(
+            "zammad",
+            "zammad",
+            "settings = { group = \"Users\", customer = \"desk@service.example\" }",
+        ),
+    ];
+    let check = |text: &str| {
+        let file = dir.path().join("deskbridge.toml");
+        std::fs::write(&file, text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_deskbridge"))
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = check(&format!("{parties}{}", endpoints.concat()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 endpoints"));
+    let out = check(&format!(
+        "{parties}{}",
+        endpoint("zammad", "zammad", "settings = { group = \"Users\" }")
+    ));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("endpoints.zammad.rest.settings.customer: the profile needs it"),
+        "{err}"
+    );
+}

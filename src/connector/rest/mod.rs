@@ -347,3 +347,36 @@ impl RestEndpoint {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_are_read_as_products_write_them() {
+        let utc = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let jira = Some("%Y-%m-%dT%H:%M:%S%.f%z");
+        assert_eq!(
+            parse_time("2024-05-01T10:00:00.000+0000", jira),
+            Some(utc("2024-05-01T10:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2015-10-09T10:22:00+0700", jira),
+            Some(utc("2015-10-09T03:22:00Z"))
+        );
+        // no offset: UTC (ServiceNow's and GLPI's times)
+        assert_eq!(
+            parse_time("2024-05-01 10:00:00", Some("%Y-%m-%d %H:%M:%S")),
+            Some(utc("2024-05-01T10:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2024-05-01T10:00:00.000Z", None),
+            Some(utc("2024-05-01T10:00:00Z"))
+        );
+        assert_eq!(parse_time("2024-05-01 10:00:00", None), None);
+    }
+}

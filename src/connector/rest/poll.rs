@@ -695,6 +695,53 @@ mod tests {
     }
 
     #[test]
+    fn without_status_history_the_ticket_status_is_compared_with_the_last_seen() {
+        // Redmine's profile read as if its journals had no status changes.
+        let mut p = profile();
+        p.journal.status_field = None;
+        let me = Identity {
+            user_id: "5".into(),
+            login: "deskbridge".into(),
+        };
+        let r = Reader {
+            endpoint: "vendor",
+            profile: &p,
+            statuses: &p.statuses,
+            me: &me,
+            service_account: "deskbridge",
+        };
+        let v: Value = serde_json::from_str(ISSUE).unwrap();
+        let issue = v.pointer("/issue").unwrap();
+        let entries = issue["journals"].as_array().unwrap().clone();
+        let evs = r.events(issue, &entries, t("2024-05-01T09:00:00Z"));
+        assert!(!evs.iter().any(|e| e.kind.name() == "status_changed"));
+        // created in the window and never seen: its creation tells
+        assert!(r
+            .status_snapshot(issue, None, t("2024-05-01T09:00:00Z"))
+            .is_none());
+        // unchanged
+        let later = t("2024-05-01T10:30:00Z");
+        assert!(r.status_snapshot(issue, Some("3"), later).is_none());
+        // changed since last seen, or never seen on an older ticket
+        for last in [Some("2"), None] {
+            let ev = r.status_snapshot(issue, last, later).unwrap();
+            assert!(matches!(
+                ev.kind,
+                EventKind::StatusChanged {
+                    status: Status::Resolved
+                }
+            ));
+            assert_eq!(ev.occurred_at, t("2024-05-01T10:05:00Z"));
+            assert_eq!(ev.author, None);
+        }
+        // the same change read again is the same event
+        assert_eq!(
+            r.status_snapshot(issue, Some("2"), later).unwrap().id,
+            r.status_snapshot(issue, Some("1"), later).unwrap().id
+        );
+    }
+
+    #[test]
     fn cursor_window_looks_back_but_not_before_the_start() {
         let c = Cursor {
             since: t("2024-05-01T10:00:00Z"),
