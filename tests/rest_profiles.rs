@@ -45,10 +45,15 @@ struct Seen {
     path: String,
     query: String,
     body: Value,
-    auth: Option<String>,
+    /// Headers by lower-case name.
+    headers: HashMap<String, String>,
 }
 
 impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
     /// The query's value of `key`, decoded.
     fn param(&self, key: &str) -> Option<String> {
         url::form_urlencoded::parse(self.query.as_bytes())
@@ -85,9 +90,10 @@ async fn answer(
             path: uri.path().to_string(),
             query: uri.query().unwrap_or_default().to_string(),
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            auth: headers
-                .get("authorization")
-                .map(|v| v.to_str().unwrap().to_string()),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                .collect(),
         });
         match s.routes.get_mut(&key) {
             Some(q) if q.len() > 1 => q.pop_front(),
@@ -188,6 +194,11 @@ fn without_ours(v: &Value, list: &str, text: &str) -> Value {
     v
 }
 
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
 // ------------------------------------------------------------- the events
 
 const TRANSFER: &str = "0190f6b1-a2b3-7c4d-8e9f-0a1b2c3d4e01";
@@ -248,6 +259,16 @@ struct Case {
     /// Lines added to `[endpoints.prod.rest]`.
     rest: &'static str,
     service_account: &'static str,
+    /// Whether a request carries the credential as the product expects
+    /// (the session's login request included).
+    auth: fn(&Seen) -> bool,
+    /// The session's login request, "METHOD /path", answered with
+    /// session.json.
+    login: Option<&'static str>,
+    /// What find_ticket reads ("list.json" when it is the list request),
+    /// and the array of tickets in it.
+    find_file: &'static str,
+    find_ptr: &'static str,
     /// The product's ticket id in the fixtures.
     ticket: &'static str,
     /// The fake's routes, "METHOD /path".
@@ -418,6 +439,11 @@ async fn run(case: Case) {
     let ticket = fx("ticket.json");
     let list = fx("list.json");
     let none_listed = with(list.clone(), case.list_ptr, json!([]));
+    let found = fx(case.find_file);
+    let none_found = with(found.clone(), case.find_ptr, json!([]));
+    if let Some(login) = case.login {
+        fake.on(login, vec![Reply::Json(fx("session.json"))]);
+    }
     // The history with deskbridge's own writes, and before them.
     let (history_full, history_before) = match case.history {
         Some(_) => {
@@ -446,8 +472,8 @@ async fn run(case: Case) {
         case.find,
         vec![
             Reply::Fail(500, None),
-            Reply::Json(none_listed.clone()),
-            Reply::Json(list.clone()),
+            Reply::Json(none_found),
+            Reply::Json(found),
         ],
     );
     fake.on(case.create, vec![Reply::Hang]);
@@ -478,12 +504,9 @@ async fn run(case: Case) {
     assert_eq!(key_of(w[0]), case.create);
     assert_eq!(w[0].body, case.create_body, "{}", case.profile);
     // The credential reaches the product, the way the profile says.
-    assert!(
-        seen.iter()
-            .all(|s| s.auth.as_deref().unwrap_or_default().len() > 5
-                || s.query.contains("s3cret-token")),
-        "{seen:#?}"
-    );
+    for s in &seen {
+        assert!((case.auth)(s), "{s:#?}");
+    }
 
     // 2. A comment for the partner: 429 with Retry-After first.
     match case.history {
@@ -674,6 +697,13 @@ async fn run(case: Case) {
 async fn zendesk() {
     run(Case {
         profile: "zendesk",
+        auth: |s| {
+            s.header("authorization")
+                == Some(&format!("Basic {}", b64("deskbridge@example.com/token:s3cret-token")))
+        },
+        login: None,
+        find_file: "list.json",
+        find_ptr: "/results",
         rest: r#"username = "deskbridge@example.com/token""#,
         service_account: "deskbridge@example.com",
         ticket: "35436",
@@ -709,6 +739,10 @@ async fn zendesk() {
 async fn freshdesk() {
     run(Case {
         profile: "freshdesk",
+        auth: |s| s.header("authorization") == Some(&format!("Basic {}", b64("s3cret-token:X"))),
+        login: None,
+        find_file: "list.json",
+        find_ptr: "",
         rest: "[endpoints.prod.rest.settings]\nrequester_email = \"desk@service.example\"",
         service_account: "deskbridge@example.com",
         ticket: "20",
@@ -746,6 +780,13 @@ async fn servicenow() {
     const SYS_ID: &str = "9d385017c611228701d22104cc95c371";
     run(Case {
         profile: "servicenow",
+        auth: |s| {
+            s.header("authorization")
+                == Some(&format!("Basic {}", b64("deskbridge:s3cret-token")))
+        },
+        login: None,
+        find_file: "list.json",
+        find_ptr: "/result",
         rest: r#"username = "deskbridge""#,
         service_account: "deskbridge",
         ticket: SYS_ID,
@@ -781,6 +822,10 @@ async fn servicenow() {
 async fn zammad() {
     run(Case {
         profile: "zammad",
+        auth: |s| s.header("authorization") == Some("Token token=s3cret-token"),
+        login: None,
+        find_file: "list.json",
+        find_ptr: "",
         rest: "[endpoints.prod.rest.settings]\ngroup = \"Users\"\ncustomer = \"desk@service.example\"",
         service_account: "deskbridge",
         ticket: "3",
@@ -818,6 +863,13 @@ async fn zammad() {
 async fn jira_service_management() {
     run(Case {
         profile: "jira-sm",
+        auth: |s| {
+            s.header("authorization")
+                == Some(&format!("Basic {}", b64("deskbridge@example.com:s3cret-token")))
+        },
+        login: None,
+        find_file: "list.json",
+        find_ptr: "/issues",
         rest: "project = \"HELP\"\nusername = \"deskbridge@example.com\"\n[endpoints.prod.rest.settings]\nservice_desk_id = \"10\"\nrequest_type_id = \"25\"",
         service_account: "deskbridge@example.com",
         ticket: "HELP-42",
@@ -888,6 +940,7 @@ credentials = {{ file = "{token}" }}
             "username = \"deskbridge@example.com\"\nproject = \"HELP\"\nsettings = { service_desk_id = \"10\", request_type_id = \"25\" }",
         ),
         endpoint("snow", "servicenow", "username = \"deskbridge\""),
+        endpoint("glpi", "glpi", "settings = { app_token = \"app-token-1\" }"),
         endpoint(
             "zammad",
             "zammad",
@@ -909,7 +962,7 @@ credentials = {{ file = "{token}" }}
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("5 endpoints"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("6 endpoints"));
     let out = check(&format!(
         "{parties}{}",
         endpoint("zammad", "zammad", "settings = { group = \"Users\" }")
@@ -919,5 +972,135 @@ credentials = {{ file = "{token}" }}
     assert!(
         err.contains("endpoints.zammad.rest.settings.customer: the profile needs it"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn glpi() {
+    run(Case {
+        profile: "glpi",
+        rest: "[endpoints.prod.rest.settings]\napp_token = \"app-token-1\"",
+        service_account: "deskbridge",
+        // The user token opens the session only; the session's token is
+        // sent afterwards, the App-Token always.
+        auth: |s| {
+            s.header("app-token") == Some("app-token-1")
+                && if s.path == "/initSession" {
+                    s.header("authorization") == Some("user_token s3cret-token")
+                        && s.header("session-token").is_none()
+                } else {
+                    s.header("session-token") == Some("83af7e620c83a50a18d3eac2f6ed05a3ca0bea62")
+                        && s.header("authorization").is_none()
+                }
+        },
+        login: Some("GET /initSession"),
+        find_file: "find.json",
+        find_ptr: "",
+        ticket: "71",
+        identity: "GET /getFullSession",
+        find: "GET /Ticket",
+        create: "POST /Ticket",
+        read: "GET /Ticket/71",
+        history: Some("GET /Ticket/71/ITILFollowup"),
+        comment: "POST /ITILFollowup",
+        note: "POST /ITILFollowup",
+        set_status: "PUT /Ticket/71",
+        list: "GET /search/Ticket",
+        list_ptr: "/data",
+        history_ptr: "",
+        text_ptr: "/content",
+        create_body: json!({"input": {"name": "Scale shows wrong weight",
+            "content": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+        comment_body: |t| json!({"input": {"itemtype": "Ticket", "items_id": 71, "content": t, "is_private": 0}}),
+        note_body: |t| json!({"input": {"itemtype": "Ticket", "items_id": 71, "content": t, "is_private": 1}}),
+        status_body: |s| json!({"input": {"status": s.parse::<i64>().unwrap()}}),
+        resolved: "5",
+        polled: Status::Resolved,
+        waiting: "4",
+        next_page: ("range", "1-1"),
+        since_param: "criteria[0][value]",
+        first_since: "2024-05-01 10:00:30",
+        since_shown: "2024-05-01 10:04:55",
+    })
+    .await;
+}
+
+/// GLPI: one session for many requests; a refused session token (expired)
+/// opens a new session once, and the request goes through.
+#[tokio::test]
+async fn glpi_session_is_opened_again_when_refused() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token").unwrap();
+    let conf = format!(
+        r#"
+[parties.vendor]
+name = "Vendor Co"
+role = "vendor"
+[endpoints.prod]
+party = "vendor"
+kind = "rest"
+service_account = "deskbridge"
+[endpoints.prod.rest]
+profile = "glpi"
+base_url = "{url}"
+credentials = {{ file = "{token}" }}
+timeout_secs = 1
+settings = {{ app_token = "app-token-1" }}
+"#,
+        url = fake.url,
+        token = token.display()
+    );
+    let config = Config::parse(&conf).unwrap();
+    let ep =
+        RestEndpoint::from_config("prod", config.endpoints["prod"].rest.as_ref().unwrap()).unwrap();
+    fake.on(
+        "GET /initSession",
+        vec![
+            Reply::Json(json!({"session_token": "first"})),
+            Reply::Json(json!({"session_token": "second"})),
+        ],
+    );
+    let ticket = fixture("glpi", "ticket.json");
+    fake.on(
+        "GET /Ticket/71",
+        vec![
+            Reply::Json(ticket.clone()),
+            Reply::Fail(401, None),
+            Reply::Json(ticket.clone()),
+        ],
+    );
+    for _ in 0..3 {
+        let t = ep.read_ticket("71").await.unwrap();
+        assert_eq!(t["status"], 5);
+    }
+    let seen: Vec<(String, Option<String>)> = fake
+        .take()
+        .iter()
+        .map(|s| (key_of(s), s.header("session-token").map(str::to_string)))
+        .collect();
+    let tok = |t: &str| Some(t.to_string());
+    assert_eq!(
+        seen,
+        [
+            ("GET /initSession".to_string(), None),
+            ("GET /Ticket/71".to_string(), tok("first")),
+            ("GET /Ticket/71".to_string(), tok("first")),
+            ("GET /initSession".to_string(), None),
+            ("GET /Ticket/71".to_string(), tok("second")),
+            ("GET /Ticket/71".to_string(), tok("second")),
+        ]
+    );
+    // A login answered without a token is named, never retried blindly.
+    fake.on(
+        "GET /initSession",
+        vec![Reply::Json(json!({"no": "token"}))],
+    );
+    fake.on("GET /Ticket/71", vec![Reply::Fail(401, None)]);
+    let err = ep.read_ticket("71").await.unwrap_err();
+    assert!(
+        matches!(&err, SinkError::Permanent { message } if message.contains("without a token at /session_token")),
+        "{err:?}"
     );
 }

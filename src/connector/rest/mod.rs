@@ -38,8 +38,8 @@ impl RestEndpoint {
             .credentials
             .resolve()
             .map_err(|e| format!("{at}.credentials: {e}"))?;
-        let client =
-            client::Client::new(name, &profile, r, credential).map_err(|e| format!("{at}: {e}"))?;
+        let client = client::Client::new(name, &profile, r, credential, &settings)
+            .map_err(|e| format!("{at}: {e}"))?;
         let mut statuses = profile.statuses.clone();
         statuses.inbound.extend(r.statuses.inbound.clone());
         statuses.outbound.extend(r.statuses.outbound.clone());
@@ -294,6 +294,7 @@ impl RestEndpoint {
                         ("page", page.to_string()),
                         ("offset", ((page - 1) * h.page_size as u64).to_string()),
                         ("limit", h.page_size.to_string()),
+                        ("last", (page * h.page_size as u64 - 1).to_string()),
                     ]),
                 )
                 .await?;

@@ -442,6 +442,9 @@ impl Poller {
         let lp = &self.ep.profile.list_changes;
         let tp = &self.ep.profile.ticket;
         let tf = self.ep.profile.time_format.as_deref();
+        let list_ptr = lp.list.as_deref().unwrap_or(&tp.list);
+        let id_ptr = lp.id.as_deref().unwrap_or(&tp.id);
+        let updated_ptr = lp.updated_at.as_deref().unwrap_or(&tp.updated_at);
         let mut listed = Vec::new();
         let mut offset = 0u64;
         let more = loop {
@@ -464,12 +467,13 @@ impl Poller {
                         ("offset", offset.to_string()),
                         ("page", (offset / lp.page_size as u64 + 1).to_string()),
                         ("limit", lp.page_size.to_string()),
+                        ("last", (offset + lp.page_size as u64 - 1).to_string()),
                     ]),
                 )
                 .await?;
             let page = answer
                 .json
-                .pointer(&tp.list)
+                .pointer(list_ptr)
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
@@ -482,7 +486,7 @@ impl Poller {
             // unless it made no progress (a page of one second's changes).
             let last = listed
                 .last()
-                .and_then(|t| super::time_at(t, &tp.updated_at, tf));
+                .and_then(|t| super::time_at(t, updated_ptr, tf));
             if last.is_some_and(|l| l > cursor.since) {
                 break true;
             }
@@ -500,7 +504,7 @@ impl Poller {
             service_account: &self.service_account,
         };
         for item in &listed {
-            let Some(id) = text_at(item, &tp.id) else {
+            let Some(id) = text_at(item, id_ptr) else {
                 continue;
             };
             let ticket = match self.ep.read_ticket(&id).await {

@@ -56,6 +56,10 @@ const SHIPPED: &[(&str, &str)] = &[
             "/connectors/jira-sm.toml"
         )),
     ),
+    (
+        "glpi",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/glpi.toml")),
+    ),
 ];
 
 pub fn shipped_names() -> Vec<&'static str> {
@@ -112,6 +116,26 @@ pub enum AuthKind {
     Basic,
     /// The credential in the query parameter `name`.
     Query,
+    /// A session opened with the credential (`auth.session`), its token
+    /// sent on every request and opened again when refused (GLPI).
+    Session,
+}
+
+/// How a session is opened: one request whose headers carry the
+/// credential (`{{credential}}`), and where its token is in the answer.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionLogin {
+    pub method: Method,
+    pub path: String,
+    /// Headers of the login request: templates with `{{credential}}` and
+    /// the endpoint's settings.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Pointer to the session token in the answer.
+    pub token: String,
+    /// The header that carries the token afterwards.
+    pub header: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -129,6 +153,13 @@ pub struct Auth {
     /// (Freshdesk's API key with the password `X`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// With `session`: how the session is opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionLogin>,
+    /// Headers sent with every request (the login included): templates
+    /// with the endpoint's settings (GLPI's `App-Token`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -168,12 +199,23 @@ pub struct ListRequest {
     pub method: Method,
     pub path: String,
     /// Tickets per page (`{{limit}}`); pages are walked with `{{offset}}`
-    /// (0, limit, 2 limit...) or `{{page}}` (1, 2, 3...).
+    /// (0, limit, 2 limit...), `{{page}}` (1, 2, 3...) or a range
+    /// `{{offset}}-{{last}}` (last = offset + limit - 1).
     pub page_size: u32,
     /// How `{{since}}` is written (chrono strftime, UTC); default
     /// `%Y-%m-%dT%H:%M:%SZ`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_format: Option<String>,
+    /// Where this answer differs from a ticket as read (a search that
+    /// answers rows of numbered columns, GLPI's): the array of rows, and
+    /// in a row the ticket's id and update time. Default: `ticket.list`,
+    /// `ticket.id`, `ticket.updated_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -376,6 +418,13 @@ impl Profile {
         {
             p.push("auth.name: needed with kind header or query".into());
         }
+        match (&self.auth.session, self.auth.kind) {
+            (None, AuthKind::Session) => p.push("auth.session: needed with kind session".into()),
+            (Some(_), k) if k != AuthKind::Session => {
+                p.push("auth.session: only with kind session".into())
+            }
+            _ => {}
+        }
         let settings = self.setting_names();
         let mut later: Vec<String> = Vec::new();
         let mut check = |at: &str, templates: Vec<String>, extra: &[&str]| {
@@ -432,13 +481,13 @@ impl Profile {
         check(
             "list_changes",
             vec![self.list_changes.path.clone()],
-            &["since", "offset", "page", "limit"],
+            &["since", "offset", "page", "limit", "last"],
         );
         if let Some(h) = &self.history {
             check(
                 "history",
                 vec![h.path.clone()],
-                &["ticket", "page", "offset", "limit"],
+                &["ticket", "page", "offset", "limit", "last"],
             );
             if h.page_size == 0 {
                 later.push("history.page_size: must be at least 1".into());
@@ -470,6 +519,18 @@ impl Profile {
                     .into(),
             );
         }
+        let mut auth_templates: Vec<String> = self.auth.headers.values().cloned().collect();
+        if let Some(sess) = &self.auth.session {
+            auth_templates.push(sess.path.clone());
+            auth_templates.extend(sess.headers.values().cloned());
+            if !sess.token.starts_with('/') {
+                later.push(format!(
+                    "auth.session.token: a JSON pointer starts with '/' (got {:?})",
+                    sess.token
+                ));
+            }
+        }
+        check("auth", auth_templates, &["credential"]);
         check(
             "identity",
             vec![self.identity.path.clone()],
@@ -514,6 +575,20 @@ impl Profile {
         }
         if self.journal.internal.is_some() && self.journal.public.is_some() {
             p.push("journal.internal, journal.public: give one of them".into());
+        }
+        let lp = &self.list_changes;
+        for (at, ptr) in [
+            ("list_changes.list", &lp.list),
+            ("list_changes.id", &lp.id),
+            ("list_changes.updated_at", &lp.updated_at),
+        ] {
+            if let Some(ptr) = ptr {
+                if !ptr.is_empty() && !ptr.starts_with('/') {
+                    p.push(format!(
+                        "{at}: a JSON pointer starts with '/' (got {ptr:?})"
+                    ));
+                }
+            }
         }
         let status_ptrs = if self.journal.status_field.is_some() {
             vec![
