@@ -28,6 +28,9 @@ use uuid::Uuid;
 /// moment after a later one was listed is still seen.
 const LOOKBACK: chrono::Duration = chrono::Duration::seconds(5);
 
+/// The most tickets one round lists.
+const MAX_LISTED: u64 = 10_000;
+
 /// Where polling stands, stored with the events it produced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
@@ -143,6 +146,10 @@ impl Reader<'_> {
         // The same change read twice is the same event.
         ev.id = stable_id(self.endpoint, "status", &format!("{tid}@{now}@{at}"), at);
         ev.occurred_at = at;
+        // A status deskbridge set is known by this id (the sink records it
+        // with the update time it read back): its echo.
+        ev.source_id =
+            text_at(ticket, &tp.updated_at).map(|u| super::sink::status_source_id(&tid, &u));
         Some(ev)
     }
 
@@ -491,6 +498,12 @@ impl Poller {
                 break true;
             }
             offset += lp.page_size as u64;
+            // A product that ignores the paging answers the same full page
+            // for ever: take what was read, and go on next round.
+            if offset >= MAX_LISTED {
+                warn!(endpoint = %name, "list_changes: {MAX_LISTED} tickets changed in one second, or the product ignores the paging; going on in the next round");
+                break true;
+            }
         };
         let mut since = cursor.since;
         let mut statuses = cursor.statuses.clone();

@@ -53,6 +53,12 @@ pub fn comment_text(format: &str, ev: &Event, body: &str) -> Result<String, Sink
     template::render_text(format, &vars).map_err(|e| permanent(format!("format.comment: {e}")))
 }
 
+/// How a ticket's status at one update time is named, by the sink that set
+/// it and by the poller that sees it (`journal.status_field` unset).
+pub fn status_source_id(ticket: &str, updated_at: &str) -> String {
+    format!("status-{ticket}@{updated_at}")
+}
+
 /// The product's value for a canonical status, or why there is none.
 pub fn status_value(ep: &RestEndpoint, status: Status) -> Result<String, SinkError> {
     ep.statuses.outbound.get(&status).cloned().ok_or_else(|| {
@@ -245,7 +251,17 @@ impl RestSink {
                         self.ep.name
                     )));
                 }
-                Ok(Applied::default())
+                // Products whose history has no status changes report this
+                // one as the ticket's status at this update time: known by
+                // this id, it is not taken for a change of theirs.
+                let remote_ids = text_at(&t, &profile.ticket.updated_at)
+                    .map(|at| status_source_id(ticket, &at))
+                    .into_iter()
+                    .collect();
+                Ok(Applied {
+                    ticket: None,
+                    remote_ids,
+                })
             }
             EventKind::FieldChanged { field, .. } => {
                 // Field updates over REST are not mapped yet.
