@@ -301,7 +301,8 @@ struct Case {
     since_param: &'static str,
     /// The window 10:00:30 UTC as the list request writes it.
     first_since: &'static str,
-    /// The window 10:04:55 UTC as the list request writes it.
+    /// The next window (10:05:00 less the profile's lookback, 5 s unless
+    /// it says) as the list request writes it.
     since_shown: &'static str,
 }
 
@@ -791,7 +792,8 @@ async fn zendesk() {
         next_page: ("page", "2"),
         since_param: "query",
         first_since: "updated>=2024-05-01T10:00:30Z",
-        since_shown: "updated>=2024-05-01T10:04:55Z",
+        // lookback_secs = 300: back to the start (10:00:30)
+        since_shown: "updated>=2024-05-01T10:00:30Z",
     })
     .await;
 }
@@ -912,7 +914,8 @@ async fn zammad() {
         next_page: ("page", "2"),
         since_param: "query",
         first_since: "updated_at:>=\"2024-05-01T10:00:30Z\"",
-        since_shown: "updated_at:>=\"2024-05-01T10:04:55Z\"",
+        // lookback_secs = 60
+        since_shown: "updated_at:>=\"2024-05-01T10:04:00Z\"",
     })
     .await;
 }
@@ -955,7 +958,8 @@ async fn jira_service_management() {
         next_page: ("startAt", "1"),
         since_param: "jql",
         first_since: "updated>=\"2024/05/01 10:00\"",
-        since_shown: "project=HELP AND updated>=\"2024/05/01 10:04\" ORDER BY updated ASC",
+        // lookback_secs = 120
+        since_shown: "project=HELP AND updated>=\"2024/05/01 10:03\" ORDER BY updated ASC",
     })
     .await;
 }

@@ -45,9 +45,11 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// Changes at or after this time are read in the next round.
-    pub fn window(&self) -> DateTime<Utc> {
-        (self.since - LOOKBACK).max(self.floor)
+    /// Changes at or after this time are read in the next round, looking
+    /// back `lookback_secs` (the profile's; default 5 s).
+    pub fn window(&self, lookback_secs: Option<u32>) -> DateTime<Utc> {
+        let back = lookback_secs.map_or(LOOKBACK, |s| chrono::Duration::seconds(s.into()));
+        (self.since - back).max(self.floor)
     }
 }
 
@@ -445,8 +447,8 @@ impl Poller {
                 return Ok((0, false));
             }
         };
-        let from = cursor.window();
         let lp = &self.ep.profile.list_changes;
+        let from = cursor.window(lp.lookback_secs);
         let tp = &self.ep.profile.ticket;
         let tf = self.ep.profile.time_format.as_deref();
         let list_ptr = lp.list.as_deref().unwrap_or(&tp.list);
@@ -765,13 +767,14 @@ mod tests {
             floor: t("2024-05-01T09:59:58Z"),
             statuses: BTreeMap::new(),
         };
-        assert_eq!(c.window(), t("2024-05-01T09:59:58Z"));
+        assert_eq!(c.window(None), t("2024-05-01T09:59:58Z"));
         let c = Cursor {
             since: t("2024-05-01T10:00:00Z"),
             floor: t("2024-05-01T09:00:00Z"),
             statuses: BTreeMap::new(),
         };
-        assert_eq!(c.window(), t("2024-05-01T09:59:55Z"));
+        assert_eq!(c.window(None), t("2024-05-01T09:59:55Z"));
+        assert_eq!(c.window(Some(300)), t("2024-05-01T09:55:00Z"));
     }
 
     #[test]

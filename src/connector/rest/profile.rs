@@ -206,6 +206,12 @@ pub struct ListRequest {
     /// `%Y-%m-%dT%H:%M:%SZ`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_format: Option<String>,
+    /// How far each round looks back before the latest change seen
+    /// (default 5 s): longer where the product lists a change late (a
+    /// search index that lags, times by the minute). What is read again
+    /// is recognised and not taken twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback_secs: Option<u32>,
     /// Where this answer differs from a ticket as read (a search that
     /// answers rows of numbered columns, GLPI's): the array of rows, and
     /// in a row the ticket's id and update time. Default: `ticket.list`,
