@@ -1,11 +1,12 @@
 //! The profiles made from products' public API documentation (Zendesk,
-//! Freshdesk, Jira Service Management, ServiceNow, Zammad), driven through
-//! the real REST sink and poller against a fake product on 127.0.0.1:0. The
-//! fake answers with the documented shapes in tests/fixtures/rest/<product>/
-//! and records every request, so each test asserts the exact requests the
-//! product received: one creation, one public comment with the product's
-//! public flag, one internal note with its internal flag, statuses mapped
-//! both ways, a refused status caught by reading back, and a product that
+//! Freshdesk, Jira Service Management, ServiceNow, GLPI, Zammad, Okdesk),
+//! driven through the real REST sink and poller against a fake product on
+//! 127.0.0.1:0. The fake answers with the documented shapes in
+//! tests/fixtures/rest/<product>/ and records every request, so each test
+//! asserts the exact requests the product received: one creation, one
+//! public comment with the product's public flag, one internal note with
+//! its internal flag, statuses mapped both ways, a refused status caught by
+//! reading back, no echo of deskbridge's own writes, and a product that
 //! answers 429 with Retry-After, 500, or hangs, with nothing lost or doubled.
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -272,7 +273,8 @@ struct Case {
     /// The product's ticket id in the fixtures.
     ticket: &'static str,
     /// The fake's routes, "METHOD /path".
-    identity: &'static str,
+    /// `None`: the product has no such request (the settings name the user).
+    identity: Option<&'static str>,
     find: &'static str,
     create: &'static str,
     read: &'static str,
@@ -297,7 +299,8 @@ struct Case {
     waiting: &'static str,
     /// Query parameter and value of the page after the first (page size 1),
     /// and where the list request carries the time it asks from.
-    next_page: (&'static str, &'static str),
+    /// `None`: the product lists changes without paging.
+    next_page: Option<(&'static str, &'static str)>,
     since_param: &'static str,
     /// The window 10:00:30 UTC as the list request writes it.
     first_since: &'static str,
@@ -313,7 +316,9 @@ impl Env {
         let profile =
             deskbridge::connector::rest::profile::Profile::load(Some(case.profile), None).unwrap();
         let mut p = serde_json::to_value(&profile).unwrap();
-        p["list_changes"]["page_size"] = json!(1);
+        if case.next_page.is_some() {
+            p["list_changes"]["page_size"] = json!(1);
+        }
         let text = toml::to_string(&p).unwrap();
         let profile_file = dir.path().join("profile.toml");
         std::fs::write(&profile_file, text).unwrap();
@@ -649,7 +654,9 @@ async fn run(case: Case) {
         .await
         .unwrap();
     let poller = env.poller(&case);
-    fake.on(case.identity, vec![Reply::Json(fx("me.json"))]);
+    if let Some(identity) = case.identity {
+        fake.on(identity, vec![Reply::Json(fx("me.json"))]);
+    }
     fake.on(
         case.list,
         vec![Reply::Fail(429, Some(1)), Reply::Json(list.clone())],
@@ -670,7 +677,8 @@ async fn run(case: Case) {
     history_route(vec![Reply::Json(history_full.clone())]);
     fake.take();
     let (_, more) = poller.poll_now().await.unwrap();
-    assert!(more, "a full page: the next one is asked for at once");
+    // a full page: the next one is asked for at once
+    assert_eq!(more, case.next_page.is_some());
     let seen = fake.take();
     let listed: Vec<&Seen> = seen.iter().filter(|s| key_of(s) == case.list).collect();
     assert_eq!(listed.len(), 1);
@@ -694,12 +702,17 @@ async fn run(case: Case) {
     assert!(!more);
     let seen = fake.take();
     let listed: Vec<&Seen> = seen.iter().filter(|s| key_of(s) == case.list).collect();
-    assert_eq!(listed.len(), 2, "{listed:#?}");
-    assert_eq!(
-        listed[1].param(case.next_page.0).as_deref(),
-        Some(case.next_page.1),
-        "{listed:#?}"
-    );
+    match case.next_page {
+        Some((param, value)) => {
+            assert_eq!(listed.len(), 2, "{listed:#?}");
+            assert_eq!(
+                listed[1].param(param).as_deref(),
+                Some(value),
+                "{listed:#?}"
+            );
+        }
+        None => assert_eq!(listed.len(), 1, "{listed:#?}"),
+    }
     assert!(
         listed[0]
             .param(case.since_param)
@@ -736,7 +749,7 @@ async fn run(case: Case) {
     let changed = with(
         changed,
         &updated_ptr,
-        json!(updated.replace("10:05:00", "10:06:00")),
+        json!(updated.replace(":05:00", ":06:00")),
     );
     fake.on(
         case.list,
@@ -770,7 +783,7 @@ async fn zendesk() {
         rest: r#"username = "deskbridge@example.com/token""#,
         service_account: "deskbridge@example.com",
         ticket: "35436",
-        identity: "GET /api/v2/users/me.json",
+        identity: Some("GET /api/v2/users/me.json"),
         find: "GET /api/v2/search.json",
         create: "POST /api/v2/tickets.json",
         read: "GET /api/v2/tickets/35436.json",
@@ -789,7 +802,7 @@ async fn zendesk() {
         status_body: |s| json!({"ticket": {"status": s}}),
         resolved: "solved",
         waiting: "pending",
-        next_page: ("page", "2"),
+        next_page: Some(("page", "2")),
         since_param: "query",
         first_since: "updated>=2024-05-01T10:00:30Z",
         // lookback_secs = 300: back to the start (10:00:30)
@@ -809,7 +822,7 @@ async fn freshdesk() {
         rest: "[endpoints.prod.rest.settings]\nrequester_email = \"desk@service.example\"",
         service_account: "deskbridge@example.com",
         ticket: "20",
-        identity: "GET /api/v2/agents/me",
+        identity: Some("GET /api/v2/agents/me"),
         find: "GET /api/v2/tickets",
         create: "POST /api/v2/tickets",
         read: "GET /api/v2/tickets/20",
@@ -829,7 +842,7 @@ async fn freshdesk() {
         status_body: |s| json!({"status": s.parse::<i64>().unwrap()}),
         resolved: "4",
         waiting: "3",
-        next_page: ("page", "2"),
+        next_page: Some(("page", "2")),
         since_param: "updated_since",
         first_since: "2024-05-01T10:00:30Z",
         since_shown: "2024-05-01T10:04:55Z",
@@ -852,7 +865,7 @@ async fn servicenow() {
         rest: r#"username = "deskbridge""#,
         service_account: "deskbridge",
         ticket: SYS_ID,
-        identity: "GET /api/now/table/sys_user",
+        identity: Some("GET /api/now/table/sys_user"),
         find: "GET /api/now/table/incident",
         create: "POST /api/now/table/incident",
         read: "GET /api/now/table/incident/9d385017c611228701d22104cc95c371",
@@ -871,7 +884,7 @@ async fn servicenow() {
         status_body: |s| json!({"state": s}),
         resolved: "6",
         waiting: "3",
-        next_page: ("sysparm_offset", "1"),
+        next_page: Some(("sysparm_offset", "1")),
         since_param: "sysparm_query",
         first_since: "gs.dateGenerate('2024-05-01','10:00:30')",
         since_shown: "sys_updated_on>=javascript:gs.dateGenerate('2024-05-01','10:04:55')^ORDERBYsys_updated_on",
@@ -890,7 +903,7 @@ async fn zammad() {
         rest: "[endpoints.prod.rest.settings]\ngroup = \"Users\"\ncustomer = \"desk@service.example\"",
         service_account: "deskbridge",
         ticket: "3",
-        identity: "GET /api/v1/users/me",
+        identity: Some("GET /api/v1/users/me"),
         find: "GET /api/v1/tickets/search",
         create: "POST /api/v1/tickets",
         read: "GET /api/v1/tickets/3",
@@ -911,7 +924,7 @@ async fn zammad() {
         status_body: |s| json!({"state": s}),
         resolved: "closed",
         waiting: "open",
-        next_page: ("page", "2"),
+        next_page: Some(("page", "2")),
         since_param: "query",
         first_since: "updated_at:>=\"2024-05-01T10:00:30Z\"",
         // lookback_secs = 60
@@ -934,7 +947,7 @@ async fn jira_service_management() {
         rest: "project = \"HELP\"\nusername = \"deskbridge@example.com\"\n[endpoints.prod.rest.settings]\nservice_desk_id = \"10\"\nrequest_type_id = \"25\"",
         service_account: "deskbridge@example.com",
         ticket: "HELP-42",
-        identity: "GET /rest/api/2/myself",
+        identity: Some("GET /rest/api/2/myself"),
         find: "GET /rest/api/2/search",
         create: "POST /rest/servicedeskapi/request",
         read: "GET /rest/api/2/issue/HELP-42",
@@ -955,7 +968,7 @@ async fn jira_service_management() {
         // transition ids; the read-back names come from statuses.readback
         resolved: "41",
         waiting: "31",
-        next_page: ("startAt", "1"),
+        next_page: Some(("startAt", "1")),
         since_param: "jql",
         first_since: "updated>=\"2024/05/01 10:00\"",
         // lookback_secs = 120
@@ -1002,6 +1015,7 @@ credentials = {{ file = "{token}" }}
         ),
         endpoint("snow", "servicenow", "username = \"deskbridge\""),
         endpoint("glpi", "glpi", "settings = { app_token = \"app-token-1\" }"),
+        endpoint("okdesk", "okdesk", "settings = { author_id = \"7\" }"),
         endpoint(
             "zammad",
             "zammad",
@@ -1023,7 +1037,7 @@ credentials = {{ file = "{token}" }}
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("6 endpoints"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("7 endpoints"));
     let out = check(&format!(
         "{parties}{}",
         endpoint("zammad", "zammad", "settings = { group = \"Users\" }")
@@ -1058,7 +1072,7 @@ async fn glpi() {
         find_file: "find.json",
         find_ptr: "",
         ticket: "71",
-        identity: "GET /getFullSession",
+        identity: Some("GET /getFullSession"),
         find: "GET /Ticket",
         create: "POST /Ticket",
         read: "GET /Ticket/71",
@@ -1077,7 +1091,7 @@ async fn glpi() {
         status_body: |s| json!({"input": {"status": s.parse::<i64>().unwrap()}}),
         resolved: "5",
         waiting: "4",
-        next_page: ("range", "1-1"),
+        next_page: Some(("range", "1-1")),
         since_param: "criteria[0][value]",
         first_since: "2024-05-01 10:00:30",
         since_shown: "2024-05-01 10:04:55",
@@ -1163,4 +1177,44 @@ settings = {{ app_token = "app-token-1" }}
         matches!(&err, SinkError::Permanent { message } if message.contains("without a token at /session_token")),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn okdesk() {
+    run(Case {
+        profile: "okdesk",
+        rest: "[endpoints.prod.rest.settings]\nauthor_id = \"7\"",
+        service_account: "deskbridge",
+        auth: |s| s.param("api_token").as_deref() == Some("s3cret-token") && s.header("authorization").is_none(),
+        login: None,
+        find_file: "list.json",
+        find_ptr: "",
+        ticket: "153",
+        identity: None,
+        find: "GET /api/v1/issues/count",
+        create: "POST /api/v1/issues",
+        read: "GET /api/v1/issues/153",
+        history: Some("GET /api/v1/issues/153/comments"),
+        comment: "POST /api/v1/issues/153/comments",
+        note: "POST /api/v1/issues/153/comments",
+        set_status: "POST /api/v1/issues/153/statuses",
+        list: "GET /api/v1/issues/count",
+        list_ptr: "",
+        history_ptr: "",
+        text_ptr: "/content",
+        create_body: json!({"issue": {"title": "Scale shows wrong weight",
+            "description": "Calibration lost<br><br>[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+        // HTML, its line breaks kept
+        comment_body: |t| json!({"comment": {"content": t.replace('\n', "<br>"), "author_id": 7, "public": true}}),
+        note_body: |t| json!({"comment": {"content": t.replace('\n', "<br>"), "author_id": 7, "public": false}}),
+        status_body: |s| json!({"code": s}),
+        resolved: "completed",
+        waiting: "delayed",
+        next_page: None,
+        since_param: "updated_since",
+        first_since: "01-05-2024",
+        // lookback_secs = 86400, back to the start's day
+        since_shown: "01-05-2024",
+    })
+    .await;
 }

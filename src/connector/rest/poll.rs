@@ -58,6 +58,8 @@ impl Cursor {
 pub struct Identity {
     pub user_id: String,
     pub login: String,
+    /// The kind of user (`identity.kind`).
+    pub kind: Option<String>,
 }
 
 /// Turns a ticket as the product answers it into events.
@@ -155,9 +157,19 @@ impl Reader<'_> {
         Some(ev)
     }
 
-    fn author(&self, v: &Value, id_ptr: &str, name_ptr: &str) -> (Option<Author>, bool) {
+    fn author(
+        &self,
+        v: &Value,
+        id_ptr: &str,
+        name_ptr: &str,
+        kind_ptr: Option<&str>,
+    ) -> (Option<Author>, bool) {
         let id = text_at(v, id_ptr);
-        if id.as_deref() == Some(self.me.user_id.as_str()) {
+        let kind_matches = match (kind_ptr, &self.me.kind) {
+            (Some(p), Some(mine)) => text_at(v, p).as_deref() == Some(mine.as_str()),
+            _ => true,
+        };
+        if kind_matches && id.as_deref() == Some(self.me.user_id.as_str()) {
             let a = Author {
                 name: self.service_account.to_string(),
                 email: None,
@@ -211,23 +223,33 @@ impl Reader<'_> {
             ev.id = stable_id(self.endpoint, "ticket", &tid, created);
             ev.occurred_at = created;
             ev.source_id = Some(format!("ticket-{tid}"));
-            ev.author = self.author(ticket, &tp.author_id, &tp.author_name).0;
+            ev.author = self.author(ticket, &tp.author_id, &tp.author_name, None).0;
             out.push(ev);
         }
         for entry in entries {
-            let (Some(jid), Some(at)) =
-                (text_at(entry, &jp.id), self.time_at(entry, &jp.created_at))
-            else {
+            let Some(jid) = text_at(entry, &jp.id) else {
                 continue;
             };
-            if at < from {
-                continue;
-            }
-            let (author, own) = self.author(entry, &jp.author_id, &jp.author_name);
+            // Without a time: in every window; its id keeps it once. Its
+            // event is dated by the ticket's last update.
+            let (at, id_at) = match self.time_at(entry, &jp.created_at) {
+                Some(at) if at < from => continue,
+                Some(at) => (at, at),
+                None => (
+                    self.time_at(ticket, &tp.updated_at).unwrap_or(from),
+                    DateTime::<Utc>::UNIX_EPOCH,
+                ),
+            };
+            let (author, own) = self.author(
+                entry,
+                &jp.author_id,
+                &jp.author_name,
+                jp.author_kind.as_deref(),
+            );
             let source_id = format!("journal-{jid}");
             let make = |what: &str, kind: EventKind| {
                 let mut ev = Event::new(&tid, kind);
-                ev.id = stable_id(self.endpoint, what, &jid, at);
+                ev.id = stable_id(self.endpoint, what, &jid, id_at);
                 ev.occurred_at = at;
                 ev.author = author.clone();
                 ev.source_id = Some(source_id.clone());
@@ -343,24 +365,34 @@ fn round_error(e: impl std::fmt::Display) -> RoundError {
 impl Poller {
     async fn identity(&self) -> Result<Identity, RoundError> {
         let i = &self.ep.profile.identity;
+        let vars = self
+            .ep
+            .vars(&[("service_account", self.service_account.clone())]);
+        let (Some(method), Some(path)) = (i.method, &i.path) else {
+            // No request: the settings name the user.
+            let user = i.user.as_deref().unwrap_or_default();
+            let user_id = super::template::render_text(user, &vars)
+                .map_err(|e| round_error(format!("{}: identity.user: {e}", self.ep.name)))?;
+            return Ok(Identity {
+                user_id,
+                login: self.service_account.clone(),
+                kind: i.kind.clone(),
+            });
+        };
         let answer = self
             .ep
             .client
-            .call(
-                "identity",
-                i.method,
-                &i.path,
-                None,
-                &self
-                    .ep
-                    .vars(&[("service_account", self.service_account.clone())]),
-            )
+            .call("identity", method, path, None, &vars)
             .await?;
         match (
             text_at(&answer.json, &i.user_id),
             text_at(&answer.json, &i.login),
         ) {
-            (Some(user_id), Some(login)) => Ok(Identity { user_id, login }),
+            (Some(user_id), Some(login)) => Ok(Identity {
+                user_id,
+                login,
+                kind: i.kind.clone(),
+            }),
             _ => Err(round_error(format!(
                 "{}: the identity answer has no user id at {} or login at {}",
                 self.ep.name, i.user_id, i.login
@@ -588,6 +620,7 @@ mod fixtures {
         let me = Identity {
             user_id: my_id.into(),
             login: "deskbridge".into(),
+            kind: None,
         };
         let r = Reader {
             endpoint: "vendor",
@@ -721,6 +754,7 @@ mod tests {
         let me = Identity {
             user_id: "5".into(),
             login: "deskbridge".into(),
+            kind: None,
         };
         let r = Reader {
             endpoint: "vendor",

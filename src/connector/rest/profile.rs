@@ -60,6 +60,13 @@ const SHIPPED: &[(&str, &str)] = &[
         "glpi",
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/glpi.toml")),
     ),
+    (
+        "okdesk",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/okdesk.toml"
+        )),
+    ),
 ];
 
 pub fn shipped_names() -> Vec<&'static str> {
@@ -254,12 +261,27 @@ pub struct ContentRequest {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityRequest {
-    pub method: Method,
-    pub path: String,
+    /// The request that tells whom the credentials belong to; without
+    /// one (the product has none), `user` names the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// Pointer to the user's id (what the ticket history names).
+    #[serde(default)]
     pub user_id: String,
     /// Pointer to the user's login (what `service_account` names).
+    #[serde(default)]
     pub login: String,
+    /// Without a request: the user's id, a template of the endpoint's
+    /// settings (`{{author_id}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The kind of user deskbridge is, where ids of different kinds of
+    /// users may be equal (Okdesk's employees and contacts): an entry is
+    /// deskbridge's own only when `journal.author_kind` says this too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// JSON pointers into one ticket.
@@ -292,6 +314,12 @@ pub struct JournalPointers {
     pub id: String,
     pub author_id: String,
     pub author_name: String,
+    /// The kind of the entry's author (with `identity.kind`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_kind: Option<String>,
+    /// When the entry was made. An entry without a time (Okdesk's
+    /// comments) is read in every round its ticket is listed, and taken
+    /// once by its id.
     pub created_at: String,
     /// The comment text (absent or empty: no comment). With
     /// `entry_content`, the text read there is put here.
@@ -537,11 +565,23 @@ impl Profile {
             }
         }
         check("auth", auth_templates, &["credential"]);
+        let id = &self.identity;
         check(
             "identity",
-            vec![self.identity.path.clone()],
+            id.path.iter().chain(id.user.iter()).cloned().collect(),
             &["service_account"],
         );
+        match (&id.method, &id.path, &id.user) {
+            (Some(_), Some(_), None) => {}
+            (None, None, Some(_)) => {}
+            _ => later.push(
+                "identity: give method and path (a request, with user_id and login), or user (no request)"
+                    .into(),
+            ),
+        }
+        if id.kind.is_some() != self.journal.author_kind.is_some() {
+            later.push("identity.kind and journal.author_kind: give both or neither".into());
+        }
         check(
             "format.description",
             vec![self.format.description.clone()],
@@ -606,8 +646,6 @@ impl Profile {
         };
         let pointers = [
             ("create_ticket.ticket_id", &self.create_ticket.ticket_id),
-            ("identity.user_id", &self.identity.user_id),
-            ("identity.login", &self.identity.login),
             ("ticket.id", &self.ticket.id),
             ("ticket.subject", &self.ticket.subject),
             ("ticket.description", &self.ticket.description),
@@ -631,7 +669,15 @@ impl Profile {
             ),
             ("journal.kind", self.journal.kind.as_ref().unwrap_or(&slash)),
         ];
-        for (at, ptr) in pointers.into_iter().chain(status_ptrs) {
+        let identity_ptrs = if self.identity.path.is_some() {
+            vec![
+                ("identity.user_id", &self.identity.user_id),
+                ("identity.login", &self.identity.login),
+            ]
+        } else {
+            vec![]
+        };
+        for (at, ptr) in pointers.into_iter().chain(status_ptrs).chain(identity_ptrs) {
             if !ptr.starts_with('/') {
                 p.push(format!(
                     "{at}: a JSON pointer starts with '/' (got {ptr:?})"

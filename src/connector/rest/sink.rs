@@ -109,24 +109,30 @@ impl RestSink {
             .cloned()
             .unwrap_or_default();
         for t in &listed {
-            let Some(id) = text_at(t, &p.id) else {
+            // A list of bare ids (Okdesk's) is its own id.
+            let Some(id) = text_at(t, &p.id).or_else(|| super::as_text(t)) else {
                 continue;
             };
             match text_at(t, &p.description) {
                 Some(d) if d.contains(&m) => return Ok(Some(id)),
                 Some(_) => {}
-                // Products whose tickets carry no description (it is the
-                // first history entry) list candidates: look inside.
-                None if self.ep.profile.history.is_some() => {
+                // A list without descriptions (only ids, or products whose
+                // description is the first history entry): look inside.
+                None => {
                     let full = self.ep.read_ticket(&id).await?;
-                    let found = self.ep.entries(&id, &full, None).await?.iter().any(|e| {
-                        text_at(e, &self.ep.profile.journal.text).is_some_and(|s| s.contains(&m))
-                    });
-                    if found {
+                    if text_at(&full, &p.description).is_some_and(|d| d.contains(&m)) {
                         return Ok(Some(id));
                     }
+                    if self.ep.profile.history.is_some() {
+                        let found = self.ep.entries(&id, &full, None).await?.iter().any(|e| {
+                            text_at(e, &self.ep.profile.journal.text)
+                                .is_some_and(|s| s.contains(&m))
+                        });
+                        if found {
+                            return Ok(Some(id));
+                        }
+                    }
                 }
-                None => {}
             }
         }
         Ok(None)

@@ -13,7 +13,7 @@ pub enum TemplateError {
     Unknown(String),
     #[error("unclosed placeholder after {0:?}")]
     Unclosed(String),
-    #[error("unknown filter |{0} (known: |sql, |int)")]
+    #[error("unknown filter |{0} (known: |sql, |int, |html)")]
     Filter(String),
 }
 
@@ -26,6 +26,7 @@ fn split_filter(raw: &str) -> Result<(&str, Option<&str>), TemplateError> {
         None => Ok((raw.trim(), None)),
         Some((name, "sql")) => Ok((name, Some("sql"))),
         Some((name, "int")) => Ok((name, Some("int"))),
+        Some((name, "html")) => Ok((name, Some("html"))),
         Some((_, f)) => Err(TemplateError::Filter(f.to_string())),
     }
 }
@@ -33,6 +34,14 @@ fn split_filter(raw: &str) -> Result<(&str, Option<&str>), TemplateError> {
 fn apply_filter(value: &str, filter: Option<&str>) -> String {
     match filter {
         Some("sql") => value.replace('\\', "\\\\").replace('\'', "\\'"),
+        // Text into a product that reads HTML (Okdesk): escaped, its line
+        // breaks kept.
+        Some("html") => value
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\n', "<br>"),
         _ => value.to_string(),
     }
 }
@@ -205,6 +214,15 @@ mod tests {
             json!({"status": 4, "note": "s=4", "id": "INC-1"})
         );
         assert_eq!(render_path("/t/{{status|int}}", &v).unwrap(), "/t/4");
+    }
+
+    #[test]
+    fn html_filter_escapes_and_keeps_line_breaks() {
+        let v = vars(&[("body", "a <b> & \"c\"\nnext")]);
+        assert_eq!(
+            render_text("{{body|html}}<br>", &v).unwrap(),
+            "a &lt;b&gt; &amp; &quot;c&quot;<br>next<br>"
+        );
     }
 
     #[test]
