@@ -401,7 +401,7 @@ impl Poller {
     }
 
     /// One polling round now, as `run` does them: the events taken, and
-    /// whether more changes wait (for tests and `probe`).
+    /// whether more changes wait.
     pub async fn poll_now(&self) -> Result<(usize, bool), String> {
         let me = self.identity().await.map_err(|e| e.message)?;
         self.round(&me).await.map_err(|e| e.message)
