@@ -111,6 +111,17 @@ impl Ingest {
                     continue;
                 }
                 let links = tx.links_of(endpoint, &ev.ticket)?;
+                // A status this side already holds on a link is no change
+                // there: products whose history has no status changes
+                // report the status they hold, deskbridge's own write
+                // included.
+                let unchanged = |l: &Link| match ev.kind {
+                    EventKind::StatusChanged { status } => {
+                        l.sides(endpoint).and_then(|(mine, _)| mine.status) == Some(status)
+                    }
+                    _ => false,
+                };
+                let news: Vec<bool> = links.iter().map(|l| !unchanged(l)).collect();
                 if let EventKind::StatusChanged { status } = ev.kind {
                     for link in &links {
                         let mut l = link.clone();
@@ -121,8 +132,8 @@ impl Ingest {
                     }
                 }
                 let has_downstream = links.iter().any(|l| l.is_upstream(endpoint));
-                for link in &links {
-                    if matches!(ev.kind, EventKind::TicketCreated { .. }) {
+                for (link, news) in links.iter().zip(news) {
+                    if matches!(ev.kind, EventKind::TicketCreated { .. }) || !news {
                         // Already transferred: a re-sent creation is not a new ticket.
                         continue;
                     }
@@ -467,6 +478,41 @@ to = "b"
         // the transfer and the one partner comment, nothing else
         assert_eq!(store.pending("b").unwrap().len(), 2);
         assert_eq!(store.links().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_status_the_link_already_has_is_not_relayed_again() {
+        let (_d, ingest, store) = setup();
+        ingest.accept("a", None, vec![created("1")]).await.unwrap();
+        let status =
+            |s: crate::event::Status| Event::new("1", EventKind::StatusChanged { status: s });
+        use crate::event::Status::{InProgress, Resolved};
+        // a product reporting the status it holds, round after round
+        ingest
+            .accept("a", None, vec![status(Resolved)])
+            .await
+            .unwrap();
+        ingest
+            .accept("a", None, vec![status(Resolved)])
+            .await
+            .unwrap();
+        ingest
+            .accept("a", None, vec![status(InProgress), status(Resolved)])
+            .await
+            .unwrap();
+        let kinds: Vec<String> = store
+            .pending("b")
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| match e.event.kind {
+                EventKind::StatusChanged { status } => status.to_string(),
+                other => other.name().to_string(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["ticket_created", "resolved", "in_progress", "resolved"]
+        );
     }
 
     #[tokio::test]

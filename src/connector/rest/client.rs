@@ -2,7 +2,7 @@
 //! rate limit, and errors classified as retryable or permanent with the
 //! product's own text kept.
 
-use super::profile::{AuthKind, Method, Profile};
+use super::profile::{AuthKind, Method, Profile, SessionLogin};
 use super::template::{self, Vars};
 use crate::config::RestConfig;
 use crate::connector::webhook::outbound::classify;
@@ -21,11 +21,20 @@ pub struct Client {
     auth_name: Option<String>,
     auth_prefix: String,
     username: Option<String>,
+    /// A fixed basic-auth password: the credential is then the user name.
+    password: Option<String>,
     credential: String,
     http: reqwest::Client,
     /// Time between two requests (from `rate_limit_per_minute`).
     interval: Option<Duration>,
     next: Mutex<Option<Instant>>,
+    /// Headers on every request (the profile's `auth.headers`, rendered).
+    headers: Vec<(String, String)>,
+    /// With session authentication: how to open one, the values its
+    /// templates name, and the open session's token.
+    session: Option<SessionLogin>,
+    login_vars: Vars,
+    token: Mutex<Option<String>>,
 }
 
 /// A successful answer.
@@ -41,8 +50,21 @@ impl Client {
         profile: &Profile,
         r: &RestConfig,
         credential: String,
+        settings: &Vars,
     ) -> Result<Client, String> {
         let http = crate::connector::partner_client(r.timeout_secs)?;
+        let headers = profile
+            .auth
+            .headers
+            .iter()
+            .map(|(k, t)| {
+                template::render_text(t, settings)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| format!("auth.headers.{k}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut login_vars = settings.clone();
+        login_vars.insert("credential".into(), credential.clone());
         Ok(Client {
             endpoint: endpoint.into(),
             base: r.base_url.trim_end_matches('/').to_string(),
@@ -50,6 +72,7 @@ impl Client {
             auth_name: profile.auth.name.clone(),
             auth_prefix: profile.auth.prefix.clone().unwrap_or_default(),
             username: r.username.clone(),
+            password: profile.auth.password.clone(),
             credential,
             http,
             interval: r
@@ -57,7 +80,75 @@ impl Client {
                 .filter(|n| *n > 0)
                 .map(|n| Duration::from_secs(60) / n),
             next: Mutex::new(None),
+            headers,
+            session: profile.auth.session.clone(),
+            login_vars,
+            token: Mutex::new(None),
         })
+    }
+
+    fn transient(&self, what: &str, e: reqwest::Error) -> SinkError {
+        SinkError::Transient {
+            message: format!(
+                "{}: {what}: {}",
+                self.endpoint,
+                crate::connector::describe_http_error(e)
+            ),
+            retry_after: None,
+        }
+    }
+
+    /// The open session's token, opening one when there is none. The lock
+    /// is held while logging in, so concurrent requests open one session.
+    async fn session_token(&self, s: &SessionLogin) -> Result<String, SinkError> {
+        let mut token = self.token.lock().await;
+        if let Some(t) = token.as_ref() {
+            return Ok(t.clone());
+        }
+        let what = "open a session";
+        let permanent = |message: String| SinkError::Permanent { message };
+        let path = template::render_path(&s.path, &self.login_vars)
+            .map_err(|e| permanent(format!("{}: auth.session.path: {e}", self.endpoint)))?;
+        let mut req = self
+            .http
+            .request(http_method(s.method), format!("{}{}", self.base, path))
+            .header("accept", "application/json");
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        for (k, t) in &s.headers {
+            let v = template::render_text(t, &self.login_vars).map_err(|e| {
+                permanent(format!("{}: auth.session.headers.{k}: {e}", self.endpoint))
+            })?;
+            req = req.header(k, v);
+        }
+        self.pace().await;
+        let resp = req.send().await.map_err(|e| self.transient(what, e))?;
+        let status = resp.status();
+        let retry_after = crate::retry::retry_after(resp.headers());
+        let text = resp.text().await.map_err(|e| self.transient(what, e))?;
+        if !status.is_success() {
+            let product_text: String = text.trim().chars().take(MAX_ERROR_TEXT).collect();
+            return Err(classify(
+                status,
+                format!(
+                    "{}: {what} answered {status}: {product_text} (check the credentials)",
+                    self.endpoint
+                ),
+                retry_after,
+            ));
+        }
+        let t = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| super::text_at(&v, &s.token))
+            .ok_or_else(|| {
+                permanent(format!(
+                    "{}: {what} answered {status} without a token at {}",
+                    self.endpoint, s.token
+                ))
+            })?;
+        *token = Some(t.clone());
+        Ok(t)
     }
 
     /// Waits for this endpoint's next request slot.
@@ -101,50 +192,82 @@ impl Client {
                 self.credential.as_bytes(),
             ));
         }
-        let method = match method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
-        };
+        let method = http_method(method);
+        // With a session: a refused token (expired, or the product
+        // restarted) opens a new session once.
+        let mut retried = false;
+        loop {
+            let token = match &self.session {
+                Some(sess) => Some(self.session_token(sess).await?),
+                None => None,
+            };
+            let resp = self
+                .send(&method, &url, body.as_ref(), token.as_deref())
+                .await
+                .map_err(|e| self.transient(what, e))?;
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED && token.is_some() && !retried {
+                retried = true;
+                *self.token.lock().await = None;
+                continue;
+            }
+            return self.answer(what, &method, &path, resp).await;
+        }
+    }
+
+    /// One request with the profile's authentication.
+    async fn send(
+        &self,
+        method: &reqwest::Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        token: Option<&str>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
         let mut req = self
             .http
-            .request(method.clone(), &url)
+            .request(method.clone(), url)
             .header("accept", "application/json");
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
         req = match self.auth {
             AuthKind::Header => req.header(
                 self.auth_name.as_deref().unwrap_or("Authorization"),
                 format!("{}{}", self.auth_prefix, self.credential),
             ),
             AuthKind::Bearer => req.bearer_auth(&self.credential),
-            AuthKind::Basic => req.basic_auth(
-                self.username.as_deref().unwrap_or_default(),
-                Some(&self.credential),
-            ),
+            AuthKind::Basic => match &self.password {
+                Some(fixed) => req.basic_auth(&self.credential, Some(fixed)),
+                None => req.basic_auth(
+                    self.username.as_deref().unwrap_or_default(),
+                    Some(&self.credential),
+                ),
+            },
             AuthKind::Query => req,
+            AuthKind::Session => match (&self.session, token) {
+                (Some(s), Some(t)) => req.header(&s.header, t),
+                _ => req,
+            },
         };
-        if let Some(b) = &body {
+        if let Some(b) = body {
             req = req.json(b);
         }
         self.pace().await;
-        let resp = req.send().await.map_err(|e| SinkError::Transient {
-            message: format!(
-                "{}: {what}: {}",
-                self.endpoint,
-                crate::connector::describe_http_error(e)
-            ),
-            retry_after: None,
-        })?;
+        req.send().await
+    }
+
+    /// The answer, or the failure classified with the product's text.
+    /// The answer, or the failure classified with the product's own text.
+    async fn answer(
+        &self,
+        what: &str,
+        method: &reqwest::Method,
+        path: &str,
+        resp: reqwest::Response,
+    ) -> Result<Answer, SinkError> {
+        let permanent = |message: String| SinkError::Permanent { message };
         let status = resp.status();
         let retry_after = crate::retry::retry_after(resp.headers());
-        let text = resp.text().await.map_err(|e| SinkError::Transient {
-            message: format!(
-                "{}: {what}: {}",
-                self.endpoint,
-                crate::connector::describe_http_error(e)
-            ),
-            retry_after: None,
-        })?;
+        let text = resp.text().await.map_err(|e| self.transient(what, e))?;
         if status.is_success() {
             let json = if text.trim().is_empty() {
                 serde_json::Value::Null
@@ -169,5 +292,14 @@ impl Client {
             ),
             retry_after,
         ))
+    }
+}
+
+fn http_method(m: Method) -> reqwest::Method {
+    match m {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
     }
 }

@@ -38,11 +38,12 @@ impl RestEndpoint {
             .credentials
             .resolve()
             .map_err(|e| format!("{at}.credentials: {e}"))?;
-        let client =
-            client::Client::new(name, &profile, r, credential).map_err(|e| format!("{at}: {e}"))?;
+        let client = client::Client::new(name, &profile, r, credential, &settings)
+            .map_err(|e| format!("{at}: {e}"))?;
         let mut statuses = profile.statuses.clone();
         statuses.inbound.extend(r.statuses.inbound.clone());
         statuses.outbound.extend(r.statuses.outbound.clone());
+        statuses.readback.extend(r.statuses.readback.clone());
         Ok(Arc::new(RestEndpoint {
             name: name.into(),
             profile,
@@ -53,33 +54,42 @@ impl RestEndpoint {
         }))
     }
 
-    /// Whom the credentials belong to, as the product says.
+    /// Whom the credentials belong to, as the product says (or, for a
+    /// product without such a request, as the settings name the user).
     pub async fn identity(
         &self,
         service_account: &str,
     ) -> Result<poll::Identity, crate::connector::SinkError> {
         let i = &self.profile.identity;
+        let permanent = |message: String| crate::connector::SinkError::Permanent { message };
+        let vars = self.vars(&[("service_account", service_account.to_string())]);
+        let (Some(method), Some(path)) = (i.method, &i.path) else {
+            let user = i.user.as_deref().unwrap_or_default();
+            let user_id = template::render_text(user, &vars)
+                .map_err(|e| permanent(format!("{}: identity.user: {e}", self.name)))?;
+            return Ok(poll::Identity {
+                user_id,
+                login: service_account.to_string(),
+                kind: i.kind.clone(),
+            });
+        };
         let answer = self
             .client
-            .call(
-                "identity",
-                i.method,
-                &i.path,
-                None,
-                &self.vars(&[("service_account", service_account.to_string())]),
-            )
+            .call("identity", method, path, None, &vars)
             .await?;
         match (
             text_at(&answer.json, &i.user_id),
             text_at(&answer.json, &i.login),
         ) {
-            (Some(user_id), Some(login)) => Ok(poll::Identity { user_id, login }),
-            _ => Err(crate::connector::SinkError::Permanent {
-                message: format!(
-                    "{}: the identity answer has no user id at {} or login at {}",
-                    self.name, i.user_id, i.login
-                ),
+            (Some(user_id), Some(login)) => Ok(poll::Identity {
+                user_id,
+                login,
+                kind: i.kind.clone(),
             }),
+            _ => Err(permanent(format!(
+                "{}: the identity answer has no user id at {} or login at {}",
+                self.name, i.user_id, i.login
+            ))),
         }
     }
 
@@ -156,7 +166,10 @@ pub fn config_problems(at: &str, r: &RestConfig, p: &mut Vec<String>) {
             return;
         }
     };
-    if profile.auth.kind == AuthKind::Basic && r.username.is_none() {
+    if profile.auth.kind == AuthKind::Basic
+        && profile.auth.password.is_none()
+        && r.username.is_none()
+    {
         p.push(format!(
             "{at}.username: the profile authenticates with a login and password"
         ));
@@ -195,6 +208,33 @@ pub fn as_text(v: &serde_json::Value) -> Option<String> {
 /// The text at a pointer, if any.
 pub fn text_at(v: &serde_json::Value, pointer: &str) -> Option<String> {
     v.pointer(pointer).and_then(as_text)
+}
+
+/// A time as the product writes it: RFC 3339, else the profile's
+/// `time_format` (with an offset, or read as UTC without one).
+pub fn parse_time(s: &str, format: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{DateTime, NaiveDateTime, Utc};
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let f = format?;
+    DateTime::parse_from_str(s, f)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(s, f)
+                .ok()
+                .map(|t| t.and_utc())
+        })
+}
+
+/// The time at a pointer (see `parse_time`).
+pub fn time_at(
+    v: &serde_json::Value,
+    pointer: &str,
+    format: Option<&str>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    parse_time(&text_at(v, pointer)?, format)
 }
 
 /// Puts `value` at `pointer` in `v`, making the objects on the way.
@@ -293,6 +333,7 @@ impl RestEndpoint {
                         ("page", page.to_string()),
                         ("offset", ((page - 1) * h.page_size as u64).to_string()),
                         ("limit", h.page_size.to_string()),
+                        ("last", (page * h.page_size as u64 - 1).to_string()),
                     ]),
                 )
                 .await?;
@@ -322,8 +363,7 @@ impl RestEndpoint {
                 }
             }
             if let Some(from) = from {
-                let at = text_at(entry, &jp.created_at)
-                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok());
+                let at = time_at(entry, &jp.created_at, self.profile.time_format.as_deref());
                 if at.is_some_and(|t| t < from) {
                     continue;
                 }
@@ -345,5 +385,38 @@ impl RestEndpoint {
             set_at(entry, &jp.text, serde_json::Value::String(text));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_are_read_as_products_write_them() {
+        let utc = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let jira = Some("%Y-%m-%dT%H:%M:%S%.f%z");
+        assert_eq!(
+            parse_time("2024-05-01T10:00:00.000+0000", jira),
+            Some(utc("2024-05-01T10:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2015-10-09T10:22:00+0700", jira),
+            Some(utc("2015-10-09T03:22:00Z"))
+        );
+        // no offset: UTC (ServiceNow's and GLPI's times)
+        assert_eq!(
+            parse_time("2024-05-01 10:00:00", Some("%Y-%m-%d %H:%M:%S")),
+            Some(utc("2024-05-01T10:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2024-05-01T10:00:00.000Z", None),
+            Some(utc("2024-05-01T10:00:00Z"))
+        );
+        assert_eq!(parse_time("2024-05-01 10:00:00", None), None);
     }
 }

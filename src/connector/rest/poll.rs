@@ -18,6 +18,7 @@ use chrono::{DateTime, SecondsFormat, SubsecRound as _, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest as _;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -28,6 +29,9 @@ use uuid::Uuid;
 /// moment after a later one was listed is still seen.
 const LOOKBACK: chrono::Duration = chrono::Duration::seconds(5);
 
+/// The most tickets one round lists.
+const MAX_LISTED: u64 = 10_000;
+
 /// Where polling stands, stored with the events it produced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
@@ -35,12 +39,18 @@ pub struct Cursor {
     pub since: DateTime<Utc>,
     /// When polling began: nothing older is ever taken.
     pub floor: DateTime<Utc>,
+    /// For products whose history has no status changes: each ticket's
+    /// status as last seen, by ticket id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub statuses: BTreeMap<String, String>,
 }
 
 impl Cursor {
-    /// Changes at or after this time are read in the next round.
-    pub fn window(&self) -> DateTime<Utc> {
-        (self.since - LOOKBACK).max(self.floor)
+    /// Changes at or after this time are read in the next round, looking
+    /// back `lookback_secs` (the profile's; default 5 s).
+    pub fn window(&self, lookback_secs: Option<u32>) -> DateTime<Utc> {
+        let back = lookback_secs.map_or(LOOKBACK, |s| chrono::Duration::seconds(s.into()));
+        (self.since - back).max(self.floor)
     }
 }
 
@@ -49,6 +59,8 @@ impl Cursor {
 pub struct Identity {
     pub user_id: String,
     pub login: String,
+    /// The kind of user (`identity.kind`).
+    pub kind: Option<String>,
 }
 
 /// Turns a ticket as the product answers it into events.
@@ -62,13 +74,6 @@ pub struct Reader<'a> {
     pub service_account: &'a str,
 }
 
-fn time_at(v: &Value, pointer: &str) -> Option<DateTime<Utc>> {
-    let s = text_at(v, pointer)?;
-    DateTime::parse_from_rfc3339(&s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// The same id for the same entry, every time it is read; time-ordered.
 pub fn stable_id(endpoint: &str, what: &str, id: &str, at: DateTime<Utc>) -> Uuid {
     let digest = sha2::Sha256::digest(format!("{endpoint}\0{what}\0{id}").as_bytes());
@@ -76,6 +81,20 @@ pub fn stable_id(endpoint: &str, what: &str, id: &str, at: DateTime<Utc>) -> Uui
     bytes.copy_from_slice(&digest[..10]);
     let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+}
+
+/// A flag as products write it: `true`, `1`, `"1"`, `"true"`.
+fn flag_value(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|n| n != 0),
+        Value::String(s) => match s.as_str() {
+            "1" | "true" => Some(true),
+            "0" | "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A comment by someone else may quote one of deskbridge's: the quoted
@@ -93,9 +112,65 @@ fn strip_markers(body: &str) -> String {
 }
 
 impl Reader<'_> {
-    fn author(&self, v: &Value, id_ptr: &str, name_ptr: &str) -> (Option<Author>, bool) {
+    fn time_at(&self, v: &Value, pointer: &str) -> Option<DateTime<Utc>> {
+        super::time_at(v, pointer, self.profile.time_format.as_deref())
+    }
+
+    /// A status change seen by comparing the ticket's status with the one
+    /// seen last (`journal.status_field` unset); `None` when unchanged, or
+    /// when first seen on a ticket created in the window (its creation
+    /// carries its status; for a ticket deskbridge created, that status is
+    /// its own doing). A ticket first seen later reports its status, which
+    /// ingest drops when the link already has it.
+    pub fn status_snapshot(
+        &self,
+        ticket: &Value,
+        last: Option<&str>,
+        from: DateTime<Utc>,
+    ) -> Option<Event> {
+        let tp = &self.profile.ticket;
+        let tid = text_at(ticket, &tp.id)?;
+        let now = text_at(ticket, &tp.status)?;
+        let new_ticket = self
+            .time_at(ticket, &tp.created_at)
+            .is_some_and(|c| c >= from);
+        if last == Some(now.as_str()) || (last.is_none() && new_ticket) {
+            return None;
+        }
+        let Some(status) = self.statuses.inbound.get(&now) else {
+            warn!(
+                endpoint = self.endpoint,
+                ticket = %tid,
+                "status {now} has no canonical status (endpoints.{}.rest.statuses.inbound): not relayed",
+                self.endpoint
+            );
+            return None;
+        };
+        let at = self.time_at(ticket, &tp.updated_at).unwrap_or(from);
+        let mut ev = Event::new(&tid, EventKind::StatusChanged { status: *status });
+        // The same change read twice is the same event.
+        ev.id = stable_id(self.endpoint, "status", &format!("{tid}@{now}@{at}"), at);
+        ev.occurred_at = at;
+        // A status deskbridge set is known by this id (the sink records it
+        // with the update time it read back): its echo.
+        ev.source_id =
+            text_at(ticket, &tp.updated_at).map(|u| super::sink::status_source_id(&tid, &u));
+        Some(ev)
+    }
+
+    fn author(
+        &self,
+        v: &Value,
+        id_ptr: &str,
+        name_ptr: &str,
+        kind_ptr: Option<&str>,
+    ) -> (Option<Author>, bool) {
         let id = text_at(v, id_ptr);
-        if id.as_deref() == Some(self.me.user_id.as_str()) {
+        let kind_matches = match (kind_ptr, &self.me.kind) {
+            (Some(p), Some(mine)) => text_at(v, p).as_deref() == Some(mine.as_str()),
+            _ => true,
+        };
+        if kind_matches && id.as_deref() == Some(self.me.user_id.as_str()) {
             let a = Author {
                 name: self.service_account.to_string(),
                 email: None,
@@ -121,7 +196,15 @@ impl Reader<'_> {
             !jp.description_kinds.is_empty()
                 && kind_of(entry).is_some_and(|k| jp.description_kinds.contains(&k))
         };
-        if let Some(created) = time_at(ticket, &tp.created_at).filter(|t| *t >= from) {
+        let first = if jp.first_is_description {
+            entries.first().and_then(|e| text_at(e, &jp.id))
+        } else {
+            None
+        };
+        let is_description = |entry: &Value| {
+            is_description(entry) || (first.is_some() && text_at(entry, &jp.id) == first)
+        };
+        if let Some(created) = self.time_at(ticket, &tp.created_at).filter(|t| *t >= from) {
             let status = text_at(ticket, &tp.status).and_then(|s| self.statuses.inbound.get(&s));
             let data = Ticket {
                 subject: text_at(ticket, &tp.subject).unwrap_or_default(),
@@ -141,22 +224,33 @@ impl Reader<'_> {
             ev.id = stable_id(self.endpoint, "ticket", &tid, created);
             ev.occurred_at = created;
             ev.source_id = Some(format!("ticket-{tid}"));
-            ev.author = self.author(ticket, &tp.author_id, &tp.author_name).0;
+            ev.author = self.author(ticket, &tp.author_id, &tp.author_name, None).0;
             out.push(ev);
         }
         for entry in entries {
-            let (Some(jid), Some(at)) = (text_at(entry, &jp.id), time_at(entry, &jp.created_at))
-            else {
+            let Some(jid) = text_at(entry, &jp.id) else {
                 continue;
             };
-            if at < from {
-                continue;
-            }
-            let (author, own) = self.author(entry, &jp.author_id, &jp.author_name);
+            // Without a time: in every window; its id keeps it once. Its
+            // event is dated by the ticket's last update.
+            let (at, id_at) = match self.time_at(entry, &jp.created_at) {
+                Some(at) if at < from => continue,
+                Some(at) => (at, at),
+                None => (
+                    self.time_at(ticket, &tp.updated_at).unwrap_or(from),
+                    DateTime::<Utc>::UNIX_EPOCH,
+                ),
+            };
+            let (author, own) = self.author(
+                entry,
+                &jp.author_id,
+                &jp.author_name,
+                jp.author_kind.as_deref(),
+            );
             let source_id = format!("journal-{jid}");
             let make = |what: &str, kind: EventKind| {
                 let mut ev = Event::new(&tid, kind);
-                ev.id = stable_id(self.endpoint, what, &jid, at);
+                ev.id = stable_id(self.endpoint, what, &jid, id_at);
                 ev.occurred_at = at;
                 ev.author = author.clone();
                 ev.source_id = Some(source_id.clone());
@@ -168,12 +262,15 @@ impl Reader<'_> {
                     || kind.as_ref().is_some_and(|k| jp.comment_kinds.contains(k)));
             let text = text_at(entry, &jp.text).filter(|t| carries_comment && !t.trim().is_empty());
             if let Some(text) = text {
-                let internal = jp
-                    .internal
-                    .as_deref()
-                    .and_then(|p| entry.pointer(p))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
+                let flag = |p: &Option<String>| {
+                    p.as_deref()
+                        .and_then(|p| entry.pointer(p))
+                        .and_then(flag_value)
+                };
+                // Without a clear "public", a comment stays internal.
+                let not_public = jp.public.is_some() && flag(&jp.public) != Some(true);
+                let internal = flag(&jp.internal).unwrap_or(false)
+                    || not_public
                     || kind.as_ref().is_some_and(|k| jp.internal_kinds.contains(k));
                 let body = if own { text } else { strip_markers(&text) };
                 out.push(make(
@@ -191,6 +288,9 @@ impl Reader<'_> {
                     },
                 ));
             }
+            let Some(status_field) = jp.status_field.as_deref() else {
+                continue;
+            };
             let changes = if jp.changes.is_empty() {
                 vec![entry.clone()]
             } else {
@@ -201,7 +301,7 @@ impl Reader<'_> {
                     .unwrap_or_default()
             };
             for ch in &changes {
-                if text_at(ch, &jp.change_field).as_deref() != Some(jp.status_field.as_str()) {
+                if text_at(ch, &jp.change_field).as_deref() != Some(status_field) {
                     continue;
                 }
                 let Some(value) = ch.pointer(&jp.change_value).and_then(as_text) else {
@@ -240,6 +340,7 @@ pub fn list_vars(ep: &RestEndpoint, from: DateTime<Utc>, offset: u64) -> Vars {
         ("offset", offset.to_string()),
         ("page", (offset / lp.page_size as u64 + 1).to_string()),
         ("limit", lp.page_size.to_string()),
+        ("last", (offset + lp.page_size as u64 - 1).to_string()),
     ])
 }
 
@@ -284,6 +385,13 @@ fn round_error(e: impl std::fmt::Display) -> RoundError {
 impl Poller {
     async fn identity(&self) -> Result<Identity, RoundError> {
         Ok(self.ep.identity(&self.service_account).await?)
+    }
+
+    /// One polling round now, as `run` does them: the events taken, and
+    /// whether more changes wait.
+    pub async fn poll_now(&self) -> Result<(usize, bool), String> {
+        let me = self.identity().await.map_err(|e| e.message)?;
+        self.round(&me).await.map_err(|e| e.message)
     }
 
     /// Runs until `shutdown` fires.
@@ -352,14 +460,19 @@ impl Poller {
                 let c = Cursor {
                     since: now,
                     floor: now,
+                    statuses: BTreeMap::new(),
                 };
                 self.commit(vec![], &c).await?;
                 return Ok((0, false));
             }
         };
-        let from = cursor.window();
         let lp = &self.ep.profile.list_changes;
+        let from = cursor.window(lp.lookback_secs);
         let tp = &self.ep.profile.ticket;
+        let tf = self.ep.profile.time_format.as_deref();
+        let list_ptr = lp.list.as_deref().unwrap_or(&tp.list);
+        let id_ptr = lp.id.as_deref().unwrap_or(&tp.id);
+        let updated_ptr = lp.updated_at.as_deref().unwrap_or(&tp.updated_at);
         let mut listed = Vec::new();
         let mut offset = 0u64;
         let more = loop {
@@ -376,7 +489,7 @@ impl Poller {
                 .await?;
             let page = answer
                 .json
-                .pointer(&tp.list)
+                .pointer(list_ptr)
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
@@ -387,13 +500,23 @@ impl Poller {
             }
             // A full page: take it, and come back at once for the rest,
             // unless it made no progress (a page of one second's changes).
-            let last = listed.last().and_then(|t| time_at(t, &tp.updated_at));
+            let last = listed
+                .last()
+                .and_then(|t| super::time_at(t, updated_ptr, tf));
             if last.is_some_and(|l| l > cursor.since) {
                 break true;
             }
             offset += lp.page_size as u64;
+            // A product that ignores the paging answers the same full page
+            // for ever: take what was read, and go on next round.
+            if offset >= MAX_LISTED {
+                warn!(endpoint = %name, "list_changes: {MAX_LISTED} tickets changed in one second, or the product ignores the paging; going on in the next round");
+                break true;
+            }
         };
         let mut since = cursor.since;
+        let mut statuses = cursor.statuses.clone();
+        let snapshot = self.ep.profile.journal.status_field.is_none();
         let mut events = Vec::new();
         let reader = Reader {
             endpoint: name,
@@ -403,7 +526,7 @@ impl Poller {
             service_account: &self.service_account,
         };
         for item in &listed {
-            let Some(id) = text_at(item, &tp.id) else {
+            let Some(id) = text_at(item, id_ptr) else {
                 continue;
             };
             let ticket = match self.ep.read_ticket(&id).await {
@@ -414,14 +537,29 @@ impl Poller {
                     continue;
                 }
             };
-            if let Some(u) = time_at(&ticket, &tp.updated_at) {
+            if let Some(u) = super::time_at(&ticket, &tp.updated_at, tf) {
                 since = since.max(u);
             }
             let entries = self.ep.entries(&id, &ticket, Some(from)).await?;
             events.extend(reader.events(&ticket, &entries, from));
+            if snapshot {
+                let last = statuses.get(&id).map(String::as_str);
+                events.extend(reader.status_snapshot(&ticket, last, from));
+                if let Some(now) = text_at(&ticket, &tp.status) {
+                    statuses.insert(id.clone(), now);
+                }
+            }
         }
         let n = events.len();
-        self.commit(events, &Cursor { since, ..cursor }).await?;
+        self.commit(
+            events,
+            &Cursor {
+                since,
+                statuses,
+                ..cursor
+            },
+        )
+        .await?;
         Ok((n, more))
     }
 
@@ -457,6 +595,7 @@ mod fixtures {
         let me = Identity {
             user_id: my_id.into(),
             login: "deskbridge".into(),
+            kind: None,
         };
         let r = Reader {
             endpoint: "vendor",
@@ -583,17 +722,68 @@ mod tests {
     }
 
     #[test]
+    fn without_status_history_the_ticket_status_is_compared_with_the_last_seen() {
+        // Redmine's profile read as if its journals had no status changes.
+        let mut p = profile();
+        p.journal.status_field = None;
+        let me = Identity {
+            user_id: "5".into(),
+            login: "deskbridge".into(),
+            kind: None,
+        };
+        let r = Reader {
+            endpoint: "vendor",
+            profile: &p,
+            statuses: &p.statuses,
+            me: &me,
+            service_account: "deskbridge",
+        };
+        let v: Value = serde_json::from_str(ISSUE).unwrap();
+        let issue = v.pointer("/issue").unwrap();
+        let entries = issue["journals"].as_array().unwrap().clone();
+        let evs = r.events(issue, &entries, t("2024-05-01T09:00:00Z"));
+        assert!(!evs.iter().any(|e| e.kind.name() == "status_changed"));
+        // created in the window and never seen: its creation tells
+        assert!(r
+            .status_snapshot(issue, None, t("2024-05-01T09:00:00Z"))
+            .is_none());
+        // unchanged
+        let later = t("2024-05-01T10:30:00Z");
+        assert!(r.status_snapshot(issue, Some("3"), later).is_none());
+        // changed since last seen, or never seen on an older ticket
+        for last in [Some("2"), None] {
+            let ev = r.status_snapshot(issue, last, later).unwrap();
+            assert!(matches!(
+                ev.kind,
+                EventKind::StatusChanged {
+                    status: Status::Resolved
+                }
+            ));
+            assert_eq!(ev.occurred_at, t("2024-05-01T10:05:00Z"));
+            assert_eq!(ev.author, None);
+        }
+        // the same change read again is the same event
+        assert_eq!(
+            r.status_snapshot(issue, Some("2"), later).unwrap().id,
+            r.status_snapshot(issue, Some("1"), later).unwrap().id
+        );
+    }
+
+    #[test]
     fn cursor_window_looks_back_but_not_before_the_start() {
         let c = Cursor {
             since: t("2024-05-01T10:00:00Z"),
             floor: t("2024-05-01T09:59:58Z"),
+            statuses: BTreeMap::new(),
         };
-        assert_eq!(c.window(), t("2024-05-01T09:59:58Z"));
+        assert_eq!(c.window(None), t("2024-05-01T09:59:58Z"));
         let c = Cursor {
             since: t("2024-05-01T10:00:00Z"),
             floor: t("2024-05-01T09:00:00Z"),
+            statuses: BTreeMap::new(),
         };
-        assert_eq!(c.window(), t("2024-05-01T09:59:55Z"));
+        assert_eq!(c.window(None), t("2024-05-01T09:59:55Z"));
+        assert_eq!(c.window(Some(300)), t("2024-05-01T09:55:00Z"));
     }
 
     #[test]

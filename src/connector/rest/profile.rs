@@ -21,6 +21,52 @@ const SHIPPED: &[(&str, &str)] = &[
         "rt",
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/rt.toml")),
     ),
+    (
+        "zendesk",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/zendesk.toml"
+        )),
+    ),
+    (
+        "freshdesk",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/freshdesk.toml"
+        )),
+    ),
+    (
+        "servicenow",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/servicenow.toml"
+        )),
+    ),
+    (
+        "zammad",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/zammad.toml"
+        )),
+    ),
+    (
+        "jira-sm",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/jira-sm.toml"
+        )),
+    ),
+    (
+        "glpi",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/glpi.toml")),
+    ),
+    (
+        "okdesk",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/okdesk.toml"
+        )),
+    ),
 ];
 
 pub fn shipped_names() -> Vec<&'static str> {
@@ -59,6 +105,11 @@ pub struct Profile {
     pub journal: JournalPointers,
     pub statuses: StatusMap,
     pub format: Format,
+    /// How the product writes times that are not RFC 3339 (chrono
+    /// strftime; read as UTC when it has no offset): ServiceNow's and
+    /// GLPI's `2024-05-01 10:00:00`, Jira's `+0000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_format: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -72,6 +123,26 @@ pub enum AuthKind {
     Basic,
     /// The credential in the query parameter `name`.
     Query,
+    /// A session opened with the credential (`auth.session`), its token
+    /// sent on every request and opened again when refused (GLPI).
+    Session,
+}
+
+/// How a session is opened: one request whose headers carry the
+/// credential (`{{credential}}`), and where its token is in the answer.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionLogin {
+    pub method: Method,
+    pub path: String,
+    /// Headers of the login request: templates with `{{credential}}` and
+    /// the endpoint's settings.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Pointer to the session token in the answer.
+    pub token: String,
+    /// The header that carries the token afterwards.
+    pub header: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -85,6 +156,17 @@ pub struct Auth {
     /// `Authorization: token ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// With `basic`: a fixed password, the credential being the user name
+    /// (Freshdesk's API key with the password `X`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// With `session`: how the session is opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionLogin>,
+    /// Headers sent with every request (the login included): templates
+    /// with the endpoint's settings (GLPI's `App-Token`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -124,12 +206,29 @@ pub struct ListRequest {
     pub method: Method,
     pub path: String,
     /// Tickets per page (`{{limit}}`); pages are walked with `{{offset}}`
-    /// (0, limit, 2 limit...) or `{{page}}` (1, 2, 3...).
+    /// (0, limit, 2 limit...), `{{page}}` (1, 2, 3...) or a range
+    /// `{{offset}}-{{last}}` (last = offset + limit - 1).
     pub page_size: u32,
     /// How `{{since}}` is written (chrono strftime, UTC); default
     /// `%Y-%m-%dT%H:%M:%SZ`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_format: Option<String>,
+    /// How far each round looks back before the latest change seen
+    /// (default 5 s): longer where the product lists a change late (a
+    /// search index that lags, times by the minute). What is read again
+    /// is recognised and not taken twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback_secs: Option<u32>,
+    /// Where this answer differs from a ticket as read (a search that
+    /// answers rows of numbered columns, GLPI's): the array of rows, and
+    /// in a row the ticket's id and update time. Default: `ticket.list`,
+    /// `ticket.id`, `ticket.updated_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -162,12 +261,27 @@ pub struct ContentRequest {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityRequest {
-    pub method: Method,
-    pub path: String,
+    /// The request that tells whom the credentials belong to; without
+    /// one (the product has none), `user` names the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// Pointer to the user's id (what the ticket history names).
+    #[serde(default)]
     pub user_id: String,
     /// Pointer to the user's login (what `service_account` names).
+    #[serde(default)]
     pub login: String,
+    /// Without a request: the user's id, a template of the endpoint's
+    /// settings (`{{author_id}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The kind of user deskbridge is, where ids of different kinds of
+    /// users may be equal (Okdesk's employees and contacts): an entry is
+    /// deskbridge's own only when `journal.author_kind` says this too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// JSON pointers into one ticket.
@@ -200,6 +314,12 @@ pub struct JournalPointers {
     pub id: String,
     pub author_id: String,
     pub author_name: String,
+    /// The kind of the entry's author (with `identity.kind`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_kind: Option<String>,
+    /// When the entry was made. An entry without a time (Okdesk's
+    /// comments) is read in every round its ticket is listed, and taken
+    /// once by its id.
     pub created_at: String,
     /// The comment text (absent or empty: no comment). With
     /// `entry_content`, the text read there is put here.
@@ -207,6 +327,14 @@ pub struct JournalPointers {
     /// A boolean: the comment is an internal note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal: Option<String>,
+    /// A boolean: the comment is public (false: an internal note), for
+    /// products that flag the other way (Zendesk, Okdesk, Jira).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
+    /// The first entry is the ticket's description, never a comment
+    /// (Zendesk's first comment, Zammad's first article).
+    #[serde(default)]
+    pub first_is_description: bool,
     /// The entry's kind, for products whose history mixes kinds of entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -222,12 +350,18 @@ pub struct JournalPointers {
     pub description_kinds: Vec<String>,
     /// The array of field changes of an entry; "" when each entry is
     /// itself one field change.
+    #[serde(default)]
     pub changes: String,
     /// In one field change: the field's name, and its new value.
+    #[serde(default)]
     pub change_field: String,
+    #[serde(default)]
     pub change_value: String,
-    /// The field name of the status.
-    pub status_field: String,
+    /// The field name of the status in the history. Without it the history
+    /// carries no status changes: the poller compares the ticket's status
+    /// with the one it saw last (kept with its cursor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_field: Option<String>,
 }
 
 /// The product's statuses to and from the canonical set.
@@ -240,6 +374,10 @@ pub struct StatusMap {
     /// Canonical status → product status value.
     #[serde(default)]
     pub outbound: BTreeMap<Status, String>,
+    /// Canonical status → the status read back after setting it, where it
+    /// differs from the value sent (Jira sets a status by a transition id).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub readback: BTreeMap<Status, String>,
 }
 
 /// How deskbridge's writes read. Both must carry `{{marker}}`.
@@ -314,6 +452,13 @@ impl Profile {
         {
             p.push("auth.name: needed with kind header or query".into());
         }
+        match (&self.auth.session, self.auth.kind) {
+            (None, AuthKind::Session) => p.push("auth.session: needed with kind session".into()),
+            (Some(_), k) if k != AuthKind::Session => {
+                p.push("auth.session: only with kind session".into())
+            }
+            _ => {}
+        }
         let settings = self.setting_names();
         let mut later: Vec<String> = Vec::new();
         let mut check = |at: &str, templates: Vec<String>, extra: &[&str]| {
@@ -370,13 +515,13 @@ impl Profile {
         check(
             "list_changes",
             vec![self.list_changes.path.clone()],
-            &["since", "offset", "page", "limit"],
+            &["since", "offset", "page", "limit", "last"],
         );
         if let Some(h) = &self.history {
             check(
                 "history",
                 vec![h.path.clone()],
-                &["ticket", "page", "offset", "limit"],
+                &["ticket", "page", "offset", "limit", "last"],
             );
             if h.page_size == 0 {
                 later.push("history.page_size: must be at least 1".into());
@@ -408,11 +553,35 @@ impl Profile {
                     .into(),
             );
         }
+        let mut auth_templates: Vec<String> = self.auth.headers.values().cloned().collect();
+        if let Some(sess) = &self.auth.session {
+            auth_templates.push(sess.path.clone());
+            auth_templates.extend(sess.headers.values().cloned());
+            if !sess.token.starts_with('/') {
+                later.push(format!(
+                    "auth.session.token: a JSON pointer starts with '/' (got {:?})",
+                    sess.token
+                ));
+            }
+        }
+        check("auth", auth_templates, &["credential"]);
+        let id = &self.identity;
         check(
             "identity",
-            vec![self.identity.path.clone()],
+            id.path.iter().chain(id.user.iter()).cloned().collect(),
             &["service_account"],
         );
+        match (&id.method, &id.path, &id.user) {
+            (Some(_), Some(_), None) => {}
+            (None, None, Some(_)) => {}
+            _ => later.push(
+                "identity: give method and path (a request, with user_id and login), or user (no request)"
+                    .into(),
+            ),
+        }
+        if id.kind.is_some() != self.journal.author_kind.is_some() {
+            later.push("identity.kind and journal.author_kind: give both or neither".into());
+        }
         check(
             "format.description",
             vec![self.format.description.clone()],
@@ -438,17 +607,45 @@ impl Profile {
             p.push("list_changes.page_size: must be at least 1".into());
         }
         let slash = "/".to_string();
-        if !self.journal.changes.is_empty() && !self.journal.changes.starts_with('/') {
-            p.push(format!(
-                "journal.changes: a JSON pointer starts with '/' or is empty (got {:?})",
-                self.journal.changes
-            ));
+        // Arrays may be the whole answer (Freshdesk's conversations).
+        for (at, ptr) in [
+            ("journal.changes", &self.journal.changes),
+            ("journal.list", &self.journal.list),
+            ("ticket.list", &self.ticket.list),
+        ] {
+            if !ptr.is_empty() && !ptr.starts_with('/') {
+                p.push(format!(
+                    "{at}: a JSON pointer starts with '/' or is empty (got {ptr:?})"
+                ));
+            }
         }
+        if self.journal.internal.is_some() && self.journal.public.is_some() {
+            p.push("journal.internal, journal.public: give one of them".into());
+        }
+        let lp = &self.list_changes;
+        for (at, ptr) in [
+            ("list_changes.list", &lp.list),
+            ("list_changes.id", &lp.id),
+            ("list_changes.updated_at", &lp.updated_at),
+        ] {
+            if let Some(ptr) = ptr {
+                if !ptr.is_empty() && !ptr.starts_with('/') {
+                    p.push(format!(
+                        "{at}: a JSON pointer starts with '/' (got {ptr:?})"
+                    ));
+                }
+            }
+        }
+        let status_ptrs = if self.journal.status_field.is_some() {
+            vec![
+                ("journal.change_field", &self.journal.change_field),
+                ("journal.change_value", &self.journal.change_value),
+            ]
+        } else {
+            vec![]
+        };
         let pointers = [
             ("create_ticket.ticket_id", &self.create_ticket.ticket_id),
-            ("identity.user_id", &self.identity.user_id),
-            ("identity.login", &self.identity.login),
-            ("ticket.list", &self.ticket.list),
             ("ticket.id", &self.ticket.id),
             ("ticket.subject", &self.ticket.subject),
             ("ticket.description", &self.ticket.description),
@@ -457,7 +654,6 @@ impl Profile {
             ("ticket.author_name", &self.ticket.author_name),
             ("ticket.created_at", &self.ticket.created_at),
             ("ticket.updated_at", &self.ticket.updated_at),
-            ("journal.list", &self.journal.list),
             ("journal.id", &self.journal.id),
             ("journal.author_id", &self.journal.author_id),
             ("journal.author_name", &self.journal.author_name),
@@ -467,11 +663,21 @@ impl Profile {
                 "journal.internal",
                 self.journal.internal.as_ref().unwrap_or(&slash),
             ),
+            (
+                "journal.public",
+                self.journal.public.as_ref().unwrap_or(&slash),
+            ),
             ("journal.kind", self.journal.kind.as_ref().unwrap_or(&slash)),
-            ("journal.change_field", &self.journal.change_field),
-            ("journal.change_value", &self.journal.change_value),
         ];
-        for (at, ptr) in pointers {
+        let identity_ptrs = if self.identity.path.is_some() {
+            vec![
+                ("identity.user_id", &self.identity.user_id),
+                ("identity.login", &self.identity.login),
+            ]
+        } else {
+            vec![]
+        };
+        for (at, ptr) in pointers.into_iter().chain(status_ptrs).chain(identity_ptrs) {
             if !ptr.starts_with('/') {
                 p.push(format!(
                     "{at}: a JSON pointer starts with '/' (got {ptr:?})"
@@ -527,6 +733,6 @@ mod tests {
         assert!(err.contains("colour"), "{err}");
         assert!(Profile::load(Some("nosuch"), None)
             .unwrap_err()
-            .contains("shipped: redmine, rt"));
+            .contains("shipped: redmine, rt,"));
     }
 }

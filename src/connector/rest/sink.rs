@@ -53,6 +53,12 @@ pub fn comment_text(format: &str, ev: &Event, body: &str) -> Result<String, Sink
     template::render_text(format, &vars).map_err(|e| permanent(format!("format.comment: {e}")))
 }
 
+/// How a ticket's status at one update time is named, by the sink that set
+/// it and by the poller that sees it (`journal.status_field` unset).
+pub fn status_source_id(ticket: &str, updated_at: &str) -> String {
+    format!("status-{ticket}@{updated_at}")
+}
+
 /// The product's value for a canonical status, or why there is none.
 pub fn status_value(ep: &RestEndpoint, status: Status) -> Result<String, SinkError> {
     ep.statuses.outbound.get(&status).cloned().ok_or_else(|| {
@@ -113,24 +119,30 @@ impl RestSink {
             .cloned()
             .unwrap_or_default();
         for t in &listed {
-            let Some(id) = text_at(t, &p.id) else {
+            // A list of bare ids (Okdesk's) is its own id.
+            let Some(id) = text_at(t, &p.id).or_else(|| super::as_text(t)) else {
                 continue;
             };
             match text_at(t, &p.description) {
                 Some(d) if d.contains(&m) => return Ok(Some(id)),
                 Some(_) => {}
-                // Products whose tickets carry no description (it is the
-                // first history entry) list candidates: look inside.
-                None if self.ep.profile.history.is_some() => {
+                // A list without descriptions (only ids, or products whose
+                // description is the first history entry): look inside.
+                None => {
                     let full = self.ep.read_ticket(&id).await?;
-                    let found = self.ep.entries(&id, &full, None).await?.iter().any(|e| {
-                        text_at(e, &self.ep.profile.journal.text).is_some_and(|s| s.contains(&m))
-                    });
-                    if found {
+                    if text_at(&full, &p.description).is_some_and(|d| d.contains(&m)) {
                         return Ok(Some(id));
                     }
+                    if self.ep.profile.history.is_some() {
+                        let found = self.ep.entries(&id, &full, None).await?.iter().any(|e| {
+                            text_at(e, &self.ep.profile.journal.text)
+                                .is_some_and(|s| s.contains(&m))
+                        });
+                        if found {
+                            return Ok(Some(id));
+                        }
+                    }
                 }
-                None => {}
             }
         }
         Ok(None)
@@ -253,7 +265,8 @@ impl RestSink {
                 // Some products answer 2xx to a status they ignored.
                 let t = self.ep.read_ticket(ticket).await?;
                 let now = text_at(&t, &profile.ticket.status);
-                if now.as_deref() != Some(value.as_str()) {
+                let expected = self.ep.statuses.readback.get(status).unwrap_or(&value);
+                if now.as_deref() != Some(expected.as_str()) {
                     return Err(permanent(format!(
                         "{}: {} did not apply status {value} (for {status}) to ticket {ticket}: it is still at status {} (an unknown status id, or one the service account's workflow does not allow; check endpoints.{}.rest.statuses)",
                         self.ep.name,
@@ -262,7 +275,17 @@ impl RestSink {
                         self.ep.name
                     )));
                 }
-                Ok(Applied::default())
+                // Products whose history has no status changes report this
+                // one as the ticket's status at this update time: known by
+                // this id, it is not taken for a change of theirs.
+                let remote_ids = text_at(&t, &profile.ticket.updated_at)
+                    .map(|at| status_source_id(ticket, &at))
+                    .into_iter()
+                    .collect();
+                Ok(Applied {
+                    ticket: None,
+                    remote_ids,
+                })
             }
             EventKind::FieldChanged { field, .. } => {
                 // Field updates over REST are not mapped yet.

@@ -13,16 +13,20 @@ pub enum TemplateError {
     Unknown(String),
     #[error("unclosed placeholder after {0:?}")]
     Unclosed(String),
-    #[error("unknown filter |{0} (known: |sql)")]
+    #[error("unknown filter |{0} (known: |sql, |int, |html)")]
     Filter(String),
 }
 
 /// A placeholder's name and its filter: `{{subject|sql}}` is the value
-/// escaped for a single-quoted query string (`'` and `\` backslashed).
+/// escaped for a single-quoted query string (`'` and `\` backslashed);
+/// `{{status|int}}`, alone in a JSON body string, is written as a number
+/// (Freshdesk and GLPI refuse a status given as text).
 fn split_filter(raw: &str) -> Result<(&str, Option<&str>), TemplateError> {
     match raw.split_once('|').map(|(n, f)| (n.trim(), f.trim())) {
         None => Ok((raw.trim(), None)),
         Some((name, "sql")) => Ok((name, Some("sql"))),
+        Some((name, "int")) => Ok((name, Some("int"))),
+        Some((name, "html")) => Ok((name, Some("html"))),
         Some((_, f)) => Err(TemplateError::Filter(f.to_string())),
     }
 }
@@ -30,6 +34,14 @@ fn split_filter(raw: &str) -> Result<(&str, Option<&str>), TemplateError> {
 fn apply_filter(value: &str, filter: Option<&str>) -> String {
     match filter {
         Some("sql") => value.replace('\\', "\\\\").replace('\'', "\\'"),
+        // Text into a product that reads HTML (Okdesk): escaped, its line
+        // breaks kept.
+        Some("html") => value
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\n', "<br>"),
         _ => value.to_string(),
     }
 }
@@ -96,7 +108,10 @@ pub fn render_json(
 ) -> Result<serde_json::Value, TemplateError> {
     use serde_json::Value;
     Ok(match template {
-        Value::String(s) => Value::String(render_text(s, vars)?),
+        Value::String(s) => match as_int(s, vars)? {
+            Some(n) => n,
+            None => Value::String(render_text(s, vars)?),
+        },
         Value::Array(items) => Value::Array(
             items
                 .iter()
@@ -110,6 +125,29 @@ pub fn render_json(
         ),
         other => other.clone(),
     })
+}
+
+/// A body string that is exactly one `{{name|int}}`: its value as a JSON
+/// number (or as text when it is not one, for the product to refuse).
+fn as_int(s: &str, vars: &Vars) -> Result<Option<serde_json::Value>, TemplateError> {
+    let t = s.trim();
+    let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) else {
+        return Ok(None);
+    };
+    if inner.contains("{{") || inner.contains("}}") {
+        return Ok(None);
+    }
+    let (name, filter) = split_filter(inner)?;
+    if filter != Some("int") {
+        return Ok(None);
+    }
+    let value = vars
+        .get(name)
+        .ok_or_else(|| TemplateError::Unknown(name.to_string()))?;
+    Ok(Some(match value.trim().parse::<i64>() {
+        Ok(n) => serde_json::Value::from(n),
+        Err(_) => serde_json::Value::String(value.clone()),
+    }))
 }
 
 /// Every string template inside a JSON body.
@@ -163,6 +201,27 @@ mod tests {
         assert_eq!(
             render_json(&body, &v).unwrap(),
             json!({"issue": {"notes": "He said \"no\"\n{{a}}", "private_notes": true, "ids": ["7-x"]}})
+        );
+    }
+
+    #[test]
+    fn int_filter_writes_a_number_in_bodies_only() {
+        let body =
+            json!({"status": "{{status|int}}", "note": "s={{status|int}}", "id": "{{ticket|int}}"});
+        let v = vars(&[("status", "4"), ("ticket", "INC-1")]);
+        assert_eq!(
+            render_json(&body, &v).unwrap(),
+            json!({"status": 4, "note": "s=4", "id": "INC-1"})
+        );
+        assert_eq!(render_path("/t/{{status|int}}", &v).unwrap(), "/t/4");
+    }
+
+    #[test]
+    fn html_filter_escapes_and_keeps_line_breaks() {
+        let v = vars(&[("body", "a <b> & \"c\"\nnext")]);
+        assert_eq!(
+            render_text("{{body|html}}<br>", &v).unwrap(),
+            "a &lt;b&gt; &amp; &quot;c&quot;<br>next<br>"
         );
     }
 

@@ -1,0 +1,1222 @@
+//! The profiles made from products' public API documentation (Zendesk,
+//! Freshdesk, Jira Service Management, ServiceNow, GLPI, Zammad, Okdesk),
+//! driven through the real REST sink and poller against a fake product on
+//! 127.0.0.1:0. The fake answers with the documented shapes in
+//! tests/fixtures/rest/<product>/ and records every request, so each test
+//! asserts the exact requests the product received: one creation, one
+//! public comment with the product's public flag, one internal note with
+//! its internal flag, statuses mapped both ways, a refused status caught by
+//! reading back, no echo of deskbridge's own writes, and a product that
+//! answers 429 with Retry-After, 500, or hangs, with nothing lost or doubled.
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use deskbridge::blob::BlobStore;
+use deskbridge::bus::embedded::Queues;
+use deskbridge::config::Config;
+use deskbridge::connector::rest::poll::{Cursor, Poller};
+use deskbridge::connector::rest::RestEndpoint;
+use deskbridge::connector::{Delivery, Sink, SinkError};
+use deskbridge::event::{Audience, Comment, Event, EventKind, Status, Ticket};
+use deskbridge::ingest::Ingest;
+use deskbridge::link::Link;
+use deskbridge::store::{Applied, Envelope, Store};
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------- the fake
+
+/// One answer of the fake product.
+#[derive(Clone, Debug)]
+enum Reply {
+    Json(Value),
+    /// An error status, with its Retry-After seconds.
+    Fail(u16, Option<u64>),
+    /// The request is taken (and recorded) but never answered in time.
+    Hang,
+}
+
+/// A request the fake received.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    body: Value,
+    /// Headers by lower-case name.
+    headers: HashMap<String, String>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The query's value of `key`, decoded.
+    fn param(&self, key: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+#[derive(Default)]
+struct FakeState {
+    /// "METHOD /path" → answers in turn; the last one repeats.
+    routes: HashMap<String, VecDeque<Reply>>,
+    seen: Vec<Seen>,
+}
+
+#[derive(Clone)]
+struct Fake {
+    url: String,
+    state: Arc<Mutex<FakeState>>,
+}
+
+async fn answer(
+    state: axum::extract::State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = format!("{method} {}", uri.path());
+    let reply = {
+        let mut s = state.lock().unwrap();
+        s.seen.push(Seen {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            query: uri.query().unwrap_or_default().to_string(),
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                .collect(),
+        });
+        match s.routes.get_mut(&key) {
+            Some(q) if q.len() > 1 => q.pop_front(),
+            Some(q) => q.front().cloned(),
+            None => None,
+        }
+    };
+    match reply {
+        Some(Reply::Json(v)) => axum::Json(v).into_response(),
+        Some(Reply::Fail(code, retry_after)) => {
+            let mut r = (
+                StatusCode::from_u16(code).unwrap(),
+                axum::Json(json!({"error": "simulated", "description": "try later"})),
+            )
+                .into_response();
+            if let Some(s) = retry_after {
+                r.headers_mut()
+                    .insert("retry-after", s.to_string().parse().unwrap());
+            }
+            r
+        }
+        Some(Reply::Hang) => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("the fake has no route {key}")})),
+        )
+            .into_response(),
+    }
+}
+
+impl Fake {
+    async fn start() -> Fake {
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Fake { url, state }
+    }
+
+    /// Answers `key` ("METHOD /path") with `replies` in turn.
+    fn on(&self, key: &str, replies: Vec<Reply>) {
+        self.state
+            .lock()
+            .unwrap()
+            .routes
+            .insert(key.to_string(), replies.into());
+    }
+
+    /// The requests received since the last call.
+    fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut self.state.lock().unwrap().seen)
+    }
+}
+
+/// Every request but reads: what changed something in the product.
+fn writes(seen: &[Seen]) -> Vec<&Seen> {
+    seen.iter().filter(|s| s.method != "GET").collect()
+}
+
+fn key_of(s: &Seen) -> String {
+    format!("{} {}", s.method, s.path)
+}
+
+// ------------------------------------------------------------ the fixtures
+
+fn fixture(product: &str, file: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/rest/{product}/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `v` with `value` at `pointer`.
+fn with(mut v: Value, pointer: &str, value: Value) -> Value {
+    *v.pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("no {pointer} in the fixture")) = value;
+    v
+}
+
+/// `v` without the entries of the array at `list` whose `text` carries a
+/// deskbridge marker (the history before deskbridge wrote to it).
+fn without_ours(v: &Value, list: &str, text: &str) -> Value {
+    let mut v = v.clone();
+    let items = v.pointer_mut(list).and_then(Value::as_array_mut).unwrap();
+    items.retain(|e| {
+        !e.pointer(text)
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.contains("[deskbridge:"))
+    });
+    v
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+// ------------------------------------------------------------- the events
+
+const TRANSFER: &str = "0190f6b1-a2b3-7c4d-8e9f-0a1b2c3d4e01";
+const COMMENT: &str = "0190f6b1-a2b3-7c4d-8e9f-0a1b2c3d4e02";
+const NOTE: &str = "0190f6b1-a2b3-7c4d-8e9f-0a1b2c3d4e03";
+
+fn event(id: &str, kind: EventKind) -> Event {
+    let mut ev = Event::new("D1", kind);
+    ev.id = Uuid::parse_str(id).unwrap_or_else(|_| Uuid::now_v7());
+    ev.author = Some(deskbridge::event::Author {
+        name: "Dana".into(),
+        email: None,
+    });
+    ev.partner = Some(deskbridge::event::PartnerRef {
+        party: "Service Co".into(),
+        ticket: Some("D1".into()),
+    });
+    ev
+}
+
+fn comment(id: &str, body: &str, audience: Audience) -> Event {
+    event(
+        id,
+        EventKind::Comment {
+            comment: Comment {
+                body: body.into(),
+                audience,
+                attachments: vec![],
+            },
+        },
+    )
+}
+
+/// The text deskbridge writes for `body` of event `id` (format.comment of
+/// every profile here).
+fn relayed(body: &str, id: &str) -> String {
+    format!(
+        "Dana (Service Co) wrote:\n\n{body}\n\n[deskbridge:{}]",
+        Uuid::parse_str(id).unwrap().simple()
+    )
+}
+
+// ------------------------------------------------------- the environment
+
+/// A store with the endpoint "desk" (a webhook desk, upstream) and "prod"
+/// (the product under test, through its profile), linked by one ticket.
+struct Env {
+    _dir: tempfile::TempDir,
+    store: Store,
+    ingest: Ingest,
+    ep: Arc<RestEndpoint>,
+    link: Link,
+}
+
+/// The product's side of a case.
+struct Case {
+    profile: &'static str,
+    /// Lines added to `[endpoints.prod.rest]`.
+    rest: &'static str,
+    service_account: &'static str,
+    /// Whether a request carries the credential as the product expects
+    /// (the session's login request included).
+    auth: fn(&Seen) -> bool,
+    /// The session's login request, "METHOD /path", answered with
+    /// session.json.
+    login: Option<&'static str>,
+    /// What find_ticket reads ("list.json" when it is the list request),
+    /// and the array of tickets in it.
+    find_file: &'static str,
+    find_ptr: &'static str,
+    /// The product's ticket id in the fixtures.
+    ticket: &'static str,
+    /// The fake's routes, "METHOD /path".
+    /// `None`: the product has no such request (the settings name the user).
+    identity: Option<&'static str>,
+    find: &'static str,
+    create: &'static str,
+    read: &'static str,
+    /// `None`: the history is inside the ticket.
+    history: Option<&'static str>,
+    comment: &'static str,
+    note: &'static str,
+    set_status: &'static str,
+    list: &'static str,
+    /// Pointers in the fixtures: the array of tickets in list.json, the
+    /// history's entries and their text.
+    list_ptr: &'static str,
+    history_ptr: &'static str,
+    text_ptr: &'static str,
+    /// The bodies the product must receive.
+    create_body: Value,
+    comment_body: fn(&str) -> Value,
+    note_body: fn(&str) -> Value,
+    status_body: fn(&str) -> Value,
+    /// The product's values for resolved and waiting.
+    resolved: &'static str,
+    waiting: &'static str,
+    /// Query parameter and value of the page after the first (page size 1),
+    /// and where the list request carries the time it asks from.
+    /// `None`: the product lists changes without paging.
+    next_page: Option<(&'static str, &'static str)>,
+    since_param: &'static str,
+    /// The window 10:00:30 UTC as the list request writes it.
+    first_since: &'static str,
+    /// The next window (10:05:00 less the profile's lookback, 5 s unless
+    /// it says) as the list request writes it.
+    since_shown: &'static str,
+}
+
+impl Env {
+    async fn new(case: &Case, fake: &Fake) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        // The shipped profile with pages of one ticket, to see paging.
+        let profile =
+            deskbridge::connector::rest::profile::Profile::load(Some(case.profile), None).unwrap();
+        let mut p = serde_json::to_value(&profile).unwrap();
+        if case.next_page.is_some() {
+            p["list_changes"]["page_size"] = json!(1);
+        }
+        let text = toml::to_string(&p).unwrap();
+        let profile_file = dir.path().join("profile.toml");
+        std::fs::write(&profile_file, text).unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret-token").unwrap();
+        let secret = dir.path().join("desk.secret");
+        std::fs::write(&secret, "whsec_dGVzdHNlY3JldA==").unwrap();
+        let conf = format!(
+            r#"
+[parties.svc]
+name = "Service Co"
+role = "service_company"
+[parties.vendor]
+name = "Vendor Co"
+role = "vendor"
+[endpoints.desk]
+party = "svc"
+kind = "webhook"
+service_account = "deskbridge"
+[endpoints.desk.webhook]
+url = "http://127.0.0.1:9/never-called"
+outbound_secret = {{ file = "{secret}" }}
+[endpoints.prod]
+party = "vendor"
+kind = "rest"
+service_account = "{sa}"
+[endpoints.prod.rest]
+profile_file = "{profile}"
+base_url = "{url}"
+credentials = {{ file = "{token}" }}
+timeout_secs = 1
+{extra}
+"#,
+            secret = secret.display(),
+            sa = case.service_account,
+            profile = profile_file.display(),
+            url = fake.url,
+            token = token.display(),
+            extra = case.rest,
+        );
+        let config = Arc::new(Config::parse(&conf).unwrap_or_else(|e| panic!("{e}\n{conf}")));
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let blobs = BlobStore::open(dir.path().join("files"), 1 << 20).unwrap();
+        let ingest = Ingest::new(config.clone(), store.clone(), blobs, Queues::default());
+        let ep = RestEndpoint::from_config("prod", config.endpoints["prod"].rest.as_ref().unwrap())
+            .unwrap();
+        let mut link = Link::new("desk", "D1", "prod");
+        link.downstream.ticket = Some(case.ticket.to_string());
+        store.ingest_tx(|tx| tx.put_link(&link)).unwrap();
+        Env {
+            _dir: dir,
+            store,
+            ingest,
+            ep,
+            link,
+        }
+    }
+
+    /// Applies `ev` as the relay does: again after a retryable failure
+    /// (waiting what Retry-After says), until done or refused; what it
+    /// did is recorded (the ids it wrote, the status the link now has).
+    async fn deliver(&self, ev: Event, ticket: Option<&str>) -> (Result<Applied, SinkError>, u32) {
+        let sink = deskbridge::connector::rest::sink::RestSink {
+            ep: self.ep.clone(),
+        };
+        let envelope = Envelope {
+            link_id: self.link.id,
+            dest: "prod".into(),
+            origin: "desk".into(),
+            event: ev,
+            // The fixtures' entries carry the documentation's old dates.
+            accepted_at: None,
+        };
+        let blobs = BlobStore::open(self._dir.path().join("files"), 1 << 20).unwrap();
+        let key = self.store.ingest_tx(|tx| tx.enqueue(&envelope)).unwrap();
+        for attempt in 1..=5 {
+            let r = sink
+                .apply(Delivery {
+                    envelope: &envelope,
+                    link: &self.link,
+                    ticket,
+                    blobs: &blobs,
+                })
+                .await;
+            match r {
+                Err(SinkError::Transient { retry_after, .. }) => {
+                    tokio::time::sleep(retry_after.unwrap_or(Duration::from_millis(20))).await;
+                }
+                Ok(applied) => {
+                    self.store.complete(&key, &envelope, &applied).unwrap();
+                    return (Ok(applied), attempt);
+                }
+                other => return (other, attempt),
+            }
+        }
+        panic!("still failing after 5 attempts");
+    }
+
+    fn poller(&self, case: &Case) -> Poller {
+        Poller {
+            ep: self.ep.clone(),
+            ingest: self.ingest.clone(),
+            store: self.store.clone(),
+            service_account: case.service_account.to_string(),
+        }
+    }
+
+    /// What waits for the desk: comment bodies and statuses.
+    fn desk_queue(&self) -> (Vec<String>, Vec<Status>) {
+        let mut comments = vec![];
+        let mut statuses = vec![];
+        for (_, env) in self.store.pending("desk").unwrap() {
+            match env.event.kind {
+                EventKind::Comment { comment } => comments.push(comment.body),
+                EventKind::StatusChanged { status } => statuses.push(status),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (comments, statuses)
+    }
+}
+
+// ------------------------------------------------------------ the scenario
+
+/// The whole story for one product.
+async fn run(case: Case) {
+    let fake = Fake::start().await;
+    let env = Env::new(&case, &fake).await;
+    let fx = |f: &str| fixture(case.profile, f);
+    let ticket = fx("ticket.json");
+    let list = fx("list.json");
+    let none_listed = with(list.clone(), case.list_ptr, json!([]));
+    let found = fx(case.find_file);
+    let none_found = with(found.clone(), case.find_ptr, json!([]));
+    if let Some(login) = case.login {
+        fake.on(login, vec![Reply::Json(fx("session.json"))]);
+    }
+    // The history with deskbridge's own writes, and before them.
+    let (history_full, history_before) = match case.history {
+        Some(_) => {
+            let h = fx("history.json");
+            let before = without_ours(&h, case.history_ptr, case.text_ptr);
+            (h, before)
+        }
+        None => {
+            let before = without_ours(&ticket, case.history_ptr, case.text_ptr);
+            (ticket.clone(), before)
+        }
+    };
+    // Before deskbridge wrote to it, the ticket's history has none of its
+    // comments; once written, it has.
+    let history_route = |replies: Vec<Reply>| match case.history {
+        Some(h) => {
+            fake.on(case.read, vec![Reply::Json(ticket.clone())]);
+            fake.on(h, replies);
+        }
+        None => fake.on(case.read, replies),
+    };
+
+    // 1. Transfer: a 500 on the first look; the creation is taken but not
+    // answered; the retry finds it by its marker instead of creating twice.
+    fake.on(
+        case.find,
+        vec![
+            Reply::Fail(500, None),
+            Reply::Json(none_found),
+            Reply::Json(found),
+        ],
+    );
+    fake.on(case.create, vec![Reply::Hang]);
+    history_route(vec![Reply::Json(history_full.clone())]);
+    let subject = "Scale shows wrong weight";
+    let transfer = event(
+        TRANSFER,
+        EventKind::TicketCreated {
+            ticket_data: Ticket {
+                subject: subject.into(),
+                description: "Calibration lost".into(),
+                ..Ticket::default()
+            },
+        },
+    );
+    let (r, attempts) = env.deliver(transfer, None).await;
+    let applied = r.unwrap();
+    assert_eq!(
+        applied.ticket.as_deref(),
+        Some(case.ticket),
+        "{}",
+        case.profile
+    );
+    assert_eq!(attempts, 3);
+    let seen = fake.take();
+    let w = writes(&seen);
+    assert_eq!(w.len(), 1, "one creation: {w:#?}");
+    assert_eq!(key_of(w[0]), case.create);
+    assert_eq!(w[0].body, case.create_body, "{}", case.profile);
+    // The credential reaches the product, the way the profile says.
+    for s in &seen {
+        assert!((case.auth)(s), "{s:#?}");
+    }
+
+    // 2. A comment for the partner: 429 with Retry-After first.
+    match case.history {
+        Some(h) => {
+            fake.on(
+                case.read,
+                vec![Reply::Fail(429, Some(1)), Reply::Json(ticket.clone())],
+            );
+            fake.on(
+                h,
+                vec![
+                    Reply::Json(history_before.clone()),
+                    Reply::Json(history_full.clone()),
+                ],
+            );
+        }
+        None => history_route(vec![
+            Reply::Fail(429, Some(1)),
+            Reply::Json(history_before.clone()),
+            Reply::Json(history_full.clone()),
+        ]),
+    }
+    fake.on(case.comment, vec![Reply::Json(ticket.clone())]);
+    let started = std::time::Instant::now();
+    let text = "Please bring a spare load cell";
+    let (r, attempts) = env
+        .deliver(comment(COMMENT, text, Audience::Partner), Some(case.ticket))
+        .await;
+    r.unwrap();
+    assert_eq!(attempts, 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    let seen = fake.take();
+    let w = writes(&seen);
+    assert_eq!(w.len(), 1, "one comment: {w:#?}");
+    assert_eq!(key_of(w[0]), case.comment);
+    assert_eq!(w[0].body, (case.comment_body)(&relayed(text, COMMENT)));
+
+    // 3. An internal note: the product takes it and hangs; the retry finds
+    // it in the history and does not write it again.
+    history_route(vec![
+        Reply::Json(history_before.clone()),
+        Reply::Json(history_full.clone()),
+    ]);
+    fake.on(case.note, vec![Reply::Hang]);
+    let text = "Spare part reserved";
+    let (r, attempts) = env
+        .deliver(comment(NOTE, text, Audience::Internal), Some(case.ticket))
+        .await;
+    r.unwrap();
+    assert_eq!(attempts, 2);
+    let seen = fake.take();
+    let w = writes(&seen);
+    assert_eq!(w.len(), 1, "one note: {w:#?}");
+    assert_eq!(key_of(w[0]), case.note);
+    assert_eq!(w[0].body, (case.note_body)(&relayed(text, NOTE)));
+
+    // 4. Resolved: a 500, then set and read back.
+    fake.on(
+        case.set_status,
+        vec![Reply::Fail(500, None), Reply::Json(ticket.clone())],
+    );
+    fake.on(case.read, vec![Reply::Json(ticket.clone())]);
+    let resolved = event(
+        &Uuid::now_v7().to_string(),
+        EventKind::StatusChanged {
+            status: Status::Resolved,
+        },
+    );
+    let (r, _) = env.deliver(resolved, Some(case.ticket)).await;
+    // Named by the update time read back: the poller's view of this status
+    // carries the same id, which ingest then knows for deskbridge's own.
+    let profile =
+        deskbridge::connector::rest::profile::Profile::load(Some(case.profile), None).unwrap();
+    let read_root = if profile.ticket.root.is_empty() {
+        &ticket
+    } else {
+        ticket.pointer(&profile.ticket.root).unwrap()
+    };
+    let updated = read_root
+        .pointer(&profile.ticket.updated_at)
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        r.unwrap().remote_ids,
+        [format!("status-{}@{updated}", case.ticket)]
+    );
+    let seen = fake.take();
+    let w = writes(&seen);
+    // a status set is the same request again after a 500
+    assert_eq!(w.len(), 2, "{w:#?}");
+    for s in &w {
+        assert_eq!(key_of(s), case.set_status);
+        assert_eq!(s.body, (case.status_body)(case.resolved));
+    }
+
+    // 5. Waiting, answered 200 but not applied: read back, refused.
+    fake.on(case.set_status, vec![Reply::Json(ticket.clone())]);
+    let waiting = event(
+        &Uuid::now_v7().to_string(),
+        EventKind::StatusChanged {
+            status: Status::Waiting,
+        },
+    );
+    let (r, attempts) = env.deliver(waiting, Some(case.ticket)).await;
+    let err = r.unwrap_err();
+    assert_eq!(attempts, 1);
+    assert!(
+        matches!(&err, SinkError::Permanent { message } if message.contains(&format!("did not apply status {}", case.waiting))),
+        "{err:?}"
+    );
+    assert_eq!(writes(&fake.take()).len(), 1);
+
+    // 6. Polling from 10:00:30, just after the transfer created the ticket:
+    // 429, 500, a hang, then the round that takes the changes; nothing
+    // moves until it does, and it takes them once.
+    let start = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:30Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let cursor = Cursor {
+        since: start,
+        floor: start,
+        statuses: Default::default(),
+    };
+    env.ingest
+        .accept_polled(
+            "prod",
+            None,
+            vec![],
+            Some(&serde_json::to_vec(&cursor).unwrap()),
+        )
+        .await
+        .unwrap();
+    let poller = env.poller(&case);
+    if let Some(identity) = case.identity {
+        fake.on(identity, vec![Reply::Json(fx("me.json"))]);
+    }
+    fake.on(
+        case.list,
+        vec![Reply::Fail(429, Some(1)), Reply::Json(list.clone())],
+    );
+    let err = poller.poll_now().await.unwrap_err();
+    assert!(err.contains("429"), "{err}");
+    fake.on(case.read, vec![Reply::Fail(500, None)]);
+    let err = poller.poll_now().await.unwrap_err();
+    assert!(err.contains("500"), "{err}");
+    history_route(vec![Reply::Hang]);
+    let err = poller.poll_now().await.unwrap_err();
+    assert!(err.contains("no answer before the timeout"), "{err}");
+    assert_eq!(
+        env.desk_queue(),
+        (vec![], vec![]),
+        "nothing before the round succeeds"
+    );
+    history_route(vec![Reply::Json(history_full.clone())]);
+    fake.take();
+    let (_, more) = poller.poll_now().await.unwrap();
+    // a full page: the next one is asked for at once
+    assert_eq!(more, case.next_page.is_some());
+    let seen = fake.take();
+    let listed: Vec<&Seen> = seen.iter().filter(|s| key_of(s) == case.list).collect();
+    assert_eq!(listed.len(), 1);
+    let since = listed[0].param(case.since_param).unwrap();
+    assert!(since.contains(case.first_since), "{since}");
+    let (comments, statuses) = env.desk_queue();
+    // The partner's public comment once; its internal note, the
+    // description and deskbridge's own writes never.
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(comments[0].contains("On site Friday"), "{comments:#?}");
+    // The status it shows is the one deskbridge set: not relayed back.
+    assert_eq!(statuses, [], "{}", case.profile);
+
+    // 7. The next round sees the same ticket again (the cursor looks back):
+    // a page without progress, so page 2; nothing new is taken.
+    fake.on(
+        case.list,
+        vec![Reply::Json(list.clone()), Reply::Json(none_listed.clone())],
+    );
+    let (n, more) = poller.poll_now().await.unwrap();
+    assert!(!more);
+    let seen = fake.take();
+    let listed: Vec<&Seen> = seen.iter().filter(|s| key_of(s) == case.list).collect();
+    match case.next_page {
+        Some((param, value)) => {
+            assert_eq!(listed.len(), 2, "{listed:#?}");
+            assert_eq!(
+                listed[1].param(param).as_deref(),
+                Some(value),
+                "{listed:#?}"
+            );
+        }
+        None => assert_eq!(listed.len(), 1, "{listed:#?}"),
+    }
+    assert!(
+        listed[0]
+            .param(case.since_param)
+            .unwrap()
+            .contains(case.since_shown),
+        "{listed:#?}"
+    );
+    let _ = n;
+    let (comments, statuses) = env.desk_queue();
+    assert_eq!(comments.len(), 1, "nothing doubled: {comments:#?}");
+    assert_eq!(statuses, [], "nothing doubled: {statuses:?}");
+    assert!(writes(&seen).is_empty(), "polling writes nothing");
+
+    // 8. The partner changes the status itself (a later update): it is
+    // mapped to the canonical status and relayed, once.
+    let waiting_shown = profile
+        .statuses
+        .readback
+        .get(&Status::Waiting)
+        .unwrap_or(&profile.statuses.outbound[&Status::Waiting])
+        .clone();
+    let status_ptr = format!("{}{}", profile.ticket.root, profile.ticket.status);
+    let updated_ptr = format!("{}{}", profile.ticket.root, profile.ticket.updated_at);
+    let number = ticket.pointer(&status_ptr).unwrap().is_number();
+    let changed = with(
+        ticket.clone(),
+        &status_ptr,
+        if number {
+            json!(waiting_shown.parse::<i64>().unwrap())
+        } else {
+            json!(waiting_shown)
+        },
+    );
+    let changed = with(
+        changed,
+        &updated_ptr,
+        json!(updated.replace(":05:00", ":06:00")),
+    );
+    fake.on(
+        case.list,
+        vec![Reply::Json(list.clone()), Reply::Json(none_listed.clone())],
+    );
+    fake.on(case.read, vec![Reply::Json(changed)]);
+    for _ in 0..2 {
+        poller.poll_now().await.unwrap();
+    }
+    let (comments, statuses) = env.desk_queue();
+    assert_eq!(comments.len(), 1);
+    // (Zammad writes waiting as "open", which reads as in progress)
+    let expected = profile.statuses.inbound[&waiting_shown];
+    assert_eq!(statuses, [expected], "{}", case.profile);
+    assert_ne!(expected, Status::Resolved);
+}
+
+// ------------------------------------------------------------- the products
+
+#[tokio::test]
+async fn zendesk() {
+    run(Case {
+        profile: "zendesk",
+        auth: |s| {
+            s.header("authorization")
+                == Some(&format!("Basic {}", b64("deskbridge@example.com/token:s3cret-token")))
+        },
+        login: None,
+        find_file: "list.json",
+        find_ptr: "/results",
+        rest: r#"username = "deskbridge@example.com/token""#,
+        service_account: "deskbridge@example.com",
+        ticket: "35436",
+        identity: Some("GET /api/v2/users/me.json"),
+        find: "GET /api/v2/search.json",
+        create: "POST /api/v2/tickets.json",
+        read: "GET /api/v2/tickets/35436.json",
+        history: Some("GET /api/v2/tickets/35436/comments.json"),
+        comment: "PUT /api/v2/tickets/35436.json",
+        note: "PUT /api/v2/tickets/35436.json",
+        set_status: "PUT /api/v2/tickets/35436.json",
+        list: "GET /api/v2/search.json",
+        list_ptr: "/results",
+        history_ptr: "/comments",
+        text_ptr: "/body",
+        create_body: json!({"ticket": {"subject": "Scale shows wrong weight",
+            "comment": {"body": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}}),
+        comment_body: |t| json!({"ticket": {"comment": {"body": t, "public": true}}}),
+        note_body: |t| json!({"ticket": {"comment": {"body": t, "public": false}}}),
+        status_body: |s| json!({"ticket": {"status": s}}),
+        resolved: "solved",
+        waiting: "pending",
+        next_page: Some(("page", "2")),
+        since_param: "query",
+        first_since: "updated>=2024-05-01T10:00:30Z",
+        // lookback_secs = 300: back to the start (10:00:30)
+        since_shown: "updated>=2024-05-01T10:00:30Z",
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn freshdesk() {
+    run(Case {
+        profile: "freshdesk",
+        auth: |s| s.header("authorization") == Some(&format!("Basic {}", b64("s3cret-token:X"))),
+        login: None,
+        find_file: "list.json",
+        find_ptr: "",
+        rest: "[endpoints.prod.rest.settings]\nrequester_email = \"desk@service.example\"",
+        service_account: "deskbridge@example.com",
+        ticket: "20",
+        identity: Some("GET /api/v2/agents/me"),
+        find: "GET /api/v2/tickets",
+        create: "POST /api/v2/tickets",
+        read: "GET /api/v2/tickets/20",
+        history: Some("GET /api/v2/tickets/20/conversations"),
+        comment: "POST /api/v2/tickets/20/reply",
+        note: "POST /api/v2/tickets/20/notes",
+        set_status: "PUT /api/v2/tickets/20",
+        list: "GET /api/v2/tickets",
+        list_ptr: "",
+        history_ptr: "",
+        text_ptr: "/body_text",
+        create_body: json!({"subject": "Scale shows wrong weight",
+            "description": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]",
+            "email": "desk@service.example", "status": 2, "priority": 1}),
+        comment_body: |t| json!({"body": t}),
+        note_body: |t| json!({"body": t, "private": true}),
+        status_body: |s| json!({"status": s.parse::<i64>().unwrap()}),
+        resolved: "4",
+        waiting: "3",
+        next_page: Some(("page", "2")),
+        since_param: "updated_since",
+        first_since: "2024-05-01T10:00:30Z",
+        since_shown: "2024-05-01T10:04:55Z",
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn servicenow() {
+    const SYS_ID: &str = "9d385017c611228701d22104cc95c371";
+    run(Case {
+        profile: "servicenow",
+        auth: |s| {
+            s.header("authorization")
+                == Some(&format!("Basic {}", b64("deskbridge:s3cret-token")))
+        },
+        login: None,
+        find_file: "list.json",
+        find_ptr: "/result",
+        rest: r#"username = "deskbridge""#,
+        service_account: "deskbridge",
+        ticket: SYS_ID,
+        identity: Some("GET /api/now/table/sys_user"),
+        find: "GET /api/now/table/incident",
+        create: "POST /api/now/table/incident",
+        read: "GET /api/now/table/incident/9d385017c611228701d22104cc95c371",
+        history: Some("GET /api/now/table/sys_journal_field"),
+        comment: "PATCH /api/now/table/incident/9d385017c611228701d22104cc95c371",
+        note: "PATCH /api/now/table/incident/9d385017c611228701d22104cc95c371",
+        set_status: "PATCH /api/now/table/incident/9d385017c611228701d22104cc95c371",
+        list: "GET /api/now/table/incident",
+        list_ptr: "/result",
+        history_ptr: "/result",
+        text_ptr: "/value",
+        create_body: json!({"short_description": "Scale shows wrong weight",
+            "description": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}),
+        comment_body: |t| json!({"comments": t}),
+        note_body: |t| json!({"work_notes": t}),
+        status_body: |s| json!({"state": s}),
+        resolved: "6",
+        waiting: "3",
+        next_page: Some(("sysparm_offset", "1")),
+        since_param: "sysparm_query",
+        first_since: "gs.dateGenerate('2024-05-01','10:00:30')",
+        since_shown: "sys_updated_on>=javascript:gs.dateGenerate('2024-05-01','10:04:55')^ORDERBYsys_updated_on",
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn zammad() {
+    run(Case {
+        profile: "zammad",
+        auth: |s| s.header("authorization") == Some("Token token=s3cret-token"),
+        login: None,
+        find_file: "list.json",
+        find_ptr: "",
+        rest: "[endpoints.prod.rest.settings]\ngroup = \"Users\"\ncustomer = \"desk@service.example\"",
+        service_account: "deskbridge",
+        ticket: "3",
+        identity: Some("GET /api/v1/users/me"),
+        find: "GET /api/v1/tickets/search",
+        create: "POST /api/v1/tickets",
+        read: "GET /api/v1/tickets/3",
+        history: Some("GET /api/v1/ticket_articles/by_ticket/3"),
+        comment: "POST /api/v1/ticket_articles",
+        note: "POST /api/v1/ticket_articles",
+        set_status: "PUT /api/v1/tickets/3",
+        list: "GET /api/v1/tickets/search",
+        list_ptr: "",
+        history_ptr: "",
+        text_ptr: "/body",
+        create_body: json!({"title": "Scale shows wrong weight", "group": "Users",
+            "customer": "desk@service.example", "article": {"subject": "Scale shows wrong weight",
+            "body": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]",
+            "content_type": "text/plain", "type": "note", "internal": false}}),
+        comment_body: |t| json!({"ticket_id": 3, "body": t, "content_type": "text/plain", "type": "note", "internal": false}),
+        note_body: |t| json!({"ticket_id": 3, "body": t, "content_type": "text/plain", "type": "note", "internal": true}),
+        status_body: |s| json!({"state": s}),
+        resolved: "closed",
+        waiting: "open",
+        next_page: Some(("page", "2")),
+        since_param: "query",
+        first_since: "updated_at:>=\"2024-05-01T10:00:30Z\"",
+        // lookback_secs = 60
+        since_shown: "updated_at:>=\"2024-05-01T10:04:00Z\"",
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn jira_service_management() {
+    run(Case {
+        profile: "jira-sm",
+        auth: |s| {
+            s.header("authorization")
+                == Some(&format!("Basic {}", b64("deskbridge@example.com:s3cret-token")))
+        },
+        login: None,
+        find_file: "list.json",
+        find_ptr: "/issues",
+        rest: "project = \"HELP\"\nusername = \"deskbridge@example.com\"\n[endpoints.prod.rest.settings]\nservice_desk_id = \"10\"\nrequest_type_id = \"25\"",
+        service_account: "deskbridge@example.com",
+        ticket: "HELP-42",
+        identity: Some("GET /rest/api/2/myself"),
+        find: "GET /rest/api/2/search",
+        create: "POST /rest/servicedeskapi/request",
+        read: "GET /rest/api/2/issue/HELP-42",
+        history: Some("GET /rest/servicedeskapi/request/HELP-42/comment"),
+        comment: "POST /rest/servicedeskapi/request/HELP-42/comment",
+        note: "POST /rest/servicedeskapi/request/HELP-42/comment",
+        set_status: "POST /rest/servicedeskapi/request/HELP-42/transition",
+        list: "GET /rest/api/2/search",
+        list_ptr: "/issues",
+        history_ptr: "/values",
+        text_ptr: "/body",
+        create_body: json!({"serviceDeskId": "10", "requestTypeId": "25",
+            "requestFieldValues": {"summary": "Scale shows wrong weight",
+            "description": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+        comment_body: |t| json!({"body": t, "public": true}),
+        note_body: |t| json!({"body": t, "public": false}),
+        status_body: |s| json!({"id": s}),
+        // transition ids; the read-back names come from statuses.readback
+        resolved: "41",
+        waiting: "31",
+        next_page: Some(("startAt", "1")),
+        since_param: "jql",
+        first_since: "updated>=\"2024/05/01 10:00\"",
+        // lookback_secs = 120
+        since_shown: "project=HELP AND updated>=\"2024/05/01 10:03\" ORDER BY updated ASC",
+    })
+    .await;
+}
+
+/// Each shipped profile, as an operator would configure it, passes
+/// `deskbridge check`; a missing setting is named.
+#[test]
+fn every_documented_profile_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token").unwrap();
+    let endpoint = |name: &str, profile: &str, extra: &str| {
+        format!(
+            r#"
+[endpoints.{name}]
+party = "vendor"
+kind = "rest"
+service_account = "deskbridge@example.com"
+[endpoints.{name}.rest]
+profile = "{profile}"
+base_url = "https://{name}.example.com"
+credentials = {{ file = "{token}" }}
+{extra}
+"#,
+            token = token.display()
+        )
+    };
+    let parties = "[parties.vendor]\nname = \"Vendor Co\"\nrole = \"vendor\"\n";
+    let endpoints = [
+        endpoint("zd", "zendesk", "username = \"deskbridge@example.com/token\""),
+        endpoint(
+            "fd",
+            "freshdesk",
+            "settings = { requester_email = \"desk@service.example\" }",
+        ),
+        endpoint(
+            "jira",
+            "jira-sm",
+            "username = \"deskbridge@example.com\"\nproject = \"HELP\"\nsettings = { service_desk_id = \"10\", request_type_id = \"25\" }",
+        ),
+        endpoint("snow", "servicenow", "username = \"deskbridge\""),
+        endpoint("glpi", "glpi", "settings = { app_token = \"app-token-1\" }"),
+        endpoint("okdesk", "okdesk", "settings = { author_id = \"7\" }"),
+        endpoint(
+            "zammad",
+            "zammad",
+            "settings = { group = \"Users\", customer = \"desk@service.example\" }",
+        ),
+    ];
+    let check = |text: &str| {
+        let file = dir.path().join("deskbridge.toml");
+        std::fs::write(&file, text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_deskbridge"))
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = check(&format!("{parties}{}", endpoints.concat()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("7 endpoints"));
+    let out = check(&format!(
+        "{parties}{}",
+        endpoint("zammad", "zammad", "settings = { group = \"Users\" }")
+    ));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("endpoints.zammad.rest.settings.customer: the profile needs it"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn glpi() {
+    run(Case {
+        profile: "glpi",
+        rest: "[endpoints.prod.rest.settings]\napp_token = \"app-token-1\"",
+        service_account: "deskbridge",
+        // The user token opens the session only; the session's token is
+        // sent afterwards, the App-Token always.
+        auth: |s| {
+            s.header("app-token") == Some("app-token-1")
+                && if s.path == "/initSession" {
+                    s.header("authorization") == Some("user_token s3cret-token")
+                        && s.header("session-token").is_none()
+                } else {
+                    s.header("session-token") == Some("83af7e620c83a50a18d3eac2f6ed05a3ca0bea62")
+                        && s.header("authorization").is_none()
+                }
+        },
+        login: Some("GET /initSession"),
+        find_file: "find.json",
+        find_ptr: "",
+        ticket: "71",
+        identity: Some("GET /getFullSession"),
+        find: "GET /Ticket",
+        create: "POST /Ticket",
+        read: "GET /Ticket/71",
+        history: Some("GET /Ticket/71/ITILFollowup"),
+        comment: "POST /ITILFollowup",
+        note: "POST /ITILFollowup",
+        set_status: "PUT /Ticket/71",
+        list: "GET /search/Ticket",
+        list_ptr: "/data",
+        history_ptr: "",
+        text_ptr: "/content",
+        create_body: json!({"input": {"name": "Scale shows wrong weight",
+            "content": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+        comment_body: |t| json!({"input": {"itemtype": "Ticket", "items_id": 71, "content": t, "is_private": 0}}),
+        note_body: |t| json!({"input": {"itemtype": "Ticket", "items_id": 71, "content": t, "is_private": 1}}),
+        status_body: |s| json!({"input": {"status": s.parse::<i64>().unwrap()}}),
+        resolved: "5",
+        waiting: "4",
+        next_page: Some(("range", "1-1")),
+        since_param: "criteria[0][value]",
+        first_since: "2024-05-01 10:00:30",
+        since_shown: "2024-05-01 10:04:55",
+    })
+    .await;
+}
+
+/// GLPI: one session for many requests; a refused session token (expired)
+/// opens a new session once, and the request goes through.
+#[tokio::test]
+async fn glpi_session_is_opened_again_when_refused() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token").unwrap();
+    let conf = format!(
+        r#"
+[parties.vendor]
+name = "Vendor Co"
+role = "vendor"
+[endpoints.prod]
+party = "vendor"
+kind = "rest"
+service_account = "deskbridge"
+[endpoints.prod.rest]
+profile = "glpi"
+base_url = "{url}"
+credentials = {{ file = "{token}" }}
+timeout_secs = 1
+settings = {{ app_token = "app-token-1" }}
+"#,
+        url = fake.url,
+        token = token.display()
+    );
+    let config = Config::parse(&conf).unwrap();
+    let ep =
+        RestEndpoint::from_config("prod", config.endpoints["prod"].rest.as_ref().unwrap()).unwrap();
+    fake.on(
+        "GET /initSession",
+        vec![
+            Reply::Json(json!({"session_token": "first"})),
+            Reply::Json(json!({"session_token": "second"})),
+        ],
+    );
+    let ticket = fixture("glpi", "ticket.json");
+    fake.on(
+        "GET /Ticket/71",
+        vec![
+            Reply::Json(ticket.clone()),
+            Reply::Fail(401, None),
+            Reply::Json(ticket.clone()),
+        ],
+    );
+    for _ in 0..3 {
+        let t = ep.read_ticket("71").await.unwrap();
+        assert_eq!(t["status"], 5);
+    }
+    let seen: Vec<(String, Option<String>)> = fake
+        .take()
+        .iter()
+        .map(|s| (key_of(s), s.header("session-token").map(str::to_string)))
+        .collect();
+    let tok = |t: &str| Some(t.to_string());
+    assert_eq!(
+        seen,
+        [
+            ("GET /initSession".to_string(), None),
+            ("GET /Ticket/71".to_string(), tok("first")),
+            ("GET /Ticket/71".to_string(), tok("first")),
+            ("GET /initSession".to_string(), None),
+            ("GET /Ticket/71".to_string(), tok("second")),
+            ("GET /Ticket/71".to_string(), tok("second")),
+        ]
+    );
+    // A login answered without a token is named, never retried blindly.
+    fake.on(
+        "GET /initSession",
+        vec![Reply::Json(json!({"no": "token"}))],
+    );
+    fake.on("GET /Ticket/71", vec![Reply::Fail(401, None)]);
+    let err = ep.read_ticket("71").await.unwrap_err();
+    assert!(
+        matches!(&err, SinkError::Permanent { message } if message.contains("without a token at /session_token")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn okdesk() {
+    run(Case {
+        profile: "okdesk",
+        rest: "[endpoints.prod.rest.settings]\nauthor_id = \"7\"",
+        service_account: "deskbridge",
+        auth: |s| s.param("api_token").as_deref() == Some("s3cret-token") && s.header("authorization").is_none(),
+        login: None,
+        find_file: "list.json",
+        find_ptr: "",
+        ticket: "153",
+        identity: None,
+        find: "GET /api/v1/issues/count",
+        create: "POST /api/v1/issues",
+        read: "GET /api/v1/issues/153",
+        history: Some("GET /api/v1/issues/153/comments"),
+        comment: "POST /api/v1/issues/153/comments",
+        note: "POST /api/v1/issues/153/comments",
+        set_status: "POST /api/v1/issues/153/statuses",
+        list: "GET /api/v1/issues/count",
+        list_ptr: "",
+        history_ptr: "",
+        text_ptr: "/content",
+        create_body: json!({"issue": {"title": "Scale shows wrong weight",
+            "description": "Calibration lost<br><br>[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+        // HTML, its line breaks kept
+        comment_body: |t| json!({"comment": {"content": t.replace('\n', "<br>"), "author_id": 7, "public": true}}),
+        note_body: |t| json!({"comment": {"content": t.replace('\n', "<br>"), "author_id": 7, "public": false}}),
+        status_body: |s| json!({"code": s}),
+        resolved: "completed",
+        waiting: "delayed",
+        next_page: None,
+        since_param: "updated_since",
+        first_since: "01-05-2024",
+        // lookback_secs = 86400, back to the start's day
+        since_shown: "01-05-2024",
+    })
+    .await;
+}
