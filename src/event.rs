@@ -241,6 +241,20 @@ pub fn find_marker(body: &str) -> Option<Uuid> {
     Uuid::try_parse(&rest[..end]).ok()
 }
 
+/// A partner's text may quote one of deskbridge's comments: the quoted
+/// marker must not make the partner's words look like deskbridge's own.
+pub fn strip_markers(body: &str) -> String {
+    let mut out = body.to_string();
+    while let Some(id) = find_marker(&out) {
+        let cleaned = out.replace(&marker(id), "");
+        if cleaned == out {
+            break;
+        }
+        out = cleaned;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

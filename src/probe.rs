@@ -115,17 +115,7 @@ async fn probe_rest(
     }
     let day_ago = (Utc::now() - ChronoDuration::hours(24)).trunc_subsecs(0);
     let lp = &p.list_changes;
-    match rest
-        .client
-        .call(
-            "list changes",
-            lp.method,
-            &lp.path,
-            None,
-            &rest::poll::list_vars(&rest, day_ago, 0),
-        )
-        .await
-    {
+    match rest::poll::list_page(&rest, day_ago, 0).await {
         Ok(answer) => {
             let n = answer
                 .json

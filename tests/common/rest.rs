@@ -71,15 +71,13 @@ pub struct RestEndpoint<'a> {
     pub extra: &'a str,
 }
 
-/// A sample desk (party "svc") transferring to `ep` (party "vendor")
-/// through a started gateway that passed `deskbridge check`.
-pub async fn desk_and_gateway(ep: RestEndpoint<'_>) -> (Party, Gateway) {
-    let desk = Party::start("desk").await;
-    let dir = tempfile::tempdir().unwrap();
-    let credentials_file = dir.path().join(ep.credentials_file);
-    std::fs::write(&credentials_file, ep.credentials).unwrap();
-    let conf = format!(
-        r#"{PARTIES}{desk}
+impl RestEndpoint<'_> {
+    /// Its `[endpoints.NAME]` tables; the credentials go to a file in `dir`.
+    fn toml(&self, dir: &Path) -> String {
+        let credentials_file = dir.join(self.credentials_file);
+        std::fs::write(&credentials_file, self.credentials).unwrap();
+        format!(
+            r#"
 [endpoints.{name}]
 party = "vendor"
 kind = "rest"
@@ -93,17 +91,27 @@ poll_secs = 1
 rate_limit_per_minute = 1200
 timeout_secs = 10
 {extra}
-[[transfers]]
-from = "desk"
-to = "{name}"
 "#,
+            name = self.name,
+            service_account = self.service_account,
+            url = self.base_url,
+            credentials = credentials_file.display(),
+            project = self.project,
+            extra = self.extra,
+        )
+    }
+}
+
+/// A sample desk (party "svc") transferring to `ep` (party "vendor")
+/// through a started gateway that passed `deskbridge check`.
+pub async fn desk_and_gateway(ep: RestEndpoint<'_>) -> (Party, Gateway) {
+    let desk = Party::start("desk").await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "{PARTIES}{desk}{endpoint}\n[[transfers]]\nfrom = \"desk\"\nto = \"{name}\"\n",
         desk = desk.toml(dir.path(), "svc", ""),
+        endpoint = ep.toml(dir.path()),
         name = ep.name,
-        service_account = ep.service_account,
-        url = ep.base_url,
-        credentials = credentials_file.display(),
-        project = ep.project,
-        extra = ep.extra,
     );
     let gw = Gateway::start_with(dir, &conf);
     desk.connect(&gw);
@@ -140,28 +148,10 @@ to = "{name}"
 /// prints, after checking it failed and kept the key to itself.
 pub fn probe_with_wrong_credentials(ep: RestEndpoint<'_>) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let credentials_file = dir.path().join(ep.credentials_file);
-    std::fs::write(&credentials_file, ep.credentials).unwrap();
     let conf = format!(
-        r#"{PARTIES}
-[daemon]
-data_dir = "{data}"
-[endpoints.{name}]
-party = "vendor"
-kind = "rest"
-service_account = "{service_account}"
-[endpoints.{name}.rest]
-profile = "{name}"
-base_url = "{url}"
-credentials = {{ file = "{credentials}" }}
-project = "{project}"
-"#,
+        "{PARTIES}\n[daemon]\ndata_dir = \"{data}\"\n{endpoint}",
         data = dir.path().join("data").display(),
-        name = ep.name,
-        service_account = ep.service_account,
-        url = ep.base_url,
-        credentials = credentials_file.display(),
-        project = ep.project,
+        endpoint = ep.toml(dir.path()),
     );
     let config = dir.path().join("deskbridge.toml");
     std::fs::write(&config, conf).unwrap();

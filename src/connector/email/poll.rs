@@ -14,7 +14,7 @@ use super::{with_mailbox, MailEndpoint, MailboxBoard, Security, Thread};
 use crate::blob::BlobStore;
 use crate::connector::rest::poll::stable_id;
 use crate::event::{
-    find_marker, marker, Attachment, Audience, Author, Comment, Event, EventKind, Ticket,
+    strip_markers, Attachment, Audience, Author, Comment, Event, EventKind, Ticket,
 };
 use crate::ingest::Ingest;
 use crate::retry::{Retry, RetryPolicy};
@@ -578,18 +578,4 @@ fn report(endpoint: &str, uid: u32, mail: &Mail, skip: &Skip) {
             "mail left alone: {skip}"
         ),
     }
-}
-
-/// A reply may quote one of deskbridge's markers: it must not make the
-/// partner's words look like deskbridge's own echo.
-fn strip_markers(body: &str) -> String {
-    let mut out = body.to_string();
-    while let Some(id) = find_marker(&out) {
-        let cleaned = out.replace(&marker(id), "");
-        if cleaned == out {
-            break;
-        }
-        out = cleaned;
-    }
-    out
 }

@@ -10,7 +10,7 @@
 use super::profile::Profile;
 use super::template::Vars;
 use super::{as_text, text_at, RestEndpoint};
-use crate::event::{find_marker, marker, Audience, Author, Comment, Event, EventKind, Ticket};
+use crate::event::{strip_markers, Audience, Author, Comment, Event, EventKind, Ticket};
 use crate::ingest::Ingest;
 use crate::retry::{Retry, RetryPolicy};
 use crate::store::Store;
@@ -95,20 +95,6 @@ fn flag_value(v: &Value) -> Option<bool> {
         },
         _ => None,
     }
-}
-
-/// A comment by someone else may quote one of deskbridge's: the quoted
-/// marker must not make it look like deskbridge's own.
-fn strip_markers(body: &str) -> String {
-    let mut out = body.to_string();
-    while let Some(id) = find_marker(&out) {
-        let cleaned = out.replace(&marker(id), "");
-        if cleaned == out {
-            break;
-        }
-        out = cleaned;
-    }
-    out
 }
 
 impl Reader<'_> {
@@ -344,6 +330,24 @@ pub fn list_vars(ep: &RestEndpoint, from: DateTime<Utc>, offset: u64) -> Vars {
     ])
 }
 
+/// One page of the changes since `from`, as list_changes answers it.
+pub async fn list_page(
+    ep: &RestEndpoint,
+    from: DateTime<Utc>,
+    offset: u64,
+) -> Result<super::client::Answer, crate::connector::SinkError> {
+    let lp = &ep.profile.list_changes;
+    ep.client
+        .call(
+            "list changes",
+            lp.method,
+            &lp.path,
+            None,
+            &list_vars(ep, from, offset),
+        )
+        .await
+}
+
 pub struct Poller {
     pub ep: Arc<RestEndpoint>,
     pub ingest: Ingest,
@@ -476,17 +480,7 @@ impl Poller {
         let mut listed = Vec::new();
         let mut offset = 0u64;
         let more = loop {
-            let answer = self
-                .ep
-                .client
-                .call(
-                    "list changes",
-                    lp.method,
-                    &lp.path,
-                    None,
-                    &list_vars(&self.ep, from, offset),
-                )
-                .await?;
+            let answer = list_page(&self.ep, from, offset).await?;
             let page = answer
                 .json
                 .pointer(list_ptr)
@@ -628,6 +622,7 @@ mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+    use crate::event::find_marker;
     use crate::event::Status;
 
     /// `GET /issues/7.json?include=journals` as Redmine 5.0 answers it.
@@ -847,6 +842,7 @@ mod rt_tests {
     use super::super::template::{render_json, render_path};
     use super::fixtures::*;
     use super::*;
+    use crate::event::find_marker;
     use crate::event::Status;
 
     /// `GET /ticket/12`, trimmed of `_hyperlinks` and empty role lists.
