@@ -24,16 +24,33 @@ struct MailServer {
     dir: tempfile::TempDir,
     smtp: u16,
     imap: u16,
+    /// With TLS: IMAP over TLS here, SMTP with STARTTLS and a login.
+    imaps: Option<u16>,
 }
 
 impl MailServer {
     fn start() -> MailServer {
+        MailServer::start_with(false)
+    }
+
+    /// TLS everywhere, with certificates of a throwaway CA (`ca()`).
+    fn start_tls() -> MailServer {
+        MailServer::start_with(true)
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("tls").join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> MailServer {
         let dir = tempfile::tempdir().unwrap();
         let (smtp, imap) = (free_port(), free_port());
+        let imaps = tls.then(free_port);
         let out = Command::new("bash")
             .args([SCRIPT, "instance", "start"])
             .arg(dir.path())
             .args([smtp.to_string(), imap.to_string()])
+            .args(imaps.map(|p| p.to_string()))
             .output()
             .unwrap();
         assert!(
@@ -42,7 +59,12 @@ impl MailServer {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        MailServer { dir, smtp, imap }
+        MailServer {
+            dir,
+            smtp,
+            imap,
+            imaps,
+        }
     }
 
     fn maildir(&self, user: &str) -> PathBuf {
@@ -74,11 +96,25 @@ impl MailServer {
         out
     }
 
-    /// Sends a raw mail over SMTP, as a partner's mail client would.
+    /// Sends a raw mail over SMTP, as a partner's mail client would (with
+    /// TLS: STARTTLS and the sender's login).
     async fn send(&self, from: &str, to: &str, raw: &str) {
-        let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-            .port(self.smtp)
-            .build();
+        let mut b =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("localhost").port(self.smtp);
+        if self.imaps.is_some() {
+            use lettre::transport::smtp::authentication::Credentials;
+            use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+            let ca = Certificate::from_pem(&std::fs::read(self.ca()).unwrap()).unwrap();
+            let params = TlsParameters::builder("localhost".into())
+                .add_root_certificate(ca)
+                .build_rustls()
+                .unwrap();
+            let user = from.split('@').next().unwrap().to_string();
+            b = b
+                .tls(Tls::Required(params))
+                .credentials(Credentials::new(user.clone(), format!("{user}pw")));
+        }
+        let t = b.build();
         let env =
             lettre::address::Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()])
                 .unwrap();
@@ -100,6 +136,27 @@ impl MailServer {
     ) -> String {
         let pw = dir.join(format!("{id}.imap.pw"));
         std::fs::write(&pw, format!("{user}pw")).unwrap();
+        // Plain on loopback, or TLS with the throwaway CA and an SMTP login.
+        let (host, smtp_tls, imap_port, imap_tls) = match self.imaps {
+            None => (
+                "127.0.0.1",
+                "security = \"none\"".to_string(),
+                self.imap,
+                "security = \"none\"".to_string(),
+            ),
+            Some(p) => {
+                let ca = format!("ca_file = \"{}\"", self.ca().display());
+                (
+                    "localhost",
+                    format!(
+                        "security = \"starttls\"\n{ca}\nuser = \"{user}\"\npassword = {{ file = \"{}\" }}",
+                        pw.display()
+                    ),
+                    p,
+                    format!("security = \"tls\"\n{ca}"),
+                )
+            }
+        };
         format!(
             r#"
 [endpoints.{id}]
@@ -110,14 +167,14 @@ from = "Acme Desk <{user}@localhost>"
 message_id_domain = "acme.test"
 {email}
 [endpoints.{id}.email.smtp]
-host = "127.0.0.1"
+host = "{host}"
 port = {smtp}
-security = "none"
+{smtp_tls}
 timeout_secs = 5
 [endpoints.{id}.email.imap]
-host = "127.0.0.1"
-port = {imap}
-security = "none"
+host = "{host}"
+port = {imap_port}
+{imap_tls}
 user = "{user}"
 password = {{ file = "{pw}" }}
 poll_secs = 1
@@ -126,7 +183,6 @@ timeout_secs = 5
 {policy}
 "#,
             smtp = self.smtp,
-            imap = self.imap,
             pw = pw.display()
         )
     }
@@ -737,4 +793,84 @@ async fn a_recreated_mailbox_is_read_again_without_taking_anything_twice() {
         gw.log()
     );
     assert!(gw.log().contains("UIDVALIDITY changed"), "{}", gw.log());
+}
+
+/// TLS as partners' mail servers require it: SMTP with STARTTLS and a
+/// login, IMAP over TLS, both trusting a company CA given as `ca_file`;
+/// without it the certificate is refused and `probe` says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_and_login_as_configured_with_a_private_ca() {
+    let mail = MailServer::start_tls();
+    let desk = Party::start("desk").await;
+    let dir = tempfile::tempdir().unwrap();
+    let vendor = mail.endpoint(
+        dir.path(),
+        "vendor",
+        "contoso",
+        "agent",
+        "partner = [\"vendor@localhost\"]",
+        "",
+    );
+    let untrusted = vendor
+        .replace("[endpoints.vendor", "[endpoints.untrusted")
+        .replace("vendor.imap.pw", "untrusted.imap.pw")
+        .lines()
+        .filter(|l| !l.starts_with("ca_file"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.path().join("untrusted.imap.pw"), "agentpw").unwrap();
+    let conf = format!(
+        "{PARTIES}{}{vendor}{untrusted}\n[[transfers]]\nfrom = \"desk\"\nto = \"vendor\"\n",
+        desk.toml(dir.path(), "acme", ""),
+    );
+    let gw = Gateway::start_with(dir, &conf);
+    desk.connect(&gw);
+
+    let out = gw.cli(&["probe", "--endpoint", "vendor"]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("accepts the connection and the login"),
+        "{said}"
+    );
+    assert!(
+        said.contains("IMAP localhost:") && said.contains("accepts the login as agent"),
+        "{said}"
+    );
+    assert!(!said.contains("agentpw"), "the probe printed a password");
+    let out = gw.cli(&["probe", "--endpoint", "untrusted"]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(
+        said.matches("FAIL").count(),
+        2,
+        "SMTP and IMAP refuse the CA:\n{said}"
+    );
+    assert!(said.to_lowercase().contains("certificate"), "{said}");
+
+    let t = desk
+        .desk
+        .create_ticket("Tills offline", "All tills at shop 3.", &[], "Dana");
+    eventually("the transfer is mailed over STARTTLS", 30, || async {
+        !mail.mails("vendor").is_empty()
+    })
+    .await;
+    let (first, _, _) = &mail.mails("vendor")[0];
+    let token = first.subject[1..first.subject.find(']').unwrap()].to_string();
+    mail.send(
+        "vendor@localhost",
+        "agent@localhost",
+        &partner_reply(&token, &first.message_id, "tls-reply@localhost"),
+    )
+    .await;
+    eventually("the reply is read over IMAP with TLS", 30, || async {
+        desk.desk
+            .ticket(&t)
+            .is_some_and(|t| t.status == Status::Resolved && relayed(&t).len() == 1)
+    })
+    .await;
 }

@@ -28,7 +28,7 @@ SVC=mail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-PKGS=(dovecot-imapd python3-aiosmtpd)
+PKGS=(dovecot-imapd python3-aiosmtpd openssl)
 MAILUSER=${MAIL_OWNER:-mail}
 USERS=${MAIL_USERS:-"agent:agentpw vendor:vendorpw chain:chainpw stranger:strangerpw"}
 
@@ -40,9 +40,29 @@ install_pkgs() {
   pkgs_installed "${PKGS[@]}" || die "${PKGS[*]} not installed after apt-get"
 }
 
+# make_tls DIR: a throwaway CA (DIR/tls/ca.pem) and a server certificate it
+# signed for localhost and 127.0.0.1. A self-signed leaf would not do:
+# rustls refuses a CA certificate used as the server's own.
+make_tls() {
+  local T=$1/tls
+  mkdir -p "$T"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=deskbridge test CA" \
+    -keyout "$T/ca.key" -out "$T/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$T/key.pem" -out "$T/req.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > "$T/ext"
+  openssl x509 -req -in "$T/req.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
+    -days 2 -extfile "$T/ext" -out "$T/cert.pem" 2>/dev/null
+  chmod 644 "$T"/*.pem
+}
+
+# instance start DIR SMTP IMAP [IMAPS]: with IMAPS, TLS everywhere: IMAP
+# over TLS on IMAPS (and STARTTLS on IMAP), SMTP with STARTTLS required and
+# a login (the users below) required after it.
 instance_start() {
-  local D SP IP uid gid up u p i
-  D=$(realpath -m "${1:?DIR}"); SP=${2:?SMTP_PORT}; IP=${3:?IMAP_PORT}
+  local D SP IP TP uid gid up u p i ssl
+  D=$(realpath -m "${1:?DIR}"); SP=${2:?SMTP_PORT}; IP=${3:?IMAP_PORT}; TP=${4:-0}
   install_pkgs
   mkdir -p "$D/run" "$D/mail"
   # dovecot's auth process (user dovecot) and the mail owner must reach the
@@ -56,12 +76,19 @@ instance_start() {
     mkdir -p "$D/mail/$u/Maildir/"{cur,new,tmp}
   done
   chown -R "$MAILUSER:" "$D/mail"
+  ssl="ssl = no"
+  if [ "$TP" != 0 ]; then
+    make_tls "$D"
+    ssl="ssl = yes
+ssl_cert = <$D/tls/cert.pem
+ssl_key = <$D/tls/key.pem"
+  fi
   cat > "$D/dovecot.conf" <<EOF
 base_dir = $D/run
 instance_name = dovecot-$IP
 listen = 127.0.0.1
 protocols = imap
-ssl = no
+$ssl
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -74,7 +101,8 @@ service imap-login {
     port = $IP
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $TP
   }
 }
 passdb {
@@ -91,10 +119,18 @@ EOF
   dovecot -c "$D/dovecot.conf" </dev/null >"$D/dovecot.start.log" 2>&1 \
     || { cat "$D/dovecot.start.log" >&2; die "dovecot did not start (config $D/dovecot.conf)"; }
   cat > "$D/smtp.py" <<'PY'
-import asyncio, mailbox, os, sys, pwd
+import asyncio, mailbox, os, sys, pwd, ssl
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 root, port, owner = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 pw = pwd.getpwnam(owner)
+users = {}
+for line in open(os.path.join(root, "users")):
+    name, rest = line.split(":", 1)
+    users[name] = rest.split(":", 1)[0].replace("{PLAIN}", "")
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = users.get(auth_data.login.decode()) == auth_data.password.decode()
+    return AuthResult(success=ok)
 class H:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@")[0].lower()
@@ -112,7 +148,13 @@ class H:
                 os.chown(dirpath, pw.pw_uid, pw.pw_gid)
                 for f in files: os.chown(os.path.join(dirpath, f), pw.pw_uid, pw.pw_gid)
         return "250 OK delivered"
-c = Controller(H(), hostname="127.0.0.1", port=port, data_size_limit=26214400)
+tls = {}
+if os.path.exists(os.path.join(root, "tls", "cert.pem")):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.path.join(root, "tls", "cert.pem"), os.path.join(root, "tls", "key.pem"))
+    tls = dict(tls_context=ctx, require_starttls=True, auth_required=True,
+               auth_require_tls=True, authenticator=authenticator)
+c = Controller(H(), hostname="127.0.0.1", port=port, data_size_limit=26214400, **tls)
 c.start(); print("smtp ready", flush=True)
 try: asyncio.get_event_loop().run_forever()
 except KeyboardInterrupt: pass
@@ -126,6 +168,10 @@ PY
   done
   port_open "$SP" || die "private SMTP did not start on $SP (log: $D/smtp.log)"
   port_open "$IP" || die "private dovecot did not start on $IP (log: $D/dovecot.log)"
+  if [ "$TP" != 0 ]; then
+    for i in $(seq 1 40); do port_open "$TP" && break; sleep 0.1; done
+    port_open "$TP" || die "private dovecot did not listen for TLS on $TP (log: $D/dovecot.log)"
+  fi
   say "smtp=127.0.0.1:$SP imap=127.0.0.1:$IP dir=$D"
 }
 
@@ -152,10 +198,10 @@ case "${1:-start}" in
     ;;
   instance)
     case "${2:-}" in
-      start) instance_start "${3:-}" "${4:-}" "${5:-}" ;;
+      start) instance_start "${3:-}" "${4:-}" "${5:-}" "${6:-0}" ;;
       stop) instance_stop "${3:-}" ;;
-      *) die "usage: $0 instance start DIR SMTP_PORT IMAP_PORT | instance stop DIR" ;;
+      *) die "usage: $0 instance start DIR SMTP_PORT IMAP_PORT [IMAPS_PORT] | instance stop DIR" ;;
     esac
     ;;
-  *) die "usage: $0 start | instance start DIR SMTP_PORT IMAP_PORT | instance stop DIR" ;;
+  *) die "usage: $0 start | instance start DIR SMTP_PORT IMAP_PORT [IMAPS_PORT] | instance stop DIR" ;;
 esac

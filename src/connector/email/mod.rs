@@ -98,6 +98,10 @@ pub struct SmtpConfig {
     /// Seconds before a send is abandoned and retried.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// A PEM file of certificate authorities to trust besides the public
+    /// ones (a company's own CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_smtp_security() -> Security {
@@ -143,6 +147,10 @@ pub struct ImapConfig {
     /// Seconds before a connection attempt or command is abandoned.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// A PEM file of certificate authorities to trust besides the public
+    /// ones (a company's own CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl SmtpConfig {
@@ -465,6 +473,24 @@ pub fn config_problems(at: &str, e: &EmailConfig, p: &mut Vec<String>) {
     for k in e.status_keywords.keys() {
         if normalize_keyword(k).is_empty() {
             p.push(format!("{at}.status_keywords: a keyword must not be empty"));
+        }
+    }
+    let cas = [("smtp", e.smtp.ca_file.as_ref())]
+        .into_iter()
+        .chain(e.imap.iter().map(|i| ("imap", i.ca_file.as_ref())));
+    for (side, ca) in cas {
+        if let Some(path) = ca {
+            match std::fs::read_to_string(path) {
+                Ok(t) if t.contains("-----BEGIN CERTIFICATE-----") => {}
+                Ok(_) => p.push(format!(
+                    "{at}.{side}.ca_file: {} holds no PEM certificate",
+                    path.display()
+                )),
+                Err(err) => p.push(format!(
+                    "{at}.{side}.ca_file: cannot read {}: {err}",
+                    path.display()
+                )),
+            }
         }
     }
     let s = &e.smtp;

@@ -96,11 +96,26 @@ impl AsyncWrite for Conn {
     }
 }
 
-async fn tls(tcp: TcpStream, host: &str) -> Result<Conn, String> {
+async fn tls(
+    tcp: TcpStream,
+    host: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Conn, String> {
     use tokio_rustls::rustls;
-    let roots = rustls::RootCertStore {
+    use tokio_rustls::rustls::pki_types::{pem::PemObject as _, CertificateDer};
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        }
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -136,7 +151,7 @@ pub async fn connect(ep: &MailEndpoint) -> Result<Session<Conn>, String> {
             .map_err(|e| format!("{at}: cannot connect: {e}"))?;
         let conn = match i.security {
             Security::None => Conn::Plain(tcp),
-            Security::Tls => tls(tcp, &i.host).await?,
+            Security::Tls => tls(tcp, &i.host, i.ca_file.as_deref()).await?,
             Security::Starttls => {
                 let mut c = async_imap::Client::new(tcp);
                 c.read_response()
@@ -146,7 +161,7 @@ pub async fn connect(ep: &MailEndpoint) -> Result<Session<Conn>, String> {
                 c.run_command_and_check_ok("STARTTLS", None)
                     .await
                     .map_err(|e| format!("{at}: STARTTLS refused: {e}"))?;
-                tls(c.into_inner(), &i.host).await?
+                tls(c.into_inner(), &i.host, i.ca_file.as_deref()).await?
             }
         };
         let mut client = async_imap::Client::new(conn);

@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +50,15 @@ impl MailSink {
         let s = &ep.cfg.smtp;
         let at = format!("endpoints.{}.email.smtp", ep.name);
         let params = || {
-            TlsParameters::new(s.host.clone())
+            let mut b = TlsParameters::builder(s.host.clone());
+            if let Some(path) = &s.ca_file {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("{at}.ca_file: cannot read {}: {e}", path.display()))?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|e| format!("{at}.ca_file: {}: {e}", path.display()))?;
+                b = b.add_root_certificate(cert);
+            }
+            b.build_rustls()
                 .map_err(|e| format!("{at}: cannot set up TLS for {}: {e}", s.host))
         };
         let tls = match s.security {
