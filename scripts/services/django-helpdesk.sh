@@ -14,6 +14,7 @@
 #   DJHD_URL=http://127.0.0.1:8082          the API is under $DJHD_URL/api/
 #   DJHD_USER=admin  DJHD_PASSWORD=...      staff superuser (the tests act as it), basic auth
 #   DJHD_SERVICE_USER=deskbridge  DJHD_SERVICE_PASSWORD=...   staff account deskbridge writes as
+#   DJHD_SERVICE_USER_ID=2                                    its user id (the profile's user_id)
 #   DJHD_QUEUE=1  DJHD_QUEUE_SLUG=deskbridge                  the test queue
 #
 # Traps (found with 2.6.1 on Python 3.11):
@@ -209,10 +210,12 @@ def account(name, pw, superuser):
     u.is_active = True
     u.set_password(pw)
     u.save()
+    return u
 account('admin', '$ADMIN_PW', True)
 # deskbridge writes as a superuser too: per-queue permissions are off, but
 # accessible_tickets() still needs full access for tickets it did not create.
-account('deskbridge', '$SERVICE_PW', True)
+svc = account('deskbridge', '$SERVICE_PW', True)
+print('SERVICE_ID=%d' % svc.id)
 q, _ = Queue.objects.get_or_create(slug='$QUEUE_SLUG', defaults={'title': 'Deskbridge', 'allow_public_submission': False})
 print('QUEUE=%d' % q.id)
 " >>"$slog" 2>&1 || { tail -30 "$slog" >&2; die "seeding users/queue failed (log: $slog)"; }
@@ -241,15 +244,17 @@ start_server() {
 }
 
 write_credentials() {
-  local qid
+  local qid svc_id
   qid=$(sed -n 's/^QUEUE=//p' "$LOG_DIR/django-helpdesk-setup.log" | tail -1)
-  [ -n "$qid" ] || die "no queue id in $LOG_DIR/django-helpdesk-setup.log"
+  svc_id=$(sed -n 's/^SERVICE_ID=//p' "$LOG_DIR/django-helpdesk-setup.log" | tail -1)
+  [ -n "$qid" ] && [ -n "$svc_id" ] || die "no queue or user id in $LOG_DIR/django-helpdesk-setup.log"
   write_env "$ENVF" <<ENV
 DJHD_URL=$BASE
 DJHD_USER=admin
 DJHD_PASSWORD=$ADMIN_PW
 DJHD_SERVICE_USER=deskbridge
 DJHD_SERVICE_PASSWORD=$SERVICE_PW
+DJHD_SERVICE_USER_ID=$svc_id
 DJHD_QUEUE=$qid
 DJHD_QUEUE_SLUG=$QUEUE_SLUG
 ENV
@@ -263,7 +268,7 @@ cmd_start() {
   ensure_tools
   install_djhd && installed=1
   t1=$(now)
-  if api_ok && pid_alive "$PIDF" runserver && [ -s "$ENVF" ]; then
+  if api_ok && pid_alive "$PIDF" runserver && grep -q '^DJHD_SERVICE_USER_ID=.' "$ENVF" 2>/dev/null; then
     say "already running (pid $(cat "$PIDF"))"
   else
     if pid_alive "$PIDF" runserver; then stop_pidfile "$PIDF" runserver "$DJHD_PORT"; fi

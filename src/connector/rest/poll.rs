@@ -325,6 +325,12 @@ impl Reader<'_> {
     }
 }
 
+/// A ticket listed with an update time before `from`: nothing new in it
+/// (for lists the product does not filter, `list_changes.unfiltered`).
+fn listed_before(item: &Value, updated_ptr: &str, tf: Option<&str>, from: DateTime<Utc>) -> bool {
+    super::time_at(item, updated_ptr, tf).is_some_and(|u| u < from)
+}
+
 /// The values of one list_changes request: changes since `from`, the page
 /// at `offset`.
 pub fn list_vars(ep: &RestEndpoint, from: DateTime<Utc>, offset: u64) -> Vars {
@@ -529,6 +535,9 @@ impl Poller {
             let Some(id) = text_at(item, id_ptr) else {
                 continue;
             };
+            if lp.unfiltered && listed_before(item, updated_ptr, tf, from) {
+                continue;
+            }
             let ticket = match self.ep.read_ticket(&id).await {
                 Ok(t) => t,
                 Err(e @ crate::connector::SinkError::Transient { .. }) => return Err(e.into()),
