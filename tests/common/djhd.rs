@@ -76,7 +76,8 @@ impl Djhd {
 
     /// A follow-up by the superuser: public or internal, with a status change or not.
     pub async fn follow_up(&self, id: &str, text: &str, public: bool, new_status: Option<u8>) {
-        let mut body = json!({"ticket": id.parse::<u64>().unwrap(), "comment": text, "public": public});
+        let mut body =
+            json!({"ticket": id.parse::<u64>().unwrap(), "comment": text, "public": public});
         if let Some(s) = new_status {
             body["new_status"] = json!(s);
         }

@@ -155,6 +155,7 @@ profile = "{name}"
 base_url = "{url}"
 credentials = {{ file = "{credentials}" }}
 project = "{project}"
+{extra}
 "#,
         data = dir.path().join("data").display(),
         name = ep.name,
@@ -162,6 +163,7 @@ project = "{project}"
         url = ep.base_url,
         credentials = credentials_file.display(),
         project = ep.project,
+        extra = ep.extra,
     );
     let config = dir.path().join("deskbridge.toml");
     std::fs::write(&config, conf).unwrap();

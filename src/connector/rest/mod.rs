@@ -414,7 +414,10 @@ mod tests {
         assert_eq!(super::text_at(&v, "/f/-1/x/-1").as_deref(), Some("2"));
         assert_eq!(super::text_at(&v, "/f/0/d").as_deref(), Some("a"));
         assert_eq!(super::text_at(&v, "/-10").as_deref(), Some("3"));
-        assert_eq!(super::text_at(&serde_json::json!({"f": []}), "/f/-1/d"), None);
+        assert_eq!(
+            super::text_at(&serde_json::json!({"f": []}), "/f/-1/d"),
+            None
+        );
     }
 
     #[test]
