@@ -65,6 +65,21 @@ async fn sample_desk_and_django_helpdesk_relay_both_ways_under_policy() {
         .unwrap()
         .contains("Dana (Service Co)"));
 
+    // django-helpdesk renders a follow-up as a Django template: template
+    // syntax in a comment arrives as written.
+    let literal = "Type {{ ticket.title }} {# as is #} and {% literally";
+    desk.desk.comment(
+        &t,
+        literal,
+        deskbridge::event::Audience::Partner,
+        "Dana",
+        &[],
+    );
+    eventually("the template syntax arrives as written", 30, || async {
+        followups_containing(&dh.followups(&id).await, literal).len() == 1
+    })
+    .await;
+
     // 3. django-helpdesk's own staff write: a public follow-up crosses (as an
     //    internal note marked with the vendor's name), an internal one does not.
     dh.follow_up(&id, "Load cell ordered, on site Friday", true, None)
