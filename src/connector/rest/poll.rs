@@ -325,6 +325,15 @@ impl Reader<'_> {
     }
 }
 
+/// The list's last page: not full, or no link to a next one (`list_changes.next`).
+fn last_page(lp: &super::profile::ListRequest, answer: &Value, n: usize) -> bool {
+    n < lp.page_size as usize
+        || lp
+            .next
+            .as_deref()
+            .is_some_and(|p| answer.pointer(p).is_none_or(Value::is_null))
+}
+
 /// A ticket listed with an update time before `from`: nothing new in it
 /// (for lists the product does not filter, `list_changes.unfiltered`).
 fn listed_before(item: &Value, updated_ptr: &str, tf: Option<&str>, from: DateTime<Utc>) -> bool {
@@ -501,7 +510,7 @@ impl Poller {
                 .unwrap_or_default();
             let n = page.len();
             listed.extend(page);
-            if n < lp.page_size as usize {
+            if last_page(lp, &answer.json, n) {
                 break false;
             }
             // A full page: take it, and come back at once for the rest,
@@ -509,7 +518,9 @@ impl Poller {
             let last = listed
                 .last()
                 .and_then(|t| super::time_at(t, updated_ptr, tf));
-            if last.is_some_and(|l| l > cursor.since) {
+            // An unfiltered list starts from its first page every round:
+            // it is walked to the end, or later pages are never reached.
+            if !lp.unfiltered && last.is_some_and(|l| l > cursor.since) {
                 break true;
             }
             offset += lp.page_size as u64;
@@ -1164,6 +1175,27 @@ mod djhd_tests {
             None,
             t("2024-05-01T10:04:00Z")
         ));
+    }
+
+    #[test]
+    fn a_full_page_without_a_next_link_is_the_last() {
+        let mut lp = profile().list_changes;
+        assert_eq!(lp.next.as_deref(), Some("/next"));
+        lp.page_size = 2;
+        let page = |next: Value| serde_json::json!({"count": 2, "next": next, "results": [{}, {}]});
+        assert!(last_page(&lp, &page(Value::Null), 2));
+        assert!(!last_page(
+            &lp,
+            &page("http://h/api/tickets/?page=2".into()),
+            2
+        ));
+        assert!(last_page(
+            &lp,
+            &page("http://h/api/tickets/?page=2".into()),
+            1
+        ));
+        lp.next = None;
+        assert!(!last_page(&lp, &page(Value::Null), 2));
     }
 
     #[test]

@@ -242,6 +242,11 @@ pub struct ListRequest {
     /// lists times rounded down would have changes skipped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unfiltered: bool,
+    /// Pointer to the next page's link in the answer (DRF's `/next`):
+    /// null or absent means the last page, even when full (a product that
+    /// refuses the page after the last one, as DRF does with a 404).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
