@@ -1,6 +1,7 @@
 //! Live, across products: a Redmine 5 desk escalating to a vendor on
 //! django-helpdesk 2.6, and a django-helpdesk desk escalating to a vendor
-//! on Request Tracker 5, every side over the REST connector. The services
+//! on Request Tracker 5, every side over the REST connector (the first
+//! with the daemon killed by SIGKILL while both sides write). The services
 //! are started by scripts/test.sh (scripts/services/*.sh).
 mod common;
 
@@ -108,7 +109,7 @@ to = "django-helpdesk"
         project = rm.project,
         djhd = djhd_endpoint(dir.path(), &dh, "vendor"),
     );
-    let gw = started(dir, &conf);
+    let mut gw = started(dir, &conf);
     first_rounds().await;
 
     // 1. A Redmine issue becomes a django-helpdesk ticket.
@@ -167,6 +168,31 @@ to = "django-helpdesk"
     let note = notes_containing(&rm.issue(&issue).await, "on site Friday").remove(0);
     assert_eq!(note["private_notes"], true, "{note}");
 
+    // 3b. Both sides write while the daemon is killed with SIGKILL.
+    for i in 0..4 {
+        rm.put_issue(&issue, json!({ "notes": format!("desk update {i} of 4") }))
+            .await;
+        dh.follow_up(&id, &format!("vendor update {i} of 4"), true, None)
+            .await;
+        if i == 1 {
+            gw.kill9();
+            gw.spawn();
+        }
+    }
+    assert!(
+        within(120, POLL, || async {
+            let f = dh.followups(&id).await;
+            let notes = rm.issue(&issue).await;
+            (0..4).all(|i| {
+                followups_containing(&f, &format!("desk update {i} of 4")).len() == 1
+                    && notes_containing(&notes, &format!("vendor update {i} of 4")).len() == 1
+            })
+        })
+        .await,
+        "timed out: every update crossed once:\n{}",
+        gw.log()
+    );
+
     // 4. django-helpdesk resolves: Redmine shows it.
     dh.follow_up(&id, "", false, Some(3)).await;
     assert!(
@@ -188,6 +214,18 @@ to = "django-helpdesk"
     assert_eq!(notes_containing(&notes, "on site Friday").len(), 1);
     assert_eq!(notes_containing(&notes, "by Monday").len(), 1);
     assert!(notes_containing(&notes, "90 EUR").is_empty());
+    for i in 0..4 {
+        let desk = format!("desk update {i} of 4");
+        let vendor = format!("vendor update {i} of 4");
+        assert_eq!(followups_containing(&f, &desk).len(), 1, "{desk}");
+        assert_eq!(
+            followups_containing(&f, &vendor).len(),
+            1,
+            "{vendor} echoed"
+        );
+        assert_eq!(notes_containing(&notes, &vendor).len(), 1, "{vendor}");
+        assert_eq!(notes_containing(&notes, &desk).len(), 1, "{desk} echoed");
+    }
     let status = gw.status().await;
     assert_eq!(status["dead_letters"], 0, "{status}");
 }
