@@ -16,16 +16,33 @@ use std::time::Duration;
 
 const POLL: Duration = Duration::from_millis(200);
 
-/// The django-helpdesk endpoint's tables, for `party`.
-fn djhd_endpoint(dir: &Path, dh: &Djhd, party: &str) -> String {
+/// The django-helpdesk endpoint's tables, for `party`. With `page_size`,
+/// the shipped profile as a profile file listing that many tickets a page
+/// (every test ticket is then on a later page: the list is walked live).
+fn djhd_endpoint(dir: &Path, dh: &Djhd, party: &str, page_size: Option<u32>) -> String {
     std::fs::write(dir.join("djhd.password"), &dh.password).unwrap();
+    let profile = match page_size {
+        None => "profile = \"django-helpdesk\"".to_string(),
+        Some(n) => {
+            let shipped = std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/connectors/django-helpdesk.toml"
+            ))
+            .unwrap();
+            let file = dir.join("django-helpdesk.toml");
+            let small = shipped.replace("page_size = 200", &format!("page_size = {n}"));
+            assert_ne!(small, shipped, "the profile's page_size moved");
+            std::fs::write(&file, small).unwrap();
+            format!("profile_file = \"{}\"", file.display())
+        }
+    };
     format!(
         r#"[endpoints.django-helpdesk]
 party = "{party}"
 kind = "rest"
 service_account = "{user}"
 [endpoints.django-helpdesk.rest]
-profile = "django-helpdesk"
+{profile}
 base_url = "{url}"
 username = "{user}"
 credentials = {{ file = "{file}" }}
@@ -107,7 +124,7 @@ to = "django-helpdesk"
         url = rm.url,
         file = dir.path().join("redmine.key").display(),
         project = rm.project,
-        djhd = djhd_endpoint(dir.path(), &dh, "vendor"),
+        djhd = djhd_endpoint(dir.path(), &dh, "vendor", None),
     );
     let mut gw = started(dir, &conf);
     first_rounds().await;
@@ -256,7 +273,7 @@ rate_limit_per_minute = 1200
 from = "django-helpdesk"
 to = "rt"
 "#,
-        djhd = djhd_endpoint(dir.path(), &dh, "desk"),
+        djhd = djhd_endpoint(dir.path(), &dh, "desk", Some(2)),
         rt_user = rt.user,
         rt_url = rt.rest,
         file = dir.path().join("rt.token").display(),
@@ -280,6 +297,13 @@ to = "rt"
         .await;
     assert_eq!(code, 201, "{v}");
     let id = v["id"].to_string();
+    let (_, all) = dh
+        .call(reqwest::Method::GET, "/tickets/?page_size=1", None)
+        .await;
+    assert!(
+        all["count"].as_u64().unwrap() > 2,
+        "not on a later page: {all}"
+    );
     let ticket = first_some(300, POLL, || rt.find_by_subject(&subject))
         .await
         .unwrap_or_else(|| panic!("no RT ticket:\n{}", gw.log()));
