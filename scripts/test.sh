@@ -10,7 +10,8 @@ log() { printf '\n== %s\n' "$*"; }
 # tests need a broker on 127.0.0.1:5672 (guest/guest): started here when
 # none answers, installed from Debian's packages when missing. The REST
 # tests need Redmine 5 on 127.0.0.1:3000 (scripts/services/redmine.sh) and
-# Request Tracker 5 on 127.0.0.1:8081 (scripts/services/rt.sh).
+# Request Tracker 5 on 127.0.0.1:8081 (scripts/services/rt.sh) and
+# django-helpdesk 2.6 on 127.0.0.1:8082 (scripts/services/django-helpdesk.sh).
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -49,6 +50,9 @@ bash scripts/services/redmine.sh start
 # Request Tracker 5 for tests/rest_rt.rs (installed from Debian's packages
 # when missing); credentials in /run/deskbridge-test/rt.env.
 bash scripts/services/rt.sh start
+# django-helpdesk 2.6 for tests/rest_djhd.rs (a venv from PyPI and a generated
+# Django site when missing); credentials in /run/deskbridge-test/django-helpdesk.env.
+bash scripts/services/django-helpdesk.sh start
 # Mail for tests/mail.rs: dovecot-imapd and python3-aiosmtpd from Debian's
 # packages; each test starts its own private SMTP + IMAP pair on free
 # loopback ports (no system MTA, so nothing competes for port 25).

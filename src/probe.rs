@@ -86,6 +86,17 @@ async fn probe_rest(
         p.product, rc.base_url
     ));
     let account = ep.service_account.clone().unwrap_or_default();
+    let day_ago = (Utc::now() - ChronoDuration::hours(24)).trunc_subsecs(0);
+    let lp = &p.list_changes;
+    let list_changes = || rest::poll::list_page(&rest, day_ago, 0);
+    // Without an identity request nothing has used the credentials yet:
+    // the list of changes is what shows they are accepted.
+    if p.identity.path.is_none() {
+        if let Err(e) = list_changes().await {
+            r.check(false, explain(&e, name));
+            return Ok(());
+        }
+    }
     match rest.identity(&account).await {
         Ok(me) => {
             r.check(
@@ -113,9 +124,7 @@ async fn probe_rest(
             return Ok(());
         }
     }
-    let day_ago = (Utc::now() - ChronoDuration::hours(24)).trunc_subsecs(0);
-    let lp = &p.list_changes;
-    match rest::poll::list_page(&rest, day_ago, 0).await {
+    match list_changes().await {
         Ok(answer) => {
             let n = answer
                 .json
@@ -127,10 +136,16 @@ async fn probe_rest(
             } else {
                 ""
             };
+            // An unfiltered list is every ticket, not the day's changes.
+            let which = if lp.unfiltered {
+                "listed (the product lists every ticket; those unchanged are not read)"
+            } else {
+                "changed in the last 24 hours"
+            };
             r.check(
                 true,
                 format!(
-                    "reads changes: {n}{more} ticket(s) changed in the last 24 hours{}",
+                    "reads changes: {n}{more} ticket(s) {which}{}",
                     project_words(&rest)
                 ),
             );

@@ -2,6 +2,7 @@
 //! sample desks as partner systems on port 0.
 #![allow(dead_code)]
 
+pub mod djhd;
 pub mod redmine;
 pub mod rest;
 pub mod rt;

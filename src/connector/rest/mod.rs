@@ -207,7 +207,22 @@ pub fn as_text(v: &serde_json::Value) -> Option<String> {
 
 /// The text at a pointer, if any.
 pub fn text_at(v: &serde_json::Value, pointer: &str) -> Option<String> {
-    v.pointer(pointer).and_then(as_text)
+    value_at(v, pointer).and_then(as_text)
+}
+
+/// The value at a JSON pointer, where the segment `-1` is an array's last
+/// item: a ticket whose update time is only its last entry's time
+/// (django-helpdesk's `/followup_set/-1/date`).
+pub fn value_at<'a>(v: &'a serde_json::Value, pointer: &str) -> Option<&'a serde_json::Value> {
+    let Some((head, tail)) = pointer.split_once("/-1") else {
+        return v.pointer(pointer);
+    };
+    if !(tail.is_empty() || tail.starts_with('/')) {
+        // "/-10" or "/-1x": an ordinary key, not the last item
+        return v.pointer(pointer);
+    }
+    let last = v.pointer(head)?.as_array()?.last()?;
+    value_at(last, tail)
 }
 
 /// A time as the product writes it: RFC 3339, else the profile's
@@ -391,6 +406,19 @@ impl RestEndpoint {
 #[cfg(test)]
 mod tests {
     use super::parse_time;
+
+    #[test]
+    fn minus_one_in_a_pointer_is_the_last_item() {
+        let v = serde_json::json!({"f": [{"d": "a"}, {"d": "b", "x": [1, 2]}], "-10": 3});
+        assert_eq!(super::text_at(&v, "/f/-1/d").as_deref(), Some("b"));
+        assert_eq!(super::text_at(&v, "/f/-1/x/-1").as_deref(), Some("2"));
+        assert_eq!(super::text_at(&v, "/f/0/d").as_deref(), Some("a"));
+        assert_eq!(super::text_at(&v, "/-10").as_deref(), Some("3"));
+        assert_eq!(
+            super::text_at(&serde_json::json!({"f": []}), "/f/-1/d"),
+            None
+        );
+    }
 
     #[test]
     fn times_are_read_as_products_write_them() {

@@ -311,6 +311,21 @@ impl Reader<'_> {
     }
 }
 
+/// The list's last page: not full, or no link to a next one (`list_changes.next`).
+fn last_page(lp: &super::profile::ListRequest, answer: &Value, n: usize) -> bool {
+    n < lp.page_size as usize
+        || lp
+            .next
+            .as_deref()
+            .is_some_and(|p| answer.pointer(p).is_none_or(Value::is_null))
+}
+
+/// A ticket listed with an update time before `from`: nothing new in it
+/// (for lists the product does not filter, `list_changes.unfiltered`).
+fn listed_before(item: &Value, updated_ptr: &str, tf: Option<&str>, from: DateTime<Utc>) -> bool {
+    super::time_at(item, updated_ptr, tf).is_some_and(|u| u < from)
+}
+
 /// The values of one list_changes request: changes since `from`, the page
 /// at `offset`.
 pub fn list_vars(ep: &RestEndpoint, from: DateTime<Utc>, offset: u64) -> Vars {
@@ -489,7 +504,7 @@ impl Poller {
                 .unwrap_or_default();
             let n = page.len();
             listed.extend(page);
-            if n < lp.page_size as usize {
+            if last_page(lp, &answer.json, n) {
                 break false;
             }
             // A full page: take it, and come back at once for the rest,
@@ -497,7 +512,9 @@ impl Poller {
             let last = listed
                 .last()
                 .and_then(|t| super::time_at(t, updated_ptr, tf));
-            if last.is_some_and(|l| l > cursor.since) {
+            // An unfiltered list starts from its first page every round:
+            // it is walked to the end, or later pages are never reached.
+            if !lp.unfiltered && last.is_some_and(|l| l > cursor.since) {
                 break true;
             }
             offset += lp.page_size as u64;
@@ -523,6 +540,9 @@ impl Poller {
             let Some(id) = text_at(item, id_ptr) else {
                 continue;
             };
+            if lp.unfiltered && listed_before(item, updated_ptr, tf, from) {
+                continue;
+            }
             let ticket = match self.ep.read_ticket(&id).await {
                 Ok(t) => t,
                 Err(e @ crate::connector::SinkError::Transient { .. }) => return Err(e.into()),
@@ -1083,5 +1103,122 @@ mod rt_tests {
         let mut v = serde_json::json!({"id": "1"});
         super::super::set_at(&mut v, "/a/b", Value::String("t".into()));
         assert_eq!(v, serde_json::json!({"id": "1", "a": {"b": "t"}}));
+    }
+}
+
+#[cfg(test)]
+mod djhd_tests {
+    //! The django-helpdesk 2.6 profile on a ticket as 2.6.1's API answers
+    //! it (recorded from a live instance; the service account is user 2).
+    use super::fixtures::*;
+    use super::*;
+    use crate::event::Status;
+
+    /// `GET /api/tickets/1/`: opened by deskbridge, a public and an
+    /// internal follow-up by the superuser (1), then resolved by it.
+    const TICKET: &str = r#"{"id":1,"queue":1,"title":"t1","description":"d1\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e5f]",
+      "resolution":null,"submitter_email":"deskbridge@example.invalid","assigned_to":null,"status":3,
+      "on_hold":false,"priority":3,"due_date":null,"merged_to":null,"followup_set":[
+      {"id":1,"ticket":1,"user":2,"title":"Ticket Opened","comment":"d1\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e5f]","public":true,"new_status":null,"time_spent":null,"followupattachment_set":[],"date":"2024-05-01T10:00:00.831393Z","message_id":null,"email_recipients":[]},
+      {"id":2,"ticket":1,"user":1,"title":"t1","comment":"on site Friday","public":true,"new_status":null,"time_spent":null,"followupattachment_set":[],"date":"2024-05-01T10:01:00.326403Z","message_id":null,"email_recipients":[]},
+      {"id":3,"ticket":1,"user":1,"title":"t1","comment":"cost 40 EUR","public":false,"new_status":null,"time_spent":null,"followupattachment_set":[],"date":"2024-05-01T10:02:00Z","message_id":null,"email_recipients":[]},
+      {"id":4,"ticket":1,"user":1,"title":"t1 and Resolved","comment":"","public":false,"new_status":3,"time_spent":null,"followupattachment_set":[],"date":"2024-05-01T10:03:00.5Z","message_id":null,"email_recipients":[]}]}"#;
+
+    fn profile() -> Profile {
+        Profile::load(Some("django-helpdesk"), None).unwrap()
+    }
+
+    #[test]
+    fn follow_ups_are_comments_by_their_public_flag_and_the_opening_is_no_comment() {
+        let v: Value = serde_json::from_str(TICKET).unwrap();
+        let entries = v["followup_set"].as_array().unwrap().clone();
+        let evs = read(&profile(), "2", &v, &entries, "2024-05-01T09:00:00Z");
+        let kinds: Vec<&str> = evs.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(kinds, ["ticket_created", "comment", "comment"]);
+        let EventKind::TicketCreated { ticket_data } = &evs[0].kind else {
+            panic!()
+        };
+        assert!(ticket_data.description.starts_with("d1"));
+        assert_eq!(ticket_data.status, Some(Status::Resolved));
+        assert_eq!(evs[0].occurred_at, t("2024-05-01T10:00:00.831393Z"));
+        let audience = |e: &Event| match &e.kind {
+            EventKind::Comment { comment } => comment.audience,
+            _ => panic!("not a comment"),
+        };
+        assert_eq!(audience(&evs[1]), Audience::Public);
+        assert_eq!(audience(&evs[2]), Audience::Internal);
+        // the window starts after the opening: only what is newer
+        let later = read(&profile(), "2", &v, &entries, "2024-05-01T10:01:30Z");
+        assert_eq!(later.len(), 1);
+    }
+
+    #[test]
+    fn the_last_follow_up_is_the_update_time_and_old_tickets_are_not_read() {
+        let p = profile();
+        let v: Value = serde_json::from_str(TICKET).unwrap();
+        let updated = p.list_changes.updated_at.as_deref().unwrap();
+        assert!(p.list_changes.unfiltered);
+        assert_eq!(
+            super::super::time_at(&v, updated, None),
+            Some(t("2024-05-01T10:03:00.5Z"))
+        );
+        assert!(!listed_before(&v, updated, None, t("2024-05-01T10:03:00Z")));
+        assert!(listed_before(&v, updated, None, t("2024-05-01T10:04:00Z")));
+        // a ticket without follow-ups has no time: it is read
+        assert!(!listed_before(
+            &serde_json::json!({"id": 9, "followup_set": []}),
+            updated,
+            None,
+            t("2024-05-01T10:04:00Z")
+        ));
+    }
+
+    #[test]
+    fn a_full_page_without_a_next_link_is_the_last() {
+        let mut lp = profile().list_changes;
+        assert_eq!(lp.next.as_deref(), Some("/next"));
+        lp.page_size = 2;
+        let page = |next: Value| serde_json::json!({"count": 2, "next": next, "results": [{}, {}]});
+        assert!(last_page(&lp, &page(Value::Null), 2));
+        assert!(!last_page(
+            &lp,
+            &page("http://h/api/tickets/?page=2".into()),
+            2
+        ));
+        assert!(last_page(
+            &lp,
+            &page("http://h/api/tickets/?page=2".into()),
+            1
+        ));
+        lp.next = None;
+        assert!(!last_page(&lp, &page(Value::Null), 2));
+    }
+
+    #[test]
+    fn writes_send_numbers_where_django_helpdesk_wants_them() {
+        let p = profile();
+        let vars = vars(&[
+            ("ticket", "7"),
+            ("text", "hi"),
+            ("status", "4"),
+            ("project", "1"),
+            ("user_id", "2"),
+            ("submitter_email", "d@example.invalid"),
+            ("subject", "s"),
+            ("description", "d"),
+        ]);
+        let body = super::super::template::render_json(p.set_status.body.as_ref().unwrap(), &vars)
+            .unwrap();
+        assert_eq!(body["ticket"], 7);
+        assert_eq!(body["new_status"], 4);
+        assert_eq!(body["public"], false);
+        let body = super::super::template::render_json(p.add_comment.body.as_ref().unwrap(), &vars)
+            .unwrap();
+        assert_eq!(body["public"], true);
+        let body =
+            super::super::template::render_json(p.create_ticket.body.as_ref().unwrap(), &vars)
+                .unwrap();
+        assert_eq!(body["queue"], 1);
+        assert_outbound_round_trips(&p);
     }
 }

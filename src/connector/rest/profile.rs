@@ -61,6 +61,13 @@ const SHIPPED: &[(&str, &str)] = &[
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/glpi.toml")),
     ),
     (
+        "django-helpdesk",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/django-helpdesk.toml"
+        )),
+    ),
+    (
         "okdesk",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -229,6 +236,17 @@ pub struct ListRequest {
     pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    /// The product cannot filter the list by `{{since}}` and lists every
+    /// ticket (django-helpdesk): a listed ticket whose update time is
+    /// before the window is not read. Only for exact times: a product that
+    /// lists times rounded down would have changes skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unfiltered: bool,
+    /// Pointer to the next page's link in the answer (DRF's `/next`):
+    /// null or absent means the last page, even when full (a product that
+    /// refuses the page after the last one, as DRF does with a 404).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

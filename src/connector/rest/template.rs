@@ -13,7 +13,7 @@ pub enum TemplateError {
     Unknown(String),
     #[error("unclosed placeholder after {0:?}")]
     Unclosed(String),
-    #[error("unknown filter |{0} (known: |sql, |int, |html)")]
+    #[error("unknown filter |{0} (known: |sql, |int, |html, |django)")]
     Filter(String),
 }
 
@@ -27,6 +27,7 @@ fn split_filter(raw: &str) -> Result<(&str, Option<&str>), TemplateError> {
         Some((name, "sql")) => Ok((name, Some("sql"))),
         Some((name, "int")) => Ok((name, Some("int"))),
         Some((name, "html")) => Ok((name, Some("html"))),
+        Some((name, "django")) => Ok((name, Some("django"))),
         Some((_, f)) => Err(TemplateError::Filter(f.to_string())),
     }
 }
@@ -42,8 +43,26 @@ fn apply_filter(value: &str, filter: Option<&str>) -> String {
             .replace('>', "&gt;")
             .replace('"', "&quot;")
             .replace('\n', "<br>"),
+        Some("django") => django_literal(value),
         _ => value.to_string(),
     }
+}
+
+/// Text that the product renders as a Django template (django-helpdesk
+/// renders every follow-up): `{{`, `{#`, `{%` and `%}` would be evaluated
+/// (a variable printed, a comment dropped, an unclosed tag a 500), so their
+/// first character is written as an expression that prints it.
+fn django_literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('{', Some('{' | '#' | '%')) => out.push_str("{{ \"{\" }}"),
+            ('%', Some('}')) => out.push_str("{{ \"%\" }}"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The placeholder names in `template`, in order.
@@ -164,6 +183,21 @@ pub fn json_strings(v: &serde_json::Value, out: &mut Vec<String>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn django_filter_keeps_template_syntax_literal() {
+        // What django-helpdesk 2.6.1 stored, rendered, for this escaped text
+        // was the original text (checked on the live instance).
+        assert_eq!(
+            django_literal("a {{ t }} {# x #} {% a %} b %} {{{ <&>"),
+            r#"a {{ "{" }}{ t }} {{ "{" }}# x #} {{ "{" }}% a {{ "%" }}} b {{ "%" }}} {{ "{" }}{{ "{" }}{ <&>"#
+        );
+        assert_eq!(django_literal("plain { } % text"), "plain { } % text");
+        assert_eq!(
+            split_filter("text|django").unwrap(),
+            ("text", Some("django"))
+        );
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> Vars {
         pairs

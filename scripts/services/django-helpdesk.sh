@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# django-helpdesk 2.6 (from PyPI) for the live tests, run as its own small Django site.
+#
+# Usage: scripts/services/django-helpdesk.sh [start|stop|status|restart]   (default: start)
+#   start    make a venv under $DJHD_HOME with pinned packages when missing, generate the
+#            Django project (settings, urls), migrate SQLite, make sure the users and the
+#            queue exist, start `runserver --noreload` on 127.0.0.1:$DJHD_PORT in the
+#            background, wait until the REST API answers and write
+#            $DESKBRIDGE_RUN_DIR/django-helpdesk.env. Seconds when already running.
+#   stop     stop the server this script started
+#   status   exit 0 when the API answers; prints the env file
+#
+# django-helpdesk.env (KEY=value lines, sourceable by sh):
+#   DJHD_URL=http://127.0.0.1:8082          the API is under $DJHD_URL/api/
+#   DJHD_USER=admin  DJHD_PASSWORD=...      staff superuser (the tests act as it), basic auth
+#   DJHD_SERVICE_USER=deskbridge  DJHD_SERVICE_PASSWORD=...   staff account deskbridge writes as
+#   DJHD_SERVICE_USER_ID=2                                    its user id (the profile's user_id)
+#   DJHD_QUEUE=1  DJHD_QUEUE_SLUG=deskbridge                  the test queue
+#
+# Traps (found with 2.6.1 on Python 3.11):
+# - 2.6 needs Django >= 5.2 and DRF; the versions below are pinned because they install
+#   together here (pip resolves the newest otherwise, which may drop 3.11).
+# - HELPDESK_TEAMS_MODE_ENABLED defaults to True and makes the migrations depend on
+#   pinax_teams (not a dependency of the wheel): switched off.
+# - HELPDESK_KB_ENABLED = False breaks helpdesk/urls.py (NameError: kb): left on.
+# - Follow-ups mail the submitter and the queue's CC list: the console e-mail backend
+#   keeps them from failing on a machine without an MTA (and out of the way of the tests).
+# - The API is admin only (IsAdminUser = is_staff) and needs DRF's BasicAuthentication
+#   in REST_FRAMEWORK, which a fresh project does not list.
+# - Ticket listing has no date filter or ordering parameter; follow-ups come embedded
+#   in each ticket (followup_set), `api/followups/` has no ticket filter.
+set -euo pipefail
+SVC=django-helpdesk
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+DJHD_PORT=${DJHD_PORT:-8082}
+DJHD_HOME=${DJHD_HOME:-/opt/deskbridge-test/django-helpdesk}
+START_TIMEOUT=${DJHD_START_TIMEOUT:-60}
+VENV=$DJHD_HOME
+SITE=$DJHD_HOME/site
+PY=$VENV/bin/python
+PIDF=$RUN_DIR/django-helpdesk.pid
+ENVF=$RUN_DIR/django-helpdesk.env
+LOG=$LOG_DIR/django-helpdesk-server.log
+BASE=http://127.0.0.1:$DJHD_PORT
+QUEUE_SLUG=deskbridge
+ADMIN_PW=deskbridge-admin-pw-1
+SERVICE_PW=deskbridge-service-pw-1
+# What installs together on Python 3.11 (django-helpdesk 2.6.1's own requirements).
+PIP_PKGS=(
+  django-helpdesk==2.6.1 Django==5.2.19 djangorestframework==3.18.3
+  django-model-utils==5.0.0 django-cleanup==9.0.0 email-reply-parser==0.5.12
+  Markdown==3.11.3 nh3==0.3.8 beautifulsoup4==4.15.0 requests==2.34.2
+  requests-oauthlib==2.0.0 oauthlib==4.0.1
+)
+
+find_python() {
+  local p
+  for p in python3.11 python3; do
+    if command -v "$p" >/dev/null && "$p" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info[:2] < (3, 10))' 2>/dev/null; then
+      command -v "$p"; return 0
+    fi
+  done
+  return 1
+}
+
+installed() { [ -x "$PY" ] && "$PY" -c 'import helpdesk, django, rest_framework' 2>/dev/null; }
+
+install_djhd() {
+  installed && return 1
+  local sys_py ilog=$LOG_DIR/pip-install-$SVC.log
+  if ! sys_py=$(find_python); then
+    apt_install python3 python3-venv || die "could not install python3-venv"
+    sys_py=$(find_python) || die "no Python >= 3.10 with venv and ensurepip"
+  fi
+  say "creating venv $VENV ($("$sys_py" --version)); pip install ${PIP_PKGS[0]} (log: $ilog)"
+  mkdir -p "$DJHD_HOME"
+  "$sys_py" -m venv "$VENV" >"$ilog" 2>&1 || { tail -20 "$ilog" >&2; die "python -m venv failed"; }
+  timeout "${PIP_INSTALL_TIMEOUT:-900}" "$VENV/bin/pip" install -q "${PIP_PKGS[@]}" >>"$ilog" 2>&1 \
+    || { tail -30 "$ilog" >&2; die "pip install failed (log: $ilog)"; }
+  installed || die "helpdesk does not import after pip install (log: $ilog)"
+  return 0
+}
+
+# The generated project; rewritten when this script's version of it changes.
+write_site() {
+  mkdir -p "$SITE/deskbridge_site" "$SITE/media" "$SITE/static"
+  local secret
+  if [ -s "$SITE/secret_key" ]; then secret=$(cat "$SITE/secret_key"); else
+    secret=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')
+    (umask 077; echo "$secret" > "$SITE/secret_key")
+  fi
+  install_if_changed "$SITE/deskbridge_site/__init__.py" 644 root:root </dev/null || true
+  install_if_changed "$SITE/manage.py" 755 root:root <<'PY' || true
+#!/usr/bin/env python
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deskbridge_site.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+PY
+  install_if_changed "$SITE/deskbridge_site/settings.py" 644 root:root <<'PY' || true
+# Generated by deskbridge's scripts/services/django-helpdesk.sh: a loopback test site.
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = (BASE_DIR / "secret_key").read_text().strip()
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.sites",
+    "django.contrib.humanize",
+    "rest_framework",
+    "model_utils",
+    "helpdesk",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "deskbridge_site.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": BASE_DIR / "db.sqlite3",
+        # runserver is threaded: wait for the write lock instead of failing at once
+        "OPTIONS": {"timeout": 20},
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+TIME_ZONE = "UTC"
+USE_TZ = True
+SITE_ID = 1
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = BASE_DIR / "media"
+LOGIN_URL = "/login/"
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = "helpdesk@example.net"
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+}
+HELPDESK_TEAMS_MODE_ENABLED = False
+HELPDESK_API_ENABLED = True
+HELPDESK_ENABLE_BACKLINKS = False
+PY
+  install_if_changed "$SITE/deskbridge_site/urls.py" 644 root:root <<'PY' || true
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("helpdesk.urls", namespace="helpdesk")),
+]
+PY
+}
+
+manage() { (cd "$SITE" && "$PY" manage.py "$@"); }
+
+# The API answers with JSON for the superuser.
+api_ok() {
+  [ "$(http_code -u "admin:$ADMIN_PW" "$BASE/api/tickets/?page_size=1")" = 200 ]
+}
+
+
+migrate_and_seed() {
+  local slog=$LOG_DIR/django-helpdesk-setup.log
+  say "migrate and seed users/queue (log: $slog)"
+  manage migrate --noinput >"$slog" 2>&1 || { tail -30 "$slog" >&2; die "migrate failed (log: $slog)"; }
+  manage shell -c "
+from django.contrib.auth import get_user_model
+from helpdesk.models import Queue
+U = get_user_model()
+def account(name, pw, superuser):
+    u, _ = U.objects.get_or_create(username=name, defaults={'email': name + '@example.net'})
+    u.is_staff = True
+    u.is_superuser = superuser
+    u.is_active = True
+    u.set_password(pw)
+    u.save()
+    return u
+account('admin', '$ADMIN_PW', True)
+# deskbridge writes as a superuser too: per-queue permissions are off, but
+# accessible_tickets() still needs full access for tickets it did not create.
+svc = account('deskbridge', '$SERVICE_PW', True)
+print('SERVICE_ID=%d' % svc.id)
+q, _ = Queue.objects.get_or_create(slug='$QUEUE_SLUG', defaults={'title': 'Deskbridge', 'allow_public_submission': False})
+print('QUEUE=%d' % q.id)
+" >>"$slog" 2>&1 || { tail -30 "$slog" >&2; die "seeding users/queue failed (log: $slog)"; }
+}
+
+start_server() {
+  if port_open "$DJHD_PORT"; then
+    die "127.0.0.1:$DJHD_PORT is taken by $(port_owner "$DJHD_PORT") and it is not django-helpdesk"
+  fi
+  say "starting runserver on 127.0.0.1:$DJHD_PORT (log: $LOG)"
+  # setsid: its own process group, so stop_pidfile ends it and nothing else.
+  echo "=== $(date -u +%FT%TZ) started by $0" >> "$LOG"
+  cd "$SITE"
+  setsid nohup "$PY" manage.py runserver --noreload --insecure "127.0.0.1:$DJHD_PORT" \
+    >>"$LOG" 2>&1 </dev/null &
+  echo $! > "$PIDF"
+  cd - >/dev/null
+  local i
+  for i in $(seq 1 $((START_TIMEOUT * 5))); do
+    api_ok && { say "API answers after $i tries"; return 0; }
+    pid_alive "$PIDF" runserver || { tail -30 "$LOG" >&2; die "runserver exited (log: $LOG)"; }
+    sleep 0.2
+  done
+  tail -30 "$LOG" >&2
+  die "the API did not answer within ${START_TIMEOUT} s (log: $LOG)"
+}
+
+write_credentials() {
+  local qid svc_id
+  qid=$(sed -n 's/^QUEUE=//p' "$LOG_DIR/django-helpdesk-setup.log" | tail -1)
+  svc_id=$(sed -n 's/^SERVICE_ID=//p' "$LOG_DIR/django-helpdesk-setup.log" | tail -1)
+  [ -n "$qid" ] && [ -n "$svc_id" ] || die "no queue or user id in $LOG_DIR/django-helpdesk-setup.log"
+  write_env "$ENVF" <<ENV
+DJHD_URL=$BASE
+DJHD_USER=admin
+DJHD_PASSWORD=$ADMIN_PW
+DJHD_SERVICE_USER=deskbridge
+DJHD_SERVICE_PASSWORD=$SERVICE_PW
+DJHD_SERVICE_USER_ID=$svc_id
+DJHD_QUEUE=$qid
+DJHD_QUEUE_SLUG=$QUEUE_SLUG
+ENV
+  [ "$(http_code -u "deskbridge:$SERVICE_PW" "$BASE/api/tickets/?page_size=1")" = 200 ] \
+    || die "the service account cannot read $BASE/api/tickets/"
+}
+
+cmd_start() {
+  local t0 t1 t2 t3 installed=0 started=0
+  t0=$(now)
+  ensure_tools
+  install_djhd && installed=1
+  t1=$(now)
+  if api_ok && pid_alive "$PIDF" runserver && grep -q '^DJHD_SERVICE_USER_ID=.' "$ENVF" 2>/dev/null; then
+    say "already running (pid $(cat "$PIDF"))"
+  else
+    if pid_alive "$PIDF" runserver; then stop_pidfile "$PIDF" runserver "$DJHD_PORT"; fi
+    write_site
+    migrate_and_seed
+    t2=$(now)
+    if ! api_ok; then start_server; started=1; fi
+    write_credentials
+  fi
+  t3=$(now)
+  say "ready at $BASE/api/ (credentials: $ENVF)"
+  say "timings: install $( [ $installed = 1 ] && echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f",b-a}') s" || echo "skipped (installed)"), start $( [ $started = 1 ] && echo "$(awk -v a="$t2" -v b="$t3" 'BEGIN{printf "%.1f",b-a}') s" || echo "skipped (running)"), total $(since "$t0") s"
+}
+
+cmd_status() {
+  if api_ok; then
+    say "running on $BASE$(pid_alive "$PIDF" runserver && echo " (pid $(cat "$PIDF"))")"
+    [ -s "$ENVF" ] && sed 's/PASSWORD=.*/PASSWORD=(set)/; s/^/  /' "$ENVF"
+    return 0
+  fi
+  say "not running"
+  return 1
+}
+
+case "${1:-start}" in
+  start) cmd_start ;;
+  stop) stop_pidfile "$PIDF" runserver "$DJHD_PORT" ;;
+  restart) stop_pidfile "$PIDF" runserver "$DJHD_PORT"; cmd_start ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 [start|stop|status|restart]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,378 @@
+//! Live, across products: a Redmine 5 desk escalating to a vendor on
+//! django-helpdesk 2.6, and a django-helpdesk desk escalating to a vendor
+//! on Request Tracker 5, every side over the REST connector (the first
+//! with the daemon killed by SIGKILL while both sides write). The services
+//! are started by scripts/test.sh (scripts/services/*.sh).
+mod common;
+
+use common::djhd::*;
+use common::redmine::*;
+use common::rest::*;
+use common::rt::*;
+use common::*;
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+const POLL: Duration = Duration::from_millis(200);
+
+/// The django-helpdesk endpoint's tables, for `party`. With `page_size`,
+/// the shipped profile as a profile file listing that many tickets a page
+/// (every test ticket is then on a later page: the list is walked live).
+fn djhd_endpoint(dir: &Path, dh: &Djhd, party: &str, page_size: Option<u32>) -> String {
+    std::fs::write(dir.join("djhd.password"), &dh.password).unwrap();
+    let profile = match page_size {
+        None => "profile = \"django-helpdesk\"".to_string(),
+        Some(n) => {
+            let shipped = std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/connectors/django-helpdesk.toml"
+            ))
+            .unwrap();
+            let file = dir.join("django-helpdesk.toml");
+            let small = shipped.replace("page_size = 200", &format!("page_size = {n}"));
+            assert_ne!(small, shipped, "the profile's page_size moved");
+            std::fs::write(&file, small).unwrap();
+            format!("profile_file = \"{}\"", file.display())
+        }
+    };
+    format!(
+        r#"[endpoints.django-helpdesk]
+party = "{party}"
+kind = "rest"
+service_account = "{user}"
+[endpoints.django-helpdesk.rest]
+{profile}
+base_url = "{url}"
+username = "{user}"
+credentials = {{ file = "{file}" }}
+project = "{queue}"
+settings = {{ user_id = "{user_id}" }}
+poll_secs = 1
+rate_limit_per_minute = 1200
+"#,
+        user = dh.user,
+        url = dh.url,
+        file = dir.join("djhd.password").display(),
+        queue = dh.queue,
+        user_id = dh.user_id,
+    )
+}
+
+/// The desk's policy: its public conversation crosses, the vendor's notes
+/// arrive as internal notes.
+const DESK_POLICY: &str = r#"share_client_conversation = true
+allowed_fields = ["description", "priority"]
+partner_comments = "internal"
+"#;
+
+const PARTIES: &str = r#"[parties.desk]
+name = "Acme IT Services"
+role = "service_company"
+
+[parties.vendor]
+name = "PrintCo Support"
+role = "vendor"
+
+"#;
+
+fn started(dir: tempfile::TempDir, conf: &str) -> Gateway {
+    let gw = Gateway::start_with(dir, conf);
+    let ok = gw.cli(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    gw
+}
+
+/// The first polling round of each endpoint only sets its cursor (what
+/// exists before it is not replayed): the test writes after it. With
+/// `poll_secs = 1` it is over within a second of the start.
+async fn first_rounds() {
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redmine_desk_escalates_to_django_helpdesk_vendor() {
+    let (Some(rm), Some(dh)) = (redmine(), djhd()) else {
+        return;
+    };
+    let key = rm.service_key().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("redmine.key"), &key).unwrap();
+    let conf = format!(
+        r#"{PARTIES}[endpoints.redmine]
+party = "desk"
+kind = "rest"
+service_account = "{REDMINE_SERVICE_LOGIN}"
+[endpoints.redmine.rest]
+profile = "redmine"
+base_url = "{url}"
+credentials = {{ file = "{file}" }}
+project = "{project}"
+poll_secs = 1
+rate_limit_per_minute = 1200
+[endpoints.redmine.policy]
+{DESK_POLICY}
+{djhd}
+[[transfers]]
+from = "redmine"
+to = "django-helpdesk"
+"#,
+        url = rm.url,
+        file = dir.path().join("redmine.key").display(),
+        project = rm.project,
+        djhd = djhd_endpoint(dir.path(), &dh, "vendor", None),
+    );
+    let mut gw = started(dir, &conf);
+    first_rounds().await;
+
+    // 1. A Redmine issue becomes a django-helpdesk ticket.
+    let subject = format!("Toner smears on A3 {}", uuid::Uuid::new_v4().simple());
+    let (code, v) = rm
+        .call(
+            reqwest::Method::POST,
+            "/issues.json",
+            Some(
+                json!({"issue": {"project_id": rm.project, "subject": subject,
+                "description": "Smears since the last service visit."}}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let issue = v["issue"]["id"].to_string();
+    let id = first_some(300, POLL, || dh.find_by_title(&subject))
+        .await
+        .unwrap_or_else(|| panic!("no django-helpdesk ticket:\n{}", gw.log()));
+    let description = dh.ticket(&id).await["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(description.contains("Smears since"), "{description}");
+
+    // 2. Redmine's public note crosses; its private note does not.
+    rm.put_issue(&issue, json!({"notes": "Client needs it by Monday"}))
+        .await;
+    rm.put_issue(
+        &issue,
+        json!({"notes": "Client is slow to pay", "private_notes": true}),
+    )
+    .await;
+    assert!(
+        within(60, POLL, || async {
+            followups_containing(&dh.followups(&id).await, "by Monday").len() == 1
+        })
+        .await,
+        "timed out: the Redmine note is a follow-up:\n{}",
+        gw.log()
+    );
+
+    // 3. django-helpdesk's public follow-up reaches Redmine as a private
+    //    note; its internal follow-up stays home.
+    dh.follow_up(&id, "Drum replaced, on site Friday", true, None)
+        .await;
+    dh.follow_up(&id, "Drum cost 90 EUR", false, None).await;
+    assert!(
+        within(60, POLL, || async {
+            notes_containing(&rm.issue(&issue).await, "on site Friday").len() == 1
+        })
+        .await,
+        "timed out: the follow-up is a Redmine note:\n{}",
+        gw.log()
+    );
+    let note = notes_containing(&rm.issue(&issue).await, "on site Friday").remove(0);
+    assert_eq!(note["private_notes"], true, "{note}");
+
+    // 3b. Both sides write while the daemon is killed with SIGKILL.
+    for i in 0..4 {
+        rm.put_issue(&issue, json!({ "notes": format!("desk update {i} of 4") }))
+            .await;
+        dh.follow_up(&id, &format!("vendor update {i} of 4"), true, None)
+            .await;
+        if i == 1 {
+            gw.kill9();
+            gw.spawn();
+        }
+    }
+    assert!(
+        within(120, POLL, || async {
+            let f = dh.followups(&id).await;
+            let notes = rm.issue(&issue).await;
+            (0..4).all(|i| {
+                followups_containing(&f, &format!("desk update {i} of 4")).len() == 1
+                    && notes_containing(&notes, &format!("vendor update {i} of 4")).len() == 1
+            })
+        })
+        .await,
+        "timed out: every update crossed once:\n{}",
+        gw.log()
+    );
+
+    // 4. django-helpdesk resolves: Redmine shows it.
+    dh.follow_up(&id, "", false, Some(3)).await;
+    assert!(
+        within(60, POLL, || async {
+            rm.issue(&issue).await["status"]["id"] == 3
+        })
+        .await,
+        "timed out: Redmine shows the resolution:\n{}",
+        gw.log()
+    );
+
+    // 5. Quiet rounds: nothing doubled, echoed or leaked.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let f = dh.followups(&id).await;
+    let notes = rm.issue(&issue).await;
+    assert_eq!(followups_containing(&f, "by Monday").len(), 1);
+    assert!(followups_containing(&f, "slow to pay").is_empty());
+    assert!(followups_containing(&f, "on site Friday").len() == 1);
+    assert_eq!(notes_containing(&notes, "on site Friday").len(), 1);
+    assert_eq!(notes_containing(&notes, "by Monday").len(), 1);
+    assert!(notes_containing(&notes, "90 EUR").is_empty());
+    for i in 0..4 {
+        let desk = format!("desk update {i} of 4");
+        let vendor = format!("vendor update {i} of 4");
+        assert_eq!(followups_containing(&f, &desk).len(), 1, "{desk}");
+        assert_eq!(
+            followups_containing(&f, &vendor).len(),
+            1,
+            "{vendor} echoed"
+        );
+        assert_eq!(notes_containing(&notes, &vendor).len(), 1, "{vendor}");
+        assert_eq!(notes_containing(&notes, &desk).len(), 1, "{desk} echoed");
+    }
+    let status = gw.status().await;
+    assert_eq!(status["dead_letters"], 0, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn django_helpdesk_desk_escalates_to_rt_vendor() {
+    let (Some(dh), Some(rt)) = (djhd(), rt()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rt.token"), &rt.token).unwrap();
+    let conf = format!(
+        r#"{PARTIES}{djhd}[endpoints.django-helpdesk.policy]
+{DESK_POLICY}
+[endpoints.rt]
+party = "vendor"
+kind = "rest"
+service_account = "{rt_user}"
+[endpoints.rt.rest]
+profile = "rt"
+base_url = "{rt_url}"
+credentials = {{ file = "{file}" }}
+project = "{queue}"
+poll_secs = 1
+rate_limit_per_minute = 1200
+
+[[transfers]]
+from = "django-helpdesk"
+to = "rt"
+"#,
+        djhd = djhd_endpoint(dir.path(), &dh, "desk", Some(2)),
+        rt_user = rt.user,
+        rt_url = rt.rest,
+        file = dir.path().join("rt.token").display(),
+        queue = rt.queue,
+    );
+    let gw = started(dir, &conf);
+    first_rounds().await;
+
+    // 1. A django-helpdesk ticket becomes an RT ticket.
+    let subject = format!("Badge reader offline {}", uuid::Uuid::new_v4().simple());
+    let (code, v) = dh
+        .call(
+            reqwest::Method::POST,
+            "/tickets/",
+            Some(
+                json!({"queue": dh.queue.parse::<u64>().unwrap(), "title": subject,
+                "description": "Door 3 reader shows no light.", "priority": 3,
+                "submitter_email": "dana@example.net"}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].to_string();
+    let (_, all) = dh
+        .call(reqwest::Method::GET, "/tickets/?page_size=1", None)
+        .await;
+    assert!(
+        all["count"].as_u64().unwrap() > 2,
+        "not on a later page: {all}"
+    );
+    let ticket = first_some(300, POLL, || rt.find_by_subject(&subject))
+        .await
+        .unwrap_or_else(|| panic!("no RT ticket:\n{}", gw.log()));
+    let created = texts_containing(&rt.history(&ticket).await, "Create", "no light");
+    assert_eq!(created.len(), 1);
+
+    // 2. django-helpdesk's public follow-up crosses; its internal one does not.
+    dh.follow_up(&id, "Client says the fuse is fine", true, None)
+        .await;
+    dh.follow_up(&id, "Client owes us two invoices", false, None)
+        .await;
+    assert!(
+        within(60, POLL, || async {
+            rt.history(&ticket)
+                .await
+                .iter()
+                .filter(|t| {
+                    t["Content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("fuse is fine"))
+                })
+                .count()
+                == 1
+        })
+        .await,
+        "timed out: the follow-up reached RT:\n{}",
+        gw.log()
+    );
+
+    // 3. RT's correspond reaches django-helpdesk as an internal follow-up;
+    //    its comment stays home.
+    rt.write(&ticket, "correspond", "Technician on site Friday")
+        .await;
+    rt.write(&ticket, "comment", "Our cost: 40 EUR").await;
+    assert!(
+        within(60, POLL, || async {
+            followups_containing(&dh.followups(&id).await, "on site Friday").len() == 1
+        })
+        .await,
+        "timed out: the correspond is a follow-up:\n{}",
+        gw.log()
+    );
+    let f = followups_containing(&dh.followups(&id).await, "on site Friday").remove(0);
+    assert_eq!(f["public"], false, "{f}");
+    assert_eq!(f["user"].to_string(), dh.user_id);
+
+    // 4. RT resolves: django-helpdesk shows it (status 3).
+    rt.set_status(&ticket, "resolved").await;
+    assert!(
+        within(60, POLL, || async { dh.ticket(&id).await["status"] == 3 }).await,
+        "timed out: django-helpdesk shows the resolution:\n{}",
+        gw.log()
+    );
+
+    // 5. Quiet rounds: nothing doubled, echoed or leaked.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let f = dh.followups(&id).await;
+    let h = rt.history(&ticket).await;
+    let in_rt = |text: &str| {
+        h.iter()
+            .filter(|t| t["Content"].as_str().is_some_and(|c| c.contains(text)))
+            .count()
+    };
+    assert_eq!(in_rt("fuse is fine"), 1);
+    assert_eq!(in_rt("two invoices"), 0);
+    assert_eq!(in_rt("on site Friday"), 1, "no echo into RT");
+    assert_eq!(followups_containing(&f, "on site Friday").len(), 1);
+    assert!(followups_containing(&f, "40 EUR").is_empty());
+    assert_eq!(followups_containing(&f, "fuse is fine").len(), 1);
+    let status = gw.status().await;
+    assert_eq!(status["dead_letters"], 0, "{status}");
+}
