@@ -61,6 +61,29 @@ statuses = { outbound = { waiting = "99" } }
         .unwrap()
         .contains("Dana (Service Co)"));
 
+    // 2b. Files: the partner comment's files land on its Redmine note, byte
+    //     for byte (read back through Redmine's API); the internal note's
+    //     file stays home.
+    let sent = comment_with_files(&desk, &t);
+    eventually("the comment with files is a Redmine note", 30, || async {
+        notes_containing(&rm.issue(&issue_id).await, "Calibration report attached").len() == 1
+    })
+    .await;
+    let files = rm.files(&issue_id).await;
+    assert_files_landed(&files, &sent);
+    let note =
+        notes_containing(&rm.issue(&issue_id).await, "Calibration report attached").remove(0);
+    let attached = note["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["property"] == "attachment")
+        .count();
+    assert_eq!(
+        attached, 2,
+        "the files are on the note's own journal: {note}"
+    );
+
     // 3. A status change from the desk is applied and read back.
     desk.desk.set_status(&t, Status::InProgress, "Dana");
     eventually("Redmine shows In Progress", 30, || async {
@@ -100,6 +123,7 @@ statuses = { outbound = { waiting = "99" } }
     desk_before.assert_unchanged(&desk, &t, &dt);
     assert_eq!(notes_containing(&issue, "spare load cell").len(), 1);
     assert!(notes_containing(&issue, "Premium SLA").is_empty());
+    assert_files_landed(&rm.files(&issue_id).await, &sent);
     assert_desk_after_quiet_rounds(&dt);
     assert!(gw.idle().await);
 

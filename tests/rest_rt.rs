@@ -64,6 +64,22 @@ statuses = { outbound = { waiting = "nosuch" } }
         .unwrap()
         .contains("Dana (Service Co)"));
 
+    // 2b. Files: the partner comment's files land on its correspond, byte
+    //     for byte (read back through REST2); the internal note's file
+    //     stays home.
+    let sent = comment_with_files(&desk, &t);
+    eventually("the comment with files is an RT correspond", 30, || async {
+        texts_containing(
+            &rt.history(&id).await,
+            "Correspond",
+            "Calibration report attached",
+        )
+        .len()
+            == 1
+    })
+    .await;
+    assert_files_landed(&rt.files(&id).await, &sent);
+
     // 3. RT's own users write: a correspond crosses (as an internal note
     //    marked with the vendor's name), a comment does not.
     rt.write(&id, "correspond", "Load cell ordered, on site Friday")
@@ -90,6 +106,7 @@ statuses = { outbound = { waiting = "nosuch" } }
     assert!(history
         .iter()
         .all(|h| !h["Content"].as_str().unwrap_or("").contains("Premium SLA")));
+    assert_files_landed(&rt.files(&id).await, &sent);
     assert_desk_after_quiet_rounds(&dt);
     assert!(gw.idle().await);
 

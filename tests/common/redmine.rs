@@ -158,3 +158,26 @@ pub fn notes_containing(issue: &Value, text: &str) -> Vec<Value> {
         .filter(|j| j["notes"].as_str().is_some_and(|n| n.contains(text)))
         .collect()
 }
+
+impl Redmine {
+    /// The issue's files, each downloaded through Redmine's API.
+    pub async fn files(&self, id: &str) -> Vec<(String, Vec<u8>)> {
+        let issue = self
+            .get(&format!("/issues/{id}.json?include=attachments"))
+            .await;
+        let mut out = Vec::new();
+        for a in issue["issue"]["attachments"].as_array().unwrap() {
+            let resp = self
+                .http
+                .get(a["content_url"].as_str().unwrap())
+                .header("X-Redmine-API-Key", &self.key)
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success(), "{a}: {}", resp.status());
+            let bytes = resp.bytes().await.unwrap().to_vec();
+            out.push((a["filename"].as_str().unwrap().to_string(), bytes));
+        }
+        out
+    }
+}

@@ -348,3 +348,77 @@ pub async fn waiting_dead_letter(desk: &Party, gw: &Gateway, t: &str, dest: &str
     assert_eq!(dead[0]["dest"], dest);
     dead[0]["error"].as_str().unwrap().to_string()
 }
+
+/// The files of the desk's comment for the partner: a few hundred KB of
+/// binary under a non-ASCII name, and a small text file.
+pub fn partner_files() -> Vec<(String, Vec<u8>)> {
+    // Deterministic bytes that no compression or text handling leaves alone.
+    let mut x: u32 = 0x1234_5678;
+    let big: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    vec![
+        ("Prüfprotokoll весы №7.bin".to_string(), big),
+        ("readings.txt".to_string(), b"12.5 kg\n12.7 kg\n".to_vec()),
+    ]
+}
+
+/// The desk writes a comment for the partner with `partner_files`, and an
+/// internal note with a file that must stay home.
+pub fn comment_with_files(desk: &Party, t: &str) -> Vec<(String, Vec<u8>)> {
+    let files = partner_files();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    desk.desk.comment(
+        t,
+        "Calibration report attached",
+        Audience::Partner,
+        "Dana",
+        &refs,
+    );
+    desk.desk.comment(
+        t,
+        "Our margin sheet",
+        Audience::Internal,
+        "Dana",
+        &[("margin-internal.xlsx", b"secret numbers")],
+    );
+    files
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// `got` (name, bytes as the product gives them back) holds each of
+/// `want` once, byte for byte, and nothing of the internal note.
+pub fn assert_files_landed(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) {
+    for (name, bytes) in want {
+        let same: Vec<_> = got.iter().filter(|(n, _)| n == name).collect();
+        assert_eq!(same.len(), 1, "{name} once: {:?}", names(got));
+        assert_eq!(
+            sha256_hex(&same[0].1),
+            sha256_hex(bytes),
+            "{name}: the bytes read back differ ({} bytes, sent {})",
+            same[0].1.len(),
+            bytes.len()
+        );
+    }
+    assert!(
+        !got.iter().any(|(n, _)| n.contains("margin-internal")),
+        "an internal note's file left: {:?}",
+        names(got)
+    );
+}
+
+fn names(files: &[(String, Vec<u8>)]) -> Vec<&str> {
+    files.iter().map(|(n, _)| n.as_str()).collect()
+}

@@ -147,3 +147,37 @@ pub fn texts_containing(history: &[Value], kind: &str, text: &str) -> Vec<Value>
         .cloned()
         .collect()
 }
+
+impl Rt {
+    /// The ticket's files (attachments with a file name), each read
+    /// through REST2's `/attachment/{id}` (base64 content).
+    pub async fn files(&self, id: &str) -> Vec<(String, Vec<u8>)> {
+        use base64::Engine as _;
+        let list = self
+            .get(&format!(
+                "/ticket/{id}/attachments?fields=Filename&per_page=100"
+            ))
+            .await;
+        let mut out = Vec::new();
+        for a in list["items"].as_array().unwrap() {
+            let name = a["Filename"].as_str().unwrap_or_default();
+            if name.is_empty() {
+                continue;
+            }
+            let full = self
+                .get(&format!("/attachment/{}", a["id"].as_str().unwrap()))
+                .await;
+            let b64: String = full["Content"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            out.push((name.to_string(), bytes));
+        }
+        out
+    }
+}

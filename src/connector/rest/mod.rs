@@ -4,6 +4,7 @@
 //! ticket history into events.
 
 pub mod client;
+pub mod files;
 pub mod poll;
 pub mod profile;
 pub mod sink;
