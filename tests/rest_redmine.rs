@@ -105,6 +105,26 @@ statuses = { outbound = { waiting = "99" } }
     .await;
     vendor_note_reaches_desk(&desk, &gw, &t, POLL, "the Redmine note").await;
 
+    // 4b. A Redmine note with a file: the file reaches the desk byte for byte.
+    let vendor_bytes = vendor_file();
+    let vendor_name = "Лист калибровки.pdf";
+    rm.note_with_file(
+        &issue_id,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+    vendor_file_reaches_desk(
+        &desk,
+        &gw,
+        &t,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+
     // 5. Redmine's status change reaches the desk.
     rm.put_issue(&issue_id, json!({"status_id": 3})).await;
     desk_shows_resolved(&desk, &t).await;
@@ -123,7 +143,18 @@ statuses = { outbound = { waiting = "99" } }
     desk_before.assert_unchanged(&desk, &t, &dt);
     assert_eq!(notes_containing(&issue, "spare load cell").len(), 1);
     assert!(notes_containing(&issue, "Premium SLA").is_empty());
-    assert_files_landed(&rm.files(&issue_id).await, &sent);
+    let mut all_files = sent.clone();
+    all_files.push((vendor_name.to_string(), vendor_bytes.clone()));
+    assert_files_landed(&rm.files(&issue_id).await, &all_files);
+    vendor_file_reaches_desk(
+        &desk,
+        &gw,
+        &t,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
     assert_desk_after_quiet_rounds(&dt);
     assert!(gw.idle().await);
 

@@ -87,6 +87,36 @@ statuses = { outbound = { waiting = "nosuch" } }
     rt.write(&id, "comment", "Our cost: 40 EUR").await;
     vendor_note_reaches_desk(&desk, &gw, &t, POLL, "the RT correspond").await;
 
+    // 3b. A correspond with a file: the file reaches the desk byte for
+    //     byte; a comment's file does not.
+    let vendor_bytes = vendor_file();
+    let vendor_name = "Kalibrierprotokoll Wägezelle.pdf";
+    rt.write_with_file(
+        &id,
+        "correspond",
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+    rt.write_with_file(
+        &id,
+        "comment",
+        "Our purchase order",
+        "po-internal.pdf",
+        b"PO 4711",
+    )
+    .await;
+    vendor_file_reaches_desk(
+        &desk,
+        &gw,
+        &t,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+
     // 4. RT's status change reaches the desk.
     rt.set_status(&id, "resolved").await;
     desk_shows_resolved(&desk, &t).await;
@@ -107,6 +137,20 @@ statuses = { outbound = { waiting = "nosuch" } }
         .iter()
         .all(|h| !h["Content"].as_str().unwrap_or("").contains("Premium SLA")));
     assert_files_landed(&rt.files(&id).await, &sent);
+    vendor_file_reaches_desk(
+        &desk,
+        &gw,
+        &t,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+    assert!(
+        !desk.desk.render(&t).contains("po-internal"),
+        "{}",
+        desk.desk.render(&t)
+    );
     assert_desk_after_quiet_rounds(&dt);
     assert!(gw.idle().await);
 

@@ -181,3 +181,32 @@ impl Redmine {
         out
     }
 }
+
+impl Redmine {
+    /// A public note by the admin with a file, uploaded as Redmine's own
+    /// users do (POST /uploads.json, then the token in the update).
+    pub async fn note_with_file(&self, id: &str, text: &str, name: &str, bytes: &[u8]) {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/uploads.json?filename={}",
+                self.url,
+                url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+            ))
+            .header("X-Redmine-API-Key", &self.key)
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201, "upload {name}");
+        let v: Value = resp.json().await.unwrap();
+        let token = v["upload"]["token"].as_str().unwrap().to_string();
+        self.put_issue(
+            id,
+            json!({"notes": text, "uploads": [{"token": token, "filename": name,
+                "content_type": "application/octet-stream"}]}),
+        )
+        .await;
+    }
+}

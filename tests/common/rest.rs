@@ -422,3 +422,46 @@ pub fn assert_files_landed(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]
 fn names(files: &[(String, Vec<u8>)]) -> Vec<&str> {
     files.iter().map(|(n, _)| n.as_str()).collect()
 }
+
+/// A few hundred KB the vendor attaches.
+pub fn vendor_file() -> Vec<u8> {
+    (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// The vendor's comment `text` reaches the desk carrying exactly the file
+/// `name` with `bytes`.
+pub async fn vendor_file_reaches_desk(
+    desk: &Party,
+    gw: &Gateway,
+    t: &str,
+    text: &str,
+    name: &str,
+    bytes: &[u8],
+) {
+    let arrived = within(30, Duration::from_millis(100), || async {
+        desk.desk
+            .ticket(t)
+            .unwrap()
+            .comments
+            .iter()
+            .any(|c| c.body.contains(text))
+    })
+    .await;
+    assert!(
+        arrived,
+        "the vendor's comment with a file did not reach the desk:\n{}\n{}",
+        desk.desk.render(t),
+        gw.log()
+    );
+    let dt = desk.desk.ticket(t).unwrap();
+    let c: Vec<_> = dt
+        .comments
+        .iter()
+        .filter(|c| c.body.contains(text))
+        .collect();
+    assert_eq!(c.len(), 1, "{}", desk.desk.render(t));
+    assert_files_landed(&c[0].files, &[(name.to_string(), bytes.to_vec())]);
+    assert_eq!(c[0].files.len(), 1, "{}", desk.desk.render(t));
+}

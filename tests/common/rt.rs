@@ -181,3 +181,43 @@ impl Rt {
         out
     }
 }
+
+impl Rt {
+    /// A correspond or comment by root with a file, as multipart (RT's
+    /// JSON attachments garble non-ASCII file names).
+    pub async fn write_with_file(
+        &self,
+        id: &str,
+        what: &str,
+        text: &str,
+        name: &str,
+        bytes: &[u8],
+    ) {
+        let boundary = "rt-test-boundary-7d1c";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"JSON\"\r\nContent-Type: application/json\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"Attachments\"; filename=\"{name}\"\r\nContent-Type: application/pdf\r\n\r\n",
+            json!({"Content": text, "ContentType": "text/plain"})
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let resp = self
+            .http
+            .post(format!("{}/ticket/{id}/{what}", self.rest))
+            .basic_auth(&self.root_user, Some(&self.root_password))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status().as_u16();
+        let v = resp.text().await.unwrap();
+        assert!(
+            code == 201 || code == 200,
+            "{what} with a file on {id}: {code} {v}"
+        );
+    }
+}

@@ -252,6 +252,11 @@ impl Client {
         url
     }
 
+    /// The product's address (`base_url`, without a trailing slash).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// GETs a file at `url` (absolute, or a path under `base_url`) with
     /// the profile's authentication; the response is streamed by the
     /// caller. A URL on another host is refused: the credentials only go

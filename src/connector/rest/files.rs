@@ -4,8 +4,9 @@
 //! in memory.
 
 use super::client::{Answer, Payload};
-use super::profile::{Files, Method};
+use super::profile::{FileRead, Files, Method};
 use super::template::{self, Vars};
+use super::text_at;
 use super::RestEndpoint;
 use crate::blob::BlobStore;
 use crate::connector::webhook::outbound::BodyPlan;
@@ -320,8 +321,287 @@ mod tests {
     use super::*;
 
     #[test]
+    fn base64_in_json_decodes_across_chunks() {
+        use base64::Engine as _;
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+        // RT's shape: pretty JSON, a line break escaped every 76 characters,
+        // another field whose text mentions the key.
+        let wrapped: Vec<String> = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        let json = format!(
+            "{{\n   \"Headers\" : \"X-Content: \\\"Content\\\"\",\n   \"Content\" : \"{}\",\n   \"id\" : 1\n}}",
+            wrapped.join("\\n")
+        );
+        for size in [1, 3, 7, 64, 5000] {
+            let mut dec = JsonBase64::new("Content");
+            let mut out = Vec::new();
+            for c in json.as_bytes().chunks(size) {
+                out.extend(dec.feed(c).unwrap());
+            }
+            dec.finish().unwrap();
+            assert_eq!(out, data, "chunks of {size}");
+        }
+        let mut dec = JsonBase64::new("Content");
+        dec.feed(b"{\"Content\": \"abc").unwrap();
+        assert!(dec.finish().is_err());
+    }
+
+    #[test]
     fn multipart_parameters_cannot_break_the_header() {
         assert_eq!(quoted("весы.bin"), "\"весы.bin\"");
         assert_eq!(quoted("a\"b\\c\r\nd"), "\"a\\\"b\\\\c  d\"");
+    }
+}
+
+/// Where `entries` keeps the parts `entry_content` read, for the files
+/// among them (`files.read` without `entry_list`).
+pub const PARTS: &str = "/_deskbridge_parts";
+
+/// A file named in a history entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileRef {
+    pub id: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: Option<u64>,
+    /// Its own address (`files.read.url`).
+    pub url: Option<String>,
+}
+
+/// The files of one history entry.
+pub fn entry_files(read: &FileRead, ticket: &Value, entry: &Value) -> Vec<FileRef> {
+    let refs = entry
+        .pointer(read.entry_list.as_deref().unwrap_or(PARTS))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let listed = read
+        .ticket_list
+        .as_deref()
+        .and_then(|p| ticket.pointer(p))
+        .and_then(Value::as_array);
+    let mut out = Vec::new();
+    for r in &refs {
+        if let (Some(when), Some(is)) = (&read.when, &read.is) {
+            if text_at(r, when).as_deref() != Some(is.as_str()) {
+                continue;
+            }
+        }
+        let Some(id) = text_at(r, &read.entry_id) else {
+            continue;
+        };
+        let file = match (listed, &read.id) {
+            (Some(list), Some(id_ptr)) => {
+                match list
+                    .iter()
+                    .find(|f| text_at(f, id_ptr).as_deref() == Some(id.as_str()))
+                {
+                    Some(f) => f,
+                    None => continue,
+                }
+            }
+            _ => r,
+        };
+        let Some(name) = text_at(file, &read.name).filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        out.push(FileRef {
+            id,
+            name,
+            content_type: text_at(file, &read.content_type)
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            size: read
+                .size
+                .as_deref()
+                .and_then(|p| text_at(file, p))
+                .and_then(|s| s.parse().ok()),
+            url: read.url.as_deref().and_then(|p| text_at(file, p)),
+        });
+    }
+    out
+}
+
+/// Downloads `f` into the file store, streamed. `Ok(Err(why))`: the file
+/// cannot cross (too large), to be named in the comment; `Err`: the
+/// product failed (retried with the round when transient).
+pub async fn download(
+    ep: &RestEndpoint,
+    read: &FileRead,
+    f: &FileRef,
+    blobs: &BlobStore,
+) -> Result<Result<crate::blob::BlobRef, String>, SinkError> {
+    use futures::TryStreamExt as _;
+    let too_large = || {
+        format!(
+            "larger than {} bytes (daemon.max_file_bytes)",
+            blobs.max_bytes()
+        )
+    };
+    if f.size.is_some_and(|s| s > blobs.max_bytes()) {
+        return Ok(Err(too_large()));
+    }
+    let what = format!("download file {}", f.name);
+    let put = match (&f.url, &read.path, &read.content) {
+        (Some(url), _, _) => {
+            let resp = ep.client.download(&what, url).await?;
+            let body = resp.bytes_stream().map_err(std::io::Error::other);
+            blobs
+                .put_reader(tokio_util::io::StreamReader::new(body))
+                .await
+        }
+        (None, Some(path), Some(content)) => {
+            let path = template::render_path(path, &ep.vars(&[("file", f.id.clone())]))
+                .map_err(|e| permanent(format!("{}: files.read.path: {e}", ep.name)))?;
+            let url = format!("{}{path}", ep.client.base());
+            let resp = ep.client.download(&what, &url).await?;
+            let key = content.rsplit('/').next().unwrap_or_default().to_string();
+            let body = Box::pin(resp.bytes_stream().map_err(std::io::Error::other));
+            blobs
+                .put_reader(tokio_util::io::StreamReader::new(Box::pin(json_base64(
+                    body, key,
+                ))))
+                .await
+        }
+        _ => {
+            return Err(permanent(format!(
+                "{}: {what}: the file has no address (files.read.url) and the profile no files.read.path",
+                ep.name
+            )))
+        }
+    };
+    match put {
+        Ok(b) => Ok(Ok(b)),
+        Err(crate::blob::BlobError::TooLarge { .. }) => Ok(Err(too_large())),
+        Err(e) => Err(SinkError::Transient {
+            message: format!("{}: {what}: {e}", ep.name),
+            retry_after: None,
+        }),
+    }
+}
+
+/// The bytes of the base64 string at `"key"` in a JSON answer, decoded as
+/// the answer streams in (the answer is never held whole).
+fn json_base64(
+    inner: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+    key: String,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    use futures::StreamExt as _;
+    futures::stream::try_unfold(
+        (inner, JsonBase64::new(&key), false),
+        |(mut inner, mut dec, ended)| async move {
+            if ended {
+                return Ok(None);
+            }
+            loop {
+                match inner.next().await {
+                    Some(chunk) => {
+                        let out = dec.feed(&chunk?).map_err(std::io::Error::other)?;
+                        if !out.is_empty() {
+                            return Ok(Some((Bytes::from(out), (inner, dec, false))));
+                        }
+                    }
+                    None => {
+                        dec.finish().map_err(std::io::Error::other)?;
+                        return Ok(None);
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Scan {
+    /// Matching `"key"`: bytes matched so far.
+    Key(usize),
+    Colon,
+    Quote,
+    In,
+    Escape,
+    Done,
+}
+
+/// A scanner for one base64 string in JSON: `"key"`, `:`, then the string,
+/// whose `\n` escapes (RT's line breaks every 76 characters) are skipped.
+/// Inside a JSON string a `"` is always escaped, so `"key"` followed by a
+/// colon can only be a key.
+struct JsonBase64 {
+    pattern: Vec<u8>,
+    state: Scan,
+    quad: Vec<u8>,
+}
+
+impl JsonBase64 {
+    fn new(key: &str) -> JsonBase64 {
+        JsonBase64 {
+            pattern: format!("\"{key}\"").into_bytes(),
+            state: Scan::Key(0),
+            quad: Vec::with_capacity(4),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        let mut out = Vec::with_capacity(chunk.len() / 4 * 3);
+        for &b in chunk {
+            self.state = match self.state {
+                Scan::Key(n) if b == self.pattern[n] => {
+                    if n + 1 == self.pattern.len() {
+                        Scan::Colon
+                    } else {
+                        Scan::Key(n + 1)
+                    }
+                }
+                Scan::Key(_) => Scan::Key(usize::from(b == self.pattern[0])),
+                Scan::Colon if b.is_ascii_whitespace() => Scan::Colon,
+                Scan::Colon if b == b':' => Scan::Quote,
+                Scan::Colon => Scan::Key(usize::from(b == self.pattern[0])),
+                Scan::Quote if b.is_ascii_whitespace() => Scan::Quote,
+                Scan::Quote if b == b'"' => Scan::In,
+                Scan::Quote => Scan::Key(usize::from(b == self.pattern[0])),
+                Scan::In if b == b'"' => Scan::Done,
+                Scan::In if b == b'\\' => Scan::Escape,
+                Scan::In if b.is_ascii_whitespace() => Scan::In,
+                Scan::In => {
+                    self.quad.push(b);
+                    if self.quad.len() == 4 {
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(&self.quad)
+                            .map_err(|e| format!("the file's content is not base64: {e}"))?;
+                        out.extend_from_slice(&bytes);
+                        self.quad.clear();
+                    }
+                    Scan::In
+                }
+                Scan::Escape if matches!(b, b'n' | b'r' | b't') => Scan::In,
+                Scan::Escape if b == b'/' => {
+                    self.quad.push(b);
+                    Scan::In
+                }
+                Scan::Escape => {
+                    return Err(format!(
+                        "the file's content has an escape \\{} that base64 never has",
+                        b as char
+                    ))
+                }
+                Scan::Done => return Ok(out),
+            };
+        }
+        Ok(out)
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        if self.state != Scan::Done {
+            return Err("the answer has no complete file content".into());
+        }
+        if !self.quad.is_empty() {
+            return Err("the file's content is cut short (not whole base64)".into());
+        }
+        Ok(())
     }
 }

@@ -384,6 +384,18 @@ impl RestEndpoint {
                 .await?;
             let text = content_text(c, &answer.json).unwrap_or_default();
             set_at(entry, &jp.text, serde_json::Value::String(text));
+            // The files among the parts, for the poller.
+            let files_in_parts = self
+                .profile
+                .files
+                .as_ref()
+                .and_then(|f| f.read.as_ref())
+                .is_some_and(|r| r.entry_list.is_none());
+            if files_in_parts {
+                if let Some(parts) = answer.json.pointer(&c.list) {
+                    set_at(entry, files::PARTS, parts.clone());
+                }
+            }
         }
         Ok(out)
     }

@@ -10,6 +10,7 @@
 use super::profile::Profile;
 use super::template::Vars;
 use super::{as_text, text_at, RestEndpoint};
+use crate::blob::BlobStore;
 use crate::event::{find_marker, marker, Audience, Author, Comment, Event, EventKind, Ticket};
 use crate::ingest::Ingest;
 use crate::retry::{Retry, RetryPolicy};
@@ -348,6 +349,8 @@ pub struct Poller {
     pub ep: Arc<RestEndpoint>,
     pub ingest: Ingest,
     pub store: Store,
+    /// Where the files of the product's comments are downloaded to.
+    pub blobs: BlobStore,
     pub service_account: String,
 }
 
@@ -541,7 +544,11 @@ impl Poller {
                 since = since.max(u);
             }
             let entries = self.ep.entries(&id, &ticket, Some(from)).await?;
-            events.extend(reader.events(&ticket, &entries, from));
+            let mut evs = reader.events(&ticket, &entries, from);
+            for ev in &mut evs {
+                self.attach_files(&ticket, &entries, ev).await?;
+            }
+            events.extend(evs);
             if snapshot {
                 let last = statuses.get(&id).map(String::as_str);
                 events.extend(reader.status_snapshot(&ticket, last, from));
@@ -561,6 +568,71 @@ impl Poller {
         )
         .await?;
         Ok((n, more))
+    }
+
+    /// Downloads the files of a comment of the product's own users into
+    /// the file store and lists them on its event. Not for deskbridge's own
+    /// writes (their files came from the file store), nor for internal
+    /// notes (they never leave, so their files are not even copied). A
+    /// file that cannot cross is named in the comment.
+    async fn attach_files(
+        &self,
+        ticket: &Value,
+        entries: &[Value],
+        ev: &mut Event,
+    ) -> Result<(), RoundError> {
+        let Some(read) = self.ep.profile.files.as_ref().and_then(|f| f.read.as_ref()) else {
+            return Ok(());
+        };
+        let own = ev
+            .author
+            .as_ref()
+            .is_some_and(|a| a.name == self.service_account);
+        let jp = &self.ep.profile.journal;
+        let Some(jid) = ev
+            .source_id
+            .as_deref()
+            .and_then(|s| s.strip_prefix("journal-"))
+        else {
+            return Ok(());
+        };
+        let EventKind::Comment { comment } = &mut ev.kind else {
+            return Ok(());
+        };
+        if own || comment.audience == Audience::Internal {
+            return Ok(());
+        }
+        let Some(entry) = entries
+            .iter()
+            .find(|e| text_at(e, &jp.id).as_deref() == Some(jid))
+        else {
+            return Ok(());
+        };
+        let mut not_sent = Vec::new();
+        for f in super::files::entry_files(read, ticket, entry) {
+            match super::files::download(&self.ep, read, &f, &self.blobs).await {
+                Ok(Ok(blob)) => comment.attachments.push(crate::event::Attachment {
+                    name: f.name,
+                    content_type: f.content_type,
+                    sha256: Some(blob.sha256),
+                    size: Some(blob.size),
+                    content_base64: None,
+                }),
+                Ok(Err(why)) => not_sent.push(format!("{} ({why})", f.name)),
+                Err(e @ crate::connector::SinkError::Transient { .. }) => return Err(e.into()),
+                Err(crate::connector::SinkError::Permanent { message }) => {
+                    warn!(endpoint = %self.ep.name, "{message}");
+                    not_sent.push(format!("{} (cannot be read: {message})", f.name));
+                }
+            }
+        }
+        if !not_sent.is_empty() {
+            comment.body.push_str(&format!(
+                "\n\n(files not transferred by deskbridge: {})",
+                not_sent.join(", ")
+            ));
+        }
+        Ok(())
     }
 
     async fn commit(&self, events: Vec<Event>, cursor: &Cursor) -> Result<(), RoundError> {
@@ -1069,7 +1141,7 @@ mod rt_tests {
         );
         assert_eq!(
             render_path(&p.entry_content.as_ref().unwrap().path, &vars).unwrap(),
-            "/transaction/52/attachments?fields=ContentType,Content&per_page=100"
+            "/transaction/52/attachments?fields=ContentType,Content,Filename,ContentLength&per_page=100"
         );
     }
 
