@@ -350,6 +350,60 @@ mod tests {
         assert!(dec.finish().is_err());
     }
 
+    fn read_of(name: &str) -> FileRead {
+        super::super::profile::Profile::load(Some(name), None)
+            .unwrap()
+            .files
+            .unwrap()
+            .read
+            .unwrap()
+    }
+
+    #[test]
+    fn redmine_journal_names_its_files_by_attachment_details() {
+        let issue = serde_json::json!({"id": 7, "attachments": [
+            {"id": 15, "filename": "Лист калибровки.pdf", "filesize": 200000,
+             "content_type": "application/pdf",
+             "content_url": "http://127.0.0.1:3000/attachments/download/15/x.pdf"},
+            {"id": 16, "filename": "older.txt", "filesize": 3, "content_type": "",
+             "content_url": "http://127.0.0.1:3000/attachments/download/16/older.txt"}]});
+        let journal = serde_json::json!({"id": 40, "notes": "sheet", "details": [
+            {"property": "attachment", "name": "15", "old_value": null, "new_value": "Лист калибровки.pdf"},
+            {"property": "attr", "name": "status_id", "old_value": "1", "new_value": "2"},
+            {"property": "attachment", "name": "99", "old_value": null, "new_value": "deleted.pdf"}]});
+        let files = entry_files(&read_of("redmine"), &issue, &journal);
+        assert_eq!(
+            files,
+            [FileRef {
+                id: "15".into(),
+                name: "Лист калибровки.pdf".into(),
+                content_type: "application/pdf".into(),
+                size: Some(200_000),
+                url: Some("http://127.0.0.1:3000/attachments/download/15/x.pdf".into()),
+            }],
+            "a file no longer on the issue is skipped"
+        );
+    }
+
+    #[test]
+    fn rt_transaction_files_are_the_parts_with_a_file_name() {
+        let entry = serde_json::json!({"id": "262", "Type": "Correspond", "_deskbridge_parts": [
+            {"id": "159", "ContentType": "multipart/mixed", "Filename": "", "ContentLength": "0"},
+            {"id": "160", "ContentType": "text/plain", "Filename": "", "ContentLength": "2"},
+            {"id": "161", "ContentType": "application/octet-stream", "Filename": "весы.bin", "ContentLength": "1000"}]});
+        let files = entry_files(&read_of("rt"), &Value::Null, &entry);
+        assert_eq!(
+            files,
+            [FileRef {
+                id: "161".into(),
+                name: "весы.bin".into(),
+                content_type: "application/octet-stream".into(),
+                size: Some(1000),
+                url: None,
+            }]
+        );
+    }
+
     #[test]
     fn multipart_parameters_cannot_break_the_header() {
         assert_eq!(quoted("весы.bin"), "\"весы.bin\"");

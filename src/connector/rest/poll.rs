@@ -602,6 +602,15 @@ impl Poller {
         if own || comment.audience == Audience::Internal {
             return Ok(());
         }
+        // Read again in a later round's look-back: ingest drops the event
+        // by its id, so its files are not fetched again.
+        let taken = self
+            .store
+            .was_seen(&self.ep.name, &format!("event:{}", ev.id))
+            .map_err(round_error)?;
+        if taken {
+            return Ok(());
+        }
         let Some(entry) = entries
             .iter()
             .find(|e| text_at(e, &jp.id).as_deref() == Some(jid))

@@ -917,6 +917,32 @@ mod tests {
     }
 
     #[test]
+    fn file_fields_are_checked_by_path() {
+        let redmine = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/redmine.toml"
+        ));
+        let err =
+            Profile::parse(&redmine.replace("token = \"{{token}}\"", "token = \"x\"")).unwrap_err();
+        assert!(err.contains("files.item: must name {{token}}"), "{err}");
+        let err = Profile::parse(&redmine.replace(
+            "filename = \"{{filename}}\"",
+            "filename = \"{{content_base64}}\"",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("files.item: unknown placeholder {{content_base64}}"),
+            "{err}"
+        );
+        let err = Profile::parse(&redmine.replace("url = \"/content_url\"", "")).unwrap_err();
+        assert!(err.contains("files.read: give url"), "{err}");
+        let rt = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/rt.toml"));
+        let err = Profile::parse(&rt.replace("multipart = {", "attach_at = \"/A\"\nmultipart = {"))
+            .unwrap_err();
+        assert!(err.contains("files: give attach_at and item"), "{err}");
+    }
+
+    #[test]
     fn problems_are_named_by_path() {
         let text = include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
