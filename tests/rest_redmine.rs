@@ -33,7 +33,7 @@ statuses = { outbound = { waiting = "99" } }
 
     // 1. Transfer: the desk's ticket becomes a Redmine issue.
     let subject = format!("Scale shows wrong weight {}", uuid::Uuid::new_v4().simple());
-    let t = create_ticket(&desk, &subject);
+    let t = create_ticket_with_file(&desk, &subject);
     let issue_id = first_some(600, POLL, || rm.find_by_subject(&subject)).await;
     let issue_id = issue_id.unwrap_or_else(|| panic!("no Redmine issue:\n{}", gw.log()));
     let issue = rm.issue(&issue_id).await;
@@ -46,6 +46,9 @@ statuses = { outbound = { waiting = "99" } }
         "written as the service account"
     );
     link_knows(&gw, "the link knows the Redmine issue", &issue_id).await;
+    // The ticket's file went with the transfer, byte for byte.
+    let ticket_file = [(TICKET_FILE.0.to_string(), TICKET_FILE.1.to_vec())];
+    assert_files_landed(&rm.files(&issue_id).await, &ticket_file);
 
     // 2. A comment for the partner crosses as a public note; an internal one does not.
     comment_for_partner_and_internally(&desk, &t);

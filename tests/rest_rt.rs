@@ -33,7 +33,7 @@ statuses = { outbound = { waiting = "nosuch" } }
         "Scale shows 'wrong' weight {}",
         uuid::Uuid::new_v4().simple()
     );
-    let t = create_ticket(&desk, &subject);
+    let t = create_ticket_with_file(&desk, &subject);
     let ticket_id = first_some(300, POLL, || rt.find_by_subject(&subject)).await;
     let id = ticket_id.unwrap_or_else(|| panic!("no RT ticket:\n{}", gw.log()));
     let ticket = rt.ticket(&id).await;
@@ -50,6 +50,9 @@ statuses = { outbound = { waiting = "nosuch" } }
     assert!(!description.contains("555 0100"), "the phone stays home");
     assert!(description.contains("[deskbridge:"), "{description}");
     link_knows(&gw, "the link knows the RT ticket", &id).await;
+    // The ticket's file went with the transfer, byte for byte.
+    let ticket_file = [(TICKET_FILE.0.to_string(), TICKET_FILE.1.to_vec())];
+    assert_files_landed(&rt.files(&id).await, &ticket_file);
 
     // 2. A comment for the partner is a correspond; an internal one does not cross.
     comment_for_partner_and_internally(&desk, &t);

@@ -222,6 +222,23 @@ where
     found
 }
 
+/// The file the desk's ticket carries when transferred with one.
+pub const TICKET_FILE: (&str, &[u8]) = (
+    "Фото весов.jpg",
+    b"\xff\xd8\xff\xe0 not really a JPEG \x00\x01",
+);
+
+/// As `create_ticket`, with `TICKET_FILE`.
+pub fn create_ticket_with_file(desk: &Party, subject: &str) -> String {
+    desk.desk.create_ticket_with_files(
+        subject,
+        "Calibration lost after a power cut",
+        &[("client_phone", "+1 555 0100")],
+        "Dana",
+        &[TICKET_FILE],
+    )
+}
+
 /// The desk's ticket the live tests transfer (with a phone that must stay home).
 pub fn create_ticket(desk: &Party, subject: &str) -> String {
     desk.desk.create_ticket(
