@@ -404,6 +404,87 @@ mod tests {
         );
     }
 
+    /// A Redmine endpoint at `base`, its credential in a file in `dir`.
+    fn redmine_at(dir: &std::path::Path, base: &str) -> std::sync::Arc<RestEndpoint> {
+        let key = dir.join("key");
+        std::fs::write(&key, "k").unwrap();
+        let conf: crate::config::RestConfig = toml::from_str(&format!(
+            "profile = \"redmine\"\nbase_url = \"{base}\"\nproject = \"p\"\ncredentials = {{ file = \"{}\" }}\n",
+            key.display()
+        ))
+        .unwrap();
+        RestEndpoint::from_config("vendor", &conf).unwrap()
+    }
+
+    /// Serves `body` once per connection, as a file download.
+    async fn serve(body: Vec<u8>) -> String {
+        use tokio::io::AsyncWriteExt as _;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut req = vec![0u8; 4096];
+                let _ = s.read(&mut req).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&body).await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn downloads_stream_into_the_store_within_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path().join("files"), 1000).unwrap();
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let base = serve(data.clone()).await;
+        let ep = redmine_at(dir.path(), &base);
+        let read = read_of("redmine");
+        let file = |size: Option<u64>, url: &str| FileRef {
+            id: "1".into(),
+            name: "scan.pdf".into(),
+            content_type: "application/pdf".into(),
+            size,
+            url: Some(url.into()),
+        };
+        let at = format!("{base}/attachments/download/1/scan.pdf");
+        let got = download(&ep, &read, &file(None, &at), &blobs)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(blobs.read_all(&got.sha256).await.unwrap(), data);
+        // Announced larger than the limit: not even fetched, and said why.
+        let why = download(&ep, &read, &file(Some(1001), &at), &blobs)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(why.contains("daemon.max_file_bytes"), "{why}");
+        // Larger than announced: stopped at the limit.
+        let small = BlobStore::open(dir.path().join("small"), 999).unwrap();
+        let why = download(&ep, &read, &file(Some(10), &at), &small)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(why.contains("larger than 999 bytes"), "{why}");
+        // The credentials go to the product only.
+        let err = download(
+            &ep,
+            &read,
+            &file(None, "http://elsewhere.example/x.pdf"),
+            &blobs,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, SinkError::Permanent { message } if message.contains("not on base_url")),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn multipart_parameters_cannot_break_the_header() {
         assert_eq!(quoted("весы.bin"), "\"весы.bin\"");
