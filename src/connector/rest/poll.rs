@@ -991,7 +991,7 @@ mod rt_tests {
         let texts = [
             ("49", "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e5f]"),
             ("50", "Dana (Service Co) wrote:\n\nUrgent\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e60]"),
-            ("52", &content_text(c, &serde_json::from_str(ATTACHMENTS).unwrap()).unwrap()),
+            ("52", &content_text(c, &serde_json::from_str(ATTACHMENTS).unwrap(), None).unwrap()),
             ("53", "cost 40 EUR"),
             ("56", "> Dana wrote: [deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e60]\n\nAgreed."),
         ];
@@ -1159,12 +1159,23 @@ mod rt_tests {
         let p = profile();
         let c = p.entry_content.as_ref().unwrap();
         let a: Value = serde_json::from_str(ATTACHMENTS).unwrap();
-        assert_eq!(content_text(c, &a).as_deref(), Some("We ordered the part."));
+        assert_eq!(
+            content_text(c, &a, None).as_deref(),
+            Some("We ordered the part.")
+        );
         let html_only =
             serde_json::json!({"items": [{"ContentType": "text/html", "Content": "<p>x</p>"}]});
-        assert_eq!(content_text(c, &html_only), None);
+        assert_eq!(content_text(c, &html_only, None), None);
+        // a text file attached is not the comment's text
+        let file_first = serde_json::json!({"items": [
+            {"ContentType": "text/plain", "Filename": "readings.txt", "Content": "12.5 kg"},
+            {"ContentType": "text/plain", "Filename": "", "Content": "Readings attached"}]});
+        assert_eq!(
+            content_text(c, &file_first, Some("/Filename")).as_deref(),
+            Some("Readings attached")
+        );
         let charset = serde_json::json!({"items": [{"ContentType": "text/plain; charset=utf-8", "Content": "x"}]});
-        assert_eq!(content_text(c, &charset).as_deref(), Some("x"));
+        assert_eq!(content_text(c, &charset, None).as_deref(), Some("x"));
         let mut v = serde_json::json!({"id": "1"});
         super::super::set_at(&mut v, "/a/b", Value::String("t".into()));
         assert_eq!(v, serde_json::json!({"id": "1", "a": {"b": "t"}}));
