@@ -371,6 +371,16 @@ mod tests {
             {"property": "attachment", "name": "15", "old_value": null, "new_value": "Лист калибровки.pdf"},
             {"property": "attr", "name": "status_id", "old_value": "1", "new_value": "2"},
             {"property": "attachment", "name": "99", "old_value": null, "new_value": "deleted.pdf"}]});
+        let p = super::super::profile::Profile::load(Some("redmine"), None).unwrap();
+        let at_creation = creation_files(
+            &read_of("redmine"),
+            &p.journal,
+            &issue,
+            std::slice::from_ref(&journal),
+        );
+        assert_eq!(at_creation.len(), 1, "{at_creation:?}");
+        assert_eq!(at_creation[0].name, "older.txt");
+        assert_eq!(at_creation[0].content_type, "application/octet-stream");
         let files = entry_files(&read_of("redmine"), &issue, &journal);
         assert_eq!(
             files,
@@ -541,24 +551,68 @@ pub fn entry_files(read: &FileRead, ticket: &Value, entry: &Value) -> Vec<FileRe
             }
             _ => r,
         };
-        let Some(name) = text_at(file, &read.name).filter(|n| !n.is_empty()) else {
-            continue;
-        };
-        out.push(FileRef {
-            id,
-            name,
-            content_type: text_at(file, &read.content_type)
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            size: read
-                .size
-                .as_deref()
-                .and_then(|p| text_at(file, p))
-                .and_then(|s| s.parse().ok()),
-            url: read.url.as_deref().and_then(|p| text_at(file, p)),
-        });
+        out.extend(file_ref(read, file, id));
     }
     out
+}
+
+/// A file as described at `file` (a reference or the ticket's list).
+fn file_ref(read: &FileRead, file: &Value, id: String) -> Option<FileRef> {
+    let name = text_at(file, &read.name).filter(|n| !n.is_empty())?;
+    Some(FileRef {
+        id,
+        name,
+        content_type: text_at(file, &read.content_type)
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "application/octet-stream".into()),
+        size: read
+            .size
+            .as_deref()
+            .and_then(|p| text_at(file, p))
+            .and_then(|s| s.parse().ok()),
+        url: read.url.as_deref().and_then(|p| text_at(file, p)),
+    })
+}
+
+/// The files a ticket was created with: those of its description entry
+/// (`journal.description_kinds`, RT's Create transaction), else those of
+/// the ticket's list that no history entry added (Redmine's issue
+/// attachments).
+pub fn creation_files(
+    read: &FileRead,
+    journal: &super::profile::JournalPointers,
+    ticket: &Value,
+    entries: &[Value],
+) -> Vec<FileRef> {
+    if !journal.description_kinds.is_empty() {
+        let kind = |e: &Value| journal.kind.as_deref().and_then(|k| text_at(e, k));
+        return entries
+            .iter()
+            .find(|e| kind(e).is_some_and(|k| journal.description_kinds.contains(&k)))
+            .map(|e| entry_files(read, ticket, e))
+            .unwrap_or_default();
+    }
+    let (Some(list), Some(id_ptr)) = (read.ticket_list.as_deref(), read.id.as_deref()) else {
+        return vec![];
+    };
+    let added: Vec<String> = entries
+        .iter()
+        .flat_map(|e| entry_files(read, ticket, e))
+        .map(|f| f.id)
+        .collect();
+    ticket
+        .pointer(list)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            let id = text_at(f, id_ptr)?;
+            if added.contains(&id) {
+                return None;
+            }
+            file_ref(read, f, id)
+        })
+        .collect()
 }
 
 /// Downloads `f` into the file store, streamed. `Ok(Err(why))`: the file

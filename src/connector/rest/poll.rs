@@ -570,11 +570,11 @@ impl Poller {
         Ok((n, more))
     }
 
-    /// Downloads the files of a comment of the product's own users into
-    /// the file store and lists them on its event. Not for deskbridge's own
-    /// writes (their files came from the file store), nor for internal
-    /// notes (they never leave, so their files are not even copied). A
-    /// file that cannot cross is named in the comment.
+    /// Downloads the files of a comment (or a new ticket) of the
+    /// product's own users into the file store and lists them on its event.
+    /// Not for deskbridge's own writes (their files came from the file
+    /// store), nor for internal notes (they never leave, so their files
+    /// are not even copied). A file that cannot cross is named in the text.
     async fn attach_files(
         &self,
         ticket: &Value,
@@ -588,39 +588,46 @@ impl Poller {
             .author
             .as_ref()
             .is_some_and(|a| a.name == self.service_account);
-        let jp = &self.ep.profile.journal;
-        let Some(jid) = ev
-            .source_id
-            .as_deref()
-            .and_then(|s| s.strip_prefix("journal-"))
-        else {
-            return Ok(());
-        };
-        let EventKind::Comment { comment } = &mut ev.kind else {
-            return Ok(());
-        };
-        if own || comment.audience == Audience::Internal {
-            return Ok(());
-        }
         // Read again in a later round's look-back: ingest drops the event
         // by its id, so its files are not fetched again.
-        let taken = self
-            .store
-            .was_seen(&self.ep.name, &format!("event:{}", ev.id))
-            .map_err(round_error)?;
-        if taken {
+        let taken = || {
+            self.store
+                .was_seen(&self.ep.name, &format!("event:{}", ev.id))
+                .map_err(round_error)
+        };
+        if own || taken()? {
             return Ok(());
         }
-        let Some(entry) = entries
-            .iter()
-            .find(|e| text_at(e, &jp.id).as_deref() == Some(jid))
-        else {
-            return Ok(());
+        let jp = &self.ep.profile.journal;
+        let source = ev.source_id.clone().unwrap_or_default();
+        let (refs, files, text) = match &mut ev.kind {
+            EventKind::Comment { comment } if comment.audience != Audience::Internal => {
+                let Some(jid) = source.strip_prefix("journal-") else {
+                    return Ok(());
+                };
+                let Some(entry) = entries
+                    .iter()
+                    .find(|e| text_at(e, &jp.id).as_deref() == Some(jid))
+                else {
+                    return Ok(());
+                };
+                (
+                    super::files::entry_files(read, ticket, entry),
+                    &mut comment.attachments,
+                    &mut comment.body,
+                )
+            }
+            EventKind::TicketCreated { ticket_data } => (
+                super::files::creation_files(read, jp, ticket, entries),
+                &mut ticket_data.attachments,
+                &mut ticket_data.description,
+            ),
+            _ => return Ok(()),
         };
         let mut not_sent = Vec::new();
-        for f in super::files::entry_files(read, ticket, entry) {
+        for f in refs {
             match super::files::download(&self.ep, read, &f, &self.blobs).await {
-                Ok(Ok(blob)) => comment.attachments.push(crate::event::Attachment {
+                Ok(Ok(blob)) => files.push(crate::event::Attachment {
                     name: f.name,
                     content_type: f.content_type,
                     sha256: Some(blob.sha256),
@@ -636,7 +643,7 @@ impl Poller {
             }
         }
         if !not_sent.is_empty() {
-            comment.body.push_str(&format!(
+            text.push_str(&format!(
                 "\n\n(files not transferred by deskbridge: {})",
                 not_sent.join(", ")
             ));
