@@ -149,6 +149,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
             ep,
             ingest: ops.ingest.clone(),
             store: ops.store.clone(),
+            blobs: blobs.clone(),
             service_account: config
                 .endpoints
                 .get(&name)

@@ -171,6 +171,27 @@ async fn probe_rest(
             ""
         }
     ));
+    r.note(match &p.files {
+        None => "files: not sent (the profile has no [files]); a comment names its files instead"
+            .to_string(),
+        Some(f) => format!(
+            "files: {}, with the comment in one request; {}",
+            match (&f.upload, &f.multipart) {
+                (Some(u), _) => format!(
+                    "each uploaded first with {} {}",
+                    method(u.method),
+                    path_only(&u.path)
+                ),
+                (None, Some(_)) => "sent as multipart parts".to_string(),
+                (None, None) => "sent inline as base64".to_string(),
+            },
+            if f.read.is_some() {
+                "files of the product's comments are downloaded"
+            } else {
+                "files of the product's comments are not read (no files.read)"
+            }
+        ),
+    });
     let mut statuses = String::new();
     for (canonical, value) in &rest.statuses.outbound {
         let _ = write!(

@@ -207,6 +207,18 @@ impl SampleDesk {
         fields: &[(&str, &str)],
         author: &str,
     ) -> String {
+        self.create_ticket_with_files(subject, description, fields, author, &[])
+    }
+
+    /// A new ticket carrying files (handed on with it on a transfer).
+    pub fn create_ticket_with_files(
+        &self,
+        subject: &str,
+        description: &str,
+        fields: &[(&str, &str)],
+        author: &str,
+        files: &[(&str, &[u8])],
+    ) -> String {
         let mut st = self.lock();
         st.next_id += 1;
         let id = st.next_id.to_string();
@@ -219,7 +231,10 @@ impl SampleDesk {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            files: vec![],
+            files: files
+                .iter()
+                .map(|(n, b)| (n.to_string(), b.to_vec()))
+                .collect(),
             comments: vec![],
             partner: None,
         };
@@ -233,6 +248,18 @@ impl SampleDesk {
                     description: t.description,
                     status: Some(Status::New),
                     fields: t.fields,
+                    attachments: files
+                        .iter()
+                        .map(|(n, b)| Attachment {
+                            name: n.to_string(),
+                            content_type: "application/octet-stream".into(),
+                            sha256: None,
+                            size: None,
+                            content_base64: Some(
+                                base64::engine::general_purpose::STANDARD.encode(b),
+                            ),
+                        })
+                        .collect(),
                     ..Ticket::default()
                 },
             },

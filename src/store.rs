@@ -474,6 +474,12 @@ impl Store {
         Ok(self.cursors.get(endpoint)?.map(|v| v.to_vec()))
     }
 
+    /// Whether ingest already took a key (outside a transaction: a hint
+    /// to skip work for what ingest would drop anyway).
+    pub fn was_seen(&self, scope: &str, key: &str) -> Result<bool, StoreError> {
+        Ok(self.seen.get(pair_key(scope, key))?.is_some())
+    }
+
     /// The queue of one destination, in order.
     pub fn pending(&self, dest: &str) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
         scan(&self.outbox, "outbox", dest)

@@ -93,7 +93,7 @@ async fn sample_desk_and_django_helpdesk_relay_both_ways_under_policy() {
 
     // 5. Several polling rounds later: no echo either way, nothing private crossed.
     let before = dh.followups(&id).await.len();
-    let desk_before = DeskBefore::take(&desk, &t);
+    let desk_before = DeskBefore::take(&desk, &gw, &t).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let followups = dh.followups(&id).await;
     let dt = desk.desk.ticket(&t).unwrap();
@@ -113,7 +113,7 @@ async fn sample_desk_and_django_helpdesk_relay_both_ways_under_policy() {
     let closing = dh.followups(&id).await.pop().unwrap();
     assert_eq!(closing["new_status"], 4, "{closing}");
     assert_eq!(closing["user"].to_string(), dh.user_id);
-    let desk_before = DeskBefore::take(&desk, &t);
+    let desk_before = DeskBefore::take(&desk, &gw, &t).await;
     let before = dh.followups(&id).await.len();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let dt = desk.desk.ticket(&t).unwrap();

@@ -422,6 +422,7 @@ timeout_secs = 1
             ep: self.ep.clone(),
             ingest: self.ingest.clone(),
             store: self.store.clone(),
+            blobs: BlobStore::open(self._dir.path().join("files"), 1 << 20).unwrap(),
             service_account: case.service_account.to_string(),
         }
     }

@@ -33,7 +33,7 @@ statuses = { outbound = { waiting = "99" } }
 
     // 1. Transfer: the desk's ticket becomes a Redmine issue.
     let subject = format!("Scale shows wrong weight {}", uuid::Uuid::new_v4().simple());
-    let t = create_ticket(&desk, &subject);
+    let t = create_ticket_with_file(&desk, &subject);
     let issue_id = first_some(600, POLL, || rm.find_by_subject(&subject)).await;
     let issue_id = issue_id.unwrap_or_else(|| panic!("no Redmine issue:\n{}", gw.log()));
     let issue = rm.issue(&issue_id).await;
@@ -46,6 +46,9 @@ statuses = { outbound = { waiting = "99" } }
         "written as the service account"
     );
     link_knows(&gw, "the link knows the Redmine issue", &issue_id).await;
+    // The ticket's file went with the transfer, byte for byte.
+    let ticket_file = [(TICKET_FILE.0.to_string(), TICKET_FILE.1.to_vec())];
+    assert_files_landed(&rm.files(&issue_id).await, &ticket_file);
 
     // 2. A comment for the partner crosses as a public note; an internal one does not.
     comment_for_partner_and_internally(&desk, &t);
@@ -60,6 +63,29 @@ statuses = { outbound = { waiting = "99" } }
         .as_str()
         .unwrap()
         .contains("Dana (Service Co)"));
+
+    // 2b. Files: the partner comment's files land on its Redmine note, byte
+    //     for byte (read back through Redmine's API); the internal note's
+    //     file stays home.
+    let sent = comment_with_files(&desk, &t);
+    eventually("the comment with files is a Redmine note", 30, || async {
+        notes_containing(&rm.issue(&issue_id).await, "Calibration report attached").len() == 1
+    })
+    .await;
+    let files = rm.files(&issue_id).await;
+    assert_files_landed(&files, &sent);
+    let note =
+        notes_containing(&rm.issue(&issue_id).await, "Calibration report attached").remove(0);
+    let attached = note["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["property"] == "attachment")
+        .count();
+    assert_eq!(
+        attached, 2,
+        "the files are on the note's own journal: {note}"
+    );
 
     // 3. A status change from the desk is applied and read back.
     desk.desk.set_status(&t, Status::InProgress, "Dana");
@@ -82,13 +108,33 @@ statuses = { outbound = { waiting = "99" } }
     .await;
     vendor_note_reaches_desk(&desk, &gw, &t, POLL, "the Redmine note").await;
 
+    // 4b. A Redmine note with a file: the file reaches the desk byte for byte.
+    let vendor_bytes = vendor_file();
+    let vendor_name = "Лист калибровки.pdf";
+    rm.note_with_file(
+        &issue_id,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+    vendor_file_reaches_desk(
+        &desk,
+        &gw,
+        &t,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+
     // 5. Redmine's status change reaches the desk.
     rm.put_issue(&issue_id, json!({"status_id": 3})).await;
     desk_shows_resolved(&desk, &t).await;
 
     // 6. Several polling rounds later: no echo either way, nothing private crossed.
     let journals_before = journals(&rm.issue(&issue_id).await).len();
-    let desk_before = DeskBefore::take(&desk, &t);
+    let desk_before = DeskBefore::take(&desk, &gw, &t).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let issue = rm.issue(&issue_id).await;
     let dt = desk.desk.ticket(&t).unwrap();
@@ -100,6 +146,18 @@ statuses = { outbound = { waiting = "99" } }
     desk_before.assert_unchanged(&desk, &t, &dt);
     assert_eq!(notes_containing(&issue, "spare load cell").len(), 1);
     assert!(notes_containing(&issue, "Premium SLA").is_empty());
+    let mut all_files = sent.clone();
+    all_files.push((vendor_name.to_string(), vendor_bytes.clone()));
+    assert_files_landed(&rm.files(&issue_id).await, &all_files);
+    vendor_file_reaches_desk(
+        &desk,
+        &gw,
+        &t,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
     assert_desk_after_quiet_rounds(&dt);
     assert!(gw.idle().await);
 

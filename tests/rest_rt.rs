@@ -33,7 +33,7 @@ statuses = { outbound = { waiting = "nosuch" } }
         "Scale shows 'wrong' weight {}",
         uuid::Uuid::new_v4().simple()
     );
-    let t = create_ticket(&desk, &subject);
+    let t = create_ticket_with_file(&desk, &subject);
     let ticket_id = first_some(300, POLL, || rt.find_by_subject(&subject)).await;
     let id = ticket_id.unwrap_or_else(|| panic!("no RT ticket:\n{}", gw.log()));
     let ticket = rt.ticket(&id).await;
@@ -50,6 +50,9 @@ statuses = { outbound = { waiting = "nosuch" } }
     assert!(!description.contains("555 0100"), "the phone stays home");
     assert!(description.contains("[deskbridge:"), "{description}");
     link_knows(&gw, "the link knows the RT ticket", &id).await;
+    // The ticket's file went with the transfer, byte for byte.
+    let ticket_file = [(TICKET_FILE.0.to_string(), TICKET_FILE.1.to_vec())];
+    assert_files_landed(&rt.files(&id).await, &ticket_file);
 
     // 2. A comment for the partner is a correspond; an internal one does not cross.
     comment_for_partner_and_internally(&desk, &t);
@@ -64,6 +67,22 @@ statuses = { outbound = { waiting = "nosuch" } }
         .unwrap()
         .contains("Dana (Service Co)"));
 
+    // 2b. Files: the partner comment's files land on its correspond, byte
+    //     for byte (read back through REST2); the internal note's file
+    //     stays home.
+    let sent = comment_with_files(&desk, &t);
+    eventually("the comment with files is an RT correspond", 30, || async {
+        texts_containing(
+            &rt.history(&id).await,
+            "Correspond",
+            "Calibration report attached",
+        )
+        .len()
+            == 1
+    })
+    .await;
+    assert_files_landed(&rt.files(&id).await, &sent);
+
     // 3. RT's own users write: a correspond crosses (as an internal note
     //    marked with the vendor's name), a comment does not.
     rt.write(&id, "correspond", "Load cell ordered, on site Friday")
@@ -71,13 +90,43 @@ statuses = { outbound = { waiting = "nosuch" } }
     rt.write(&id, "comment", "Our cost: 40 EUR").await;
     vendor_note_reaches_desk(&desk, &gw, &t, POLL, "the RT correspond").await;
 
+    // 3b. A correspond with a file: the file reaches the desk byte for
+    //     byte; a comment's file does not.
+    let vendor_bytes = vendor_file();
+    let vendor_name = "Kalibrierprotokoll Wägezelle.pdf";
+    rt.write_with_file(
+        &id,
+        "correspond",
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+    rt.write_with_file(
+        &id,
+        "comment",
+        "Our purchase order",
+        "po-internal.pdf",
+        b"PO 4711",
+    )
+    .await;
+    vendor_file_reaches_desk(
+        &desk,
+        &gw,
+        &t,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+
     // 4. RT's status change reaches the desk.
     rt.set_status(&id, "resolved").await;
     desk_shows_resolved(&desk, &t).await;
 
     // 5. Several polling rounds later: no echo either way, nothing private crossed.
     let history_before = rt.history(&id).await.len();
-    let desk_before = DeskBefore::take(&desk, &t);
+    let desk_before = DeskBefore::take(&desk, &gw, &t).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let history = rt.history(&id).await;
     let dt = desk.desk.ticket(&t).unwrap();
@@ -90,6 +139,21 @@ statuses = { outbound = { waiting = "nosuch" } }
     assert!(history
         .iter()
         .all(|h| !h["Content"].as_str().unwrap_or("").contains("Premium SLA")));
+    assert_files_landed(&rt.files(&id).await, &sent);
+    vendor_file_reaches_desk(
+        &desk,
+        &gw,
+        &t,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+    assert!(
+        !desk.desk.render(&t).contains("po-internal"),
+        "{}",
+        desk.desk.render(&t)
+    );
     assert_desk_after_quiet_rounds(&dt);
     assert!(gw.idle().await);
 

@@ -4,6 +4,7 @@
 //! comment arrives exactly once and nothing echoes back.
 mod common;
 
+use base64::Engine as _;
 use common::redmine::*;
 use common::rest::*;
 use common::rt::*;
@@ -12,6 +13,9 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 const POLL: Duration = Duration::from_millis(200);
+
+/// The file the RT ticket is opened with.
+const FIRMWARE_LOG: &[u8] = b"fw 2.1.4 boot ok\ntray 2 sensor timeout\n20 kB of log elided\n";
 
 /// The gateway config of the example, pointed at the test instances.
 fn config(dir: &std::path::Path, rt: &Rt, rm: &Redmine, redmine_key: &str) -> String {
@@ -94,7 +98,9 @@ async fn rt_desk_escalates_to_redmine_vendor_through_sigkills() {
             reqwest::Method::POST,
             "/ticket",
             Some(json!({"Queue": rt.queue, "Subject": subject,
-                "Content": "Jams every 20 pages since the firmware update.", "ContentType": "text/plain"})),
+                "Content": "Jams every 20 pages since the firmware update.", "ContentType": "text/plain",
+                "Attachments": [{"FileName": "firmware-log.txt", "FileType": "text/plain",
+                    "FileContent": base64::engine::general_purpose::STANDARD.encode(FIRMWARE_LOG)}]})),
         )
         .await;
     assert_eq!(code, 201, "{v}");
@@ -109,6 +115,12 @@ async fn rt_desk_escalates_to_redmine_vendor_through_sigkills() {
         .unwrap()
         .to_string();
     assert!(description.contains("Jams every 20 pages"), "{description}");
+    assert!(
+        !description.contains("20 kB of log"),
+        "the text file is not the description: {description}"
+    );
+    let log = [("firmware-log.txt".to_string(), FIRMWARE_LOG.to_vec())];
+    assert_files_landed(&rm.files(&issue).await, &log);
 
     // 2. RT's reply to the requester crosses (the desk shares the client
     // conversation); its internal comment does not.
@@ -126,14 +138,30 @@ async fn rt_desk_escalates_to_redmine_vendor_through_sigkills() {
     );
 
     // 3. Both sides write while the daemon is killed.
+    // Some carry files: each must arrive once, byte for byte.
+    let file = |side: &str, i: usize| {
+        let bytes: Vec<u8> = (0..150_000u32)
+            .map(|n| (n.wrapping_mul(31).wrapping_add(i as u32 * 7)) as u8)
+            .collect();
+        (format!("{side} report №{i}.bin"), bytes)
+    };
+    let mut desk_files = Vec::new();
+    let mut vendor_files = Vec::new();
     for i in 0..6 {
-        rt.write(&ticket, "correspond", &format!("desk update {i} of 6"))
-            .await;
-        rm.put_issue(
-            &issue,
-            json!({ "notes": format!("vendor update {i} of 6") }),
-        )
-        .await;
+        let desk_text = format!("desk update {i} of 6");
+        let vendor_text = format!("vendor update {i} of 6");
+        if i % 2 == 1 {
+            let (name, bytes) = file("desk", i);
+            rt.write_with_file(&ticket, "correspond", &desk_text, &name, &bytes)
+                .await;
+            desk_files.push((name, bytes));
+            let (name, bytes) = file("vendor", i);
+            rm.note_with_file(&issue, &vendor_text, &name, &bytes).await;
+            vendor_files.push((name, bytes));
+        } else {
+            rt.write(&ticket, "correspond", &desk_text).await;
+            rm.put_issue(&issue, json!({ "notes": vendor_text })).await;
+        }
         if i == 2 {
             gw.kill9();
             gw.spawn();
@@ -209,6 +237,16 @@ async fn rt_desk_escalates_to_redmine_vendor_through_sigkills() {
         0,
         "a vendor note reached the requester"
     );
+    // Every file once on each side: crossed, not doubled by the kill, not
+    // echoed back.
+    let in_rm = rm.files(&issue).await;
+    let in_rt = rt.files(&ticket).await;
+    assert_files_landed(&in_rm, &desk_files);
+    assert_files_landed(&in_rm, &vendor_files);
+    assert_files_landed(&in_rt, &desk_files);
+    assert_files_landed(&in_rt, &vendor_files);
+    assert_files_landed(&in_rm, &log);
+    assert_files_landed(&in_rt, &log);
     let status = gw.status().await;
     assert_eq!(status["dead_letters"], 0, "{status}");
 }

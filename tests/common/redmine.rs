@@ -158,3 +158,55 @@ pub fn notes_containing(issue: &Value, text: &str) -> Vec<Value> {
         .filter(|j| j["notes"].as_str().is_some_and(|n| n.contains(text)))
         .collect()
 }
+
+impl Redmine {
+    /// The issue's files, each downloaded through Redmine's API.
+    pub async fn files(&self, id: &str) -> Vec<(String, Vec<u8>)> {
+        let issue = self
+            .get(&format!("/issues/{id}.json?include=attachments"))
+            .await;
+        let mut out = Vec::new();
+        for a in issue["issue"]["attachments"].as_array().unwrap() {
+            let resp = self
+                .http
+                .get(a["content_url"].as_str().unwrap())
+                .header("X-Redmine-API-Key", &self.key)
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success(), "{a}: {}", resp.status());
+            let bytes = resp.bytes().await.unwrap().to_vec();
+            out.push((a["filename"].as_str().unwrap().to_string(), bytes));
+        }
+        out
+    }
+}
+
+impl Redmine {
+    /// A public note by the admin with a file, uploaded as Redmine's own
+    /// users do (POST /uploads.json, then the token in the update).
+    pub async fn note_with_file(&self, id: &str, text: &str, name: &str, bytes: &[u8]) {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/uploads.json?filename={}",
+                self.url,
+                url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+            ))
+            .header("X-Redmine-API-Key", &self.key)
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201, "upload {name}");
+        let v: Value = resp.json().await.unwrap();
+        let token = v["upload"]["token"].as_str().unwrap().to_string();
+        self.put_issue(
+            id,
+            json!({"notes": text, "uploads": [{"token": token, "filename": name,
+                "content_type": "application/octet-stream"}]}),
+        )
+        .await;
+    }
+}

@@ -212,6 +212,23 @@ where
     found
 }
 
+/// The file the desk's ticket carries when transferred with one.
+pub const TICKET_FILE: (&str, &[u8]) = (
+    "Фото весов.jpg",
+    b"\xff\xd8\xff\xe0 not really a JPEG \x00\x01",
+);
+
+/// As `create_ticket`, with `TICKET_FILE`.
+pub fn create_ticket_with_file(desk: &Party, subject: &str) -> String {
+    desk.desk.create_ticket_with_files(
+        subject,
+        "Calibration lost after a power cut",
+        &[("client_phone", "+1 555 0100")],
+        "Dana",
+        &[TICKET_FILE],
+    )
+}
+
 /// The desk's ticket the live tests transfer (with a phone that must stay home).
 pub fn create_ticket(desk: &Party, subject: &str) -> String {
     desk.desk.create_ticket(
@@ -298,7 +315,10 @@ pub struct DeskBefore {
 }
 
 impl DeskBefore {
-    pub fn take(desk: &Party, t: &str) -> DeskBefore {
+    /// Once the gateway is idle: a delivery retried after a timeout (the
+    /// desk answers slowly under load) is not taken for an echo.
+    pub async fn take(desk: &Party, gw: &Gateway, t: &str) -> DeskBefore {
+        eventually("the gateway is idle", 60, || gw.idle()).await;
         DeskBefore {
             comments: desk.desk.ticket(t).unwrap().comments.len(),
             received: desk.desk.received(),
@@ -337,4 +357,121 @@ pub async fn waiting_dead_letter(desk: &Party, gw: &Gateway, t: &str, dest: &str
     let dead = gw.get("/dead").await;
     assert_eq!(dead[0]["dest"], dest);
     dead[0]["error"].as_str().unwrap().to_string()
+}
+
+/// The files of the desk's comment for the partner: a few hundred KB of
+/// binary under a non-ASCII name, and a small text file.
+pub fn partner_files() -> Vec<(String, Vec<u8>)> {
+    // Deterministic bytes that no compression or text handling leaves alone.
+    let mut x: u32 = 0x1234_5678;
+    let big: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    vec![
+        ("Prüfprotokoll весы №7.bin".to_string(), big),
+        ("readings.txt".to_string(), b"12.5 kg\n12.7 kg\n".to_vec()),
+    ]
+}
+
+/// The desk writes a comment for the partner with `partner_files`, and an
+/// internal note with a file that must stay home.
+pub fn comment_with_files(desk: &Party, t: &str) -> Vec<(String, Vec<u8>)> {
+    let files = partner_files();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    desk.desk.comment(
+        t,
+        "Calibration report attached",
+        Audience::Partner,
+        "Dana",
+        &refs,
+    );
+    desk.desk.comment(
+        t,
+        "Our margin sheet",
+        Audience::Internal,
+        "Dana",
+        &[("margin-internal.xlsx", b"secret numbers")],
+    );
+    files
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// `got` (name, bytes as the product gives them back) holds each of
+/// `want` once, byte for byte, and nothing of the internal note.
+pub fn assert_files_landed(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) {
+    for (name, bytes) in want {
+        let same: Vec<_> = got.iter().filter(|(n, _)| n == name).collect();
+        assert_eq!(same.len(), 1, "{name} once: {:?}", names(got));
+        assert_eq!(
+            sha256_hex(&same[0].1),
+            sha256_hex(bytes),
+            "{name}: the bytes read back differ ({} bytes, sent {})",
+            same[0].1.len(),
+            bytes.len()
+        );
+    }
+    assert!(
+        !got.iter().any(|(n, _)| n.contains("margin-internal")),
+        "an internal note's file left: {:?}",
+        names(got)
+    );
+}
+
+fn names(files: &[(String, Vec<u8>)]) -> Vec<&str> {
+    files.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+/// A few hundred KB the vendor attaches.
+pub fn vendor_file() -> Vec<u8> {
+    (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// The vendor's comment `text` reaches the desk carrying exactly the file
+/// `name` with `bytes`.
+pub async fn vendor_file_reaches_desk(
+    desk: &Party,
+    gw: &Gateway,
+    t: &str,
+    text: &str,
+    name: &str,
+    bytes: &[u8],
+) {
+    let arrived = within(30, Duration::from_millis(100), || async {
+        desk.desk
+            .ticket(t)
+            .unwrap()
+            .comments
+            .iter()
+            .any(|c| c.body.contains(text))
+    })
+    .await;
+    assert!(
+        arrived,
+        "the vendor's comment with a file did not reach the desk:\n{}\n{}",
+        desk.desk.render(t),
+        gw.log()
+    );
+    let dt = desk.desk.ticket(t).unwrap();
+    let c: Vec<_> = dt
+        .comments
+        .iter()
+        .filter(|c| c.body.contains(text))
+        .collect();
+    assert_eq!(c.len(), 1, "{}", desk.desk.render(t));
+    assert_files_landed(&c[0].files, &[(name.to_string(), bytes.to_vec())]);
+    assert_eq!(c[0].files.len(), 1, "{}", desk.desk.render(t));
 }

@@ -147,3 +147,77 @@ pub fn texts_containing(history: &[Value], kind: &str, text: &str) -> Vec<Value>
         .cloned()
         .collect()
 }
+
+impl Rt {
+    /// The ticket's files (attachments with a file name), each read
+    /// through REST2's `/attachment/{id}` (base64 content).
+    pub async fn files(&self, id: &str) -> Vec<(String, Vec<u8>)> {
+        use base64::Engine as _;
+        let list = self
+            .get(&format!(
+                "/ticket/{id}/attachments?fields=Filename&per_page=100"
+            ))
+            .await;
+        let mut out = Vec::new();
+        for a in list["items"].as_array().unwrap() {
+            let name = a["Filename"].as_str().unwrap_or_default();
+            if name.is_empty() {
+                continue;
+            }
+            let full = self
+                .get(&format!("/attachment/{}", a["id"].as_str().unwrap()))
+                .await;
+            let b64: String = full["Content"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            out.push((name.to_string(), bytes));
+        }
+        out
+    }
+}
+
+impl Rt {
+    /// A correspond or comment by root with a file, as multipart (RT's
+    /// JSON attachments garble non-ASCII file names).
+    pub async fn write_with_file(
+        &self,
+        id: &str,
+        what: &str,
+        text: &str,
+        name: &str,
+        bytes: &[u8],
+    ) {
+        let boundary = "rt-test-boundary-7d1c";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"JSON\"\r\nContent-Type: application/json\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"Attachments\"; filename=\"{name}\"\r\nContent-Type: application/pdf\r\n\r\n",
+            json!({"Content": text, "ContentType": "text/plain"})
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let resp = self
+            .http
+            .post(format!("{}/ticket/{id}/{what}", self.rest))
+            .basic_auth(&self.root_user, Some(&self.root_password))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status().as_u16();
+        let v = resp.text().await.unwrap();
+        assert!(
+            code == 201 || code == 200,
+            "{what} with a file on {id}: {code} {v}"
+        );
+    }
+}

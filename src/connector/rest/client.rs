@@ -37,6 +37,19 @@ pub struct Client {
     token: Mutex<Option<String>>,
 }
 
+/// What a request carries.
+pub enum Payload<'a> {
+    None,
+    Json(&'a serde_json::Value),
+    /// A body streamed from the file store: made anew for each attempt
+    /// (a stream is used up by one), of a length known up front.
+    Stream {
+        make: &'a (dyn Fn() -> reqwest::Body + Send + Sync),
+        content_type: &'a str,
+        length: u64,
+    },
+}
+
 /// A successful answer.
 #[derive(Debug)]
 pub struct Answer {
@@ -176,22 +189,31 @@ impl Client {
         vars: &Vars,
     ) -> Result<Answer, SinkError> {
         let permanent = |message: String| SinkError::Permanent { message };
-        let path = template::render_path(path, vars)
-            .map_err(|e| permanent(format!("{}: profile request {what}: {e}", self.endpoint)))?;
         let body = body
             .map(|b| template::render_json(b, vars))
             .transpose()
             .map_err(|e| permanent(format!("{}: profile request {what}: {e}", self.endpoint)))?;
-        let mut url = format!("{}{}", self.base, path);
-        if self.auth == AuthKind::Query {
-            let name = self.auth_name.as_deref().unwrap_or("key");
-            url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str(name);
-            url.push('=');
-            url.extend(url::form_urlencoded::byte_serialize(
-                self.credential.as_bytes(),
-            ));
-        }
+        let payload = match &body {
+            Some(b) => Payload::Json(b),
+            None => Payload::None,
+        };
+        self.call_with(what, method, path, payload, vars).await
+    }
+
+    /// Sends one request whose body is given as it is (JSON already
+    /// rendered, or a stream), its path rendered with `vars`.
+    pub async fn call_with(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        payload: Payload<'_>,
+        vars: &Vars,
+    ) -> Result<Answer, SinkError> {
+        let permanent = |message: String| SinkError::Permanent { message };
+        let path = template::render_path(path, vars)
+            .map_err(|e| permanent(format!("{}: profile request {what}: {e}", self.endpoint)))?;
+        let url = self.url_of(&format!("{}{}", self.base, path));
         let method = http_method(method);
         // With a session: a refused token (expired, or the product
         // restarted) opens a new session once.
@@ -202,7 +224,7 @@ impl Client {
                 None => None,
             };
             let resp = self
-                .send(&method, &url, body.as_ref(), token.as_deref())
+                .send(&method, &url, &payload, token.as_deref())
                 .await
                 .map_err(|e| self.transient(what, e))?;
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED && token.is_some() && !retried {
@@ -214,12 +236,90 @@ impl Client {
         }
     }
 
+    /// A full URL with the credential added where the profile puts it in
+    /// the query.
+    fn url_of(&self, url: &str) -> String {
+        let mut url = url.to_string();
+        if self.auth == AuthKind::Query {
+            let name = self.auth_name.as_deref().unwrap_or("key");
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(name);
+            url.push('=');
+            url.extend(url::form_urlencoded::byte_serialize(
+                self.credential.as_bytes(),
+            ));
+        }
+        url
+    }
+
+    /// The product's address (`base_url`, without a trailing slash).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// GETs a file at `url` (absolute, or a path under `base_url`) with
+    /// the profile's authentication; the response is streamed by the
+    /// caller. A URL on another host is refused: the credentials only go
+    /// to the product.
+    pub async fn download(&self, what: &str, url: &str) -> Result<reqwest::Response, SinkError> {
+        let permanent = |message: String| SinkError::Permanent { message };
+        let full = if url.starts_with('/') {
+            let origin = url::Url::parse(&self.base)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default();
+            format!("{origin}{url}")
+        } else {
+            url.to_string()
+        };
+        let same_origin = match (url::Url::parse(&full), url::Url::parse(&self.base)) {
+            (Ok(a), Ok(b)) => a.origin() == b.origin(),
+            _ => false,
+        };
+        if !same_origin {
+            return Err(permanent(format!(
+                "{}: {what}: the file's address {} is not on base_url {}; the credentials are not sent elsewhere",
+                self.endpoint,
+                full.split('?').next().unwrap_or_default(),
+                self.base
+            )));
+        }
+        let url = self.url_of(&full);
+        let token = match &self.session {
+            Some(sess) => Some(self.session_token(sess).await?),
+            None => None,
+        };
+        let resp = self
+            .send(
+                &reqwest::Method::GET,
+                &url,
+                &Payload::None,
+                token.as_deref(),
+            )
+            .await
+            .map_err(|e| self.transient(what, e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let retry_after = crate::retry::retry_after(resp.headers());
+        let text = resp.text().await.unwrap_or_default();
+        let product_text: String = text.trim().chars().take(MAX_ERROR_TEXT).collect();
+        Err(classify(
+            status,
+            format!(
+                "{}: {what} answered {status}: {product_text}",
+                self.endpoint
+            ),
+            retry_after,
+        ))
+    }
+
     /// One request with the profile's authentication.
     async fn send(
         &self,
         method: &reqwest::Method,
         url: &str,
-        body: Option<&serde_json::Value>,
+        payload: &Payload<'_>,
         token: Option<&str>,
     ) -> Result<reqwest::Response, reqwest::Error> {
         let mut req = self
@@ -248,14 +348,26 @@ impl Client {
                 _ => req,
             },
         };
-        if let Some(b) = body {
-            req = req.json(b);
+        match payload {
+            Payload::None => {}
+            Payload::Json(b) => req = req.json(b),
+            Payload::Stream {
+                make,
+                content_type,
+                length,
+            } => {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, *content_type)
+                    // Known up front: the product sees a plain request,
+                    // not a chunked one (which some servers refuse).
+                    .header(reqwest::header::CONTENT_LENGTH, *length)
+                    .body(make());
+            }
         }
         self.pace().await;
         req.send().await
     }
 
-    /// The answer, or the failure classified with the product's text.
     /// The answer, or the failure classified with the product's own text.
     async fn answer(
         &self,

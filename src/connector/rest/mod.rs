@@ -4,6 +4,7 @@
 //! ticket history into events.
 
 pub mod client;
+pub mod files;
 pub mod poll;
 pub mod profile;
 pub mod sink;
@@ -270,12 +271,21 @@ pub fn set_at(v: &mut serde_json::Value, pointer: &str, value: serde_json::Value
 }
 
 /// The text of an entry from `entry_content`'s answer: the first part of
-/// the first content type listed.
-pub fn content_text(c: &profile::ContentRequest, answer: &serde_json::Value) -> Option<String> {
+/// the first content type listed. A part with a file name (at
+/// `file_name`) is a file, never the text, even a text file.
+pub fn content_text(
+    c: &profile::ContentRequest,
+    answer: &serde_json::Value,
+    file_name: Option<&str>,
+) -> Option<String> {
     let parts = answer.pointer(&c.list)?.as_array()?;
+    let is_file = |p: &serde_json::Value| {
+        file_name.is_some_and(|f| text_at(p, f).is_some_and(|n| !n.is_empty()))
+    };
     c.text_types.iter().find_map(|ty| {
         parts
             .iter()
+            .filter(|p| !is_file(p))
             .filter(|p| {
                 text_at(p, &c.content_type)
                     .is_some_and(|t| t.split(';').next().unwrap_or_default().trim() == ty)
@@ -396,8 +406,21 @@ impl RestEndpoint {
                     &self.vars(&[("entry", id)]),
                 )
                 .await?;
-            let text = content_text(c, &answer.json).unwrap_or_default();
+            let file_name = self
+                .profile
+                .files
+                .as_ref()
+                .and_then(|f| f.read.as_ref())
+                .filter(|r| r.entry_list.is_none())
+                .map(|r| r.name.as_str());
+            let text = content_text(c, &answer.json, file_name).unwrap_or_default();
             set_at(entry, &jp.text, serde_json::Value::String(text));
+            // The files among the parts, for the poller.
+            if file_name.is_some() {
+                if let Some(parts) = answer.json.pointer(&c.list) {
+                    set_at(entry, files::PARTS, parts.clone());
+                }
+            }
         }
         Ok(out)
     }

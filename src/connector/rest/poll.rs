@@ -10,6 +10,7 @@
 use super::profile::Profile;
 use super::template::Vars;
 use super::{as_text, text_at, RestEndpoint};
+use crate::blob::BlobStore;
 use crate::event::{strip_markers, Audience, Author, Comment, Event, EventKind, Ticket};
 use crate::ingest::Ingest;
 use crate::retry::{Retry, RetryPolicy};
@@ -367,6 +368,8 @@ pub struct Poller {
     pub ep: Arc<RestEndpoint>,
     pub ingest: Ingest,
     pub store: Store,
+    /// Where the files of the product's comments are downloaded to.
+    pub blobs: BlobStore,
     pub service_account: String,
 }
 
@@ -555,7 +558,11 @@ impl Poller {
                 since = since.max(u);
             }
             let entries = self.ep.entries(&id, &ticket, Some(from)).await?;
-            events.extend(reader.events(&ticket, &entries, from));
+            let mut evs = reader.events(&ticket, &entries, from);
+            for ev in &mut evs {
+                self.attach_files(&ticket, &entries, ev).await?;
+            }
+            events.extend(evs);
             if snapshot {
                 let last = statuses.get(&id).map(String::as_str);
                 events.extend(reader.status_snapshot(&ticket, last, from));
@@ -575,6 +582,87 @@ impl Poller {
         )
         .await?;
         Ok((n, more))
+    }
+
+    /// Downloads the files of a comment (or a new ticket) of the
+    /// product's own users into the file store and lists them on its event.
+    /// Not for deskbridge's own writes (their files came from the file
+    /// store), nor for internal notes (they never leave, so their files
+    /// are not even copied). A file that cannot cross is named in the text.
+    async fn attach_files(
+        &self,
+        ticket: &Value,
+        entries: &[Value],
+        ev: &mut Event,
+    ) -> Result<(), RoundError> {
+        let Some(read) = self.ep.profile.files.as_ref().and_then(|f| f.read.as_ref()) else {
+            return Ok(());
+        };
+        let own = ev
+            .author
+            .as_ref()
+            .is_some_and(|a| a.name == self.service_account);
+        // Read again in a later round's look-back: ingest drops the event
+        // by its id, so its files are not fetched again.
+        let taken = || {
+            self.store
+                .was_seen(&self.ep.name, &format!("event:{}", ev.id))
+                .map_err(round_error)
+        };
+        if own || taken()? {
+            return Ok(());
+        }
+        let jp = &self.ep.profile.journal;
+        let source = ev.source_id.clone().unwrap_or_default();
+        let (refs, files, text) = match &mut ev.kind {
+            EventKind::Comment { comment } if comment.audience != Audience::Internal => {
+                let Some(jid) = source.strip_prefix("journal-") else {
+                    return Ok(());
+                };
+                let Some(entry) = entries
+                    .iter()
+                    .find(|e| text_at(e, &jp.id).as_deref() == Some(jid))
+                else {
+                    return Ok(());
+                };
+                (
+                    super::files::entry_files(read, ticket, entry),
+                    &mut comment.attachments,
+                    &mut comment.body,
+                )
+            }
+            EventKind::TicketCreated { ticket_data } => (
+                super::files::creation_files(read, jp, ticket, entries),
+                &mut ticket_data.attachments,
+                &mut ticket_data.description,
+            ),
+            _ => return Ok(()),
+        };
+        let mut not_sent = Vec::new();
+        for f in refs {
+            match super::files::download(&self.ep, read, &f, &self.blobs).await {
+                Ok(Ok(blob)) => files.push(crate::event::Attachment {
+                    name: f.name,
+                    content_type: f.content_type,
+                    sha256: Some(blob.sha256),
+                    size: Some(blob.size),
+                    content_base64: None,
+                }),
+                Ok(Err(why)) => not_sent.push(format!("{} ({why})", f.name)),
+                Err(e @ crate::connector::SinkError::Transient { .. }) => return Err(e.into()),
+                Err(crate::connector::SinkError::Permanent { message }) => {
+                    warn!(endpoint = %self.ep.name, "{message}");
+                    not_sent.push(format!("{} (cannot be read: {message})", f.name));
+                }
+            }
+        }
+        if !not_sent.is_empty() {
+            text.push_str(&format!(
+                "\n\n(files not transferred by deskbridge: {})",
+                not_sent.join(", ")
+            ));
+        }
+        Ok(())
     }
 
     async fn commit(&self, events: Vec<Event>, cursor: &Cursor) -> Result<(), RoundError> {
@@ -926,7 +1014,7 @@ mod rt_tests {
         let texts = [
             ("49", "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e5f]"),
             ("50", "Dana (Service Co) wrote:\n\nUrgent\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e60]"),
-            ("52", &content_text(c, &serde_json::from_str(ATTACHMENTS).unwrap()).unwrap()),
+            ("52", &content_text(c, &serde_json::from_str(ATTACHMENTS).unwrap(), None).unwrap()),
             ("53", "cost 40 EUR"),
             ("56", "> Dana wrote: [deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e60]\n\nAgreed."),
         ];
@@ -1085,7 +1173,7 @@ mod rt_tests {
         );
         assert_eq!(
             render_path(&p.entry_content.as_ref().unwrap().path, &vars).unwrap(),
-            "/transaction/52/attachments?fields=ContentType,Content&per_page=100"
+            "/transaction/52/attachments?fields=ContentType,Content,Filename,ContentLength&per_page=100"
         );
     }
 
@@ -1094,12 +1182,23 @@ mod rt_tests {
         let p = profile();
         let c = p.entry_content.as_ref().unwrap();
         let a: Value = serde_json::from_str(ATTACHMENTS).unwrap();
-        assert_eq!(content_text(c, &a).as_deref(), Some("We ordered the part."));
+        assert_eq!(
+            content_text(c, &a, None).as_deref(),
+            Some("We ordered the part.")
+        );
         let html_only =
             serde_json::json!({"items": [{"ContentType": "text/html", "Content": "<p>x</p>"}]});
-        assert_eq!(content_text(c, &html_only), None);
+        assert_eq!(content_text(c, &html_only, None), None);
+        // a text file attached is not the comment's text
+        let file_first = serde_json::json!({"items": [
+            {"ContentType": "text/plain", "Filename": "readings.txt", "Content": "12.5 kg"},
+            {"ContentType": "text/plain", "Filename": "", "Content": "Readings attached"}]});
+        assert_eq!(
+            content_text(c, &file_first, Some("/Filename")).as_deref(),
+            Some("Readings attached")
+        );
         let charset = serde_json::json!({"items": [{"ContentType": "text/plain; charset=utf-8", "Content": "x"}]});
-        assert_eq!(content_text(c, &charset).as_deref(), Some("x"));
+        assert_eq!(content_text(c, &charset, None).as_deref(), Some("x"));
         let mut v = serde_json::json!({"id": "1"});
         super::super::set_at(&mut v, "/a/b", Value::String("t".into()));
         assert_eq!(v, serde_json::json!({"id": "1", "a": {"b": "t"}}));

@@ -112,6 +112,10 @@ pub struct Profile {
     pub journal: JournalPointers,
     pub statuses: StatusMap,
     pub format: Format,
+    /// How files cross. Without it, files are not sent: a comment names
+    /// them instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Files>,
     /// How the product writes times that are not RFC 3339 (chrono
     /// strftime; read as UTC when it has no offset): ServiceNow's and
     /// GLPI's `2024-05-01 10:00:00`, Jira's `+0000`.
@@ -382,6 +386,103 @@ pub struct JournalPointers {
     pub status_field: Option<String>,
 }
 
+/// How files go with what deskbridge writes: a list of items put into the
+/// body of create_ticket, add_comment and add_internal_note.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Files {
+    /// A request per file, its body the file's bytes, answering a token the
+    /// item then names (Redmine's uploads). Without it, each file is inside
+    /// the item itself, base64 (`{{content_base64}}`, Request Tracker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadRequest>,
+    /// Pointer to where the list of items goes in those bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_at: Option<String>,
+    /// One item: JSON whose strings are templates with `{{filename}}`,
+    /// `{{content_type}}`, `{{size}}`, and `{{token}}` (with `upload`) or
+    /// `{{content_base64}}` (alone in its string; streamed, never held
+    /// whole in memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<serde_json::Value>,
+    /// Instead of `attach_at` and `item`: a request with files is sent as
+    /// multipart/form-data, the JSON body in one part and each file in a
+    /// part of its own (Request Tracker, whose JSON attachments refuse
+    /// non-Latin file names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<Multipart>,
+    /// How the files of a history entry are found and downloaded. Without
+    /// it, files written in the product do not cross.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<FileRead>,
+}
+
+/// The names of the parts of a multipart request.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Multipart {
+    /// The part holding the request's JSON body.
+    pub json: String,
+    /// The name of each file's part.
+    pub file: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    pub method: Method,
+    /// With `{{filename}}`, `{{content_type}}`, `{{size}}`.
+    pub path: String,
+    /// Pointer to the token in the answer.
+    pub token: String,
+    /// The upload's content type (default `application/octet-stream`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+/// Where a history entry's files are: a list in the entry (Redmine's
+/// journal details naming an attachment), or the parts `entry_content`
+/// read (Request Tracker's transaction attachments); and how each is
+/// downloaded.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileRead {
+    /// Pointer to the entry's list of file references; absent: the parts
+    /// `entry_content` read, those with a file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_list: Option<String>,
+    /// Only references whose value at this pointer is `is` (a journal
+    /// detail of property "attachment").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is: Option<String>,
+    /// In a reference: the file's id.
+    pub entry_id: String,
+    /// Pointer to the ticket's list of files (with `entry_list`), where
+    /// each file's name, type, size and address are; absent: they are in
+    /// the reference itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_list: Option<String>,
+    /// In a file: its id (in `ticket_list`), name, content type and size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Download: a pointer to the file's own address (absolute, or a path
+    /// under `base_url`) answering its bytes...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// ...or a request with `{{file}}` (the file's id) answering JSON with
+    /// the base64 content at `content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
 /// The product's statuses to and from the canonical set.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -610,6 +711,68 @@ impl Profile {
             vec![self.format.comment.clone()],
             &["body", "sender", "marker"],
         );
+        if let Some(f) = &self.files {
+            match (&f.attach_at, &f.item, &f.multipart) {
+                (Some(_), Some(_), None) => {}
+                (None, None, Some(_)) if f.upload.is_none() => {}
+                _ => later.push(
+                    "files: give attach_at and item (files named in the JSON body), or multipart (without upload)"
+                        .into(),
+                ),
+            }
+            let mut item = Vec::new();
+            if let Some(i) = &f.item {
+                template::json_strings(i, &mut item);
+            }
+            let mut extra = vec!["filename", "content_type", "size"];
+            extra.push(if f.upload.is_some() {
+                "token"
+            } else {
+                "content_base64"
+            });
+            check("files.item", item.clone(), &extra);
+            let names: Vec<String> = item
+                .iter()
+                .filter_map(|t| template::placeholders(t).ok())
+                .flatten()
+                .collect();
+            let needed = extra[3];
+            if f.item.is_some() && !names.iter().any(|n| n == needed) {
+                later.push(format!(
+                    "files.item: must name {{{{{needed}}}}} (how the file itself is sent)"
+                ));
+            }
+            if item
+                .iter()
+                .any(|t| t.contains("{{content_base64}}") && t.trim() != "{{content_base64}}")
+            {
+                later.push("files.item: {{content_base64}} must be alone in its string".into());
+            }
+            if let Some(u) = &f.upload {
+                check(
+                    "files.upload",
+                    vec![u.path.clone()],
+                    &["filename", "content_type", "size"],
+                );
+                if !u.token.starts_with('/') {
+                    later.push(format!(
+                        "files.upload.token: a JSON pointer starts with '/' (got {:?})",
+                        u.token
+                    ));
+                }
+            }
+            if let Some(at) = f.attach_at.as_ref().filter(|a| !a.starts_with('/')) {
+                later.push(format!(
+                    "files.attach_at: a JSON pointer starts with '/' (got {at:?})"
+                ));
+            }
+            if let Some(r) = &f.read {
+                later.extend(r.problems(self.entry_content.is_some()));
+                if let Some(path) = &r.path {
+                    check("files.read.path", vec![path.clone()], &["file"]);
+                }
+            }
+        }
         p.append(&mut later);
         for (at, t) in [
             ("format.description", &self.format.description),
@@ -712,6 +875,50 @@ impl Profile {
     }
 }
 
+impl FileRead {
+    fn problems(&self, entry_content: bool) -> Vec<String> {
+        let mut p = Vec::new();
+        let mut pointers = vec![
+            ("files.read.entry_id", Some(&self.entry_id)),
+            ("files.read.name", Some(&self.name)),
+            ("files.read.content_type", Some(&self.content_type)),
+            ("files.read.entry_list", self.entry_list.as_ref()),
+            ("files.read.when", self.when.as_ref()),
+            ("files.read.ticket_list", self.ticket_list.as_ref()),
+            ("files.read.id", self.id.as_ref()),
+            ("files.read.size", self.size.as_ref()),
+            ("files.read.url", self.url.as_ref()),
+            ("files.read.content", self.content.as_ref()),
+        ];
+        for (at, ptr) in pointers.drain(..) {
+            if let Some(ptr) = ptr {
+                if !ptr.starts_with('/') {
+                    p.push(format!(
+                        "{at}: a JSON pointer starts with '/' (got {ptr:?})"
+                    ));
+                }
+            }
+        }
+        if self.entry_list.is_none() && !entry_content {
+            p.push("files.read.entry_list: needed without entry_content".into());
+        }
+        if self.when.is_some() != self.is.is_some() {
+            p.push("files.read.when and files.read.is: give both or neither".into());
+        }
+        if self.ticket_list.is_some() && self.id.is_none() {
+            p.push("files.read.id: needed with ticket_list".into());
+        }
+        match (&self.url, &self.path, &self.content) {
+            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+            _ => p.push(
+                "files.read: give url (the file's address), or path and content (a request answering base64)"
+                    .into(),
+            ),
+        }
+        p
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,6 +932,32 @@ mod tests {
                 assert!(p.statuses.outbound.contains_key(&s), "{name}: {s}");
             }
         }
+    }
+
+    #[test]
+    fn file_fields_are_checked_by_path() {
+        let redmine = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/redmine.toml"
+        ));
+        let err =
+            Profile::parse(&redmine.replace("token = \"{{token}}\"", "token = \"x\"")).unwrap_err();
+        assert!(err.contains("files.item: must name {{token}}"), "{err}");
+        let err = Profile::parse(&redmine.replace(
+            "filename = \"{{filename}}\"",
+            "filename = \"{{content_base64}}\"",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("files.item: unknown placeholder {{content_base64}}"),
+            "{err}"
+        );
+        let err = Profile::parse(&redmine.replace("url = \"/content_url\"", "")).unwrap_err();
+        assert!(err.contains("files.read: give url"), "{err}");
+        let rt = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/rt.toml"));
+        let err = Profile::parse(&rt.replace("multipart = {", "attach_at = \"/A\"\nmultipart = {"))
+            .unwrap_err();
+        assert!(err.contains("files: give attach_at and item"), "{err}");
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //! writing twice. A status change is read back: products that ignore an
 //! invalid status with a 2xx are caught.
 
+use super::client::Answer;
+use super::files;
+use super::profile::Method;
 use super::template::{self, Vars};
 use super::{text_at, RestEndpoint};
+use crate::blob::BlobStore;
 use crate::connector::{Delivery, Sink, SinkError};
-use crate::event::{marker, Audience, Event, EventKind, Status};
+use crate::event::{marker, Attachment, Audience, Event, EventKind, Status};
 use crate::store::Applied;
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -31,15 +35,19 @@ pub fn sender(ev: &Event) -> String {
     }
 }
 
-/// The text of a relayed comment, with its marker.
-pub fn comment_text(format: &str, ev: &Event, body: &str) -> Result<String, SinkError> {
+/// The text of a relayed comment, with its marker; `not_sent` names the
+/// files that do not go with it, so they are not silently lost.
+pub fn comment_text(
+    format: &str,
+    ev: &Event,
+    body: &str,
+    not_sent: &[&str],
+) -> Result<String, SinkError> {
     let mut body = body.to_string();
-    let files: Vec<&str> = ev.attachments().iter().map(|a| a.name.as_str()).collect();
-    if !files.is_empty() {
-        // Files over REST come later: say what did not cross.
+    if !not_sent.is_empty() {
         body.push_str(&format!(
-            "\n\n(files not transferred by deskbridge yet: {})",
-            files.join(", ")
+            "\n\n(files not transferred by deskbridge: {})",
+            not_sent.join(", ")
         ));
     }
     let vars: Vars = [
@@ -70,6 +78,45 @@ pub fn status_value(ep: &RestEndpoint, status: Status) -> Result<String, SinkErr
 }
 
 impl RestSink {
+    /// The event's files that go with the write, and the names of those
+    /// that do not (the profile has no `[files]`, or a file has no
+    /// content).
+    fn split_files<'e>(&self, ev: &'e Event) -> (Vec<&'e Attachment>, Vec<&'e str>) {
+        let all = ev.attachments();
+        if self.ep.profile.files.is_some() {
+            return files::sendable(all);
+        }
+        if !all.is_empty() {
+            warn!(
+                endpoint = %self.ep.name,
+                "the profile ({}) has no [files]: the files are named in the text, not sent",
+                self.ep.profile.product
+            );
+        }
+        (vec![], all.iter().map(|f| f.name.as_str()).collect())
+    }
+
+    /// One of the profile's writes, with `send` attached when there are any.
+    async fn write(
+        &self,
+        what: &str,
+        r: (Method, &str, Option<&serde_json::Value>),
+        vars: &Vars,
+        send: &[&Attachment],
+        blobs: &BlobStore,
+    ) -> Result<Answer, SinkError> {
+        let (method, path, body) = r;
+        let Some(files) = self.ep.profile.files.as_ref().filter(|_| !send.is_empty()) else {
+            return self.ep.client.call(what, method, path, body, vars).await;
+        };
+        let body = match body {
+            Some(b) => template::render_json(b, vars)
+                .map_err(|e| permanent(format!("{}: profile request {what}: {e}", self.ep.name)))?,
+            None => serde_json::Value::Object(Default::default()),
+        };
+        files::send_with_files(&self.ep, files, what, method, path, body, vars, send, blobs).await
+    }
+
     /// The id of the history entry carrying `ev`'s marker, if one exists.
     /// Only entries from around `since` on are looked into: a product that
     /// gives each entry's text by its own request (RT) would otherwise cost
@@ -159,29 +206,32 @@ impl RestSink {
                         ticket: Some(id),
                     });
                 }
-                let vars: Vars = [
-                    ("description", ticket_data.description.clone()),
-                    ("marker", marker(ev.id)),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
+                let (send, not_sent) = self.split_files(ev);
+                let mut text = ticket_data.description.clone();
+                if !not_sent.is_empty() {
+                    text.push_str(&format!(
+                        "\n\n(files not transferred by deskbridge: {})",
+                        not_sent.join(", ")
+                    ));
+                }
+                let vars: Vars = [("description", text), ("marker", marker(ev.id))]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
                 let description = template::render_text(&profile.format.description, &vars)
                     .map_err(|e| permanent(format!("format.description: {e}")))?;
                 let c = &profile.create_ticket;
                 let answer = self
-                    .ep
-                    .client
-                    .call(
+                    .write(
                         "create ticket",
-                        c.method,
-                        &c.path,
-                        c.body.as_ref(),
+                        (c.method, &c.path, c.body.as_ref()),
                         &self.ep.vars(&[
                             ("subject", ticket_data.subject.clone()),
                             ("description", description),
                             ("priority", ticket_data.priority.clone().unwrap_or_default()),
                         ]),
+                        &send,
+                        d.blobs,
                     )
                     .await?;
                 let id = text_at(&answer.json, &c.ticket_id).ok_or_else(|| {
@@ -208,24 +258,26 @@ impl RestSink {
                         remote_ids: vec![format!("journal-{id}")],
                     });
                 }
-                let text = comment_text(&profile.format.comment, ev, &comment.body)?;
+                let (send, not_sent) = self.split_files(ev);
+                let text = comment_text(&profile.format.comment, ev, &comment.body, &not_sent)?;
                 let written_after = chrono::Utc::now();
                 let r = match comment.audience {
                     Audience::Internal => &profile.add_internal_note,
                     Audience::Public | Audience::Partner => &profile.add_comment,
                 };
-                self.ep
-                    .client
-                    .call(
-                        "add comment",
-                        r.method,
-                        &r.path,
-                        r.body.as_ref(),
-                        &self
-                            .ep
-                            .vars(&[("ticket", ticket.to_string()), ("text", text)]),
-                    )
-                    .await?;
+                // The files go in the same request as the comment, so the
+                // marker that finds the comment after a crash finds them
+                // too: they are never attached twice.
+                self.write(
+                    "add comment",
+                    (r.method, &r.path, r.body.as_ref()),
+                    &self
+                        .ep
+                        .vars(&[("ticket", ticket.to_string()), ("text", text)]),
+                    &send,
+                    d.blobs,
+                )
+                .await?;
                 // Its id, for echo checks; the marker and the service
                 // account recognise it even without, so a product whose
                 // history costs a request per entry (RT) is spared.
@@ -334,6 +386,7 @@ mod tests {
             "{{sender}} wrote:\n\n{{body}}\n\n{{marker}}",
             &ev,
             "Board replaced",
+            &[],
         )
         .unwrap();
         assert!(text.starts_with("Dana (Service Co) wrote:\n\nBoard replaced"));

@@ -157,7 +157,7 @@ impl Sink for WebhookSink {
 /// The body is that JSON with each placeholder replaced by the base64 of its
 /// file, produced in bounded chunks, so memory does not grow with file size.
 #[derive(Clone)]
-struct BodyPlan {
+pub(crate) struct BodyPlan {
     json: Bytes,
     /// In the order they appear in `json`.
     files: Arc<[PlannedFile]>,
@@ -172,7 +172,7 @@ struct PlannedFile {
 
 /// Why the body could not be produced. Each names the file.
 #[derive(Debug, thiserror::Error)]
-enum BodyError {
+pub(crate) enum BodyError {
     #[error("file {name} is not in the file store: {source}")]
     Missing { name: String, source: BlobError },
     #[error("cannot read file {name} from the file store: {source}")]
@@ -209,6 +209,16 @@ impl BodyPlan {
         }
         let json =
             serde_json::to_string(&event).map_err(|e| format!("cannot encode event: {e}"))?;
+        BodyPlan::from_json(json, wanted)
+    }
+
+    /// A JSON body whose strings hold placeholders: each `(name, sha256,
+    /// placeholder)` is replaced by the base64 of that stored file. The
+    /// placeholder must be characters JSON leaves unescaped, and unique.
+    pub(crate) fn from_json(
+        json: String,
+        wanted: Vec<(String, String, String)>,
+    ) -> Result<BodyPlan, String> {
         let mut files = Vec::with_capacity(wanted.len());
         for (name, sha256, placeholder) in wanted {
             let mut hits = json.match_indices(&placeholder).map(|(at, _)| at);
@@ -230,8 +240,29 @@ impl BodyPlan {
         })
     }
 
+    /// Each file's size as stored, without reading it (where no
+    /// signature needs a first pass over the body).
+    pub(crate) async fn sizes(&self, blobs: &BlobStore) -> Result<Vec<u64>, BodyError> {
+        let mut out = Vec::with_capacity(self.files.len());
+        for f in self.files.iter() {
+            let file = blobs
+                .open_blob(&f.sha256)
+                .await
+                .map_err(|source| BodyError::Missing {
+                    name: f.name.clone(),
+                    source,
+                })?;
+            let meta = file.metadata().await.map_err(|source| BodyError::Read {
+                name: f.name.clone(),
+                source,
+            })?;
+            out.push(meta.len());
+        }
+        Ok(out)
+    }
+
     /// The body's length in bytes, given each file's size.
-    fn len(&self, sizes: &[u64]) -> u64 {
+    pub(crate) fn len(&self, sizes: &[u64]) -> u64 {
         let placeholders: usize = self.files.iter().map(|f| f.at.len()).sum();
         let base64: u64 = sizes.iter().map(|n| n.div_ceil(3) * 4).sum();
         (self.json.len() - placeholders) as u64 + base64
@@ -256,7 +287,7 @@ impl BodyPlan {
 
     /// The body again, as a stream; fails if a file's size differs from
     /// `sizes` (what was signed and announced as the length).
-    fn stream(
+    pub(crate) fn stream(
         &self,
         blobs: &BlobStore,
         sizes: Vec<u64>,
