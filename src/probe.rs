@@ -155,15 +155,15 @@ async fn probe_rest(
     r.head("what deskbridge does here:");
     r.note(format!(
         "creates tickets with {} {}{}",
-        method(p.create_ticket.method),
+        p.create_ticket.method.http(),
         path_only(&p.create_ticket.path),
         project_words(&rest)
     ));
     r.note(format!(
         "public comments with {} {}; internal notes with {} {}{}",
-        method(p.add_comment.method),
+        p.add_comment.method.http(),
         path_only(&p.add_comment.path),
-        method(p.add_internal_note.method),
+        p.add_internal_note.method.http(),
         path_only(&p.add_internal_note.path),
         if p.add_comment.path == p.add_internal_note.path {
             " (the same request, flagged internal)"
@@ -179,7 +179,7 @@ async fn probe_rest(
             match (&f.upload, &f.multipart) {
                 (Some(u), _) => format!(
                     "each uploaded first with {} {}",
-                    method(u.method),
+                    u.method.http(),
                     path_only(&u.path)
                 ),
                 (None, Some(_)) => "sent as multipart parts".to_string(),
@@ -463,15 +463,6 @@ fn project_words(ep: &RestEndpoint) -> String {
         .get("project")
         .map(|p| format!(" in project {p:?}"))
         .unwrap_or_default()
-}
-
-fn method(m: rest::profile::Method) -> &'static str {
-    match m {
-        rest::profile::Method::Get => "GET",
-        rest::profile::Method::Post => "POST",
-        rest::profile::Method::Put => "PUT",
-        rest::profile::Method::Patch => "PATCH",
-    }
 }
 
 /// A request path without its query (which may carry a key).

@@ -124,7 +124,7 @@ impl Client {
             .map_err(|e| permanent(format!("{}: auth.session.path: {e}", self.endpoint)))?;
         let mut req = self
             .http
-            .request(http_method(s.method), format!("{}{}", self.base, path))
+            .request(s.method.http(), format!("{}{}", self.base, path))
             .header("accept", "application/json");
         for (k, v) in &self.headers {
             req = req.header(k, v);
@@ -214,7 +214,7 @@ impl Client {
         let path = template::render_path(path, vars)
             .map_err(|e| permanent(format!("{}: profile request {what}: {e}", self.endpoint)))?;
         let url = self.url_of(&format!("{}{}", self.base, path));
-        let method = http_method(method);
+        let method = method.http();
         // With a session: a refused token (expired, or the product
         // restarted) opens a new session once.
         let mut retried = false;
@@ -404,14 +404,5 @@ impl Client {
             ),
             retry_after,
         ))
-    }
-}
-
-fn http_method(m: Method) -> reqwest::Method {
-    match m {
-        Method::Get => reqwest::Method::GET,
-        Method::Post => reqwest::Method::POST,
-        Method::Put => reqwest::Method::PUT,
-        Method::Patch => reqwest::Method::PATCH,
     }
 }

@@ -189,6 +189,17 @@ pub enum Method {
     Patch,
 }
 
+impl Method {
+    pub fn http(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+        }
+    }
+}
+
 /// One HTTP request: the path (with query) relative to the endpoint's
 /// `base_url`, and a JSON body whose strings are `{{name}}` templates.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
