@@ -2,6 +2,7 @@
 //! (links, dead letters, status) on its own loopback listener.
 
 use crate::config::{Config, ConnectorKind};
+use crate::connector::rest::{notify, RestEndpoint};
 use crate::connector::webhook::{inbound, sign};
 use crate::ingest::{Ingest, IngestError, Outcome};
 use crate::ops::Ops;
@@ -22,6 +23,8 @@ pub struct HookState {
     pub ingest: Ingest,
     /// Inbound secrets per endpoint, read once at start.
     pub secrets: Arc<HashMap<String, Vec<sign::Secret>>>,
+    /// REST endpoints, whose product's webhooks wake their poller.
+    pub rest: Arc<HashMap<String, Arc<RestEndpoint>>>,
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -58,6 +61,9 @@ async fn hook(State(st): State<HookState>, Path(endpoint): Path<String>, req: Re
     let Some(ep) = st.config.endpoints.get(&endpoint) else {
         return error(StatusCode::NOT_FOUND, format!("no endpoint {endpoint}"));
     };
+    if let Some(rest) = st.rest.get(&endpoint) {
+        return product_hook(rest, req).await;
+    }
     let (ConnectorKind::Webhook, Some(w)) = (ep.kind, &ep.webhook) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -126,6 +132,45 @@ async fn hook(State(st): State<HookState>, Path(endpoint): Path<String>, req: Re
                 format!("cannot store the event now, retry: {e}"),
             )
         }
+    }
+}
+
+/// A REST product's own webhook: checked, then it wakes the poller (see
+/// connector::rest::notify); 202 as soon as the poll is asked for.
+async fn product_hook(ep: &RestEndpoint, req: Request) -> Response {
+    // A product's payload is a ticket, not its files.
+    const LIMIT: usize = 1024 * 1024;
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, LIMIT).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is larger than {LIMIT} bytes"),
+        );
+    };
+    let name = &ep.name;
+    match notify::verify(
+        name,
+        ep.webhook_secret.as_deref(),
+        ep.profile.webhook.as_ref(),
+        &parts.headers,
+        parts.uri.query(),
+        &body,
+    ) {
+        Ok(ticket) => {
+            info!(endpoint = %name, ticket = %ticket.as_deref().unwrap_or("-"), "the product's webhook: polling now");
+            ep.wake.notify_one();
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "status": "polling", "ticket": ticket })),
+            )
+                .into_response()
+        }
+        Err(e @ notify::NotifyError::NotEnabled(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ notify::NotifyError::Refused(_)) => {
+            warn!(endpoint = %name, "rejected the product's webhook: {e}");
+            error(StatusCode::UNAUTHORIZED, e.to_string())
+        }
+        Err(e @ notify::NotifyError::NotJson(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 

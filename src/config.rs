@@ -276,6 +276,13 @@ pub struct RestConfig {
     /// This installation's statuses, over the profile's.
     #[serde(default)]
     pub statuses: crate::connector::rest::profile::StatusMap,
+    /// Lets the product's own webhooks (`POST /hooks/NAME`) wake the poll
+    /// at once instead of at the next `poll_secs`: the token the product
+    /// sends (`?token=` in the URL or the `X-Deskbridge-Token` header), or
+    /// the key it signs with when the profile's `[webhook]` names a
+    /// signature. Polling goes on as the safety net.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<SecretSource>,
 }
 
 fn default_poll_secs() -> u64 {

@@ -11,6 +11,7 @@ use crate::ops::Ops;
 use crate::relay::{Dispatcher, Source, StatusBoard};
 use crate::retry::RetryPolicy;
 use crate::store::Store;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,6 +145,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         }
     }
     // REST endpoints: one poller each, feeding ingest.
+    let rest_endpoints: HashMap<_, _> = connectors.rest.clone();
     for (name, ep) in connectors.rest {
         let poller = crate::connector::rest::poll::Poller {
             ep,
@@ -212,6 +214,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         config: config.clone(),
         ingest: ops.ingest.clone(),
         secrets: Arc::new(secrets),
+        rest: Arc::new(rest_endpoints),
     });
     let admin = api::admin_router(ops.clone());
     for (listener, router) in [(hooks_listener, hooks), (admin_listener, admin)] {

@@ -211,6 +211,25 @@ async fn probe_rest(
             _ => String::new(),
         }
     ));
+    let how = |p: &crate::connector::rest::profile::WebhookProfile| match &p.signature {
+        Some(sig) => format!("signed with it in {}", sig.header),
+        None => "?token=WEBHOOK_SECRET in the URL".to_string(),
+    };
+    match (&rest.webhook_secret, &p.webhook) {
+        (Some(_), Some(w)) => r.note(format!(
+            "the product's webhooks at /hooks/{name} ({}) make it look at once; set up {}",
+            how(w),
+            w.setup
+        )),
+        (Some(_), None) => r.note(format!(
+            "webhooks at /hooks/{name}?token=WEBHOOK_SECRET make it look at once (the profile names none the product sends: an automation of the product's can call it)"
+        )),
+        (None, Some(w)) => r.note(format!(
+            "the product can send webhooks ({}): set endpoints.{name}.rest.webhook_secret to have them make deskbridge look at once",
+            how(w)
+        )),
+        (None, None) => {}
+    }
     Ok(())
 }
 

@@ -65,6 +65,27 @@ async fn sample_desk_and_django_helpdesk_relay_both_ways_under_policy() {
         .unwrap()
         .contains("Dana (Service Co)"));
 
+    // 2b. Files: of the partner comment's files, the text file lands on
+    //     its follow-up byte for byte; the binary's extension is not in
+    //     django-helpdesk's default list (it would refuse the follow-up),
+    //     so it is named in the text instead. The internal note's file
+    //     stays home.
+    let sent = comment_with_files(&desk, &t);
+    eventually("the comment with files is a follow-up", 30, || async {
+        followups_containing(&dh.followups(&id).await, "Calibration report attached").len() == 1
+    })
+    .await;
+    let (bin, txt): (Vec<_>, Vec<_>) = sent.into_iter().partition(|(n, _)| n.ends_with(".bin"));
+    assert_files_landed(&dh.files(&id).await, &txt);
+    assert_eq!(dh.files(&id).await.len(), 1, "only the text file");
+    let reply =
+        followups_containing(&dh.followups(&id).await, "Calibration report attached").remove(0);
+    let text = reply["comment"].as_str().unwrap();
+    assert!(
+        text.contains("files not transferred by deskbridge") && text.contains(&bin[0].0),
+        "{text}"
+    );
+
     // django-helpdesk renders a follow-up as a Django template: template
     // syntax in a comment arrives as written.
     let literal = "Type {{ ticket.title }} {# as is #} and {% literally";
@@ -86,6 +107,26 @@ async fn sample_desk_and_django_helpdesk_relay_both_ways_under_policy() {
         .await;
     dh.follow_up(&id, "Our cost: 40 EUR", false, None).await;
     vendor_note_reaches_desk(&desk, &gw, &t, POLL, "the public follow-up").await;
+
+    // 3b. A follow-up with a file: the file reaches the desk byte for byte.
+    let vendor_bytes = vendor_file();
+    let vendor_name = "Лист калибровки.pdf";
+    dh.follow_up_with_file(
+        &id,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
+    vendor_file_reaches_desk(
+        &desk,
+        &gw,
+        &t,
+        "Calibration sheet from the factory",
+        vendor_name,
+        &vendor_bytes,
+    )
+    .await;
 
     // 4. django-helpdesk's status change (a follow-up with new_status) reaches the desk.
     dh.follow_up(&id, "", false, Some(3)).await;

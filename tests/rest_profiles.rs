@@ -37,6 +37,8 @@ enum Reply {
     Fail(u16, Option<u64>),
     /// The request is taken (and recorded) but never answered in time.
     Hang,
+    /// A file's bytes.
+    Bytes(Vec<u8>),
 }
 
 /// A request the fake received.
@@ -46,6 +48,8 @@ struct Seen {
     path: String,
     query: String,
     body: Value,
+    /// The body as sent.
+    raw: Vec<u8>,
     /// Headers by lower-case name.
     headers: HashMap<String, String>,
 }
@@ -91,6 +95,7 @@ async fn answer(
             path: uri.path().to_string(),
             query: uri.query().unwrap_or_default().to_string(),
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            raw: body.to_vec(),
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
@@ -116,6 +121,7 @@ async fn answer(
             }
             r
         }
+        Some(Reply::Bytes(b)) => b.into_response(),
         Some(Reply::Hang) => {
             tokio::time::sleep(Duration::from_secs(30)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
@@ -579,12 +585,27 @@ async fn run(case: Case) {
     assert_eq!(key_of(w[0]), case.note);
     assert_eq!(w[0].body, (case.note_body)(&relayed(text, NOTE)));
 
-    // 4. Resolved: a 500, then set and read back.
+    // 4. Resolved: read (not resolved yet), a 500, read again, then set
+    //    and read back.
+    let profile =
+        deskbridge::connector::rest::profile::Profile::load(Some(case.profile), None).unwrap();
+    let not_resolved = with(
+        ticket.clone(),
+        &format!("{}{}", profile.ticket.root, profile.ticket.status),
+        json!("not-resolved-yet"),
+    );
     fake.on(
         case.set_status,
         vec![Reply::Fail(500, None), Reply::Json(ticket.clone())],
     );
-    fake.on(case.read, vec![Reply::Json(ticket.clone())]);
+    fake.on(
+        case.read,
+        vec![
+            Reply::Json(not_resolved.clone()),
+            Reply::Json(not_resolved.clone()),
+            Reply::Json(ticket.clone()),
+        ],
+    );
     let resolved = event(
         &Uuid::now_v7().to_string(),
         EventKind::StatusChanged {
@@ -594,8 +615,6 @@ async fn run(case: Case) {
     let (r, _) = env.deliver(resolved, Some(case.ticket)).await;
     // Named by the update time read back: the poller's view of this status
     // carries the same id, which ingest then knows for deskbridge's own.
-    let profile =
-        deskbridge::connector::rest::profile::Profile::load(Some(case.profile), None).unwrap();
     let read_root = if profile.ticket.root.is_empty() {
         &ticket
     } else {
@@ -635,6 +654,20 @@ async fn run(case: Case) {
         "{err:?}"
     );
     assert_eq!(writes(&fake.take()).len(), 1);
+
+    // 5b. Already resolved (a first attempt applied it, its answer was
+    //     lost): read, nothing written.
+    fake.on(case.read, vec![Reply::Json(ticket.clone())]);
+    let again = event(
+        &Uuid::now_v7().to_string(),
+        EventKind::StatusChanged {
+            status: Status::Resolved,
+        },
+    );
+    let (r, attempts) = env.deliver(again, Some(case.ticket)).await;
+    r.unwrap();
+    assert_eq!(attempts, 1);
+    assert!(writes(&fake.take()).is_empty(), "no second status write");
 
     // 6. Polling from 10:00:30, just after the transfer created the ticket:
     // 429, 500, a hang, then the round that takes the changes; nothing
@@ -774,11 +807,28 @@ async fn run(case: Case) {
 
 #[tokio::test]
 async fn zendesk() {
-    run(Case {
+    run(zendesk_case()).await;
+}
+
+#[tokio::test]
+async fn freshdesk() {
+    run(freshdesk_case()).await;
+}
+
+#[tokio::test]
+async fn zammad() {
+    run(zammad_case()).await;
+}
+
+fn zendesk_case() -> Case {
+    Case {
         profile: "zendesk",
         auth: |s| {
             s.header("authorization")
-                == Some(&format!("Basic {}", b64("deskbridge@example.com/token:s3cret-token")))
+                == Some(&format!(
+                    "Basic {}",
+                    b64("deskbridge@example.com/token:s3cret-token")
+                ))
         },
         login: None,
         find_file: "list.json",
@@ -810,13 +860,11 @@ async fn zendesk() {
         first_since: "updated>=2024-05-01T10:00:30Z",
         // lookback_secs = 300: back to the start (10:00:30)
         since_shown: "updated>=2024-05-01T10:00:30Z",
-    })
-    .await;
+    }
 }
 
-#[tokio::test]
-async fn freshdesk() {
-    run(Case {
+fn freshdesk_case() -> Case {
+    Case {
         profile: "freshdesk",
         auth: |s| s.header("authorization") == Some(&format!("Basic {}", b64("s3cret-token:X"))),
         login: None,
@@ -849,8 +897,7 @@ async fn freshdesk() {
         since_param: "updated_since",
         first_since: "2024-05-01T10:00:30Z",
         since_shown: "2024-05-01T10:04:55Z",
-    })
-    .await;
+    }
 }
 
 #[tokio::test]
@@ -895,15 +942,15 @@ async fn servicenow() {
     .await;
 }
 
-#[tokio::test]
-async fn zammad() {
-    run(Case {
+fn zammad_case() -> Case {
+    Case {
         profile: "zammad",
         auth: |s| s.header("authorization") == Some("Token token=s3cret-token"),
         login: None,
         find_file: "list.json",
         find_ptr: "",
-        rest: "[endpoints.prod.rest.settings]\ngroup = \"Users\"\ncustomer = \"desk@service.example\"",
+        rest:
+            "[endpoints.prod.rest.settings]\ngroup = \"Users\"\ncustomer = \"desk@service.example\"",
         service_account: "deskbridge",
         ticket: "3",
         identity: Some("GET /api/v1/users/me"),
@@ -932,8 +979,7 @@ async fn zammad() {
         first_since: "updated_at:>=\"2024-05-01T10:00:30Z\"",
         // lookback_secs = 60
         since_shown: "updated_at:>=\"2024-05-01T10:04:00Z\"",
-    })
-    .await;
+    }
 }
 
 #[tokio::test]
@@ -1220,4 +1266,361 @@ async fn okdesk() {
         since_shown: "01-05-2024",
     })
     .await;
+}
+
+/// Zendesk's webhook (a ticket event subscription, shaped as its
+/// documentation shows one) signed as Zendesk signs it,
+/// base64(HMAC-SHA256(timestamp + body)): taken, naming its ticket; the same
+/// signature over another body or another timestamp is refused.
+#[test]
+fn zendesk_webhook_is_verified_by_its_signature() {
+    use base64::Engine;
+    use deskbridge::connector::rest::notify;
+    use hmac::{Hmac, Mac};
+    let profile =
+        deskbridge::connector::rest::profile::Profile::load(Some("zendesk"), None).unwrap();
+    let hook = profile
+        .webhook
+        .as_ref()
+        .expect("zendesk.toml has [webhook]");
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/rest/zendesk/webhook.json"
+    ))
+    .unwrap();
+    let secret = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0";
+    let ts = "2024-05-01T10:05:01Z";
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(ts.as_bytes());
+    mac.update(&body);
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("x-zendesk-webhook-signature", sig.parse().unwrap());
+    headers.insert("x-zendesk-webhook-signature-timestamp", ts.parse().unwrap());
+    let verify = |h: &axum::http::HeaderMap, b: &[u8]| {
+        notify::verify("zendesk", Some(secret), Some(hook), h, None, b)
+    };
+    assert_eq!(verify(&headers, &body), Ok(Some("35436".into())));
+    let mut other = body.clone();
+    other.extend_from_slice(b" ");
+    assert!(verify(&headers, &other).is_err());
+    let mut later = headers.clone();
+    later.insert(
+        "x-zendesk-webhook-signature-timestamp",
+        "2024-05-01T10:05:02Z".parse().unwrap(),
+    );
+    assert!(verify(&later, &body).is_err());
+    // A token in the URL is no substitute for Zendesk's signature.
+    let q = format!("token={secret}");
+    assert!(notify::verify(
+        "zendesk",
+        Some(secret),
+        Some(hook),
+        &Default::default(),
+        Some(&q),
+        &body
+    )
+    .is_err());
+}
+
+// ------------------------------------------------------------------ files
+
+/// Deterministic binary bytes no text handling leaves alone.
+fn binary(n: usize) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// A comment for the partner with a binary file under a non-ASCII name
+/// and a text file, delivered through the sink to `case`'s product: the
+/// requests the product received, and the files.
+async fn deliver_files(case: &Case) -> (Vec<Seen>, Vec<(String, String, Vec<u8>)>) {
+    let fake = Fake::start().await;
+    let env = Env::new(case, &fake).await;
+    let fx = |f: &str| fixture(case.profile, f);
+    let ticket = fx("ticket.json");
+    // Nothing of deskbridge's in the history yet: the comment is written.
+    let before = match case.history {
+        Some(h) => {
+            fake.on(case.read, vec![Reply::Json(ticket.clone())]);
+            let hist = fx("history.json");
+            fake.on(
+                h,
+                vec![Reply::Json(without_ours(
+                    &hist,
+                    case.history_ptr,
+                    case.text_ptr,
+                ))],
+            );
+            hist
+        }
+        None => without_ours(&ticket, case.history_ptr, case.text_ptr),
+    };
+    if case.history.is_none() {
+        fake.on(case.read, vec![Reply::Json(before)]);
+    }
+    fake.on(case.comment, vec![Reply::Json(ticket.clone())]);
+    if case.profile == "zendesk" {
+        fake.on(
+            "POST /api/v2/uploads.json",
+            vec![Reply::Json(fx("upload.json"))],
+        );
+    }
+    let files = vec![
+        (
+            "Prüfprotokoll весы №7.pdf".to_string(),
+            "application/pdf".to_string(),
+            binary(3000),
+        ),
+        (
+            "readings.txt".to_string(),
+            "text/plain".to_string(),
+            b"12.5 kg\n12.7 kg\n".to_vec(),
+        ),
+    ];
+    let blobs = BlobStore::open(env._dir.path().join("files"), 1 << 20).unwrap();
+    let mut ev = comment(COMMENT, "Calibration report attached", Audience::Partner);
+    if let EventKind::Comment { comment } = &mut ev.kind {
+        for (name, content_type, bytes) in &files {
+            let r = blobs.put_bytes(bytes).await.unwrap();
+            comment.attachments.push(deskbridge::event::Attachment {
+                name: name.clone(),
+                content_type: content_type.clone(),
+                sha256: Some(r.sha256),
+                size: Some(r.size),
+                content_base64: None,
+            });
+        }
+    }
+    let (r, _) = env.deliver(ev, Some(case.ticket)).await;
+    r.unwrap();
+    (fake.take(), files)
+}
+
+/// Zendesk: each file uploaded first (its bytes, its own content type,
+/// its name in the query), then the comment names both tokens.
+#[tokio::test]
+async fn zendesk_sends_files_by_upload_token() {
+    let case = zendesk_case();
+    let (seen, files) = deliver_files(&case).await;
+    let w = writes(&seen);
+    assert_eq!(w.len(), 3, "two uploads and the comment: {w:#?}");
+    for (s, (name, content_type, bytes)) in w.iter().zip(&files) {
+        assert_eq!(key_of(s), "POST /api/v2/uploads.json");
+        assert_eq!(s.param("filename").as_deref(), Some(name.as_str()));
+        assert_eq!(s.header("content-type"), Some(content_type.as_str()));
+        assert_eq!(&s.raw, bytes);
+    }
+    let token = fixture("zendesk", "upload.json")["upload"]["token"].clone();
+    assert_eq!(key_of(w[2]), case.comment);
+    assert_eq!(
+        w[2].body,
+        json!({"ticket": {"comment": {
+            "body": relayed("Calibration report attached", COMMENT),
+            "public": true,
+            "uploads": [token, token]}}})
+    );
+}
+
+/// Zammad: the files inline in the article, base64, with their names and
+/// types, in the one request that writes it.
+#[tokio::test]
+async fn zammad_sends_files_inline() {
+    use base64::Engine as _;
+    let case = zammad_case();
+    let (seen, files) = deliver_files(&case).await;
+    let w = writes(&seen);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    let sent = w[0].body["attachments"].as_array().unwrap();
+    assert_eq!(sent.len(), 2);
+    for (a, (name, content_type, bytes)) in sent.iter().zip(&files) {
+        assert_eq!(a["filename"], name.as_str());
+        assert_eq!(a["mime-type"], content_type.as_str());
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(a["data"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(&data, bytes);
+    }
+    let mut rest = w[0].body.clone();
+    rest.as_object_mut().unwrap().remove("attachments");
+    assert_eq!(
+        rest,
+        (case.comment_body)(&relayed("Calibration report attached", COMMENT))
+    );
+}
+
+/// Freshdesk: a reply with files is multipart/form-data, the reply's
+/// fields each in a part, each file in a part `attachments[]`.
+#[tokio::test]
+async fn freshdesk_sends_files_as_a_form() {
+    let case = freshdesk_case();
+    let (seen, files) = deliver_files(&case).await;
+    let w = writes(&seen);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(key_of(w[0]), case.comment);
+    let ct = w[0].header("content-type").unwrap();
+    let boundary = ct
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap_or_else(|| panic!("{ct}"));
+    let parts = multipart_parts(&w[0].raw, boundary);
+    let text = relayed("Calibration report attached", COMMENT);
+    let expected = (case.comment_body)(&text);
+    for (k, v) in expected.as_object().unwrap() {
+        let part = parts
+            .iter()
+            .find(|(h, _)| h.contains(&format!("name=\"{k}\"")))
+            .unwrap_or_else(|| panic!("no part {k}"));
+        let want = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(String::from_utf8_lossy(&part.1), want);
+    }
+    let sent: Vec<_> = parts
+        .iter()
+        .filter(|(h, _)| h.contains("name=\"attachments[]\""))
+        .collect();
+    assert_eq!(sent.len(), 2);
+    for ((head, body), (name, content_type, bytes)) in sent.iter().zip(&files) {
+        assert!(head.contains(&format!("filename=\"{name}\"")), "{head}");
+        assert!(
+            head.contains(&format!("Content-Type: {content_type}")),
+            "{head}"
+        );
+        assert_eq!(body, bytes);
+    }
+}
+
+/// The parts of a multipart body: each one's headers and content.
+fn multipart_parts(raw: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
+    let delim = format!("--{boundary}");
+    let mut out = Vec::new();
+    let mut rest = raw;
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    while let Some(i) = find(rest, delim.as_bytes()) {
+        rest = &rest[i + delim.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let rest_part = &rest[2..]; // the line break after the boundary
+        let head_end = find(rest_part, b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&rest_part[..head_end]).to_string();
+        let body_start = &rest_part[head_end + 4..];
+        let end = find(body_start, format!("\r\n{delim}").as_bytes()).unwrap();
+        out.push((head, body_start[..end].to_vec()));
+        rest = &body_start[end + 2..];
+    }
+    out
+}
+
+/// Zendesk: a public comment of the product's with a file reaches the
+/// desk with the file, downloaded from its content_url.
+#[tokio::test]
+async fn zendesk_comment_files_are_downloaded() {
+    let case = zendesk_case();
+    let fake = Fake::start().await;
+    let env = Env::new(&case, &fake).await;
+    let fx = |f: &str| fixture("zendesk", f);
+    let bytes = binary(5000);
+    // The agent's public comment (10:03) carries a file.
+    let mut hist = fx("history.json");
+    let agent = hist["comments"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["author_id"] == 76872 && c["public"] == true)
+        .unwrap();
+    let mut att = fx("upload.json")["upload"]["attachment"].clone();
+    att["content_url"] = json!(format!(
+        "{}/attachments/token/vyJx/?name=calibration.pdf",
+        fake.url
+    ));
+    att["file_name"] = json!("calibration.pdf");
+    att["content_type"] = json!("application/pdf");
+    att["size"] = json!(bytes.len());
+    agent["attachments"] = json!([att]);
+    fake.on(
+        "GET /api/v2/search.json",
+        vec![Reply::Json(fx("list.json"))],
+    );
+    fake.on(case.read, vec![Reply::Json(fx("ticket.json"))]);
+    fake.on(case.history.unwrap(), vec![Reply::Json(hist)]);
+    fake.on(
+        "GET /attachments/token/vyJx/",
+        vec![Reply::Bytes(bytes.clone())],
+    );
+    fake.on(case.identity.unwrap(), vec![Reply::Json(fx("me.json"))]);
+    let start = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:30Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let cursor = Cursor {
+        since: start,
+        floor: start,
+        statuses: Default::default(),
+    };
+    env.ingest
+        .accept_polled(
+            "prod",
+            None,
+            vec![],
+            Some(&serde_json::to_vec(&cursor).unwrap()),
+        )
+        .await
+        .unwrap();
+    env.poller(&case).poll_now().await.unwrap();
+    let blobs = BlobStore::open(env._dir.path().join("files"), 1 << 20).unwrap();
+    let mut got = vec![];
+    for (_, e) in env.store.pending("desk").unwrap() {
+        if let EventKind::Comment { comment } = e.event.kind {
+            for f in comment.attachments {
+                let data = blobs.read_all(f.sha256.as_deref().unwrap()).await.unwrap();
+                got.push((comment.body.clone(), f.name, f.content_type, data));
+            }
+        }
+    }
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].0.contains("On site Friday"), "{}", got[0].0);
+    assert_eq!(got[0].1, "calibration.pdf");
+    assert_eq!(got[0].2, "application/pdf");
+    assert_eq!(got[0].3, bytes);
+    // Downloaded with the endpoint's credentials.
+    let seen = fake.take();
+    let dl = seen
+        .iter()
+        .find(|s| s.path == "/attachments/token/vyJx/")
+        .unwrap();
+    assert!((case.auth)(dl));
+}
+
+/// Jira's admin-registered webhook (a comment_created event shaped as its
+/// documentation shows one), `X-Hub-Signature: sha256=<hex HMAC-SHA256 of
+/// the body>`: taken, naming its issue; a changed body is refused.
+#[test]
+fn jira_webhook_is_verified_by_its_signature() {
+    use deskbridge::connector::rest::notify;
+    use hmac::{Hmac, Mac};
+    let profile =
+        deskbridge::connector::rest::profile::Profile::load(Some("jira-sm"), None).unwrap();
+    let hook = profile
+        .webhook
+        .as_ref()
+        .expect("jira-sm.toml has [webhook]");
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/rest/jira-sm/webhook.json"
+    ))
+    .unwrap();
+    let secret = "It0kZ3xf4c9e2d1b0a99f8e7d6c5b4a3";
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&body);
+    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("x-hub-signature", sig.parse().unwrap());
+    let verify = |b: &[u8]| notify::verify("jira", Some(secret), Some(hook), &headers, None, b);
+    assert_eq!(verify(&body), Ok(Some("SD-12".into())));
+    let changed = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("SD-12", "SD-13");
+    assert!(verify(changed.as_bytes()).is_err());
 }

@@ -118,6 +118,19 @@ statuses = { outbound = { waiting = "99" } }
         &vendor_bytes,
     )
     .await;
+
+    // 4c. A file added in Redmine alone (a journal without a note) crosses
+    //     as a comment carrying it.
+    let alone = b"serial 4711\n".to_vec();
+    rm.note_with_file(&issue_id, "", "serial.txt", &alone).await;
+    eventually("the file added alone reaches the desk", 30, || async {
+        desk.desk.ticket(&t).unwrap().comments.iter().any(|c| {
+            c.files
+                .iter()
+                .any(|(n, b)| n == "serial.txt" && *b == alone)
+        })
+    })
+    .await;
     vendor_file_reaches_desk(
         &desk,
         &gw,

@@ -87,6 +87,65 @@ impl Djhd {
         assert_eq!(code, 201, "follow-up on {id}: {v}");
     }
 
+    /// Every file of the ticket's follow-ups, downloaded from its address.
+    pub async fn files(&self, id: &str) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for f in self.followups(id).await {
+            for a in f["followupattachment_set"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                let bytes = self
+                    .http
+                    .get(a["file"].as_str().unwrap())
+                    .basic_auth(&self.admin_user, Some(&self.admin_password))
+                    .send()
+                    .await
+                    .unwrap()
+                    .error_for_status()
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                out.push((a["filename"].as_str().unwrap().to_string(), bytes.to_vec()));
+            }
+        }
+        out
+    }
+
+    /// A public follow-up by the superuser with one file (multipart, as
+    /// the web form sends it).
+    pub async fn follow_up_with_file(&self, id: &str, text: &str, name: &str, bytes: &[u8]) {
+        let b = format!("deskbridge-test-{}", uuid::Uuid::new_v4().simple());
+        let mut body = Vec::new();
+        for (k, v) in [("ticket", id), ("comment", text), ("public", "true")] {
+            body.extend(
+                format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                    .as_bytes(),
+            );
+        }
+        body.extend(
+            format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"attachments\"; filename=\"{name}\"\r\nContent-Type: application/pdf\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend(bytes);
+        body.extend(format!("\r\n--{b}--\r\n").as_bytes());
+        let resp = self
+            .http
+            .post(format!("{}/api/followups/", self.url))
+            .basic_auth(&self.admin_user, Some(&self.admin_password))
+            .header("content-type", format!("multipart/form-data; boundary={b}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status().as_u16();
+        assert_eq!(code, 201, "{}", resp.text().await.unwrap());
+    }
+
     pub async fn find_by_title(&self, title: &str) -> Option<String> {
         let (code, v) = self
             .call(reqwest::Method::GET, "/tickets/?page_size=1000", None)

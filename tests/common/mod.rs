@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod djhd;
+pub mod faulty;
 pub mod redmine;
 pub mod rest;
 pub mod rt;

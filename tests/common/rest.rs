@@ -87,10 +87,8 @@ profile = "{name}"
 base_url = "{url}"
 credentials = {{ file = "{credentials}" }}
 project = "{project}"
-poll_secs = 1
 rate_limit_per_minute = 1200
-timeout_secs = 10
-{extra}
+{defaults}{extra}
 "#,
             name = self.name,
             service_account = self.service_account,
@@ -98,6 +96,12 @@ timeout_secs = 10
             credentials = credentials_file.display(),
             project = self.project,
             extra = self.extra,
+            // `extra` may set its own (TOML takes a key once).
+            defaults = [("poll_secs", "1"), ("timeout_secs", "10")]
+                .iter()
+                .filter(|(k, _)| !self.extra.contains(k))
+                .map(|(k, v)| format!("{k} = {v}\n"))
+                .collect::<String>(),
         )
     }
 }

@@ -33,6 +33,28 @@ pub fn sendable(files: &[Attachment]) -> (Vec<&Attachment>, Vec<&str>) {
     (with, without.iter().map(|f| f.name.as_str()).collect())
 }
 
+/// The files whose name's extension is in `allowed` (any case; a name
+/// without one passes), and the names of the others.
+pub fn by_extension<'e>(
+    files: Vec<&'e Attachment>,
+    allowed: Option<&[String]>,
+) -> (Vec<&'e Attachment>, Vec<&'e str>) {
+    let Some(allowed) = allowed else {
+        return (files, vec![]);
+    };
+    let (ok, refused): (Vec<_>, Vec<_>) =
+        files
+            .into_iter()
+            .partition(|f| match std::path::Path::new(&f.name).extension() {
+                None => true,
+                Some(ext) => {
+                    let ext = format!(".{}", ext.to_string_lossy().to_lowercase());
+                    allowed.iter().any(|a| a.to_lowercase() == ext)
+                }
+            });
+    (ok, refused.into_iter().map(|f| f.name.as_str()).collect())
+}
+
 /// A stored file as a stream of chunks, opened when first read (a
 /// request retried makes a new one).
 fn file_stream(
@@ -86,6 +108,7 @@ pub async fn send_with_files(
     vars: &Vars,
     attachments: &[&Attachment],
     blobs: &BlobStore,
+    creating: bool,
 ) -> Result<Answer, SinkError> {
     // Random, so no comment text or file can spell it.
     let nonce = uuid::Uuid::new_v4().simple().to_string();
@@ -101,6 +124,7 @@ pub async fn send_with_files(
             attachments,
             blobs,
             &nonce,
+            creating,
         )
         .await;
     }
@@ -141,6 +165,10 @@ pub async fn send_with_files(
                 .map_err(|e| permanent(format!("{}: files.item: {e}", ep.name)))?,
         );
     }
+    let attach_at = match &files.ticket_attach_at {
+        Some(at) if creating => at,
+        _ => attach_at,
+    };
     super::set_at(&mut body, attach_at, Value::Array(items));
     if inline.is_empty() {
         return ep
@@ -187,6 +215,18 @@ async fn upload(
 ) -> Result<String, SinkError> {
     let make = move || reqwest::Body::wrap_stream(file_stream(file_path.clone()));
     let what = format!("upload file {name}");
+    // A template (`{{content_type}}`: the file's own); a value that cannot
+    // be a header is not sent as one.
+    let content_type = match u.content_type.as_deref() {
+        Some(t) => template::render_text(t, vars)
+            .map_err(|e| permanent(format!("{}: files.upload.content_type: {e}", ep.name)))?,
+        None => String::new(),
+    };
+    let content_type = if content_type.is_empty() || content_type.chars().any(char::is_control) {
+        "application/octet-stream"
+    } else {
+        content_type.as_str()
+    };
     let answer = ep
         .client
         .call_with(
@@ -195,10 +235,7 @@ async fn upload(
             &u.path,
             Payload::Stream {
                 make: &make,
-                content_type: u
-                    .content_type
-                    .as_deref()
-                    .unwrap_or("application/octet-stream"),
+                content_type,
                 length: size,
             },
             vars,
@@ -238,8 +275,56 @@ fn quoted(v: &str) -> String {
     out
 }
 
-/// Sends `body` as the JSON part of a multipart/form-data request, each
-/// file streamed in a part of its own.
+/// The parts before the files: the JSON body in one part, or each of its
+/// fields in a part of its own. Each part opens with its boundary line
+/// (the first without the line break before it).
+fn form_parts(
+    endpoint: &str,
+    what: &str,
+    m: &super::profile::Multipart,
+    body: &Value,
+    boundary: &str,
+) -> Result<Vec<Bytes>, SinkError> {
+    let mut parts = Vec::new();
+    let mut part = |name: &str, content_type: Option<&str>, value: Vec<u8>| {
+        let sep = if parts.is_empty() { "" } else { "\r\n" };
+        let ct = content_type
+            .map(|c| format!("Content-Type: {c}\r\n"))
+            .unwrap_or_default();
+        parts.push(Bytes::from(format!(
+            "{sep}--{boundary}\r\nContent-Disposition: form-data; name={}\r\n{ct}\r\n",
+            quoted(name)
+        )));
+        parts.push(Bytes::from(value));
+    };
+    match &m.json {
+        Some(json_part) => {
+            let json = serde_json::to_vec(body).map_err(|e| {
+                permanent(format!("{endpoint}: {what}: cannot encode the body: {e}"))
+            })?;
+            part(json_part, Some("application/json"), json);
+        }
+        None => {
+            let fields = body.as_object().ok_or_else(|| {
+                permanent(format!(
+                    "{endpoint}: {what}: a form needs a JSON object as the body"
+                ))
+            })?;
+            for (k, v) in fields {
+                let text = match v {
+                    Value::Null => continue,
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                part(k, None, text.into_bytes());
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// Sends `body` as the JSON part of a multipart/form-data request (or as
+/// form fields), each file streamed in a part of its own.
 #[allow(clippy::too_many_arguments)]
 async fn send_multipart(
     ep: &RestEndpoint,
@@ -252,15 +337,17 @@ async fn send_multipart(
     attachments: &[&Attachment],
     blobs: &BlobStore,
     nonce: &str,
+    creating: bool,
 ) -> Result<Answer, SinkError> {
+    let file_part = match &m.ticket_file {
+        Some(name) if creating => name,
+        _ => &m.file,
+    };
     let boundary = format!("deskbridge-{nonce}");
-    let json = serde_json::to_vec(body)
-        .map_err(|e| permanent(format!("{}: {what}: cannot encode the body: {e}", ep.name)))?;
-    let mut pieces = vec![Piece::Bytes(Bytes::from(format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name={}\r\nContent-Type: application/json\r\n\r\n",
-        quoted(&m.json)
-    )))];
-    pieces.push(Piece::Bytes(Bytes::from(json)));
+    let mut pieces = form_parts(&ep.name, what, m, body, &boundary)?
+        .into_iter()
+        .map(Piece::Bytes)
+        .collect::<Vec<_>>();
     let mut length = 0u64;
     for f in attachments {
         let (file_path, size) = stored(ep, blobs, f).await?;
@@ -272,7 +359,7 @@ async fn send_multipart(
         };
         pieces.push(Piece::Bytes(Bytes::from(format!(
             "\r\n--{boundary}\r\nContent-Disposition: form-data; name={}; filename={}\r\nContent-Type: {content_type}\r\n\r\n",
-            quoted(&m.file),
+            quoted(file_part),
             quoted(&f.name)
         ))));
         pieces.push(Piece::File(file_path));
@@ -493,6 +580,53 @@ mod tests {
             matches!(&err, SinkError::Permanent { message } if message.contains("not on base_url")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn only_the_extensions_the_product_takes_are_sent() {
+        let file = |name: &str| Attachment {
+            name: name.into(),
+            content_type: "application/octet-stream".into(),
+            sha256: Some("x".into()),
+            size: None,
+            content_base64: None,
+        };
+        let files = [
+            file("report.PDF"),
+            file("run.py"),
+            file("README"),
+            file("a.tar.gz"),
+        ];
+        let refs: Vec<&Attachment> = files.iter().collect();
+        let allowed = [".pdf".to_string(), ".txt".to_string()];
+        let (ok, refused) = by_extension(refs.clone(), Some(&allowed));
+        let ok: Vec<&str> = ok.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(ok, ["report.PDF", "README"]);
+        assert_eq!(refused, ["run.py", "a.tar.gz"]);
+        assert_eq!(by_extension(refs, None).0.len(), 4);
+    }
+
+    #[test]
+    fn form_fields_each_in_a_part_of_their_own() {
+        let m = crate::connector::rest::profile::Multipart {
+            json: None,
+            file: "attachments".into(),
+            ticket_file: None,
+        };
+        let body = serde_json::json!({"ticket": 7, "comment": "Board \"replaced\"", "public": true, "title": null});
+        let parts = form_parts("d", "add comment", &m, &body, "B").unwrap();
+        let text: String = parts
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert_eq!(
+            text,
+            "--B\r\nContent-Disposition: form-data; name=\"comment\"\r\n\r\nBoard \"replaced\"\
+             \r\n--B\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\
+             \r\n--B\r\nContent-Disposition: form-data; name=\"ticket\"\r\n\r\n7"
+        );
+        let e = form_parts("d", "add comment", &m, &serde_json::json!([1]), "B").unwrap_err();
+        assert!(matches!(e, SinkError::Permanent { message } if message.contains("JSON object")));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod files;
+pub mod notify;
 pub mod poll;
 pub mod profile;
 pub mod sink;
@@ -27,6 +28,10 @@ pub struct RestEndpoint {
     pub settings: Vars,
     pub client: client::Client,
     pub poll: std::time::Duration,
+    /// Woken by the product's webhooks: the poller looks at once.
+    pub wake: tokio::sync::Notify,
+    /// The token or signing key of the product's webhooks.
+    pub webhook_secret: Option<String>,
 }
 
 impl RestEndpoint {
@@ -41,6 +46,17 @@ impl RestEndpoint {
             .map_err(|e| format!("{at}.credentials: {e}"))?;
         let client = client::Client::new(name, &profile, r, credential, &settings)
             .map_err(|e| format!("{at}: {e}"))?;
+        let webhook_secret = r
+            .webhook_secret
+            .as_ref()
+            .map(|s| s.resolve())
+            .transpose()
+            .map_err(|e| format!("{at}.webhook_secret: {e}"))?;
+        if webhook_secret.as_deref().is_some_and(|s| s.len() < 16) {
+            return Err(format!(
+                "{at}.webhook_secret: shorter than 16 characters; use a long random one (e.g. openssl rand -hex 32)"
+            ));
+        }
         let mut statuses = profile.statuses.clone();
         statuses.inbound.extend(r.statuses.inbound.clone());
         statuses.outbound.extend(r.statuses.outbound.clone());
@@ -52,6 +68,8 @@ impl RestEndpoint {
             settings,
             client,
             poll: std::time::Duration::from_secs(r.poll_secs.max(1)),
+            wake: tokio::sync::Notify::new(),
+            webhook_secret,
         }))
     }
 

@@ -247,7 +247,19 @@ impl Reader<'_> {
             let carries_comment = !is_description(entry)
                 && (jp.comment_kinds.is_empty()
                     || kind.as_ref().is_some_and(|k| jp.comment_kinds.contains(k)));
-            let text = text_at(entry, &jp.text).filter(|t| carries_comment && !t.trim().is_empty());
+            // An entry with files and no text (a file added alone) is a
+            // comment too: its files travel with it.
+            let with_files = || {
+                self.profile
+                    .files
+                    .as_ref()
+                    .and_then(|f| f.read.as_ref())
+                    .filter(|r| r.entry_list.is_some())
+                    .is_some_and(|r| !super::files::entry_files(r, ticket, entry).is_empty())
+            };
+            let text = text_at(entry, &jp.text).unwrap_or_default();
+            let text =
+                (carries_comment && (!text.trim().is_empty() || with_files())).then_some(text);
             if let Some(text) = text {
                 let flag = |p: &Option<String>| {
                     p.as_deref()
@@ -440,27 +452,33 @@ impl Poller {
         info!(endpoint = %name, user = %me.login, "polling every {:?}", self.ep.poll);
         let mut retry = Retry::new(RetryPolicy::default());
         loop {
-            let wait = match self.round(&me).await {
+            // `deaf`: after a failure, the backoff (and a Retry-After)
+            // holds even when the product's webhooks ask for more.
+            let (wait, deaf) = match self.round(&me).await {
                 Ok((n, more)) => {
                     retry = Retry::new(RetryPolicy::default());
                     if n > 0 {
                         debug!(endpoint = %name, events = n, "polled");
                     }
-                    if more {
-                        Duration::ZERO
-                    } else {
-                        self.ep.poll
-                    }
+                    let wait = if more { Duration::ZERO } else { self.ep.poll };
+                    (wait, Duration::ZERO)
                 }
                 Err(e) => {
-                    let wait = retry.next_delay(e.retry_after).max(self.ep.poll);
+                    let backoff = retry.next_delay(e.retry_after);
+                    let wait = backoff.max(self.ep.poll);
                     warn!(endpoint = %name, error = %e.message, wait_ms = wait.as_millis() as u64, "poll failed; will retry");
-                    wait
+                    (wait, backoff)
                 }
+            };
+            let woken = async {
+                tokio::time::sleep(deaf).await;
+                // A wake during a round is kept: the next one runs at once.
+                self.ep.wake.notified().await
             };
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(wait) => {}
+                _ = woken => {}
             }
         }
     }

@@ -121,6 +121,51 @@ pub struct Profile {
     /// GLPI's `2024-05-01 10:00:00`, Jira's `+0000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_format: Option<String>,
+    /// The webhooks the product can send. A webhook only wakes the poll:
+    /// what changed is always read through the API with deskbridge's own
+    /// credentials, so a forged or replayed webhook costs a poll, never
+    /// carries content, and a lost one costs at most `poll_secs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookProfile>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookProfile {
+    /// How an administrator makes the product send them, in words.
+    pub setup: String,
+    /// Pointer to the ticket's id in the product's payload (for the log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// How the product signs its webhooks with the endpoint's
+    /// `webhook_secret`. Without it, the secret is a token the product
+    /// sends as `?token=` in the URL or in the `X-Deskbridge-Token` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<WebhookSignature>,
+}
+
+/// HMAC-SHA256 of (the timestamp header's value, when named, then) the
+/// body, in a header.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSignature {
+    /// The header carrying the signature.
+    pub header: String,
+    /// A header whose value is signed before the body (Zendesk's
+    /// `X-Zendesk-Webhook-Signature-Timestamp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_header: Option<String>,
+    pub encoding: SignatureEncoding,
+    /// Text before the signature in the header (`sha256=`).
+    #[serde(default)]
+    pub prefix: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureEncoding {
+    Base64,
+    Hex,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -410,6 +455,10 @@ pub struct Files {
     /// Pointer to where the list of items goes in those bodies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach_at: Option<String>,
+    /// Where it goes in create_ticket's body, when that differs (Zammad's
+    /// first article: `/article/attachments`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_attach_at: Option<String>,
     /// One item: JSON whose strings are templates with `{{filename}}`,
     /// `{{content_type}}`, `{{size}}`, and `{{token}}` (with `upload`) or
     /// `{{content_base64}}` (alone in its string; streamed, never held
@@ -422,6 +471,17 @@ pub struct Files {
     /// non-Latin file names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipart: Option<Multipart>,
+    /// How many files create_ticket takes (django-helpdesk's one
+    /// `attachment`); the others are named in the description. No limit
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_files: Option<usize>,
+    /// The only file name extensions the product takes (`.pdf`, any
+    /// case; a name without one always goes); the others are named in the
+    /// text instead of being refused with the whole comment.
+    /// django-helpdesk's HELPDESK_VALID_EXTENSIONS. Any when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<String>>,
     /// How the files of a history entry are found and downloaded. Without
     /// it, files written in the product do not cross.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -432,10 +492,18 @@ pub struct Files {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Multipart {
-    /// The part holding the request's JSON body.
-    pub json: String,
+    /// The part holding the request's JSON body. Without it, each of the
+    /// body's top-level fields is a form field of its own (strings as they
+    /// are, numbers and booleans as written in JSON, null left out), as
+    /// Django REST Framework reads a form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<String>,
     /// The name of each file's part.
     pub file: String,
+    /// Its name in create_ticket, when that differs (django-helpdesk:
+    /// `attachment` there, `attachments` on a follow-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_file: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -446,7 +514,8 @@ pub struct UploadRequest {
     pub path: String,
     /// Pointer to the token in the answer.
     pub token: String,
-    /// The upload's content type (default `application/octet-stream`).
+    /// The upload's content type, a template (`{{content_type}}`: the
+    /// file's own); default `application/octet-stream`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
 }

@@ -17,6 +17,9 @@ use futures::future::BoxFuture;
 use std::sync::Arc;
 use tracing::warn;
 
+/// The write that creates a ticket (by its name in errors and logs).
+const CREATE: &str = "create ticket";
+
 pub struct RestSink {
     pub ep: Arc<RestEndpoint>,
 }
@@ -83,8 +86,19 @@ impl RestSink {
     /// content).
     fn split_files<'e>(&self, ev: &'e Event) -> (Vec<&'e Attachment>, Vec<&'e str>) {
         let all = ev.attachments();
-        if self.ep.profile.files.is_some() {
-            return files::sendable(all);
+        if let Some(f) = &self.ep.profile.files {
+            let (send, mut not_sent) = files::sendable(all);
+            let (send, refused) = files::by_extension(send, f.extensions.as_deref());
+            if !refused.is_empty() {
+                warn!(
+                    endpoint = %self.ep.name,
+                    files = ?refused,
+                    "{} takes no files of these types: named in the text, not sent",
+                    self.ep.profile.product
+                );
+            }
+            not_sent.extend(refused);
+            return (send, not_sent);
         }
         if !all.is_empty() {
             warn!(
@@ -114,7 +128,19 @@ impl RestSink {
                 .map_err(|e| permanent(format!("{}: profile request {what}: {e}", self.ep.name)))?,
             None => serde_json::Value::Object(Default::default()),
         };
-        files::send_with_files(&self.ep, files, what, method, path, body, vars, send, blobs).await
+        files::send_with_files(
+            &self.ep,
+            files,
+            what,
+            method,
+            path,
+            body,
+            vars,
+            send,
+            blobs,
+            what == CREATE,
+        )
+        .await
     }
 
     /// The id of the history entry carrying `ev`'s marker, if one exists.
@@ -206,7 +232,12 @@ impl RestSink {
                         ticket: Some(id),
                     });
                 }
-                let (send, not_sent) = self.split_files(ev);
+                let (mut send, mut not_sent) = self.split_files(ev);
+                if let Some(n) = profile.files.as_ref().and_then(|f| f.ticket_files) {
+                    if send.len() > n {
+                        not_sent.extend(send.drain(n..).map(|f| f.name.as_str()));
+                    }
+                }
                 let mut text = ticket_data.description.clone();
                 if !not_sent.is_empty() {
                     text.push_str(&format!(
@@ -223,7 +254,7 @@ impl RestSink {
                 let c = &profile.create_ticket;
                 let answer = self
                     .write(
-                        "create ticket",
+                        CREATE,
                         (c.method, &c.path, c.body.as_ref()),
                         &self.ep.vars(&[
                             ("subject", ticket_data.subject.clone()),
@@ -301,23 +332,30 @@ impl RestSink {
                     permanent(format!("{}: the status change has no ticket", self.ep.name))
                 })?;
                 let value = status_value(&self.ep, *status)?;
-                let r = &profile.set_status;
-                self.ep
-                    .client
-                    .call(
-                        "set status",
-                        r.method,
-                        &r.path,
-                        r.body.as_ref(),
-                        &self
-                            .ep
-                            .vars(&[("ticket", ticket.to_string()), ("status", value.clone())]),
-                    )
-                    .await?;
-                // Some products answer 2xx to a status they ignored.
-                let t = self.ep.read_ticket(ticket).await?;
-                let now = text_at(&t, &profile.ticket.status);
                 let expected = self.ep.statuses.readback.get(status).unwrap_or(&value);
+                // Already there (a first attempt applied it and its answer
+                // was lost, or the partner got there first): writing again
+                // would add a second status entry in products that record
+                // a status change as an entry of its own (django-helpdesk).
+                let mut t = self.ep.read_ticket(ticket).await?;
+                if text_at(&t, &profile.ticket.status).as_deref() != Some(expected.as_str()) {
+                    let r = &profile.set_status;
+                    self.ep
+                        .client
+                        .call(
+                            "set status",
+                            r.method,
+                            &r.path,
+                            r.body.as_ref(),
+                            &self
+                                .ep
+                                .vars(&[("ticket", ticket.to_string()), ("status", value.clone())]),
+                        )
+                        .await?;
+                    // Some products answer 2xx to a status they ignored.
+                    t = self.ep.read_ticket(ticket).await?;
+                }
+                let now = text_at(&t, &profile.ticket.status);
                 if now.as_deref() != Some(expected.as_str()) {
                     return Err(permanent(format!(
                         "{}: {} did not apply status {value} (for {status}) to ticket {ticket}: it is still at status {} (an unknown status id, or one the service account's workflow does not allow; check endpoints.{}.rest.statuses)",
