@@ -25,8 +25,8 @@ pub enum Fault {
     Hang,
 }
 
-/// Requests matching `method`, a path containing `path` and (when set) a
-/// body containing `body` get `faults`, one each, in order.
+/// Requests matching `method`, a path and query containing `path` and
+/// (when set) a body containing `body` get `faults`, one each, in order.
 struct Rule {
     method: String,
     path: String,
@@ -89,8 +89,9 @@ impl FaultyProxy {
         }
     }
 
-    /// The next requests matching `method`, `path` (contained in the path)
-    /// and `body` (contained in the body, when given) get `faults` in turn.
+    /// The next requests matching `method`, `path` (contained in the path
+    /// and query) and `body` (contained in the body, when given) get
+    /// `faults` in turn.
     pub fn arm(&self, method: &str, path: &str, body: Option<&str>, faults: &[Fault]) {
         self.plan.lock().unwrap().rules.push(Rule {
             method: method.to_string(),
@@ -133,7 +134,7 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
         let hit = plan.rules.iter_mut().find(|r| {
             !r.faults.is_empty()
                 && r.method == parts.method.as_str()
-                && parts.uri.path().contains(&r.path)
+                && path_q.contains(&r.path)
                 && r.body.as_ref().is_none_or(|b| text.contains(b.as_str()))
         });
         let fault = hit.map(|r| r.faults.remove(0));
