@@ -185,6 +185,36 @@ to = "django-helpdesk"
     let note = notes_containing(&rm.issue(&issue).await, "on site Friday").remove(0);
     assert_eq!(note["private_notes"], true, "{note}");
 
+    // 3a. Files both ways, read back from each product byte for byte.
+    let report = vendor_file();
+    rm.note_with_file(
+        &issue,
+        "Service report attached",
+        "Servicebericht №4.pdf",
+        &report,
+    )
+    .await;
+    let photo: Vec<u8> = report.iter().rev().copied().collect();
+    dh.follow_up_with_file(&id, "Photo of the drum", "drum.jpg", &photo)
+        .await;
+    assert!(
+        within(60, POLL, || async {
+            dh.files(&id)
+                .await
+                .iter()
+                .any(|(n, _)| n == "Servicebericht №4.pdf")
+                && rm.files(&issue).await.iter().any(|(n, _)| n == "drum.jpg")
+        })
+        .await,
+        "timed out: the files crossed:\n{}",
+        gw.log()
+    );
+    assert_files_landed(
+        &dh.files(&id).await,
+        &[("Servicebericht №4.pdf".to_string(), report.clone())],
+    );
+    assert_files_landed(&rm.files(&issue).await, &[("drum.jpg".to_string(), photo)]);
+
     // 3b. Both sides write while the daemon is killed with SIGKILL.
     for i in 0..4 {
         rm.put_issue(&issue, json!({ "notes": format!("desk update {i} of 4") }))
@@ -349,6 +379,41 @@ to = "rt"
     let f = followups_containing(&dh.followups(&id).await, "on site Friday").remove(0);
     assert_eq!(f["public"], false, "{f}");
     assert_eq!(f["user"].to_string(), dh.user_id);
+
+    // 3a. Files both ways, read back from each product byte for byte.
+    let sheet = vendor_file();
+    dh.follow_up_with_file(&id, "Wiring sheet attached", "Schaltplan №3.pdf", &sheet)
+        .await;
+    let log: Vec<u8> = sheet.iter().rev().copied().collect();
+    rt.write_with_file(
+        &ticket,
+        "correspond",
+        "Reader log attached",
+        "reader-log.pdf",
+        &log,
+    )
+    .await;
+    assert!(
+        within(60, POLL, || async {
+            rt.files(&ticket)
+                .await
+                .iter()
+                .any(|(n, _)| n == "Schaltplan №3.pdf")
+                && dh
+                    .files(&id)
+                    .await
+                    .iter()
+                    .any(|(n, _)| n == "reader-log.pdf")
+        })
+        .await,
+        "timed out: the files crossed:\n{}",
+        gw.log()
+    );
+    assert_files_landed(
+        &rt.files(&ticket).await,
+        &[("Schaltplan №3.pdf".to_string(), sheet.clone())],
+    );
+    assert_files_landed(&dh.files(&id).await, &[("reader-log.pdf".to_string(), log)]);
 
     // 4. RT resolves: django-helpdesk shows it (status 3).
     rt.set_status(&ticket, "resolved").await;
