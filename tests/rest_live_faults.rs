@@ -243,7 +243,11 @@ async fn faults_lose_and_double_nothing(p: Product) {
     .unwrap_or_else(|| panic!("no ticket in the product:\n{}", gw.log()));
     link_knows(&gw, "the link knows the product's ticket", &id).await;
     eventually("the gateway is idle after the transfer", 60, || gw.idle()).await;
-    assert_eq!(p.tickets_titled(&subject).await, [id.clone()], "one ticket");
+    assert_eq!(
+        p.tickets_titled(&subject).await,
+        std::slice::from_ref(&id),
+        "one ticket"
+    );
 
     // 2. A comment for the partner: a 500 before the product sees it, then
     //    the product writes it and never answers (deskbridge times out).
@@ -289,7 +293,7 @@ async fn faults_lose_and_double_nothing(p: Product) {
     let dt = desk.desk.ticket(&t).unwrap();
     desk_before.assert_unchanged(&desk, &t, &dt);
     assert_desk_after_quiet_rounds(&dt);
-    assert_eq!(p.tickets_titled(&subject).await, [id.clone()]);
+    assert_eq!(p.tickets_titled(&subject).await, std::slice::from_ref(&id));
     assert_eq!(p.comments_containing(&id, "spare load cell").await, 1);
     assert_eq!(p.comments_containing(&id, "Premium SLA").await, 0);
     assert_eq!(p.comments_containing(&id, "on site Friday").await, 1);

@@ -143,20 +143,29 @@ mod tests {
         let p = token_profile();
         let h = HeaderMap::new();
         let body = br#"{"ticket": {"id": 42}}"#;
-        let e = verify("d", None, Some(&p), &h, None, body).unwrap_err();
-        assert!(
-            e.to_string().contains("endpoints.d.rest.webhook_secret"),
-            "{e}"
-        );
-        let e = verify("d", Some(SECRET), Some(&p), &h, None, body).unwrap_err();
-        assert!(e.to_string().contains("?token="), "{e}");
-        let e = verify("d", Some(SECRET), Some(&p), &h, Some("token=nope"), body).unwrap_err();
-        assert_eq!(e, NotifyError::Refused("wrong token".into()));
         let q = format!("token={SECRET}");
-        let e = verify("d", Some(SECRET), Some(&p), &h, Some(&q), b"<html>").unwrap_err();
-        assert!(matches!(e, NotifyError::NotJson(_)), "{e}");
-        for e in [e] {
-            assert!(!e.to_string().contains(SECRET));
+        let errors = [
+            verify("d", None, Some(&p), &h, None, body).unwrap_err(),
+            verify("d", Some(SECRET), Some(&p), &h, None, body).unwrap_err(),
+            verify("d", Some(SECRET), Some(&p), &h, Some("token=nope"), body).unwrap_err(),
+            verify("d", Some(SECRET), Some(&p), &h, Some(&q), b"<html>").unwrap_err(),
+        ];
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("endpoints.d.rest.webhook_secret"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[1].to_string().contains("?token="), "{}", errors[1]);
+        assert_eq!(errors[2], NotifyError::Refused("wrong token".into()));
+        assert!(
+            matches!(errors[3], NotifyError::NotJson(_)),
+            "{}",
+            errors[3]
+        );
+        for e in &errors {
+            assert!(!e.to_string().contains(SECRET), "{e}");
         }
     }
 
