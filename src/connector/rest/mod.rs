@@ -296,23 +296,68 @@ pub fn content_text(
     answer: &serde_json::Value,
     file_name: Option<&str>,
 ) -> Option<String> {
-    let parts = answer.pointer(&c.list)?.as_array()?;
-    let is_file = |p: &serde_json::Value| {
+    text_parts(c, answer, file_name).find_map(|p| text_at(p, &c.text))
+}
+
+/// The parts that may hold the entry's text, in the order they are taken.
+fn text_parts<'a>(
+    c: &'a profile::ContentRequest,
+    answer: &'a serde_json::Value,
+    file_name: Option<&'a str>,
+) -> impl Iterator<Item = &'a serde_json::Value> + 'a {
+    let parts: &[serde_json::Value] = answer
+        .pointer(&c.list)
+        .and_then(|l| l.as_array())
+        .map_or(&[], Vec::as_slice);
+    let is_file = move |p: &serde_json::Value| {
         file_name.is_some_and(|f| text_at(p, f).is_some_and(|n| !n.is_empty()))
     };
-    c.text_types.iter().find_map(|ty| {
-        parts
-            .iter()
-            .filter(|p| !is_file(p))
-            .filter(|p| {
-                text_at(p, &c.content_type)
+    c.text_types.iter().flat_map(move |ty| {
+        parts.iter().filter(move |p| {
+            !is_file(p)
+                && text_at(p, &c.content_type)
                     .is_some_and(|t| t.split(';').next().unwrap_or_default().trim() == ty)
-            })
-            .find_map(|p| text_at(p, &c.text))
+        })
     })
 }
 
 impl RestEndpoint {
+    /// The text of an entry whose parts were listed without content: its
+    /// text part read on its own (`entry_content.part`).
+    async fn part_text(
+        &self,
+        c: &profile::ContentRequest,
+        part: &profile::PartRequest,
+        listing: &serde_json::Value,
+        file_name: Option<&str>,
+    ) -> Result<String, crate::connector::SinkError> {
+        let Some(id) = text_parts(c, listing, file_name).find_map(|p| text_at(p, &part.id)) else {
+            return Ok(String::new());
+        };
+        let answer = self
+            .client
+            .call(
+                "read entry text",
+                part.method,
+                &part.path,
+                None,
+                &self.vars(&[("part", id.clone())]),
+            )
+            .await?;
+        let text = text_at(&answer.json, &part.text).unwrap_or_default();
+        if !part.base64 {
+            return Ok(text);
+        }
+        use base64::Engine as _;
+        let compact: String = text.split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|e| crate::connector::SinkError::Permanent {
+                message: format!("{}: part {id}: its text is not base64: {e}", self.name),
+            })?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// A ticket as read_ticket answers it (at the profile's `ticket.root`).
     pub async fn read_ticket(
         &self,
@@ -431,7 +476,10 @@ impl RestEndpoint {
                 .and_then(|f| f.read.as_ref())
                 .filter(|r| r.entry_list.is_none())
                 .map(|r| r.name.as_str());
-            let text = content_text(c, &answer.json, file_name).unwrap_or_default();
+            let text = match &c.part {
+                None => content_text(c, &answer.json, file_name).unwrap_or_default(),
+                Some(part) => self.part_text(c, part, &answer.json, file_name).await?,
+            };
             set_at(entry, &jp.text, serde_json::Value::String(text));
             // The files among the parts, for the poller.
             if file_name.is_some() {

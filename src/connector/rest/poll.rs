@@ -1191,7 +1191,7 @@ mod rt_tests {
         );
         assert_eq!(
             render_path(&p.entry_content.as_ref().unwrap().path, &vars).unwrap(),
-            "/transaction/52/attachments?fields=ContentType,Content,Filename,ContentLength&per_page=100"
+            "/transaction/52/attachments?fields=ContentType,Filename,ContentLength&per_page=100"
         );
     }
 

@@ -334,6 +334,25 @@ pub struct ContentRequest {
     pub content_type: String,
     /// The content types taken as the entry's text, first match wins.
     pub text_types: Vec<String>,
+    /// When set, `path` lists the parts without their content and the
+    /// text part is read on its own: a file's bytes are never held in a
+    /// listing (Request Tracker lists every part with all its content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<PartRequest>,
+}
+
+/// One part of an entry, read by its id.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartRequest {
+    pub method: Method,
+    /// With `{{part}}`, the part's id (at `id` in the listing).
+    pub path: String,
+    pub id: String,
+    /// Pointer to the part's text in the answer; base64 when `base64`.
+    pub text: String,
+    #[serde(default)]
+    pub base64: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -737,6 +756,19 @@ impl Profile {
                     later.push(format!(
                         "{at}: a JSON pointer starts with '/' (got {ptr:?})"
                     ));
+                }
+            }
+            if let Some(part) = &c.part {
+                check("entry_content.part", vec![part.path.clone()], &["part"]);
+                for (at, ptr) in [
+                    ("entry_content.part.id", &part.id),
+                    ("entry_content.part.text", &part.text),
+                ] {
+                    if !ptr.starts_with('/') {
+                        later.push(format!(
+                            "{at}: a JSON pointer starts with '/' (got {ptr:?})"
+                        ));
+                    }
                 }
             }
             if !c.kinds.is_empty() && self.journal.kind.is_none() {
