@@ -18,16 +18,7 @@ const POLL: Duration = Duration::from_millis(100);
 async fn sample_desk_and_django_helpdesk_relay_both_ways_under_policy() {
     let Some(dh) = djhd() else { return };
     let extra = dh.extra();
-    let (desk, gw) = desk_and_gateway(RestEndpoint {
-        name: "django-helpdesk",
-        service_account: &dh.user,
-        base_url: &dh.url,
-        credentials: &dh.password,
-        credentials_file: "djhd.password",
-        project: &dh.queue,
-        extra: &extra,
-    })
-    .await;
+    let (desk, gw) = desk_and_gateway(dh.endpoint(&dh.url, &extra)).await;
 
     // 1. Transfer: the desk's ticket becomes a django-helpdesk ticket.
     let subject = format!(
@@ -169,13 +160,8 @@ fn probe_names_refused_credentials() {
     let Some(dh) = djhd() else { return };
     let extra = dh.extra();
     let said = probe_with_wrong_credentials(RestEndpoint {
-        name: "django-helpdesk",
-        service_account: &dh.user,
-        base_url: &dh.url,
         credentials: "not-the-password",
-        credentials_file: "djhd.password",
-        project: &dh.queue,
-        extra: &extra,
+        ..dh.endpoint(&dh.url, &extra)
     });
     assert!(said.contains("FAIL"), "{said}");
     assert!(said.contains("the credentials are refused"), "{said}");

@@ -44,16 +44,7 @@ async fn django_helpdesk_webhooks_wake_the_poll() {
         dh.extra(),
         secret_file.display()
     );
-    let (desk, gw) = desk_and_gateway(RestEndpoint {
-        name: "django-helpdesk",
-        service_account: &dh.user,
-        base_url: &dh.url,
-        credentials: &dh.password,
-        credentials_file: "djhd.password",
-        project: &dh.queue,
-        extra: &extra,
-    })
-    .await;
+    let (desk, gw) = desk_and_gateway(dh.endpoint(&dh.url, &extra)).await;
     let hook = gw.hook_url("django-helpdesk");
     let http = reqwest::Client::new();
 

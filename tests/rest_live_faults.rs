@@ -97,15 +97,7 @@ impl Product {
                 project: &rt.queue,
                 extra,
             },
-            Product::Djhd(dh) => RestEndpoint {
-                name: "django-helpdesk",
-                service_account: &dh.user,
-                base_url: url,
-                credentials: &dh.password,
-                credentials_file: "djhd.password",
-                project: &dh.queue,
-                extra,
-            },
+            Product::Djhd(dh) => dh.endpoint(url, extra),
         };
         desk_and_gateway(ep).await
     }

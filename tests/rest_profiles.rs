@@ -1268,6 +1268,36 @@ async fn okdesk() {
     .await;
 }
 
+/// A shipped profile's `[webhook]` and its product's documented payload
+/// (tests/fixtures/rest/<product>/webhook.json), as sent.
+fn documented_webhook(
+    product: &str,
+) -> (
+    deskbridge::connector::rest::profile::WebhookProfile,
+    Vec<u8>,
+) {
+    let profile = deskbridge::connector::rest::profile::Profile::load(Some(product), None).unwrap();
+    let hook = profile
+        .webhook
+        .unwrap_or_else(|| panic!("{product}.toml has no [webhook]"));
+    let body = std::fs::read(format!(
+        "{}/tests/fixtures/rest/{product}/webhook.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    (hook, body)
+}
+
+/// HMAC-SHA256 of `parts` one after the other, as the products sign.
+fn hmac_sha256(secret: &str, parts: &[&[u8]]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
 /// Zendesk's webhook (a ticket event subscription, shaped as its
 /// documentation shows one) signed as Zendesk signs it,
 /// base64(HMAC-SHA256(timestamp + body)): taken, naming its ticket; the same
@@ -1276,24 +1306,12 @@ async fn okdesk() {
 fn zendesk_webhook_is_verified_by_its_signature() {
     use base64::Engine;
     use deskbridge::connector::rest::notify;
-    use hmac::{Hmac, Mac};
-    let profile =
-        deskbridge::connector::rest::profile::Profile::load(Some("zendesk"), None).unwrap();
-    let hook = profile
-        .webhook
-        .as_ref()
-        .expect("zendesk.toml has [webhook]");
-    let body = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/rest/zendesk/webhook.json"
-    ))
-    .unwrap();
+    let (hook, body) = documented_webhook("zendesk");
+    let hook = &hook;
     let secret = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0";
     let ts = "2024-05-01T10:05:01Z";
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(ts.as_bytes());
-    mac.update(&body);
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let sig = base64::engine::general_purpose::STANDARD
+        .encode(hmac_sha256(secret, &[ts.as_bytes(), &body]));
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("x-zendesk-webhook-signature", sig.parse().unwrap());
     headers.insert("x-zendesk-webhook-signature-timestamp", ts.parse().unwrap());
@@ -1599,22 +1617,10 @@ async fn zendesk_comment_files_are_downloaded() {
 #[test]
 fn jira_webhook_is_verified_by_its_signature() {
     use deskbridge::connector::rest::notify;
-    use hmac::{Hmac, Mac};
-    let profile =
-        deskbridge::connector::rest::profile::Profile::load(Some("jira-sm"), None).unwrap();
-    let hook = profile
-        .webhook
-        .as_ref()
-        .expect("jira-sm.toml has [webhook]");
-    let body = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/rest/jira-sm/webhook.json"
-    ))
-    .unwrap();
+    let (hook, body) = documented_webhook("jira-sm");
+    let hook = &hook;
     let secret = "It0kZ3xf4c9e2d1b0a99f8e7d6c5b4a3";
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(&body);
-    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let sig = format!("sha256={}", hex::encode(hmac_sha256(secret, &[&body])));
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("x-hub-signature", sig.parse().unwrap());
     let verify = |b: &[u8]| notify::verify("jira", Some(secret), Some(hook), &headers, None, b);

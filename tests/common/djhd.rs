@@ -44,6 +44,20 @@ impl Djhd {
         )
     }
 
+    /// The endpoint "django-helpdesk" at `base_url` (the instance, or a
+    /// proxy before it) with `extra` lines.
+    pub fn endpoint<'a>(&'a self, base_url: &'a str, extra: &'a str) -> RestEndpoint<'a> {
+        RestEndpoint {
+            name: "django-helpdesk",
+            service_account: &self.user,
+            base_url,
+            credentials: &self.password,
+            credentials_file: "djhd.password",
+            project: &self.queue,
+            extra,
+        }
+    }
+
     /// A request as the superuser (not deskbridge's service account).
     pub async fn call(
         &self,
