@@ -170,7 +170,6 @@ async fn product_hook(ep: &RestEndpoint, req: Request) -> Response {
             warn!(endpoint = %name, "rejected the product's webhook: {e}");
             error(StatusCode::UNAUTHORIZED, e.to_string())
         }
-        Err(e @ notify::NotifyError::NotJson(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 

@@ -299,8 +299,11 @@ async fn faults_lose_and_double_nothing(p: Product) {
     );
     // The operator saw them: the gateway's log names the failures.
     let log = gw.log();
-    assert!(log.contains("429"), "{log}");
-    assert!(log.contains("500"), "{log}");
+    assert!(log.contains("answered 429"), "{log}");
+    assert!(log.contains("answered 500"), "{log}");
+    // Every fault was retried, none became a dead letter.
+    let status = gw.status().await;
+    assert_eq!(status["dead_letters"], 0, "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -33,8 +33,8 @@ pub fn sendable(files: &[Attachment]) -> (Vec<&Attachment>, Vec<&str>) {
     (with, without.iter().map(|f| f.name.as_str()).collect())
 }
 
-/// The files whose name's extension is in `allowed` (any case; a name
-/// without one passes), and the names of the others.
+/// The files whose name's extension is in `allowed` (any case; `""`
+/// stands for a name without one), and the names of the others.
 pub fn by_extension<'e>(
     files: Vec<&'e Attachment>,
     allowed: Option<&[String]>,
@@ -42,16 +42,13 @@ pub fn by_extension<'e>(
     let Some(allowed) = allowed else {
         return (files, vec![]);
     };
-    let (ok, refused): (Vec<_>, Vec<_>) =
-        files
-            .into_iter()
-            .partition(|f| match std::path::Path::new(&f.name).extension() {
-                None => true,
-                Some(ext) => {
-                    let ext = format!(".{}", ext.to_string_lossy().to_lowercase());
-                    allowed.iter().any(|a| a.to_lowercase() == ext)
-                }
-            });
+    let (ok, refused): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| {
+        let ext = std::path::Path::new(&f.name)
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy().to_lowercase()))
+            .unwrap_or_default();
+        allowed.iter().any(|a| a.to_lowercase() == ext)
+    });
     (ok, refused.into_iter().map(|f| f.name.as_str()).collect())
 }
 
@@ -601,8 +598,13 @@ mod tests {
         let allowed = [".pdf".to_string(), ".txt".to_string()];
         let (ok, refused) = by_extension(refs.clone(), Some(&allowed));
         let ok: Vec<&str> = ok.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(ok, ["report.PDF"]);
+        assert_eq!(refused, ["run.py", "README", "a.tar.gz"]);
+        // "" lets names without an extension through.
+        let with_none = [".pdf".to_string(), String::new()];
+        let (ok, _) = by_extension(refs.clone(), Some(&with_none));
+        let ok: Vec<&str> = ok.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(ok, ["report.PDF", "README"]);
-        assert_eq!(refused, ["run.py", "a.tar.gz"]);
         assert_eq!(by_extension(refs, None).0.len(), 4);
     }
 

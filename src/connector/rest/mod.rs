@@ -478,7 +478,16 @@ impl RestEndpoint {
                 .map(|r| r.name.as_str());
             let text = match &c.part {
                 None => content_text(c, &answer.json, file_name).unwrap_or_default(),
-                Some(part) => self.part_text(c, part, &answer.json, file_name).await?,
+                Some(part) => match self.part_text(c, part, &answer.json, file_name).await {
+                    Ok(t) => t,
+                    // One unreadable text must not stop every later change
+                    // of the endpoint: it crosses as saying so.
+                    Err(crate::connector::SinkError::Permanent { message }) => {
+                        tracing::warn!(endpoint = %self.name, "{message}");
+                        format!("(the text of this entry could not be read: {message})")
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             set_at(entry, &jp.text, serde_json::Value::String(text));
             // The files among the parts, for the poller.

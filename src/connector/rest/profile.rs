@@ -496,7 +496,7 @@ pub struct Files {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket_files: Option<usize>,
     /// The only file name extensions the product takes (`.pdf`, any
-    /// case; a name without one always goes); the others are named in the
+    /// case; `""` for a name without one); the others are named in the
     /// text instead of being refused with the whole comment.
     /// django-helpdesk's HELPDESK_VALID_EXTENSIONS. Any when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -873,10 +873,33 @@ impl Profile {
                     ));
                 }
             }
-            if let Some(at) = f.attach_at.as_ref().filter(|a| !a.starts_with('/')) {
-                later.push(format!(
-                    "files.attach_at: a JSON pointer starts with '/' (got {at:?})"
-                ));
+            for (key, at) in [
+                ("files.attach_at", &f.attach_at),
+                ("files.ticket_attach_at", &f.ticket_attach_at),
+            ] {
+                if let Some(at) = at.as_ref().filter(|a| !a.starts_with('/')) {
+                    later.push(format!(
+                        "{key}: a JSON pointer starts with '/' (got {at:?})"
+                    ));
+                }
+            }
+            // A form sends each top-level field as text: a nested one
+            // would arrive as JSON text, which no form reader takes.
+            if f.multipart.as_ref().is_some_and(|m| m.json.is_none()) {
+                for (at, body) in [
+                    ("create_ticket", &self.create_ticket.body),
+                    ("add_comment", &self.add_comment.body),
+                    ("add_internal_note", &self.add_internal_note.body),
+                ] {
+                    let fields = body.as_ref().and_then(|b| b.as_object());
+                    for (k, v) in fields.into_iter().flatten() {
+                        if v.is_object() || v.is_array() {
+                            later.push(format!(
+                                "{at}.body.{k}: files.multipart without `json` sends each field as a form field, and this one is not flat (give `json`, or a flat body)"
+                            ));
+                        }
+                    }
+                }
             }
             if let Some(r) = &f.read {
                 later.extend(r.problems(self.entry_content.is_some()));
@@ -1070,6 +1093,20 @@ mod tests {
         let err = Profile::parse(&rt.replace("multipart = {", "attach_at = \"/A\"\nmultipart = {"))
             .unwrap_err();
         assert!(err.contains("files: give attach_at and item"), "{err}");
+        // A form's fields must be flat.
+        let freshdesk = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/freshdesk.toml"
+        ));
+        let err = Profile::parse(&freshdesk.replace(
+            "[create_ticket.body]\n",
+            "[create_ticket.body]\ncc_emails = [\"a@example.net\"]\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("create_ticket.body.cc_emails: files.multipart without `json`"),
+            "{err}"
+        );
     }
 
     #[test]

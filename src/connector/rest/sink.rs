@@ -17,9 +17,6 @@ use futures::future::BoxFuture;
 use std::sync::Arc;
 use tracing::warn;
 
-/// The write that creates a ticket (by its name in errors and logs).
-const CREATE: &str = "create ticket";
-
 pub struct RestSink {
     pub ep: Arc<RestEndpoint>,
 }
@@ -110,10 +107,13 @@ impl RestSink {
         (vec![], all.iter().map(|f| f.name.as_str()).collect())
     }
 
-    /// One of the profile's writes, with `send` attached when there are any.
+    /// One of the profile's writes, with `send` attached when there are any
+    /// (`creating`: the write is create_ticket, whose files may go elsewhere).
+    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         what: &str,
+        creating: bool,
         r: (Method, &str, Option<&serde_json::Value>),
         vars: &Vars,
         send: &[&Attachment],
@@ -129,16 +129,7 @@ impl RestSink {
             None => serde_json::Value::Object(Default::default()),
         };
         files::send_with_files(
-            &self.ep,
-            files,
-            what,
-            method,
-            path,
-            body,
-            vars,
-            send,
-            blobs,
-            what == CREATE,
+            &self.ep, files, what, method, path, body, vars, send, blobs, creating,
         )
         .await
     }
@@ -254,7 +245,8 @@ impl RestSink {
                 let c = &profile.create_ticket;
                 let answer = self
                     .write(
-                        CREATE,
+                        "create ticket",
+                        true,
                         (c.method, &c.path, c.body.as_ref()),
                         &self.ep.vars(&[
                             ("subject", ticket_data.subject.clone()),
@@ -301,6 +293,7 @@ impl RestSink {
                 // too: they are never attached twice.
                 self.write(
                     "add comment",
+                    false,
                     (r.method, &r.path, r.body.as_ref()),
                     &self
                         .ep
