@@ -39,6 +39,8 @@ enum Reply {
     Hang,
     /// A file's bytes.
     Bytes(Vec<u8>),
+    /// 302 to this address.
+    Redirect(String),
 }
 
 /// A request the fake received.
@@ -122,6 +124,7 @@ async fn answer(
             r
         }
         Some(Reply::Bytes(b)) => b.into_response(),
+        Some(Reply::Redirect(to)) => (StatusCode::FOUND, [("location", to)]).into_response(),
         Some(Reply::Hang) => {
             tokio::time::sleep(Duration::from_secs(30)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
@@ -1532,43 +1535,38 @@ fn multipart_parts(raw: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Zendesk: a public comment of the product's with a file reaches the
-/// desk with the file, downloaded from its content_url.
-#[tokio::test]
-async fn zendesk_comment_files_are_downloaded() {
-    let case = zendesk_case();
+/// A file of the agent's public comment (the one saying "On site Friday"
+/// in `case`'s history, at `comments` in it), described by `attach` from
+/// the product's and a storage service's addresses: what reaches the
+/// desk (name, type, bytes), and the requests each of the two received.
+async fn agent_file(
+    case: &Case,
+    comments: &str,
+    attach: impl Fn(&str, &str) -> Value,
+    routes: impl Fn(&Fake, &Fake, Vec<u8>),
+) -> (Vec<(String, String, Vec<u8>)>, Vec<Seen>, Vec<Seen>) {
     let fake = Fake::start().await;
-    let env = Env::new(&case, &fake).await;
-    let fx = |f: &str| fixture("zendesk", f);
-    let bytes = binary(5000);
-    // The agent's public comment (10:03) carries a file.
+    let storage = Fake::start().await;
+    let env = Env::new(case, &fake).await;
+    let fx = |f: &str| fixture(case.profile, f);
     let mut hist = fx("history.json");
-    let agent = hist["comments"]
-        .as_array_mut()
+    let agent = hist
+        .pointer_mut(comments)
+        .and_then(Value::as_array_mut)
         .unwrap()
         .iter_mut()
-        .find(|c| c["author_id"] == 76872 && c["public"] == true)
+        .find(|c| {
+            c.pointer(case.text_ptr)
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.contains("On site Friday"))
+        })
         .unwrap();
-    let mut att = fx("upload.json")["upload"]["attachment"].clone();
-    att["content_url"] = json!(format!(
-        "{}/attachments/token/vyJx/?name=calibration.pdf",
-        fake.url
-    ));
-    att["file_name"] = json!("calibration.pdf");
-    att["content_type"] = json!("application/pdf");
-    att["size"] = json!(bytes.len());
-    agent["attachments"] = json!([att]);
-    fake.on(
-        "GET /api/v2/search.json",
-        vec![Reply::Json(fx("list.json"))],
-    );
+    agent["attachments"] = json!([attach(&fake.url, &storage.url)]);
+    fake.on(case.list, vec![Reply::Json(fx("list.json"))]);
     fake.on(case.read, vec![Reply::Json(fx("ticket.json"))]);
     fake.on(case.history.unwrap(), vec![Reply::Json(hist)]);
-    fake.on(
-        "GET /attachments/token/vyJx/",
-        vec![Reply::Bytes(bytes.clone())],
-    );
     fake.on(case.identity.unwrap(), vec![Reply::Json(fx("me.json"))]);
+    routes(&fake, &storage, binary(5000));
     let start = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:30Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
@@ -1586,29 +1584,106 @@ async fn zendesk_comment_files_are_downloaded() {
         )
         .await
         .unwrap();
-    env.poller(&case).poll_now().await.unwrap();
+    env.poller(case).poll_now().await.unwrap();
     let blobs = BlobStore::open(env._dir.path().join("files"), 1 << 20).unwrap();
     let mut got = vec![];
     for (_, e) in env.store.pending("desk").unwrap() {
         if let EventKind::Comment { comment } = e.event.kind {
+            assert!(comment.body.contains("On site Friday"), "{}", comment.body);
             for f in comment.attachments {
                 let data = blobs.read_all(f.sha256.as_deref().unwrap()).await.unwrap();
-                got.push((comment.body.clone(), f.name, f.content_type, data));
+                got.push((f.name, f.content_type, data));
             }
         }
     }
+    (got, fake.take(), storage.take())
+}
+
+/// Zendesk: a public comment's file reaches the desk, downloaded from its
+/// content_url with the credentials; Zendesk redirects that to its
+/// storage, which gets no credentials.
+#[tokio::test]
+async fn zendesk_comment_files_are_downloaded() {
+    let case = zendesk_case();
+    let (got, product, storage) = agent_file(
+        &case,
+        "/comments",
+        |url, _| {
+            let mut att = fixture("zendesk", "upload.json")["upload"]["attachment"].clone();
+            att["content_url"] = json!(format!(
+                "{url}/attachments/token/vyJx/?name=calibration.pdf"
+            ));
+            att["size"] = json!(5000);
+            att
+        },
+        |fake, storage, bytes| {
+            fake.on(
+                "GET /attachments/token/vyJx/",
+                vec![Reply::Redirect(format!(
+                    "{}/signed/vyJx?sig=abc",
+                    storage.url
+                ))],
+            );
+            storage.on("GET /signed/vyJx", vec![Reply::Bytes(bytes)]);
+        },
+    )
+    .await;
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!(got[0].0.contains("On site Friday"), "{}", got[0].0);
-    assert_eq!(got[0].1, "calibration.pdf");
-    assert_eq!(got[0].2, "application/pdf");
-    assert_eq!(got[0].3, bytes);
-    // Downloaded with the endpoint's credentials.
-    let seen = fake.take();
-    let dl = seen
+    assert_eq!(got[0].0, "calibration.pdf");
+    assert_eq!(got[0].1, "application/pdf");
+    assert_eq!(got[0].2, binary(5000));
+    let dl = product
         .iter()
         .find(|s| s.path == "/attachments/token/vyJx/")
         .unwrap();
-    assert!((case.auth)(dl));
+    assert!(
+        (case.auth)(dl),
+        "the product's address gets the credentials"
+    );
+    assert_eq!(storage.len(), 1);
+    assert_eq!(storage[0].param("sig").as_deref(), Some("abc"));
+    assert!(
+        storage[0].header("authorization").is_none(),
+        "no credentials to the storage"
+    );
+}
+
+/// Freshdesk: a public reply's file reaches the desk, fetched from its
+/// attachment_url, a signed address on another host, without credentials.
+#[tokio::test]
+async fn freshdesk_comment_files_are_downloaded_from_their_signed_address() {
+    let case = freshdesk_case();
+    let (got, product, storage) = agent_file(
+        &case,
+        "",
+        |_, storage| {
+            json!({
+                "id": 5000012345u64,
+                "content_type": "application/pdf",
+                "size": 5000,
+                "name": "calibration.pdf",
+                "attachment_url": format!("{storage}/data/helpdesk/attachments/production/5000012345/original/calibration.pdf?X-Amz-Signature=abc"),
+                "created_at": "2024-05-01T10:03:00Z",
+                "updated_at": "2024-05-01T10:03:00Z"
+            })
+        },
+        |_, storage, bytes| {
+            storage.on(
+                "GET /data/helpdesk/attachments/production/5000012345/original/calibration.pdf",
+                vec![Reply::Bytes(bytes)],
+            );
+        },
+    )
+    .await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "calibration.pdf");
+    assert_eq!(got[0].2, binary(5000));
+    assert!(product.iter().all(|s| !s.path.contains("calibration")));
+    assert_eq!(storage.len(), 1);
+    assert!(
+        storage[0].header("authorization").is_none(),
+        "no credentials to the storage"
+    );
 }
 
 /// Jira's admin-registered webhook (a comment_created event shaped as its

@@ -257,61 +257,103 @@ impl Client {
         &self.base
     }
 
-    /// GETs a file at `url` (absolute, or a path under `base_url`) with
-    /// the profile's authentication; the response is streamed by the
-    /// caller. A URL on another host is refused: the credentials only go
-    /// to the product.
-    pub async fn download(&self, what: &str, url: &str) -> Result<reqwest::Response, SinkError> {
+    /// GETs a file at `url` (absolute, or a path under `base_url`); the
+    /// response is streamed by the caller. The profile's authentication
+    /// goes only to base_url's origin. An address elsewhere (given, or
+    /// where a redirect leads: products keep files in a storage service
+    /// and sign its addresses) is fetched without credentials, and only
+    /// when `elsewhere` allows a given one, never over a weaker scheme
+    /// than base_url's.
+    pub async fn download(
+        &self,
+        what: &str,
+        url: &str,
+        elsewhere: bool,
+    ) -> Result<reqwest::Response, SinkError> {
         let permanent = |message: String| SinkError::Permanent { message };
-        let full = if url.starts_with('/') {
-            let origin = url::Url::parse(&self.base)
-                .map(|u| u.origin().ascii_serialization())
-                .unwrap_or_default();
-            format!("{origin}{url}")
-        } else {
-            url.to_string()
-        };
-        let same_origin = match (url::Url::parse(&full), url::Url::parse(&self.base)) {
-            (Ok(a), Ok(b)) => a.origin() == b.origin(),
-            _ => false,
-        };
-        if !same_origin {
+        let base = url::Url::parse(&self.base)
+            .map_err(|e| permanent(format!("{}: base_url: {e}", self.endpoint)))?;
+        let shown = |u: &url::Url| format!("{}{}", u.origin().ascii_serialization(), u.path());
+        let mut target = base.join(url).map_err(|e| {
+            permanent(format!(
+                "{}: {what}: the file's address: {e}",
+                self.endpoint
+            ))
+        })?;
+        if target.origin() != base.origin() && !elsewhere {
             return Err(permanent(format!(
                 "{}: {what}: the file's address {} is not on base_url {}; the credentials are not sent elsewhere",
                 self.endpoint,
-                full.split('?').next().unwrap_or_default(),
+                shown(&target),
                 self.base
             )));
         }
-        let url = self.url_of(&full);
-        let token = match &self.session {
-            Some(sess) => Some(self.session_token(sess).await?),
-            None => None,
-        };
-        let resp = self
-            .send(
-                &reqwest::Method::GET,
-                &url,
-                &Payload::None,
-                token.as_deref(),
-            )
-            .await
+        // A few hops: a product's address, then its storage's.
+        for _ in 0..4 {
+            let ours = target.origin() == base.origin();
+            if !ours && target.scheme() != "https" && base.scheme() == "https" {
+                return Err(permanent(format!(
+                    "{}: {what}: the file's address {} is not https; not fetched",
+                    self.endpoint,
+                    shown(&target)
+                )));
+            }
+            let resp = if ours {
+                let token = match &self.session {
+                    Some(sess) => Some(self.session_token(sess).await?),
+                    None => None,
+                };
+                self.send(
+                    &reqwest::Method::GET,
+                    &self.url_of(target.as_str()),
+                    &Payload::None,
+                    token.as_deref(),
+                )
+                .await
+            } else {
+                self.http.get(target.clone()).send().await
+            }
             .map_err(|e| self.transient(what, e))?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
+            let status = resp.status();
+            if status.is_redirection() {
+                let next = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| target.join(l).ok());
+                match next {
+                    Some(n) => {
+                        target = n;
+                        continue;
+                    }
+                    None => {
+                        return Err(permanent(format!(
+                            "{}: {what} answered {status} without a usable Location",
+                            self.endpoint
+                        )))
+                    }
+                }
+            }
+            if status.is_success() {
+                return Ok(resp);
+            }
+            let retry_after = crate::retry::retry_after(resp.headers());
+            let text = resp.text().await.unwrap_or_default();
+            let product_text: String = text.trim().chars().take(MAX_ERROR_TEXT).collect();
+            return Err(classify(
+                status,
+                format!(
+                    "{}: {what} answered {status}: {product_text}",
+                    self.endpoint
+                ),
+                retry_after,
+            ));
         }
-        let retry_after = crate::retry::retry_after(resp.headers());
-        let text = resp.text().await.unwrap_or_default();
-        let product_text: String = text.trim().chars().take(MAX_ERROR_TEXT).collect();
-        Err(classify(
-            status,
-            format!(
-                "{}: {what} answered {status}: {product_text}",
-                self.endpoint
-            ),
-            retry_after,
-        ))
+        Err(permanent(format!(
+            "{}: {what}: too many redirects (last {})",
+            self.endpoint,
+            shown(&target)
+        )))
     }
 
     /// One request with the profile's authentication.

@@ -773,7 +773,7 @@ pub async fn download(
     let what = format!("download file {}", f.name);
     let put = match (&f.url, &read.path, &read.content) {
         (Some(url), _, _) => {
-            let resp = ep.client.download(&what, url).await?;
+            let resp = ep.client.download(&what, url, read.elsewhere).await?;
             let body = resp.bytes_stream().map_err(std::io::Error::other);
             blobs
                 .put_reader(tokio_util::io::StreamReader::new(body))
@@ -783,7 +783,7 @@ pub async fn download(
             let path = template::render_path(path, &ep.vars(&[("file", f.id.clone())]))
                 .map_err(|e| permanent(format!("{}: files.read.path: {e}", ep.name)))?;
             let url = format!("{}{path}", ep.client.base());
-            let resp = ep.client.download(&what, &url).await?;
+            let resp = ep.client.download(&what, &url, false).await?;
             let key = content.rsplit('/').next().unwrap_or_default().to_string();
             let body = Box::pin(resp.bytes_stream().map_err(std::io::Error::other));
             blobs

@@ -574,6 +574,11 @@ pub struct FileRead {
     /// under `base_url`) answering its bytes...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The address may be on another host (a storage service's signed
+    /// address, Freshdesk's attachment_url): fetched there without the
+    /// credentials. Redirects are followed the same way either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub elsewhere: bool,
     /// ...or a request with `{{file}}` (the file's id) answering JSON with
     /// the base64 content at `content`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
