@@ -25,6 +25,8 @@ pub struct HookState {
     pub secrets: Arc<HashMap<String, Vec<sign::Secret>>>,
     /// REST endpoints, whose product's webhooks wake their poller.
     pub rest: Arc<HashMap<String, Arc<RestEndpoint>>>,
+    /// Where those webhooks are counted.
+    pub pollers: crate::connector::rest::poll::PollBoard,
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -62,7 +64,7 @@ async fn hook(State(st): State<HookState>, Path(endpoint): Path<String>, req: Re
         return error(StatusCode::NOT_FOUND, format!("no endpoint {endpoint}"));
     };
     if let Some(rest) = st.rest.get(&endpoint) {
-        return product_hook(rest, req).await;
+        return product_hook(rest, &st.pollers, req).await;
     }
     let (ConnectorKind::Webhook, Some(w)) = (ep.kind, &ep.webhook) else {
         return error(
@@ -137,7 +139,11 @@ async fn hook(State(st): State<HookState>, Path(endpoint): Path<String>, req: Re
 
 /// A REST product's own webhook: checked, then it wakes the poller (see
 /// connector::rest::notify); 202 as soon as the poll is asked for.
-async fn product_hook(ep: &RestEndpoint, req: Request) -> Response {
+async fn product_hook(
+    ep: &RestEndpoint,
+    board: &crate::connector::rest::poll::PollBoard,
+    req: Request,
+) -> Response {
     // A product's payload is a ticket, not its files.
     const LIMIT: usize = 1024 * 1024;
     let (parts, body) = req.into_parts();
@@ -159,6 +165,7 @@ async fn product_hook(ep: &RestEndpoint, req: Request) -> Response {
         Ok(ticket) => {
             info!(endpoint = %name, ticket = %ticket.as_deref().unwrap_or("-"), "the product's webhook: polling now");
             ep.wake.notify_one();
+            crate::connector::with_entry(board, name, |s| s.webhooks += 1);
             (
                 StatusCode::ACCEPTED,
                 Json(json!({ "status": "polling", "ticket": ticket })),
@@ -167,6 +174,7 @@ async fn product_hook(ep: &RestEndpoint, req: Request) -> Response {
         }
         Err(e @ notify::NotifyError::NotEnabled(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e @ notify::NotifyError::Refused(_)) => {
+            crate::connector::with_entry(board, name, |s| s.webhooks_refused += 1);
             warn!(endpoint = %name, "rejected the product's webhook: {e}");
             error(StatusCode::UNAUTHORIZED, e.to_string())
         }
@@ -294,6 +302,36 @@ async fn metrics(State(o): State<Ops>) -> Response {
         "1 while the destination fails transiently.",
         "gauge",
         per_dest(&|v| u8::from(v.failing.is_some()).to_string()),
+    );
+    let per_poller = |f: &dyn Fn(&crate::connector::rest::poll::PollStatus) -> String| {
+        s.pollers
+            .iter()
+            .map(|(e, v)| (format!("{{endpoint=\"{e}\"}}"), f(v)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "deskbridge_poll_failing",
+        "1 while a REST endpoint's changes cannot be read.",
+        "gauge",
+        per_poller(&|v| u8::from(v.failing.is_some()).to_string()),
+    );
+    family(
+        "deskbridge_polled_events_total",
+        "Events taken from a REST endpoint since start.",
+        "counter",
+        per_poller(&|v| v.taken.to_string()),
+    );
+    family(
+        "deskbridge_product_webhooks_total",
+        "The product's webhooks that woke the poll since start.",
+        "counter",
+        per_poller(&|v| v.webhooks.to_string()),
+    );
+    family(
+        "deskbridge_product_webhooks_refused_total",
+        "The product's webhooks refused (token or signature) since start.",
+        "counter",
+        per_poller(&|v| v.webhooks_refused.to_string()),
     );
     let f = o.store.flush_stats();
     family(

@@ -70,6 +70,7 @@ pub fn open(
         board,
         broker: None,
         mailboxes: None,
+        pollers: None,
     })
 }
 
@@ -146,8 +147,11 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     }
     // REST endpoints: one poller each, feeding ingest.
     let rest_endpoints: HashMap<_, _> = connectors.rest.clone();
+    let pollers = crate::connector::rest::poll::PollBoard::default();
+    ops.pollers = Some(pollers.clone());
     for (name, ep) in connectors.rest {
         let poller = crate::connector::rest::poll::Poller {
+            board: pollers.clone(),
             ep,
             ingest: ops.ingest.clone(),
             store: ops.store.clone(),
@@ -215,6 +219,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         ingest: ops.ingest.clone(),
         secrets: Arc::new(secrets),
         rest: Arc::new(rest_endpoints),
+        pollers,
     });
     let admin = api::admin_router(ops.clone());
     for (listener, router) in [(hooks_listener, hooks), (admin_listener, admin)] {

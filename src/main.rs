@@ -361,6 +361,20 @@ async fn run(cli: Cli) -> Result<()> {
                             .unwrap_or_default()
                     );
                 }
+                for (name, p) in &s.pollers {
+                    println!(
+                        "  {name} polling: {} rounds, {} events taken, last read {}; the product's webhooks: {} taken, {} refused{}",
+                        p.rounds,
+                        p.taken,
+                        p.last_ok.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into()),
+                        p.webhooks,
+                        p.webhooks_refused,
+                        p.failing
+                            .as_ref()
+                            .map(|f| format!("; FAILING: {f}"))
+                            .unwrap_or_default()
+                    );
+                }
                 for (name, m) in &s.mailboxes {
                     println!(
                         "  {name} mailbox: {} mails taken, {} left alone (automatic, bounces, own), {} not applied{}{}",

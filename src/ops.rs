@@ -101,6 +101,9 @@ pub struct StatusView {
     /// E-mail endpoints' mailboxes, when the daemon reads some.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mailboxes: BTreeMap<String, crate::connector::email::MailboxStatus>,
+    /// REST endpoints' pollers, when the daemon runs some.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pollers: BTreeMap<String, crate::connector::rest::poll::PollStatus>,
 }
 
 #[derive(Clone)]
@@ -115,6 +118,8 @@ pub struct Ops {
     pub broker: Option<crate::bus::amqp::BrokerBoard>,
     /// What the mailbox readers did (a running daemon's).
     pub mailboxes: Option<crate::connector::email::MailboxBoard>,
+    /// What the REST pollers did (a running daemon's).
+    pub pollers: Option<crate::connector::rest::poll::PollBoard>,
 }
 
 impl Ops {
@@ -240,7 +245,12 @@ impl Ops {
             mailboxes: self
                 .mailboxes
                 .as_ref()
-                .map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                .map(crate::connector::snapshot)
+                .unwrap_or_default(),
+            pollers: self
+                .pollers
+                .as_ref()
+                .map(crate::connector::snapshot)
                 .unwrap_or_default(),
         })
     }

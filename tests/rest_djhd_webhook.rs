@@ -130,4 +130,26 @@ async fn django_helpdesk_webhooks_wake_the_poll() {
     assert!(!gw.log().contains(&secret), "the secret is in the log");
     let status = gw.status().await;
     assert_eq!(status["dead_letters"], 0, "{status}");
+    // What the operator sees: the webhooks taken and refused, the poll fine.
+    let p = &status["pollers"]["django-helpdesk"];
+    assert!(p["webhooks"].as_u64().unwrap() >= 4, "{status}");
+    assert_eq!(p["webhooks_refused"], 2, "{status}");
+    assert!(p["failing"].is_null(), "{status}");
+    let said = gw.cli(&["status"]);
+    let said = String::from_utf8_lossy(&said.stdout);
+    assert!(
+        said.contains("django-helpdesk polling:") && said.contains("2 refused"),
+        "{said}"
+    );
+    let metrics = reqwest::get(gw.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("deskbridge_product_webhooks_refused_total{endpoint=\"django-helpdesk\"} 2"),
+        "{metrics}"
+    );
 }

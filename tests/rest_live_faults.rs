@@ -304,6 +304,15 @@ async fn faults_lose_and_double_nothing(p: Product) {
     // Every fault was retried, none became a dead letter.
     let status = gw.status().await;
     assert_eq!(status["dead_letters"], 0, "{status}");
+    // The poll failed under the faults and recovered: the status says so.
+    let polled = status["pollers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert!(polled["failing"].is_null(), "{status}");
+    assert!(polled["rounds"].as_u64().unwrap() > 3, "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

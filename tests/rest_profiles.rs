@@ -428,6 +428,7 @@ timeout_secs = 1
 
     fn poller(&self, case: &Case) -> Poller {
         Poller {
+            board: Default::default(),
             ep: self.ep.clone(),
             ingest: self.ingest.clone(),
             store: self.store.clone(),

@@ -43,6 +43,20 @@ pub trait Sink: Send + Sync {
     fn apply<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<Applied, SinkError>>;
 }
 
+/// What a reader did, per endpoint, for `deskbridge status`.
+pub type Board<T> = Arc<std::sync::Mutex<std::collections::BTreeMap<String, T>>>;
+
+/// Changes `endpoint`'s entry of `board` (a default one first).
+pub fn with_entry<T: Default>(board: &Board<T>, endpoint: &str, f: impl FnOnce(&mut T)) {
+    let mut b = board.lock().unwrap_or_else(|p| p.into_inner());
+    f(b.entry(endpoint.to_string()).or_default());
+}
+
+/// A copy of every entry of `board`.
+pub fn snapshot<T: Clone>(board: &Board<T>) -> std::collections::BTreeMap<String, T> {
+    board.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// Builds the sink of every endpoint that can receive.
 pub fn sinks(config: &Config) -> Result<HashMap<String, Arc<dyn Sink>>, String> {
     Ok(build(config)?.sinks)

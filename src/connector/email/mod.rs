@@ -382,12 +382,7 @@ pub struct MailboxStatus {
     pub failing: Option<String>,
 }
 
-pub type MailboxBoard = std::sync::Arc<std::sync::Mutex<BTreeMap<String, MailboxStatus>>>;
-
-pub fn with_mailbox(board: &MailboxBoard, endpoint: &str, f: impl FnOnce(&mut MailboxStatus)) {
-    let mut b = board.lock().unwrap_or_else(|p| p.into_inner());
-    f(b.entry(endpoint.to_string()).or_default());
-}
+pub type MailboxBoard = crate::connector::Board<MailboxStatus>;
 
 /// What a reply in a thread needs: where it goes and what it answers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

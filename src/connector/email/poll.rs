@@ -10,9 +10,10 @@
 //! over, taking the mail not yet flagged \Seen.
 
 use super::parse::{self, Mail, Skip};
-use super::{with_mailbox, MailEndpoint, MailboxBoard, Security, Thread};
+use super::{MailEndpoint, MailboxBoard, Security, Thread};
 use crate::blob::BlobStore;
 use crate::connector::rest::poll::stable_id;
+use crate::connector::with_entry as with_mailbox;
 use crate::event::{
     strip_markers, Attachment, Audience, Author, Comment, Event, EventKind, Ticket,
 };

@@ -376,7 +376,28 @@ pub async fn list_page(
         .await
 }
 
+/// What a REST endpoint's poller did, for `deskbridge status`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PollStatus {
+    /// Rounds that read the product's changes.
+    pub rounds: u64,
+    /// Events taken from the product.
+    pub taken: u64,
+    /// When a round last succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ok: Option<DateTime<Utc>>,
+    /// Why the product cannot be read now, while it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing: Option<String>,
+    /// The product's webhooks that woke the poll, and those refused.
+    pub webhooks: u64,
+    pub webhooks_refused: u64,
+}
+
+pub type PollBoard = crate::connector::Board<PollStatus>;
+
 pub struct Poller {
+    pub board: PollBoard,
     pub ep: Arc<RestEndpoint>,
     pub ingest: Ingest,
     pub store: Store,
@@ -436,6 +457,9 @@ impl Poller {
             match self.identity().await {
                 Ok(me) => break me,
                 Err(e) => {
+                    crate::connector::with_entry(&self.board, &name, |s| {
+                        s.failing = Some(format!("cannot learn who deskbridge is: {}", e.message))
+                    });
                     let wait = retry.next_delay(e.retry_after);
                     warn!(endpoint = %name, error = %e.message, "cannot learn who deskbridge is here; will retry");
                     tokio::select! {
@@ -457,6 +481,12 @@ impl Poller {
             let (wait, deaf) = match self.round(&me).await {
                 Ok((n, more)) => {
                     retry = Retry::new(RetryPolicy::default());
+                    crate::connector::with_entry(&self.board, &name, |s| {
+                        s.rounds += 1;
+                        s.taken += n as u64;
+                        s.last_ok = Some(Utc::now());
+                        s.failing = None;
+                    });
                     if n > 0 {
                         debug!(endpoint = %name, events = n, "polled");
                     }
@@ -464,6 +494,9 @@ impl Poller {
                     (wait, Duration::ZERO)
                 }
                 Err(e) => {
+                    crate::connector::with_entry(&self.board, &name, |s| {
+                        s.failing = Some(e.message.clone())
+                    });
                     let backoff = retry.next_delay(e.retry_after);
                     let wait = backoff.max(self.ep.poll);
                     warn!(endpoint = %name, error = %e.message, wait_ms = wait.as_millis() as u64, "poll failed; will retry");
