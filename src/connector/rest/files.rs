@@ -33,6 +33,19 @@ pub fn sendable(files: &[Attachment]) -> (Vec<&Attachment>, Vec<&str>) {
     (with, without.iter().map(|f| f.name.as_str()).collect())
 }
 
+/// Names, in `text`, the files that do not go with it, so that none is
+/// lost silently.
+pub fn name_not_sent<S: AsRef<str>>(text: &mut String, not_sent: &[S]) {
+    if not_sent.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = not_sent.iter().map(AsRef::as_ref).collect();
+    text.push_str(&format!(
+        "\n\n(files not transferred by deskbridge: {})",
+        names.join(", ")
+    ));
+}
+
 /// The files whose name's extension is in `allowed` (any case; `""`
 /// stands for a name without one), and the names of the others.
 pub fn by_extension<'e>(

@@ -707,12 +707,7 @@ impl Poller {
                 }
             }
         }
-        if !not_sent.is_empty() {
-            text.push_str(&format!(
-                "\n\n(files not transferred by deskbridge: {})",
-                not_sent.join(", ")
-            ));
-        }
+        super::files::name_not_sent(text, &not_sent);
         Ok(())
     }
 

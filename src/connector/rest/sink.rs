@@ -44,12 +44,7 @@ pub fn comment_text(
     not_sent: &[&str],
 ) -> Result<String, SinkError> {
     let mut body = body.to_string();
-    if !not_sent.is_empty() {
-        body.push_str(&format!(
-            "\n\n(files not transferred by deskbridge: {})",
-            not_sent.join(", ")
-        ));
-    }
+    files::name_not_sent(&mut body, not_sent);
     let vars: Vars = [
         ("body", body),
         ("sender", sender(ev)),
@@ -230,12 +225,7 @@ impl RestSink {
                     }
                 }
                 let mut text = ticket_data.description.clone();
-                if !not_sent.is_empty() {
-                    text.push_str(&format!(
-                        "\n\n(files not transferred by deskbridge: {})",
-                        not_sent.join(", ")
-                    ));
-                }
+                files::name_not_sent(&mut text, &not_sent);
                 let vars: Vars = [("description", text), ("marker", marker(ev.id))]
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
