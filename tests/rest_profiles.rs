@@ -1649,6 +1649,42 @@ async fn zendesk_comment_files_are_downloaded() {
     );
 }
 
+/// Zammad: a public article's file reaches the desk, downloaded from
+/// /api/v1/ticket_attachment/{ticket}/{article}/{id} with the credentials.
+#[tokio::test]
+async fn zammad_article_files_are_downloaded() {
+    let case = zammad_case();
+    let (got, product, _) = agent_file(
+        &case,
+        "",
+        |_, _| {
+            json!({
+                "id": 71,
+                "filename": "calibration.pdf",
+                "size": "5000",
+                "preferences": {"Content-Type": "application/pdf", "Mime-Type": "application/pdf"}
+            })
+        },
+        |fake, _, bytes| {
+            // The agent's article in the fixture is article 13 of ticket 3.
+            fake.on(
+                "GET /api/v1/ticket_attachment/3/13/71",
+                vec![Reply::Bytes(bytes)],
+            );
+        },
+    )
+    .await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "calibration.pdf");
+    assert_eq!(got[0].1, "application/pdf");
+    assert_eq!(got[0].2, binary(5000));
+    let dl = product
+        .iter()
+        .find(|s| s.path.starts_with("/api/v1/ticket_attachment/"))
+        .unwrap();
+    assert!((case.auth)(dl));
+}
+
 /// Freshdesk: a public reply's file reaches the desk, fetched from its
 /// attachment_url, a signed address on another host, without credentials.
 #[tokio::test]

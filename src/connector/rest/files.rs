@@ -487,6 +487,7 @@ mod tests {
                 content_type: "application/pdf".into(),
                 size: Some(200_000),
                 url: Some("http://127.0.0.1:3000/attachments/download/15/x.pdf".into()),
+                vars: vec![],
             }],
             "a file no longer on the issue is skipped"
         );
@@ -507,6 +508,7 @@ mod tests {
                 content_type: "application/octet-stream".into(),
                 size: Some(1000),
                 url: None,
+                vars: vec![],
             }]
         );
     }
@@ -557,6 +559,7 @@ mod tests {
             content_type: "application/pdf".into(),
             size,
             url: Some(url.into()),
+            vars: vec![],
         };
         let at = format!("{base}/attachments/download/1/scan.pdf");
         let got = download(&ep, &read, &file(None, &at), &blobs)
@@ -664,6 +667,8 @@ pub struct FileRef {
     pub size: Option<u64>,
     /// Its own address (`files.read.url`).
     pub url: Option<String>,
+    /// The entry's values `files.read.path` names (`path_vars`).
+    pub vars: Vec<(String, String)>,
 }
 
 /// The files of one history entry.
@@ -700,7 +705,14 @@ pub fn entry_files(read: &FileRead, ticket: &Value, entry: &Value) -> Vec<FileRe
             }
             _ => r,
         };
-        out.extend(file_ref(read, file, id));
+        out.extend(file_ref(read, file, id).map(|mut f| {
+            f.vars = read
+                .path_vars
+                .iter()
+                .filter_map(|(k, p)| text_at(entry, p).map(|v| (k.clone(), v)))
+                .collect();
+            f
+        }));
     }
     out
 }
@@ -720,6 +732,7 @@ fn file_ref(read: &FileRead, file: &Value, id: String) -> Option<FileRef> {
             .and_then(|p| text_at(file, p))
             .and_then(|s| s.parse().ok()),
         url: read.url.as_deref().and_then(|p| text_at(file, p)),
+        vars: vec![],
     })
 }
 
@@ -792,18 +805,26 @@ pub async fn download(
                 .put_reader(tokio_util::io::StreamReader::new(body))
                 .await
         }
-        (None, Some(path), Some(content)) => {
-            let path = template::render_path(path, &ep.vars(&[("file", f.id.clone())]))
+        (None, Some(path), content) => {
+            let mut vars = vec![("file", f.id.clone())];
+            vars.extend(f.vars.iter().map(|(k, v)| (k.as_str(), v.clone())));
+            let path = template::render_path(path, &ep.vars(&vars))
                 .map_err(|e| permanent(format!("{}: files.read.path: {e}", ep.name)))?;
             let url = format!("{}{path}", ep.client.base());
             let resp = ep.client.download(&what, &url, false).await?;
-            let key = content.rsplit('/').next().unwrap_or_default().to_string();
             let body = Box::pin(resp.bytes_stream().map_err(std::io::Error::other));
-            blobs
-                .put_reader(tokio_util::io::StreamReader::new(Box::pin(json_base64(
-                    body, key,
-                ))))
-                .await
+            match content {
+                // JSON with the content in base64, decoded as it streams in.
+                Some(content) => {
+                    let key = content.rsplit('/').next().unwrap_or_default().to_string();
+                    blobs
+                        .put_reader(tokio_util::io::StreamReader::new(Box::pin(json_base64(
+                            body, key,
+                        ))))
+                        .await
+                }
+                None => blobs.put_reader(tokio_util::io::StreamReader::new(body)).await,
+            }
         }
         _ => {
             return Err(permanent(format!(

@@ -583,8 +583,13 @@ pub struct FileRead {
     /// the base64 content at `content`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Without `content`, `path` answers the file's bytes themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Further values `path` names, each a pointer into the history entry
+    /// (Zammad's `{{article}}` = `/id`, `{{ticket}}` = `/ticket_id`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub path_vars: BTreeMap<String, String>,
 }
 
 /// The product's statuses to and from the canonical set.
@@ -909,7 +914,9 @@ impl Profile {
             if let Some(r) = &f.read {
                 later.extend(r.problems(self.entry_content.is_some()));
                 if let Some(path) = &r.path {
-                    check("files.read.path", vec![path.clone()], &["file"]);
+                    let mut names = vec!["file"];
+                    names.extend(r.path_vars.keys().map(String::as_str));
+                    check("files.read.path", vec![path.clone()], &names);
                 }
             }
         }
@@ -1049,11 +1056,18 @@ impl FileRead {
             p.push("files.read.id: needed with ticket_list".into());
         }
         match (&self.url, &self.path, &self.content) {
-            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+            (Some(_), None, None) | (None, Some(_), _) => {}
             _ => p.push(
-                "files.read: give url (the file's address), or path and content (a request answering base64)"
+                "files.read: give url (the file's address), or path (a request answering the file, or with content its base64)"
                     .into(),
             ),
+        }
+        for (name, ptr) in &self.path_vars {
+            if !ptr.starts_with('/') {
+                p.push(format!(
+                    "files.read.path_vars.{name}: a JSON pointer starts with '/' (got {ptr:?})"
+                ));
+            }
         }
         p
     }
