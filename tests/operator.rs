@@ -89,12 +89,7 @@ async fn transfer_by_command_links_and_status_and_sigterm() {
         "{s}"
     );
 
-    let metrics = reqwest::get(gw.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(metrics.contains("deskbridge_links 1"), "{metrics}");
     assert!(
         metrics.contains("deskbridge_queued{destination=\"vendor\"} 0"),

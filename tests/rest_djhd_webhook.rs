@@ -141,12 +141,7 @@ async fn django_helpdesk_webhooks_wake_the_poll() {
         said.contains("django-helpdesk polling:") && said.contains("2 refused"),
         "{said}"
     );
-    let metrics = reqwest::get(gw.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics
             .contains("deskbridge_product_webhooks_refused_total{endpoint=\"django-helpdesk\"} 2"),

@@ -426,6 +426,28 @@ timeout_secs = 1
         panic!("still failing after 5 attempts");
     }
 
+    /// The poll cursor at 10:00:30, just after the transfer created the
+    /// ticket in the fixtures' story.
+    async fn poll_from_transfer(&self) {
+        let start = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let cursor = Cursor {
+            since: start,
+            floor: start,
+            statuses: Default::default(),
+        };
+        self.ingest
+            .accept_polled(
+                "prod",
+                None,
+                vec![],
+                Some(&serde_json::to_vec(&cursor).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+
     fn poller(&self, case: &Case) -> Poller {
         Poller {
             board: Default::default(),
@@ -676,23 +698,7 @@ async fn run(case: Case) {
     // 6. Polling from 10:00:30, just after the transfer created the ticket:
     // 429, 500, a hang, then the round that takes the changes; nothing
     // moves until it does, and it takes them once.
-    let start = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:30Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let cursor = Cursor {
-        since: start,
-        floor: start,
-        statuses: Default::default(),
-    };
-    env.ingest
-        .accept_polled(
-            "prod",
-            None,
-            vec![],
-            Some(&serde_json::to_vec(&cursor).unwrap()),
-        )
-        .await
-        .unwrap();
+    env.poll_from_transfer().await;
     let poller = env.poller(&case);
     if let Some(identity) = case.identity {
         fake.on(identity, vec![Reply::Json(fx("me.json"))]);
@@ -1568,23 +1574,7 @@ async fn agent_file(
     fake.on(case.history.unwrap(), vec![Reply::Json(hist)]);
     fake.on(case.identity.unwrap(), vec![Reply::Json(fx("me.json"))]);
     routes(&fake, &storage, binary(5000));
-    let start = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:30Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let cursor = Cursor {
-        since: start,
-        floor: start,
-        statuses: Default::default(),
-    };
-    env.ingest
-        .accept_polled(
-            "prod",
-            None,
-            vec![],
-            Some(&serde_json::to_vec(&cursor).unwrap()),
-        )
-        .await
-        .unwrap();
+    env.poll_from_transfer().await;
     env.poller(case).poll_now().await.unwrap();
     let blobs = BlobStore::open(env._dir.path().join("files"), 1 << 20).unwrap();
     let mut got = vec![];

@@ -227,6 +227,16 @@ impl Gateway {
             .unwrap()
     }
 
+    /// The admin listener's /metrics, as text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// True when nothing is queued or in flight anywhere.
     pub async fn idle(&self) -> bool {
         let s = self.status().await;
