@@ -144,13 +144,14 @@ async fn product_hook(
     board: &crate::connector::rest::poll::PollBoard,
     req: Request,
 ) -> Response {
-    // A product's payload is a ticket, not its files.
-    const LIMIT: usize = 1024 * 1024;
+    // A product's payload is a ticket (Jira's carries every field of the
+    // issue), not its files.
+    const LIMIT: usize = 4 * 1024 * 1024;
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, LIMIT).await else {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body is larger than {LIMIT} bytes"),
+            format!("body is larger than {LIMIT} bytes, or was cut off"),
         );
     };
     let name = &ep.name;
