@@ -152,6 +152,19 @@ pub struct Store {
     tickets: sled::Tree,
     gate: std::sync::Arc<std::sync::RwLock<()>>,
     flusher: std::sync::Arc<Flusher>,
+    grouper: std::sync::Arc<Grouper>,
+}
+
+/// One request's part of a shared ingest transaction, and where its
+/// answer goes.
+type GroupJob = Box<dyn Fn(&Tx<'_>) -> TxResult<Box<dyn std::any::Any + Send>> + Send>;
+type GroupReply = tokio::sync::oneshot::Sender<Result<Box<dyn std::any::Any + Send>, StoreError>>;
+
+/// Ingest requests waiting for a shared transaction, and whether a task
+/// is running them.
+#[derive(Default)]
+struct Grouper {
+    state: std::sync::Mutex<(Vec<(GroupJob, GroupReply)>, bool)>,
 }
 
 /// Group commit: (tickets taken, a flush running) and the last ticket
@@ -159,6 +172,8 @@ pub struct Store {
 struct Flusher {
     state: std::sync::Mutex<(u64, bool)>,
     done: tokio::sync::watch::Sender<u64>,
+    /// Writes made that nobody waits to see durable (`flush_later`).
+    unflushed: std::sync::atomic::AtomicBool,
     /// Disk writes done, callers they served, and time spent in them.
     writes: std::sync::atomic::AtomicU64,
     served: std::sync::atomic::AtomicU64,
@@ -326,10 +341,12 @@ impl Store {
             flusher: std::sync::Arc::new(Flusher {
                 state: std::sync::Mutex::new((0, false)),
                 done: tokio::sync::watch::channel(0).0,
+                unflushed: Default::default(),
                 writes: Default::default(),
                 served: Default::default(),
                 micros: Default::default(),
             }),
+            grouper: Default::default(),
             db,
         })
     }
@@ -369,6 +386,9 @@ impl Store {
                         tokio::task::yield_now().await;
                     }
                     let target = f.state.lock().unwrap_or_else(|p| p.into_inner()).0;
+                    // This write covers whatever `flush_later` asked for.
+                    f.unflushed
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
                     let started = std::time::Instant::now();
                     let result = self.flush_now().await;
                     f.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -391,6 +411,29 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Notes writes that need no flush now (nobody is told they are
+    /// durable; a crash before the next flush only repeats idempotent
+    /// work): the next group flush covers them, or `flush_unflushed`.
+    pub fn flush_later(&self) {
+        self.flusher
+            .unflushed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Flushes if `flush_later` was called since the last flush (the
+    /// daemon calls this now and then, so a quiet store is not left
+    /// unflushed for long).
+    pub async fn flush_unflushed(&self) -> Result<(), StoreError> {
+        if self
+            .flusher
+            .unflushed
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     pub fn flush_stats(&self) -> FlushStats {
@@ -470,6 +513,68 @@ impl Store {
         })
     }
 
+    /// As `ingest_tx`, but the requests that arrive together share one
+    /// transaction: each sled transaction costs two synchronous log writes
+    /// and the store-wide write lock, whatever its size. Each request's
+    /// writes stay atomic (they are inside the shared one); if any request
+    /// aborts, each runs again alone, so one bad request fails only itself.
+    pub async fn ingest_tx_grouped<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Tx<'_>) -> TxResult<T> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: GroupJob =
+            Box::new(move |tx| f(tx).map(|v| Box::new(v) as Box<dyn std::any::Any + Send>));
+        let lead = {
+            let mut st = self.grouper.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.0.push((job, reply));
+            !std::mem::replace(&mut st.1, true)
+        };
+        if lead {
+            tokio::spawn(self.clone().run_groups());
+        }
+        let out = answer
+            .await
+            .map_err(|_| StoreError::Rejected("the store stopped".into()))??;
+        Ok(*out
+            .downcast::<T>()
+            .expect("a job answers with its own type"))
+    }
+
+    /// Runs the waiting requests' transactions, all together, until none wait.
+    async fn run_groups(self) {
+        loop {
+            // Let the requests that are ready join this transaction.
+            tokio::task::yield_now().await;
+            let jobs = {
+                let mut st = self.grouper.state.lock().unwrap_or_else(|p| p.into_inner());
+                if st.0.is_empty() {
+                    st.1 = false;
+                    return;
+                }
+                std::mem::take(&mut st.0)
+            };
+            let (jobs, replies): (Vec<GroupJob>, Vec<GroupReply>) = jobs.into_iter().unzip();
+            let all = self.ingest_tx(|tx| jobs.iter().map(|j| j(tx)).collect::<TxResult<Vec<_>>>());
+            match all {
+                Ok(outs) => {
+                    for (reply, out) in replies.into_iter().zip(outs) {
+                        let _ = reply.send(Ok(out));
+                    }
+                }
+                Err(e) if jobs.len() == 1 => {
+                    let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+                }
+                Err(_) => {
+                    for (job, reply) in jobs.iter().zip(replies) {
+                        let _ = reply.send(self.ingest_tx(job));
+                    }
+                }
+            }
+        }
+    }
+
     pub fn cursor(&self, endpoint: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.cursors.get(endpoint)?.map(|v| v.to_vec()))
     }
@@ -520,7 +625,8 @@ impl Store {
         for k in keys {
             batch.remove(k.encode());
         }
-        self.outbox.apply_batch(batch)?;
+        // A batch takes sled's write lock like a transaction: gated too.
+        self.gated(|| self.outbox.apply_batch(batch))?;
         Ok(())
     }
 
@@ -557,6 +663,14 @@ impl Store {
         env: &Envelope,
         applied: &Applied,
     ) -> Result<Link, StoreError> {
+        let changes_link = applied.ticket.is_some()
+            || matches!(
+                env.event.kind,
+                crate::event::EventKind::StatusChanged { .. }
+            );
+        if !changes_link && applied.remote_ids.is_empty() {
+            return self.complete_plain(key, env, applied);
+        }
         self.gated(|| {
             (
                 &self.outbox,
@@ -597,6 +711,34 @@ impl Store {
                 })
                 .map_err(tx_err)
         })
+    }
+
+    /// `complete` for an effect that changes neither the link nor the echo
+    /// records (a comment to a webhook): plain single-key writes, no
+    /// transaction. A sled transaction costs two synchronous log writes and
+    /// the store-wide write lock; these cost neither. The record goes first,
+    /// so a crash between the writes leaves the message queued with its
+    /// record, and the relay completes it on sight without applying again.
+    fn complete_plain(
+        &self,
+        key: &QueueKey,
+        env: &Envelope,
+        applied: &Applied,
+    ) -> Result<Link, StoreError> {
+        let link = self
+            .link(env.link_id)?
+            .ok_or_else(|| StoreError::Rejected(format!("link {} vanished", env.link_id)))?;
+        self.applied
+            .insert(Self::applied_key(env), to_vec(applied))?;
+        let k = key.encode();
+        // Broker mode usually finds nothing to take off: no write then.
+        if self.outbox.contains_key(&k)? {
+            self.outbox.remove(&k)?;
+        }
+        if self.held.contains_key(&k)? {
+            self.held.remove(&k)?;
+        }
+        Ok(link)
     }
 
     /// Moves a message that cannot be applied to the dead letters, keeping
