@@ -225,22 +225,12 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         });
     }
 
-    // Records nobody waits on (`Store::flush_later`) reach the disk within
-    // a tenth of a second even when nothing else flushes.
+    // Records left for a later flush (`Store::flush_later`, `flushed`:
+    // broker acknowledgements wait on it) reach the disk within a few
+    // milliseconds even when no ingest flushes.
     let store = ops.store.clone();
-    let mut rx = shutdown_rx.clone();
-    tasks.spawn(async move {
-        loop {
-            tokio::select! {
-                _ = rx.changed() => return,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                    if let Err(e) = store.flush_unflushed().await {
-                        error!("store flush failed: {e}");
-                    }
-                }
-            }
-        }
-    });
+    let rx = shutdown_rx.clone();
+    tasks.spawn(async move { store.run_later_flushes(rx).await });
 
     // Dedupe keys older than any acceptable timestamp can go.
     let store = ops.store.clone();

@@ -97,20 +97,19 @@ impl Ingest {
             dedupe.map(str::to_string),
             cursor.map(<[u8]>::to_vec),
         );
-        // Requests arriving together share one transaction (see the store).
+        // Requests arriving together share one transaction and one flush
+        // (see the store); durable when this returns. A duplicate waits for
+        // the flush too: the first copy may still have been waiting for it
+        // (a sender retrying after a timeout).
         let result = self
             .store
-            .ingest_tx_grouped(move |tx| {
+            .ingest_durably(move |tx| {
                 me.stage(tx, &ep, dedupe.as_deref(), &events, cursor.as_deref())
             })
             .await?;
         let Some((queued, links_created)) = result else {
-            // The first copy may still be waiting for its flush (a sender
-            // retrying after a timeout): "done" only once it is durable.
-            self.store.flush().await?;
             return Ok(Outcome::Duplicate);
         };
-        self.store.flush().await?;
         let n = queued.len();
         for (key, env) in queued {
             self.queues.announce(key, env);

@@ -376,12 +376,13 @@ impl Dispatcher {
                             me.store.flush_later();
                         }
                         Done::Delivered => {
-                            // Acknowledged once the effect's record is durable.
+                            // Acknowledged once the effect's record is
+                            // durable, by the next flush (started by ingest
+                            // or the daemon's tick, not for this alone).
                             let store = me.store.clone();
                             tokio::spawn(async move {
-                                if store.flush().await.is_ok() {
-                                    ack_all(acks);
-                                }
+                                store.flushed().await;
+                                ack_all(acks);
                             });
                         }
                         Done::Dead(dead) => {

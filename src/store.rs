@@ -172,8 +172,10 @@ struct Grouper {
 struct Flusher {
     state: std::sync::Mutex<(u64, bool)>,
     done: tokio::sync::watch::Sender<u64>,
-    /// Writes made that nobody waits to see durable (`flush_later`).
+    /// Writes left for a later flush (`flush_later`), and the wake-up of
+    /// the task that makes sure one comes (`run_later_flushes`).
     unflushed: std::sync::atomic::AtomicBool,
+    later: tokio::sync::Notify,
     /// Disk writes done, callers they served, and time spent in them.
     writes: std::sync::atomic::AtomicU64,
     served: std::sync::atomic::AtomicU64,
@@ -342,6 +344,7 @@ impl Store {
                 state: std::sync::Mutex::new((0, false)),
                 done: tokio::sync::watch::channel(0).0,
                 unflushed: Default::default(),
+                later: Default::default(),
                 writes: Default::default(),
                 served: Default::default(),
                 micros: Default::default(),
@@ -385,12 +388,16 @@ impl Store {
                     for _ in 0..GROUP_YIELDS {
                         tokio::task::yield_now().await;
                     }
-                    let target = f.state.lock().unwrap_or_else(|p| p.into_inner()).0;
-                    // This write covers whatever `flush_later` asked for.
+                    // This write covers whatever `flush_later` asked for
+                    // before the target is read (see `flushed`).
                     f.unflushed
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                    let target = f.state.lock().unwrap_or_else(|p| p.into_inner()).0;
                     let started = std::time::Instant::now();
                     let result = self.flush_now().await;
+                    if result.is_err() {
+                        f.unflushed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                     f.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     f.micros.fetch_add(
                         started.elapsed().as_micros() as u64,
@@ -419,17 +426,61 @@ impl Store {
     pub fn flush_later(&self) {
         self.flusher
             .unflushed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.flusher.later.notify_one();
     }
 
-    /// Flushes if `flush_later` was called since the last flush (the
-    /// daemon calls this now and then, so a quiet store is not left
-    /// unflushed for long).
+    /// Makes sure what `flush_later` and `flushed` leave reaches the disk
+    /// within a few milliseconds even when nothing else flushes; asleep
+    /// while nothing is left. Runs until `shutdown`.
+    pub async fn run_later_flushes(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = self.flusher.later.notified() => {}
+            }
+            // Time for a caller-facing flush to cover it first.
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(3)) => {}
+            }
+            if let Err(e) = self.flush_unflushed().await {
+                tracing::error!("store flush failed: {e}");
+            }
+        }
+    }
+
+    /// Waits until everything written so far is durable, without starting
+    /// a disk write: the next flush covers it (the ingest group's, or the
+    /// daemon's `flush_unflushed` tick). For waits that hold no caller,
+    /// such as a broker acknowledgement: a flush started for them would
+    /// hold back the ingest transactions that caller-facing flushes serve.
+    pub async fn flushed(&self) {
+        let f = &self.flusher;
+        f.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The ticket before the mark: a leader clears the mark before it
+        // reads its target, so either its target covers this ticket or
+        // the mark survives for the next flush.
+        let ticket = {
+            let mut st = f.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.0 += 1;
+            st.0
+        };
+        let mut done = f.done.subscribe();
+        self.flush_later();
+        while *done.borrow_and_update() < ticket {
+            if done.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Flushes if `flush_later` was called since the last flush.
     pub async fn flush_unflushed(&self) -> Result<(), StoreError> {
         if self
             .flusher
             .unflushed
-            .load(std::sync::atomic::Ordering::Relaxed)
+            .load(std::sync::atomic::Ordering::SeqCst)
         {
             self.flush().await?;
         }
@@ -513,12 +564,13 @@ impl Store {
         })
     }
 
-    /// As `ingest_tx`, but the requests that arrive together share one
-    /// transaction: each sled transaction costs two synchronous log writes
-    /// and the store-wide write lock, whatever its size. Each request's
-    /// writes stay atomic (they are inside the shared one); if any request
-    /// aborts, each runs again alone, so one bad request fails only itself.
-    pub async fn ingest_tx_grouped<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// As `ingest_tx`, then `flush`: returns once the writes are durable.
+    /// The requests that arrive together share one transaction and one
+    /// flush: each sled transaction costs two synchronous log writes and
+    /// the store-wide write lock, whatever its size. Each request's writes
+    /// stay atomic (they are inside the shared one); if any request aborts,
+    /// each runs again alone, so one bad request fails only itself.
+    pub async fn ingest_durably<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Fn(&Tx<'_>) -> TxResult<T> + Send + 'static,
@@ -542,7 +594,8 @@ impl Store {
             .expect("a job answers with its own type"))
     }
 
-    /// Runs the waiting requests' transactions, all together, until none wait.
+    /// Runs the waiting requests' transactions, all together, and flushes
+    /// them, until none wait.
     async fn run_groups(self) {
         loop {
             // Let the requests that are ready join this transaction.
@@ -557,20 +610,19 @@ impl Store {
             };
             let (jobs, replies): (Vec<GroupJob>, Vec<GroupReply>) = jobs.into_iter().unzip();
             let all = self.ingest_tx(|tx| jobs.iter().map(|j| j(tx)).collect::<TxResult<Vec<_>>>());
-            match all {
-                Ok(outs) => {
-                    for (reply, out) in replies.into_iter().zip(outs) {
-                        let _ = reply.send(Ok(out));
-                    }
-                }
-                Err(e) if jobs.len() == 1 => {
-                    let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
-                }
-                Err(_) => {
-                    for (job, reply) in jobs.iter().zip(replies) {
-                        let _ = reply.send(self.ingest_tx(job));
-                    }
-                }
+            let outs = match all {
+                Ok(outs) => outs.into_iter().map(Ok).collect(),
+                Err(e) if jobs.len() == 1 => vec![Err(e)],
+                Err(_) => jobs.iter().map(|j| self.ingest_tx(j)).collect(),
+            };
+            // Even a refused request waits: a repeat refused as seen may
+            // be one whose first copy is not flushed yet.
+            let flushed = self.flush().await.map_err(|e| e.to_string());
+            for (reply, out) in replies.into_iter().zip(outs) {
+                let _ = reply.send(match &flushed {
+                    Ok(()) => out,
+                    Err(e) => Err(StoreError::Rejected(format!("store flush failed: {e}"))),
+                });
             }
         }
     }
