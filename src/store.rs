@@ -618,6 +618,12 @@ impl Store {
             // Even a refused request waits: a repeat refused as seen may
             // be one whose first copy is not flushed yet.
             let flushed = self.flush().await.map_err(|e| e.to_string());
+            // Every request of the group waited for that flush (the
+            // group-commit figure counts requests, not leaders).
+            self.flusher.served.fetch_add(
+                replies.len().saturating_sub(1) as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             for (reply, out) in replies.into_iter().zip(outs) {
                 let _ = reply.send(match &flushed {
                     Ok(()) => out,
@@ -672,13 +678,12 @@ impl Store {
 
     /// Takes published messages off the outbox. No flush: a removal lost
     /// in a crash only republishes, and the applied set absorbs that.
+    /// One key at a time, not as a batch: nothing needs them together, and
+    /// a batch would cost two log writes and wait for a running flush.
     pub fn published(&self, keys: &[QueueKey]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
         for k in keys {
-            batch.remove(k.encode());
+            self.outbox.remove(k.encode())?;
         }
-        // A batch takes sled's write lock like a transaction: gated too.
-        self.gated(|| self.outbox.apply_batch(batch))?;
         Ok(())
     }
 
