@@ -986,6 +986,55 @@ mod tests {
     }
 
     #[test]
+    fn a_plain_completion_records_then_takes_off_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let link = Link::new("a", "T1", "b");
+        let mut e = env(&link, "b");
+        e.event.kind = EventKind::Comment {
+            comment: crate::event::Comment {
+                body: "hello".into(),
+                audience: crate::event::Audience::Public,
+                attachments: vec![],
+            },
+        };
+        let key = store
+            .ingest_tx(|tx| {
+                tx.put_link(&link)?;
+                tx.enqueue(&e)
+            })
+            .unwrap();
+        // The state a crash between the two writes leaves: the record and
+        // the message both there; completing again finishes the job.
+        store
+            .applied
+            .insert(Store::applied_key(&e), to_vec(&Applied::default()))
+            .unwrap();
+        assert_eq!(store.applied(&e).unwrap(), Some(Applied::default()));
+        assert_eq!(store.pending("b").unwrap().len(), 1);
+        store.complete(&key, &e, &Applied::default()).unwrap();
+        assert!(store.pending("b").unwrap().is_empty());
+        assert_eq!(store.applied(&e).unwrap(), Some(Applied::default()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_requests_stay_atomic_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b, c) = tokio::join!(
+            store.ingest_durably(|tx| tx.first_sight("hook", "m1")),
+            store.ingest_durably(|_| -> TxResult<bool> {
+                Err(ConflictableTransactionError::Abort("refused".into()))
+            }),
+            store.ingest_durably(|tx| tx.first_sight("hook", "m1")),
+        );
+        // Exactly one of the two copies is the first sight.
+        assert!(a.unwrap() ^ c.unwrap());
+        assert!(matches!(b, Err(StoreError::Rejected(m)) if m == "refused"));
+        assert!(store.was_seen("hook", "m1").unwrap());
+    }
+
+    #[test]
     fn first_sight_dedupes_and_prunes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
