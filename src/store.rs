@@ -597,6 +597,28 @@ impl Store {
     /// Runs the waiting requests' transactions, all together, and flushes
     /// them, until none wait.
     async fn run_groups(self) {
+        // Should a request's code panic here (its group's callers get an
+        // error), the requests behind it must not wait for this leader.
+        struct Unwinding<'a>(&'a Store);
+        impl Drop for Unwinding<'_> {
+            fn drop(&mut self) {
+                if !std::thread::panicking() {
+                    return;
+                }
+                let mut st = self
+                    .0
+                    .grouper
+                    .state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if st.0.is_empty() {
+                    st.1 = false;
+                } else {
+                    tokio::spawn(self.0.clone().run_groups());
+                }
+            }
+        }
+        let _unwinding = Unwinding(&self);
         loop {
             // Let the requests that are ready join this transaction.
             tokio::task::yield_now().await;
@@ -1032,6 +1054,18 @@ mod tests {
         assert!(a.unwrap() ^ c.unwrap());
         assert!(matches!(b, Err(StoreError::Rejected(m)) if m == "refused"));
         assert!(store.was_seen("hook", "m1").unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_request_does_not_stop_the_next_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bug = store.ingest_durably(|_| -> TxResult<bool> { panic!("a bug in a request") });
+        assert!(bug.await.is_err());
+        assert!(store
+            .ingest_durably(|tx| tx.first_sight("hook", "m2"))
+            .await
+            .unwrap());
     }
 
     #[test]
