@@ -1,7 +1,10 @@
 //! The link store on sled: links (found from either side), the remote ids
 //! deskbridge created (echo suppression), source cursors, the applied set,
 //! the outbox (one ordered queue per destination) and dead letters.
-//! What must move together is written in one sled transaction.
+//! What must move together is written in one sled transaction; writes
+//! that need not (a crash between them is harmless in the order they are
+//! made) are single-key writes, since every sled transaction costs two
+//! synchronous log writes and the store-wide write lock.
 
 use crate::event::Event;
 use crate::link::Link;
@@ -735,7 +738,8 @@ impl Store {
     }
 
     /// Records the effect at the destination and takes the message off its
-    /// queue, atomically: after this, a redelivery is impossible.
+    /// queue (atomically, or record first: see `complete_plain`): after
+    /// this, a redelivery is impossible.
     pub fn complete(
         &self,
         key: &QueueKey,
