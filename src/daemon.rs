@@ -233,6 +233,13 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         });
     }
 
+    // Records left for a later flush (`Store::flush_later`, `flushed`:
+    // broker acknowledgements wait on it) reach the disk within a few
+    // milliseconds even when no ingest flushes.
+    let store = ops.store.clone();
+    let rx = shutdown_rx.clone();
+    tasks.spawn(async move { store.run_later_flushes(rx).await });
+
     // Dedupe keys older than any acceptable timestamp can go.
     let store = ops.store.clone();
     let mut rx = shutdown_rx.clone();

@@ -91,93 +91,25 @@ impl Ingest {
                 }
             }
         }
-        let result = self.store.ingest_tx(|tx| {
-            if let Some(id) = dedupe {
-                if !tx.first_sight(endpoint, &format!("msg:{id}"))? {
-                    return Ok(None);
-                }
-            }
-            let mut queued = Vec::new();
-            let mut links_created = 0;
-            for ev in &events {
-                if !tx.first_sight(endpoint, &format!("event:{}", ev.id))? {
-                    continue;
-                }
-                let echo = self.is_echo(tx, endpoint, ev)?;
-                // Even our own writes update the snapshot: a ticket we
-                // created can be handed on further down the chain.
-                let snapshot = self.update_snapshot(tx, endpoint, ev)?;
-                if echo {
-                    continue;
-                }
-                let links = tx.links_of(endpoint, &ev.ticket)?;
-                // A status this side already holds on a link is no change
-                // there: products whose history has no status changes
-                // report the status they hold, deskbridge's own write
-                // included.
-                let unchanged = |l: &Link| match ev.kind {
-                    EventKind::StatusChanged { status } => {
-                        l.sides(endpoint).and_then(|(mine, _)| mine.status) == Some(status)
-                    }
-                    _ => false,
-                };
-                let news: Vec<bool> = links.iter().map(|l| !unchanged(l)).collect();
-                if let EventKind::StatusChanged { status } = ev.kind {
-                    for link in &links {
-                        let mut l = link.clone();
-                        if let Some(side) = l.side_mut(endpoint) {
-                            side.status = Some(status);
-                        }
-                        tx.put_link(&l)?;
-                    }
-                }
-                let has_downstream = links.iter().any(|l| l.is_upstream(endpoint));
-                for (link, news) in links.iter().zip(news) {
-                    if matches!(ev.kind, EventKind::TicketCreated { .. }) || !news {
-                        // Already transferred: a re-sent creation is not a new ticket.
-                        continue;
-                    }
-                    if let Some(q) = self.route(tx, endpoint, link, ev, has_downstream)? {
-                        queued.push(q);
-                    }
-                }
-                for rule in self.config.transfers.iter().filter(|r| r.from == endpoint) {
-                    let already = links.iter().any(|l| l.downstream.endpoint == rule.to);
-                    let Some(t) = &snapshot else { continue };
-                    // A new ticket fires a rule; a later change fires only a
-                    // rule with a condition it now meets.
-                    let fires = match ev.kind {
-                        EventKind::TicketCreated { .. } => true,
-                        EventKind::StatusChanged { .. } | EventKind::FieldChanged { .. } => {
-                            rule.when.is_some()
-                        }
-                        EventKind::Comment { .. } => false,
-                    };
-                    if already || !fires || !matches(rule.when.as_ref(), t) {
-                        continue;
-                    }
-                    // The triggering creation keeps its id; a later trigger
-                    // hands over the ticket as it now stands.
-                    let id = match ev.kind {
-                        EventKind::TicketCreated { .. } => ev.id,
-                        _ => uuid::Uuid::now_v7(),
-                    };
-                    queued.push(self.transfer_in(tx, endpoint, &ev.ticket, &rule.to, t, id, ev)?);
-                    links_created += 1;
-                }
-            }
-            if let Some(c) = cursor {
-                tx.set_cursor(endpoint, c)?;
-            }
-            Ok(Some((queued, links_created)))
-        })?;
+        let me = self.clone();
+        let (ep, dedupe, cursor) = (
+            endpoint.to_string(),
+            dedupe.map(str::to_string),
+            cursor.map(<[u8]>::to_vec),
+        );
+        // Requests arriving together share one transaction and one flush
+        // (see the store); durable when this returns. A duplicate waits for
+        // the flush too: the first copy may still have been waiting for it
+        // (a sender retrying after a timeout).
+        let result = self
+            .store
+            .ingest_durably(move |tx| {
+                me.stage(tx, &ep, dedupe.as_deref(), &events, cursor.as_deref())
+            })
+            .await?;
         let Some((queued, links_created)) = result else {
-            // The first copy may still be waiting for its flush (a sender
-            // retrying after a timeout): "done" only once it is durable.
-            self.store.flush().await?;
             return Ok(Outcome::Duplicate);
         };
-        self.store.flush().await?;
         let n = queued.len();
         for (key, env) in queued {
             self.queues.announce(key, env);
@@ -186,6 +118,97 @@ impl Ingest {
             queued: n,
             links_created,
         })
+    }
+
+    /// The store writes of one request, inside a transaction: `None` when
+    /// its message id was seen before.
+    #[allow(clippy::type_complexity)]
+    fn stage(
+        &self,
+        tx: &Tx<'_>,
+        endpoint: &str,
+        dedupe: Option<&str>,
+        events: &[Event],
+        cursor: Option<&[u8]>,
+    ) -> TxResult<Option<(Vec<(QueueKey, Envelope)>, usize)>> {
+        if let Some(id) = dedupe {
+            if !tx.first_sight(endpoint, &format!("msg:{id}"))? {
+                return Ok(None);
+            }
+        }
+        let mut queued = Vec::new();
+        let mut links_created = 0;
+        for ev in events {
+            if !tx.first_sight(endpoint, &format!("event:{}", ev.id))? {
+                continue;
+            }
+            let echo = self.is_echo(tx, endpoint, ev)?;
+            // Even our own writes update the snapshot: a ticket we
+            // created can be handed on further down the chain.
+            let snapshot = self.update_snapshot(tx, endpoint, ev)?;
+            if echo {
+                continue;
+            }
+            let links = tx.links_of(endpoint, &ev.ticket)?;
+            // A status this side already holds on a link is no change
+            // there: products whose history has no status changes
+            // report the status they hold, deskbridge's own write
+            // included.
+            let unchanged = |l: &Link| match ev.kind {
+                EventKind::StatusChanged { status } => {
+                    l.sides(endpoint).and_then(|(mine, _)| mine.status) == Some(status)
+                }
+                _ => false,
+            };
+            let news: Vec<bool> = links.iter().map(|l| !unchanged(l)).collect();
+            if let EventKind::StatusChanged { status } = ev.kind {
+                for link in &links {
+                    let mut l = link.clone();
+                    if let Some(side) = l.side_mut(endpoint) {
+                        side.status = Some(status);
+                    }
+                    tx.put_link(&l)?;
+                }
+            }
+            let has_downstream = links.iter().any(|l| l.is_upstream(endpoint));
+            for (link, news) in links.iter().zip(news) {
+                if matches!(ev.kind, EventKind::TicketCreated { .. }) || !news {
+                    // Already transferred: a re-sent creation is not a new ticket.
+                    continue;
+                }
+                if let Some(q) = self.route(tx, endpoint, link, ev, has_downstream)? {
+                    queued.push(q);
+                }
+            }
+            for rule in self.config.transfers.iter().filter(|r| r.from == endpoint) {
+                let already = links.iter().any(|l| l.downstream.endpoint == rule.to);
+                let Some(t) = &snapshot else { continue };
+                // A new ticket fires a rule; a later change fires only a
+                // rule with a condition it now meets.
+                let fires = match ev.kind {
+                    EventKind::TicketCreated { .. } => true,
+                    EventKind::StatusChanged { .. } | EventKind::FieldChanged { .. } => {
+                        rule.when.is_some()
+                    }
+                    EventKind::Comment { .. } => false,
+                };
+                if already || !fires || !matches(rule.when.as_ref(), t) {
+                    continue;
+                }
+                // The triggering creation keeps its id; a later trigger
+                // hands over the ticket as it now stands.
+                let id = match ev.kind {
+                    EventKind::TicketCreated { .. } => ev.id,
+                    _ => uuid::Uuid::now_v7(),
+                };
+                queued.push(self.transfer_in(tx, endpoint, &ev.ticket, &rule.to, t, id, ev)?);
+                links_created += 1;
+            }
+        }
+        if let Some(c) = cursor {
+            tx.set_cursor(endpoint, c)?;
+        }
+        Ok(Some((queued, links_created)))
     }
 
     /// `deskbridge transfer`: hands a ticket deskbridge has seen to `to`.

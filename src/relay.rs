@@ -367,13 +367,22 @@ impl Dispatcher {
                     let acks = owed.remove(&seq).unwrap_or_default();
 
                     match done {
+                        Done::Delivered if acks.is_empty() => {
+                            // Nobody waits on this record (embedded bus): a
+                            // crash before it is flushed leaves the message
+                            // queued, and its repeat is applied once by the
+                            // receiver (message id, marker), as for a crash
+                            // between the effect and the record.
+                            me.store.flush_later();
+                        }
                         Done::Delivered => {
-                            // Acknowledged once the effect's record is durable.
+                            // Acknowledged once the effect's record is
+                            // durable, by the next flush (started by ingest
+                            // or the daemon's tick, not for this alone).
                             let store = me.store.clone();
                             tokio::spawn(async move {
-                                if store.flush().await.is_ok() {
-                                    ack_all(acks);
-                                }
+                                store.flushed().await;
+                                ack_all(acks);
                             });
                         }
                         Done::Dead(dead) => {

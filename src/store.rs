@@ -1,7 +1,10 @@
 //! The link store on sled: links (found from either side), the remote ids
 //! deskbridge created (echo suppression), source cursors, the applied set,
 //! the outbox (one ordered queue per destination) and dead letters.
-//! What must move together is written in one sled transaction.
+//! What must move together is written in one sled transaction; writes
+//! that need not (a crash between them is harmless in the order they are
+//! made) are single-key writes, since every sled transaction costs two
+//! synchronous log writes and the store-wide write lock.
 
 use crate::event::Event;
 use crate::link::Link;
@@ -152,6 +155,19 @@ pub struct Store {
     tickets: sled::Tree,
     gate: std::sync::Arc<std::sync::RwLock<()>>,
     flusher: std::sync::Arc<Flusher>,
+    grouper: std::sync::Arc<Grouper>,
+}
+
+/// One request's part of a shared ingest transaction, and where its
+/// answer goes.
+type GroupJob = Box<dyn Fn(&Tx<'_>) -> TxResult<Box<dyn std::any::Any + Send>> + Send>;
+type GroupReply = tokio::sync::oneshot::Sender<Result<Box<dyn std::any::Any + Send>, StoreError>>;
+
+/// Ingest requests waiting for a shared transaction, and whether a task
+/// is running them.
+#[derive(Default)]
+struct Grouper {
+    state: std::sync::Mutex<(Vec<(GroupJob, GroupReply)>, bool)>,
 }
 
 /// Group commit: (tickets taken, a flush running) and the last ticket
@@ -159,6 +175,10 @@ pub struct Store {
 struct Flusher {
     state: std::sync::Mutex<(u64, bool)>,
     done: tokio::sync::watch::Sender<u64>,
+    /// Writes left for a later flush (`flush_later`), and the wake-up of
+    /// the task that makes sure one comes (`run_later_flushes`).
+    unflushed: std::sync::atomic::AtomicBool,
+    later: tokio::sync::Notify,
     /// Disk writes done, callers they served, and time spent in them.
     writes: std::sync::atomic::AtomicU64,
     served: std::sync::atomic::AtomicU64,
@@ -326,10 +346,13 @@ impl Store {
             flusher: std::sync::Arc::new(Flusher {
                 state: std::sync::Mutex::new((0, false)),
                 done: tokio::sync::watch::channel(0).0,
+                unflushed: Default::default(),
+                later: Default::default(),
                 writes: Default::default(),
                 served: Default::default(),
                 micros: Default::default(),
             }),
+            grouper: Default::default(),
             db,
         })
     }
@@ -368,9 +391,16 @@ impl Store {
                     for _ in 0..GROUP_YIELDS {
                         tokio::task::yield_now().await;
                     }
+                    // This write covers whatever `flush_later` asked for
+                    // before the target is read (see `flushed`).
+                    f.unflushed
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
                     let target = f.state.lock().unwrap_or_else(|p| p.into_inner()).0;
                     let started = std::time::Instant::now();
                     let result = self.flush_now().await;
+                    if result.is_err() {
+                        f.unflushed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                     f.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     f.micros.fetch_add(
                         started.elapsed().as_micros() as u64,
@@ -391,6 +421,73 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Notes writes that need no flush now (nobody is told they are
+    /// durable; a crash before the next flush only repeats idempotent
+    /// work): the next group flush covers them, or `flush_unflushed`.
+    pub fn flush_later(&self) {
+        self.flusher
+            .unflushed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.flusher.later.notify_one();
+    }
+
+    /// Makes sure what `flush_later` and `flushed` leave reaches the disk
+    /// within a few milliseconds even when nothing else flushes; asleep
+    /// while nothing is left. Runs until `shutdown`.
+    pub async fn run_later_flushes(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = self.flusher.later.notified() => {}
+            }
+            // Time for a caller-facing flush to cover it first.
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(3)) => {}
+            }
+            if let Err(e) = self.flush_unflushed().await {
+                tracing::error!("store flush failed: {e}");
+            }
+        }
+    }
+
+    /// Waits until everything written so far is durable, without starting
+    /// a disk write: the next flush covers it (the ingest group's, or the
+    /// daemon's `flush_unflushed` tick). For waits that hold no caller,
+    /// such as a broker acknowledgement: a flush started for them would
+    /// hold back the ingest transactions that caller-facing flushes serve.
+    pub async fn flushed(&self) {
+        let f = &self.flusher;
+        f.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The ticket before the mark: a leader clears the mark before it
+        // reads its target, so either its target covers this ticket or
+        // the mark survives for the next flush.
+        let ticket = {
+            let mut st = f.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.0 += 1;
+            st.0
+        };
+        let mut done = f.done.subscribe();
+        self.flush_later();
+        while *done.borrow_and_update() < ticket {
+            if done.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Flushes if `flush_later` was called since the last flush.
+    pub async fn flush_unflushed(&self) -> Result<(), StoreError> {
+        if self
+            .flusher
+            .unflushed
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     pub fn flush_stats(&self) -> FlushStats {
@@ -470,6 +567,97 @@ impl Store {
         })
     }
 
+    /// As `ingest_tx`, then `flush`: returns once the writes are durable.
+    /// The requests that arrive together share one transaction and one
+    /// flush: each sled transaction costs two synchronous log writes and
+    /// the store-wide write lock, whatever its size. Each request's writes
+    /// stay atomic (they are inside the shared one); if any request aborts,
+    /// each runs again alone, so one bad request fails only itself.
+    pub async fn ingest_durably<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Tx<'_>) -> TxResult<T> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: GroupJob =
+            Box::new(move |tx| f(tx).map(|v| Box::new(v) as Box<dyn std::any::Any + Send>));
+        let lead = {
+            let mut st = self.grouper.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.0.push((job, reply));
+            !std::mem::replace(&mut st.1, true)
+        };
+        if lead {
+            tokio::spawn(self.clone().run_groups());
+        }
+        let out = answer
+            .await
+            .map_err(|_| StoreError::Rejected("the store stopped".into()))??;
+        Ok(*out
+            .downcast::<T>()
+            .expect("a job answers with its own type"))
+    }
+
+    /// Runs the waiting requests' transactions, all together, and flushes
+    /// them, until none wait.
+    async fn run_groups(self) {
+        // Should a request's code panic here (its group's callers get an
+        // error), the requests behind it must not wait for this leader.
+        struct Unwinding<'a>(&'a Store);
+        impl Drop for Unwinding<'_> {
+            fn drop(&mut self) {
+                if !std::thread::panicking() {
+                    return;
+                }
+                let mut st = self
+                    .0
+                    .grouper
+                    .state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if st.0.is_empty() {
+                    st.1 = false;
+                } else {
+                    tokio::spawn(self.0.clone().run_groups());
+                }
+            }
+        }
+        let _unwinding = Unwinding(&self);
+        loop {
+            // Let the requests that are ready join this transaction.
+            tokio::task::yield_now().await;
+            let jobs = {
+                let mut st = self.grouper.state.lock().unwrap_or_else(|p| p.into_inner());
+                if st.0.is_empty() {
+                    st.1 = false;
+                    return;
+                }
+                std::mem::take(&mut st.0)
+            };
+            let (jobs, replies): (Vec<GroupJob>, Vec<GroupReply>) = jobs.into_iter().unzip();
+            let all = self.ingest_tx(|tx| jobs.iter().map(|j| j(tx)).collect::<TxResult<Vec<_>>>());
+            let outs = match all {
+                Ok(outs) => outs.into_iter().map(Ok).collect(),
+                Err(e) if jobs.len() == 1 => vec![Err(e)],
+                Err(_) => jobs.iter().map(|j| self.ingest_tx(j)).collect(),
+            };
+            // Even a refused request waits: a repeat refused as seen may
+            // be one whose first copy is not flushed yet.
+            let flushed = self.flush().await.map_err(|e| e.to_string());
+            // Every request of the group waited for that flush (the
+            // group-commit figure counts requests, not leaders).
+            self.flusher.served.fetch_add(
+                replies.len().saturating_sub(1) as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            for (reply, out) in replies.into_iter().zip(outs) {
+                let _ = reply.send(match &flushed {
+                    Ok(()) => out,
+                    Err(e) => Err(StoreError::Rejected(format!("store flush failed: {e}"))),
+                });
+            }
+        }
+    }
+
     pub fn cursor(&self, endpoint: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.cursors.get(endpoint)?.map(|v| v.to_vec()))
     }
@@ -515,12 +703,12 @@ impl Store {
 
     /// Takes published messages off the outbox. No flush: a removal lost
     /// in a crash only republishes, and the applied set absorbs that.
+    /// One key at a time, not as a batch: nothing needs them together, and
+    /// a batch would cost two log writes and wait for a running flush.
     pub fn published(&self, keys: &[QueueKey]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
         for k in keys {
-            batch.remove(k.encode());
+            self.outbox.remove(k.encode())?;
         }
-        self.outbox.apply_batch(batch)?;
         Ok(())
     }
 
@@ -550,13 +738,22 @@ impl Store {
     }
 
     /// Records the effect at the destination and takes the message off its
-    /// queue, atomically: after this, a redelivery is impossible.
+    /// queue (atomically, or record first: see `complete_plain`): after
+    /// this, a redelivery is impossible.
     pub fn complete(
         &self,
         key: &QueueKey,
         env: &Envelope,
         applied: &Applied,
     ) -> Result<Link, StoreError> {
+        let changes_link = applied.ticket.is_some()
+            || matches!(
+                env.event.kind,
+                crate::event::EventKind::StatusChanged { .. }
+            );
+        if !changes_link && applied.remote_ids.is_empty() {
+            return self.complete_plain(key, env, applied);
+        }
         self.gated(|| {
             (
                 &self.outbox,
@@ -597,6 +794,34 @@ impl Store {
                 })
                 .map_err(tx_err)
         })
+    }
+
+    /// `complete` for an effect that changes neither the link nor the echo
+    /// records (a comment to a webhook): plain single-key writes, no
+    /// transaction. A sled transaction costs two synchronous log writes and
+    /// the store-wide write lock; these cost neither. The record goes first,
+    /// so a crash between the writes leaves the message queued with its
+    /// record, and the relay completes it on sight without applying again.
+    fn complete_plain(
+        &self,
+        key: &QueueKey,
+        env: &Envelope,
+        applied: &Applied,
+    ) -> Result<Link, StoreError> {
+        let link = self
+            .link(env.link_id)?
+            .ok_or_else(|| StoreError::Rejected(format!("link {} vanished", env.link_id)))?;
+        self.applied
+            .insert(Self::applied_key(env), to_vec(applied))?;
+        let k = key.encode();
+        // Broker mode usually finds nothing to take off: no write then.
+        if self.outbox.contains_key(&k)? {
+            self.outbox.remove(&k)?;
+        }
+        if self.held.contains_key(&k)? {
+            self.held.remove(&k)?;
+        }
+        Ok(link)
     }
 
     /// Moves a message that cannot be applied to the dead letters, keeping
@@ -784,6 +1009,67 @@ mod tests {
             store.replay(&key2, false),
             Err(StoreError::NoDeadLetter(_))
         ));
+    }
+
+    #[test]
+    fn a_plain_completion_records_then_takes_off_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let link = Link::new("a", "T1", "b");
+        let mut e = env(&link, "b");
+        e.event.kind = EventKind::Comment {
+            comment: crate::event::Comment {
+                body: "hello".into(),
+                audience: crate::event::Audience::Public,
+                attachments: vec![],
+            },
+        };
+        let key = store
+            .ingest_tx(|tx| {
+                tx.put_link(&link)?;
+                tx.enqueue(&e)
+            })
+            .unwrap();
+        // The state a crash between the two writes leaves: the record and
+        // the message both there; completing again finishes the job.
+        store
+            .applied
+            .insert(Store::applied_key(&e), to_vec(&Applied::default()))
+            .unwrap();
+        assert_eq!(store.applied(&e).unwrap(), Some(Applied::default()));
+        assert_eq!(store.pending("b").unwrap().len(), 1);
+        store.complete(&key, &e, &Applied::default()).unwrap();
+        assert!(store.pending("b").unwrap().is_empty());
+        assert_eq!(store.applied(&e).unwrap(), Some(Applied::default()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_requests_stay_atomic_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b, c) = tokio::join!(
+            store.ingest_durably(|tx| tx.first_sight("hook", "m1")),
+            store.ingest_durably(|_| -> TxResult<bool> {
+                Err(ConflictableTransactionError::Abort("refused".into()))
+            }),
+            store.ingest_durably(|tx| tx.first_sight("hook", "m1")),
+        );
+        // Exactly one of the two copies is the first sight.
+        assert!(a.unwrap() ^ c.unwrap());
+        assert!(matches!(b, Err(StoreError::Rejected(m)) if m == "refused"));
+        assert!(store.was_seen("hook", "m1").unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_request_does_not_stop_the_next_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bug = store.ingest_durably(|_| -> TxResult<bool> { panic!("a bug in a request") });
+        assert!(bug.await.is_err());
+        assert!(store
+            .ingest_durably(|tx| tx.first_sight("hook", "m2"))
+            .await
+            .unwrap());
     }
 
     #[test]
