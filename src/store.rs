@@ -357,19 +357,26 @@ impl Store {
         })
     }
 
-    /// Makes everything written so far durable. Concurrent callers share
-    /// the disk write (group commit).
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    /// A place in the flush order for everything written so far (counted
+    /// for the flush figures), and the flushes done to wait on.
+    fn flush_ticket(&self) -> (u64, tokio::sync::watch::Receiver<u64>) {
         let f = &self.flusher;
         f.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // A ticket taken after our writes: any flush that starts later
-        // covers them, so one disk write serves every caller waiting.
         let ticket = {
             let mut st = f.state.lock().unwrap_or_else(|p| p.into_inner());
             st.0 += 1;
             st.0
         };
-        let mut done = f.done.subscribe();
+        (ticket, f.done.subscribe())
+    }
+
+    /// Makes everything written so far durable. Concurrent callers share
+    /// the disk write (group commit).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let f = &self.flusher;
+        // A ticket taken after our writes: any flush that starts later
+        // covers them, so one disk write serves every caller waiting.
+        let (ticket, mut done) = self.flush_ticket();
         loop {
             if *done.borrow_and_update() >= ticket {
                 return Ok(());
@@ -459,17 +466,10 @@ impl Store {
     /// such as a broker acknowledgement: a flush started for them would
     /// hold back the ingest transactions that caller-facing flushes serve.
     pub async fn flushed(&self) {
-        let f = &self.flusher;
-        f.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The ticket before the mark: a leader clears the mark before it
         // reads its target, so either its target covers this ticket or
         // the mark survives for the next flush.
-        let ticket = {
-            let mut st = f.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.0 += 1;
-            st.0
-        };
-        let mut done = f.done.subscribe();
+        let (ticket, mut done) = self.flush_ticket();
         self.flush_later();
         while *done.borrow_and_update() < ticket {
             if done.changed().await.is_err() {
