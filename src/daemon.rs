@@ -123,7 +123,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
                 Source::Embedded
             },
             on_dead: broker.as_ref().map(|_| dead_tx.clone()),
-            grace: Duration::from_secs(10),
+            grace: crate::relay::STOP_GRACE,
             // A quarter of the prefetch per link: a few stuck links never
             // fill the window the healthy ones need.
             link_window: (usize::from(config.bus.prefetch) / 4).max(1),

@@ -4,14 +4,13 @@
 //! acknowledge to the broker).
 
 use crate::blob::BlobStore;
+use crate::bus::amqp::Ack;
 use crate::bus::embedded::Notice;
 use crate::connector::{Delivery, Sink, SinkError};
 use crate::event::EventKind;
 use crate::retry::{Retry, RetryPolicy};
 use crate::store::{Applied, DeadLetter, Envelope, QueueKey, Store, StoreError};
 use chrono::{DateTime, Utc};
-use lapin::acker::Acker;
-use lapin::options::BasicAckOptions;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -62,7 +61,7 @@ enum Done {
 /// republished duplicate shares the seq and is acknowledged together).
 struct Waiting {
     env: Envelope,
-    acks: Vec<Acker>,
+    acks: Vec<Ack>,
 }
 
 pub struct Dispatcher {
@@ -93,7 +92,7 @@ fn refill(
     link: Uuid,
     window: usize,
     waiting: &mut HashMap<Uuid, BTreeMap<u64, Waiting>>,
-    owed: &HashMap<u64, Vec<Acker>>,
+    owed: &HashMap<u64, Vec<Ack>>,
     parked: &mut HashSet<Uuid>,
 ) -> Result<(), StoreError> {
     let held: Vec<(QueueKey, Envelope)> = store
@@ -143,24 +142,16 @@ impl Pause {
     }
 }
 
-/// Acknowledges to the broker without making the dispatcher wait: once
-/// its connection is closed, lapin never resolves an ack (its RPC loop has
-/// stopped), and awaiting it here would stall the whole destination (and
-/// every shutdown for the full grace period).
-fn ack_all(acks: Vec<Acker>) {
-    if acks.is_empty() {
-        return;
+/// How long a stop waits for deliveries in flight to finish.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Hands the acknowledgements to their consumer, which sends them. A lost
+/// one means the channel is gone: the broker delivers again and the
+/// applied set turns the repeat into a no-op.
+fn ack_all(acks: Vec<Ack>) {
+    for a in acks {
+        a.ack();
     }
-    tokio::spawn(async move {
-        for a in acks {
-            // A failed or lost ack means the channel is gone: the broker
-            // will deliver again and the applied set turns the repeat into
-            // a no-op.
-            let _ =
-                tokio::time::timeout(Duration::from_secs(30), a.ack(BasicAckOptions::default()))
-                    .await;
-        }
-    });
 }
 
 impl Dispatcher {
@@ -179,7 +170,7 @@ impl Dispatcher {
         // Embedded: seqs loaded or announced, so a late notice is not taken twice.
         let mut known: HashSet<u64> = HashSet::new();
         // Broker: acknowledgements owed for seqs being delivered right now.
-        let mut owed: HashMap<u64, Vec<Acker>> = HashMap::new();
+        let mut owed: HashMap<u64, Vec<Ack>> = HashMap::new();
         let mut busy: HashSet<Uuid> = HashSet::new();
         let mut blocked: HashSet<Uuid> = me
             .store

@@ -18,13 +18,15 @@ use crate::store::{DeadLetter, Envelope, QueueKey, Store};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -33,6 +35,75 @@ use tracing::{info, warn};
 use super::embedded::{Notice, Queues};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a settled delivery may wait behind an older unsettled one
+/// before it is acknowledged on its own.
+const ACK_LINGER: Duration = Duration::from_millis(10);
+
+/// A delivery's acknowledgement, owed until its effect is recorded. The
+/// consumer that received the delivery sends it, in runs where it can.
+/// Dropped unsent, or sent once its channel is gone, it leaves the delivery
+/// to the broker, which delivers it again.
+pub struct Ack {
+    tag: u64,
+    to: mpsc::UnboundedSender<u64>,
+}
+
+impl Ack {
+    pub fn ack(self) {
+        let _ = self.to.send(self.tag);
+    }
+}
+
+/// Which acknowledgements to send. Deliveries settle in any order, and a
+/// `multiple` ack covers every unacknowledged tag up to its own, so one
+/// frame (and one broker operation) can cover a run only where no older
+/// delivery is still unsettled.
+#[derive(Default)]
+struct AckRuns {
+    open: BTreeSet<u64>,
+    done: BTreeSet<u64>,
+}
+
+impl AckRuns {
+    fn delivered(&mut self, tag: u64) {
+        self.open.insert(tag);
+    }
+
+    fn settled(&mut self, tag: u64) {
+        if self.open.remove(&tag) {
+            self.done.insert(tag);
+        }
+    }
+
+    /// The acks to send now, as (tag, multiple): the settled run below the
+    /// oldest open delivery as one; with `all`, the settled ones behind it
+    /// too, one by one, so that a delivery stuck on a slow link does not
+    /// hold the others' prefetch slots.
+    fn take(&mut self, all: bool) -> Vec<(u64, bool)> {
+        let mut out = Vec::new();
+        let end = match self.open.first() {
+            Some(&oldest) => self.done.range(..oldest).next_back().copied(),
+            None => self.done.last().copied(),
+        };
+        if let Some(end) = end {
+            let later = self.done.split_off(&(end + 1));
+            let run = std::mem::replace(&mut self.done, later);
+            out.push((end, run.len() > 1));
+        }
+        if all {
+            out.extend(
+                std::mem::take(&mut self.done)
+                    .into_iter()
+                    .map(|t| (t, false)),
+            );
+        }
+        out
+    }
+
+    fn waiting(&self) -> usize {
+        self.done.len()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
@@ -453,17 +524,58 @@ impl Broker {
         self.topology.declare(&ch, &[dest.to_string()]).await?;
         ch.basic_qos(self.prefetch, BasicQosOptions::default())
             .await?;
+        let tag = format!("deskbridge-{dest}");
         let mut consumer = ch
             .basic_consume(
                 &self.topology.queue(dest),
-                &format!("deskbridge-{dest}"),
+                &tag,
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await?;
+        let (settle, mut settled) = mpsc::unbounded_channel::<u64>();
+        let mut runs = AckRuns::default();
+        let mut sending = futures::stream::FuturesUnordered::new();
+        let mut linger = tokio::time::interval(ACK_LINGER);
+        linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let send =
+            |runs: &mut AckRuns, all: bool, sending: &mut futures::stream::FuturesUnordered<_>| {
+                for (t, multiple) in runs.take(all) {
+                    let ch = ch.clone();
+                    // Not awaited inline: lapin resolves an ack once written,
+                    // and never once its connection is gone.
+                    sending.push(async move {
+                        tokio::time::timeout(
+                            Duration::from_secs(30),
+                            ch.basic_ack(t, BasicAckOptions { multiple }),
+                        )
+                        .await
+                    });
+                }
+            };
         loop {
             let next = tokio::select! {
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => break,
+                Some(t) = settled.recv() => {
+                    runs.settled(t);
+                    while let Ok(t) = settled.try_recv() {
+                        runs.settled(t);
+                    }
+                    let all = runs.waiting() >= usize::from(self.prefetch) / 2;
+                    send(&mut runs, all, &mut sending);
+                    continue;
+                }
+                _ = linger.tick(), if runs.waiting() > 0 => {
+                    send(&mut runs, true, &mut sending);
+                    continue;
+                }
+                Some(r) = sending.next(), if !sending.is_empty() => {
+                    match r {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(e)) => return Err(e.into()),
+                        Err(_) => return Err(AmqpError::Broker("an acknowledgement was not sent within 30 s".into())),
+                    }
+                }
                 n = consumer.next() => n,
             };
             let delivery = match next {
@@ -479,11 +591,16 @@ impl Broker {
             let env: Option<Envelope> = serde_json::from_slice(&delivery.data).ok();
             match (key, env) {
                 (Some(key), Some(env)) if key.dest == dest => {
+                    runs.delivered(delivery.delivery_tag);
+                    let ack = Ack {
+                        tag: delivery.delivery_tag,
+                        to: settle.clone(),
+                    };
                     if notices
-                        .send(Notice::Delivered(key, Box::new(env), delivery.acker))
+                        .send(Notice::Delivered(key, Box::new(env), ack))
                         .is_err()
                     {
-                        return Ok(());
+                        break;
                     }
                 }
                 _ => {
@@ -497,6 +614,24 @@ impl Broker {
                 }
             }
         }
+        // Stopping: no new deliveries; the dispatcher finishes what it has
+        // (within its grace) and drops the rest, which closes `settled`.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            ch.basic_cancel(&tag, BasicCancelOptions::default()),
+        )
+        .await;
+        drop(settle);
+        // Past the grace, whatever is left is delivered again next time.
+        let _ = tokio::time::timeout(crate::relay::STOP_GRACE + Duration::from_secs(5), async {
+            while let Some(t) = settled.recv().await {
+                runs.settled(t);
+            }
+            send(&mut runs, true, &mut sending);
+            while sending.next().await.is_some() {}
+        })
+        .await;
+        Ok(())
     }
 }
 
@@ -526,4 +661,75 @@ pub async fn remove_topology(url: &str, prefix: &str, dests: &[&str]) {
         }
     }
     let _ = conn.close(200, "done").await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AckRuns;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    proptest! {
+        /// Whatever the order deliveries settle in, the acks sent cover
+        /// each delivery exactly once, and never one still being worked on
+        /// (the broker closes the channel on an unknown tag; an early ack
+        /// would lose the message in a crash).
+        #[test]
+        fn acks_cover_each_settled_delivery_once(
+            n in 1u64..60,
+            order in proptest::collection::vec(any::<prop::sample::Index>(), 60),
+            flushes in proptest::collection::vec(any::<bool>(), 60),
+        ) {
+            let mut runs = AckRuns::default();
+            let mut open: Vec<u64> = (1..=n).collect();
+            for t in &open {
+                runs.delivered(*t);
+            }
+            let mut unacked: BTreeSet<u64> = open.iter().copied().collect();
+            let mut settled = BTreeSet::new();
+            let apply = |acks: Vec<(u64, bool)>, unacked: &mut BTreeSet<u64>, settled: &BTreeSet<u64>| {
+                for (t, multiple) in acks {
+                    prop_assert!(unacked.contains(&t), "tag {t} acknowledged twice");
+                    let covered: Vec<u64> = if multiple {
+                        unacked.range(..=t).copied().collect()
+                    } else {
+                        vec![t]
+                    };
+                    for c in covered {
+                        prop_assert!(settled.contains(&c), "tag {c} acknowledged before it settled");
+                        unacked.remove(&c);
+                    }
+                }
+                Ok(())
+            };
+            for (i, pick) in order.iter().enumerate() {
+                if open.is_empty() {
+                    break;
+                }
+                let t = open.remove(pick.index(open.len()));
+                runs.settled(t);
+                settled.insert(t);
+                apply(runs.take(flushes[i]), &mut unacked, &settled)?;
+            }
+            apply(runs.take(true), &mut unacked, &settled)?;
+            prop_assert!(unacked.is_empty(), "never acknowledged: {unacked:?}");
+        }
+    }
+
+    #[test]
+    fn a_run_goes_as_one_frame() {
+        let mut runs = AckRuns::default();
+        for t in 1..=5 {
+            runs.delivered(t);
+        }
+        for t in [2, 1, 3, 5] {
+            runs.settled(t);
+        }
+        // 4 is still open: 1..=3 go as one, 5 waits unless forced.
+        assert_eq!(runs.take(false), vec![(3, true)]);
+        assert_eq!(runs.waiting(), 1);
+        assert_eq!(runs.take(true), vec![(5, false)]);
+        runs.settled(4);
+        assert_eq!(runs.take(false), vec![(4, false)]);
+    }
 }

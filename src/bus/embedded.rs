@@ -13,7 +13,7 @@ pub enum Notice {
     Queued(QueueKey, Box<Envelope>),
     /// A message came from the broker; acknowledge it once its effect is
     /// recorded (or it is parked).
-    Delivered(QueueKey, Box<Envelope>, lapin::acker::Acker),
+    Delivered(QueueKey, Box<Envelope>, super::amqp::Ack),
     /// The broker channel was lost: whatever it delivered and we did not
     /// acknowledge comes again on the next one.
     Reset,
