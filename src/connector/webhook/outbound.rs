@@ -77,7 +77,10 @@ impl WebhookSink {
                 message: e.to_string(),
             })?;
         let content_length = plan.len(&sizes);
-        let body = reqwest::Body::wrap_stream(plan.stream(d.blobs, sizes));
+        let body = match plan.whole() {
+            Some(json) => reqwest::Body::from(json),
+            None => reqwest::Body::wrap_stream(plan.stream(d.blobs, sizes)),
+        };
         let resp = self
             .client
             .post(&self.url)
@@ -262,6 +265,12 @@ impl BodyPlan {
     }
 
     /// The body's length in bytes, given each file's size.
+    /// The whole body, when it carries no file: sent as one buffer, which
+    /// hyper writes with its head, rather than as a stream.
+    fn whole(&self) -> Option<Bytes> {
+        self.files.is_empty().then(|| self.json.clone())
+    }
+
     pub(crate) fn len(&self, sizes: &[u64]) -> u64 {
         let placeholders: usize = self.files.iter().map(|f| f.at.len()).sum();
         let base64: u64 = sizes.iter().map(|n| n.div_ceil(3) * 4).sum();
