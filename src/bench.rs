@@ -31,6 +31,11 @@ pub struct Report {
     /// consume with manual ack (same prefetch). `None` without a broker.
     pub baseline_events_per_s: Option<f64>,
     pub ratio: Option<f64>,
+    /// CPU time of this process per event during the run (deskbridge and
+    /// the bench's own HTTP client and destination; not the broker's).
+    pub cpu_us_per_event: Option<f64>,
+    /// The same for the bare-lapin baseline (lapin only).
+    pub baseline_cpu_us_per_event: Option<f64>,
     /// Disk writes by the store during the run, and how many callers
     /// each served on average (group commit).
     pub flushes: u64,
@@ -89,18 +94,20 @@ fn payload(n: usize, i: usize) -> String {
 pub async fn run(
     bus: BusKind,
     events: usize,
+    links: usize,
     amqp_url: Option<String>,
 ) -> Result<Report, BenchError> {
-    let links: usize = std::env::var("DESKBRIDGE_BENCH_LINKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16);
+    if links == 0 || links > events {
+        return Err(BenchError(format!(
+            "--links must be between 1 and --events ({events}), not {links}"
+        )));
+    }
     let payload_bytes = 600usize;
     let dir = std::env::temp_dir().join(format!("deskbridge-bench-{}", Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).map_err(err)?;
     let result = pipeline(&dir, bus, events, links, payload_bytes, amqp_url.clone()).await;
     let _ = std::fs::remove_dir_all(&dir);
-    let (seconds, mut latencies, flush) = result?;
+    let (seconds, mut latencies, flush, cpu) = result?;
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         latencies
@@ -109,6 +116,7 @@ pub async fn run(
             .unwrap_or(f64::NAN)
     };
     let events_per_s = events as f64 / seconds;
+    let cpu_before = cpu_used();
     let baseline = match (&amqp_url, bus) {
         (Some(url), BusKind::Amqp) => Some(baseline(url, events, payload_bytes).await?),
         // The embedded bus is compared with the broker when one answers.
@@ -120,6 +128,11 @@ pub async fn run(
             }
         },
         (None, _) => None,
+    };
+    let per_event = |d: Duration| d.as_secs_f64() * 1e6 / events as f64;
+    let baseline_cpu = match (baseline, cpu_before, cpu_used()) {
+        (Some(_), Some(a), Some(b)) => Some(per_event(b.saturating_sub(a))),
+        _ => None,
     };
     Ok(Report {
         bus: match bus {
@@ -135,6 +148,8 @@ pub async fn run(
         p99_ms: pct(0.99),
         baseline_events_per_s: baseline,
         ratio: baseline.map(|b| events_per_s / b),
+        cpu_us_per_event: cpu.map(per_event),
+        baseline_cpu_us_per_event: baseline_cpu,
         flushes: flush.writes,
         flush_callers_per_write: flush.served as f64 / flush.writes.max(1) as f64,
         flush_seconds: flush.seconds,
@@ -148,7 +163,7 @@ async fn pipeline(
     links: usize,
     payload_bytes: usize,
     amqp_url: Option<String>,
-) -> Result<(f64, Vec<f64>, crate::store::FlushStats), BenchError> {
+) -> Result<(f64, Vec<f64>, crate::store::FlushStats, Option<Duration>), BenchError> {
     let arrivals = Arrivals::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -272,6 +287,7 @@ to = "dst"
         })
         .collect();
     let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let cpu_start = cpu_used();
     let start = Instant::now();
     // Per link in order (a partner sends a ticket's changes in order),
     // links side by side.
@@ -304,6 +320,7 @@ to = "dst"
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let cpu = cpu_start.zip(cpu_used()).map(|(a, b)| b.saturating_sub(a));
     let at = arrivals
         .at
         .lock()
@@ -324,7 +341,25 @@ to = "dst"
         // Leave the broker as the bench found it.
         crate::bus::amqp::remove_topology(url, &prefix, &["dst"]).await;
     }
-    Ok((end.duration_since(start).as_secs_f64(), latencies, flush))
+    Ok((
+        end.duration_since(start).as_secs_f64(),
+        latencies,
+        flush,
+        cpu,
+    ))
+}
+
+/// CPU time (user and system) this process has used so far, from
+/// /proc/self/stat; `None` where there is no /proc.
+fn cpu_used() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name is in parentheses and may hold spaces: count the
+    // fields after it (the state is field 3, utime 14, stime 15).
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // /proc counts in USER_HZ, 100 per second on Linux whatever the kernel's HZ.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Bare lapin: the same number of persistent messages of the same size,

@@ -88,6 +88,10 @@ enum Cmd {
         bus: BenchBus,
         #[arg(long, default_value_t = 10_000)]
         events: usize,
+        /// Tickets sending at once, each its events in order: a gateway
+        /// serves many tickets at a time.
+        #[arg(long, env = "DESKBRIDGE_BENCH_LINKS", default_value_t = 64)]
+        links: usize,
         /// The broker for `--bus amqp` and for the baseline.
         #[arg(
             long,
@@ -408,6 +412,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Bench {
             bus,
             events,
+            links,
             amqp_url,
             json,
         } => {
@@ -418,12 +423,12 @@ async fn run(cli: Cli) -> Result<()> {
                 BenchBus::Embedded => deskbridge::config::BusKind::Embedded,
                 BenchBus::Amqp => deskbridge::config::BusKind::Amqp,
             };
-            let r = deskbridge::bench::run(kind, events, Some(amqp_url)).await?;
+            let r = deskbridge::bench::run(kind, events, links, Some(amqp_url)).await?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "{} bus: {} events over {} links in {:.2} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms; bare lapin {}; ratio {}; {} disk flushes ({:.1} callers each, {:.2} s)",
+                    "{} bus: {} events over {} links in {:.2} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms; bare lapin {}; ratio {}; {} µs CPU per event (bare lapin {}); {} disk flushes ({:.1} callers each, {:.2} s)",
                     r.bus,
                     r.events,
                     r.links,
@@ -433,6 +438,8 @@ async fn run(cli: Cli) -> Result<()> {
                     r.p99_ms,
                     r.baseline_events_per_s.map(|b| format!("{b:.0} events/s")).unwrap_or("n/a".into()),
                     r.ratio.map(|x| format!("{x:.2}")).unwrap_or("n/a".into()),
+                    r.cpu_us_per_event.map(|x| format!("{x:.0}")).unwrap_or("n/a".into()),
+                    r.baseline_cpu_us_per_event.map(|x| format!("{x:.0}")).unwrap_or("n/a".into()),
                     r.flushes,
                     r.flush_callers_per_write,
                     r.flush_seconds,

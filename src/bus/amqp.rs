@@ -29,8 +29,8 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -703,9 +703,6 @@ mod tests {
     use super::AckRuns;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
 
     proptest! {
         /// Whatever the order deliveries settle in, the acks sent cover
