@@ -273,6 +273,9 @@ impl Dispatcher {
                     })
                     .await;
                     workers.abort_all();
+                    // Completions recorded before the stop wait on a flush
+                    // to release their acknowledgements: do it now.
+                    let _ = me.store.flush().await;
                     return Ok(());
                 }
                 notice = notices.recv() => match notice {

@@ -18,19 +18,15 @@ use crate::store::{DeadLetter, Envelope, QueueKey, Store};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -41,37 +37,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a settled delivery may wait behind an older unsettled one
 /// before it is acknowledged on its own.
 const ACK_LINGER: Duration = Duration::from_millis(10);
-
-/// Awaits the futures together, polling them in order each time. A
-/// publish queues its frames on its first poll and then waits for them to
-/// be written: polled together, a batch reaches the socket in a few writes,
-/// where awaiting each in turn cost a wake of lapin's I/O thread per
-/// message; polled in order, the frames keep the outbox's order.
-async fn in_order<T, E, F>(mut futs: Vec<F>) -> Result<Vec<T>, E>
-where
-    F: Future<Output = Result<T, E>> + Unpin,
-{
-    let mut out: Vec<Option<T>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in futs.iter_mut().zip(out.iter_mut()) {
-            if slot.is_none() {
-                match Pin::new(f).poll(cx) {
-                    Poll::Ready(Ok(v)) => *slot = Some(v),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(Ok(()))
-        }
-    })
-    .await?;
-    Ok(out.into_iter().flatten().collect())
-}
+/// A broker frame not written by then means the connection is gone.
+const ACK_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A delivery's acknowledgement, owed until its effect is recorded. The
 /// consumer that received the delivery sends it, in runs where it can.
@@ -463,8 +430,13 @@ impl Broker {
                 .map(|(key, payload)| {
                     Box::pin(ch.basic_publish(&exchange, &key.dest, mandatory, payload, props(key)))
                 })
-                .collect();
-            let confirms = in_order(publishes).await?;
+                .collect::<Vec<_>>();
+            // A publish queues its frames (and takes its confirm number) on
+            // its first poll, then waits for the write: awaited together,
+            // first polled in order, a batch goes out in outbox order in a
+            // few writes, where awaiting each in turn cost a wake of lapin's
+            // I/O thread per message.
+            let confirms = futures::future::try_join_all(publishes).await?;
             let mut done = Vec::with_capacity(batch.len());
             for ((key, _), confirm) in batch.iter().zip(confirms) {
                 let key = key.clone();
@@ -559,57 +531,34 @@ impl Broker {
         self.topology.declare(&ch, &[dest.to_string()]).await?;
         ch.basic_qos(self.prefetch, BasicQosOptions::default())
             .await?;
-        let tag = format!("deskbridge-{dest}");
         let mut consumer = ch
             .basic_consume(
                 &self.topology.queue(dest),
-                &tag,
+                &format!("deskbridge-{dest}"),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await?;
         let (settle, mut settled) = mpsc::unbounded_channel::<u64>();
-        let mut runs = AckRuns::default();
-        let mut sending = futures::stream::FuturesUnordered::new();
-        let mut linger = tokio::time::interval(ACK_LINGER);
-        linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let send =
-            |runs: &mut AckRuns, all: bool, sending: &mut futures::stream::FuturesUnordered<_>| {
-                for (t, multiple) in runs.take(all) {
-                    let ch = ch.clone();
-                    // Not awaited inline: lapin resolves an ack once written,
-                    // and never once its connection is gone.
-                    sending.push(async move {
-                        tokio::time::timeout(
-                            Duration::from_secs(30),
-                            ch.basic_ack(t, BasicAckOptions { multiple }),
-                        )
-                        .await
-                    });
-                }
-            };
+        let mut acks = AckSender::new(&ch);
         loop {
             let next = tokio::select! {
                 _ = shutdown.changed() => break,
                 Some(t) = settled.recv() => {
-                    runs.settled(t);
+                    acks.settled(t);
                     while let Ok(t) = settled.try_recv() {
-                        runs.settled(t);
+                        acks.settled(t);
                     }
-                    let all = runs.waiting() >= usize::from(self.prefetch) / 2;
-                    send(&mut runs, all, &mut sending);
+                    acks.send(false);
                     continue;
                 }
-                _ = linger.tick(), if runs.waiting() > 0 => {
-                    send(&mut runs, true, &mut sending);
+                _ = lingered(acks.linger) => {
+                    acks.send(true);
                     continue;
                 }
-                Some(r) = sending.next(), if !sending.is_empty() => {
-                    match r {
-                        Ok(Ok(())) => continue,
-                        Ok(Err(e)) => return Err(e.into()),
-                        Err(_) => return Err(AmqpError::Broker("an acknowledgement was not sent within 30 s".into())),
-                    }
+                Some(r) = acks.sending.next(), if !acks.sending.is_empty() => {
+                    r?;
+                    continue;
                 }
                 n = consumer.next() => n,
             };
@@ -618,6 +567,7 @@ impl Broker {
                 Some(Err(e)) => return Err(e.into()),
                 None => return Err(AmqpError::Broker("consumer cancelled by the broker".into())),
             };
+            let tag = delivery.delivery_tag;
             let key = delivery
                 .properties
                 .message_id()
@@ -626,9 +576,9 @@ impl Broker {
             let env: Option<Envelope> = serde_json::from_slice(&delivery.data).ok();
             match (key, env) {
                 (Some(key), Some(env)) if key.dest == dest => {
-                    runs.delivered(delivery.delivery_tag);
+                    acks.runs.delivered(tag);
                     let ack = Ack {
-                        tag: delivery.delivery_tag,
+                        tag,
                         to: settle.clone(),
                     };
                     if notices
@@ -640,33 +590,111 @@ impl Broker {
                 }
                 _ => {
                     // Not ours (another tool published here): keep it for a
-                    // person, on the dead-letter queue.
+                    // person, on the dead-letter queue. Awaited here, so it
+                    // is settled before any later multiple ack; bounded, as
+                    // lapin may never answer once its connection is gone.
                     warn!(dest, "unreadable message moved to the dead-letter queue");
-                    delivery
-                        .acker
-                        .reject(BasicRejectOptions { requeue: false })
-                        .await?;
+                    tokio::time::timeout(
+                        ACK_SEND_TIMEOUT,
+                        ch.basic_reject(tag, BasicRejectOptions { requeue: false }),
+                    )
+                    .await
+                    .map_err(|_| AmqpError::Broker("a reject was not sent in time".into()))??;
                 }
             }
         }
-        // Stopping: no new deliveries; the dispatcher finishes what it has
-        // (within its grace) and drops the rest, which closes `settled`.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            ch.basic_cancel(&tag, BasicCancelOptions::default()),
-        )
-        .await;
+        // Stopping. No cancel: a cancelled consumer keeps its unacknowledged
+        // messages while single-active-consumer already hands the queue to
+        // the next one, whose later events would overtake them. The
+        // dispatcher finishes what it has within its grace and drops the
+        // rest, which closes `settled`; closing the connection returns
+        // whatever is left to the queue, in order.
         drop(settle);
-        // Past the grace, whatever is left is delivered again next time.
-        let _ = tokio::time::timeout(crate::relay::STOP_GRACE + Duration::from_secs(5), async {
-            while let Some(t) = settled.recv().await {
-                runs.settled(t);
+        let deadline =
+            tokio::time::Instant::now() + crate::relay::STOP_GRACE + Duration::from_secs(5);
+        loop {
+            tokio::select! {
+                t = settled.recv() => match t {
+                    Some(t) => acks.settled(t),
+                    None => break,
+                },
+                _ = lingered(acks.linger) => acks.send(true),
+                Some(r) = acks.sending.next(), if !acks.sending.is_empty() => {
+                    if r.is_err() {
+                        return Ok(());
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
             }
-            send(&mut runs, true, &mut sending);
-            while sending.next().await.is_some() {}
+        }
+        acks.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while acks.sending.next().await.is_some() {}
         })
         .await;
         Ok(())
+    }
+}
+
+type AckSend = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AmqpError>> + Send>>;
+
+/// Sends a consumer's acknowledgements as `AckRuns` decides: the run below
+/// the oldest open delivery at once, the rest after `ACK_LINGER`.
+struct AckSender {
+    ch: Channel,
+    runs: AckRuns,
+    /// When the settled deliveries behind an open one go out anyway.
+    linger: Option<tokio::time::Instant>,
+    /// Not awaited inline: lapin resolves an ack once written.
+    sending: futures::stream::FuturesUnordered<AckSend>,
+}
+
+impl AckSender {
+    fn new(ch: &Channel) -> AckSender {
+        AckSender {
+            ch: ch.clone(),
+            runs: AckRuns::default(),
+            linger: None,
+            sending: Default::default(),
+        }
+    }
+
+    fn settled(&mut self, tag: u64) {
+        self.runs.settled(tag);
+    }
+
+    fn send(&mut self, all: bool) {
+        for (t, multiple) in self.runs.take(all) {
+            let ch = self.ch.clone();
+            self.sending.push(Box::pin(async move {
+                match tokio::time::timeout(
+                    ACK_SEND_TIMEOUT,
+                    ch.basic_ack(t, BasicAckOptions { multiple }),
+                )
+                .await
+                {
+                    Ok(r) => r.map_err(AmqpError::from),
+                    // lapin never answers once its connection is gone.
+                    Err(_) => Err(AmqpError::Broker(
+                        "an acknowledgement was not sent in time".into(),
+                    )),
+                }
+            }));
+        }
+        self.linger = match (self.runs.waiting(), self.linger) {
+            (0, _) => None,
+            (_, Some(at)) => Some(at),
+            (_, None) => Some(tokio::time::Instant::now() + ACK_LINGER),
+        };
+    }
+}
+
+/// Fires once settled deliveries have waited `ACK_LINGER` behind an open
+/// one; never while none wait.
+async fn lingered(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -704,27 +732,44 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
+    #[derive(Debug, Clone)]
+    enum Op {
+        Deliver,
+        /// An unreadable message: rejected at once, never in the runs.
+        Reject,
+        Settle(prop::sample::Index),
+        /// Its token is dropped: the delivery stays open for good.
+        Drop(prop::sample::Index),
+        Take(bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => Just(Op::Deliver),
+            1 => Just(Op::Reject),
+            3 => any::<prop::sample::Index>().prop_map(Op::Settle),
+            1 => any::<prop::sample::Index>().prop_map(Op::Drop),
+            2 => any::<bool>().prop_map(Op::Take),
+        ]
+    }
+
     proptest! {
-        /// Whatever the order deliveries settle in, the acks sent cover
-        /// each delivery exactly once, and never one still being worked on
-        /// (the broker closes the channel on an unknown tag; an early ack
-        /// would lose the message in a crash).
+        /// Whatever the order deliveries come, settle, are rejected or
+        /// dropped in, the acks sent name only unacknowledged tags (the
+        /// broker closes the channel on an unknown one), cover only settled
+        /// deliveries (an early ack loses the message in a crash), and in
+        /// the end cover every settled one.
         #[test]
-        fn acks_cover_each_settled_delivery_once(
-            n in 1u64..60,
-            order in proptest::collection::vec(any::<prop::sample::Index>(), 60),
-            flushes in proptest::collection::vec(any::<bool>(), 60),
-        ) {
+        fn acks_cover_each_settled_delivery_once(ops in proptest::collection::vec(op(), 1..120)) {
             let mut runs = AckRuns::default();
-            let mut open: Vec<u64> = (1..=n).collect();
-            for t in &open {
-                runs.delivered(*t);
-            }
-            let mut unacked: BTreeSet<u64> = open.iter().copied().collect();
+            let mut next = 1u64;
+            let mut open: Vec<u64> = Vec::new();
+            // The broker's view: delivered and neither acked nor rejected.
+            let mut unacked = BTreeSet::new();
             let mut settled = BTreeSet::new();
             let apply = |acks: Vec<(u64, bool)>, unacked: &mut BTreeSet<u64>, settled: &BTreeSet<u64>| {
                 for (t, multiple) in acks {
-                    prop_assert!(unacked.contains(&t), "tag {t} acknowledged twice");
+                    prop_assert!(unacked.contains(&t), "tag {t} is not unacknowledged");
                     let covered: Vec<u64> = if multiple {
                         unacked.range(..=t).copied().collect()
                     } else {
@@ -737,17 +782,30 @@ mod tests {
                 }
                 Ok(())
             };
-            for (i, pick) in order.iter().enumerate() {
-                if open.is_empty() {
-                    break;
+            for op in ops {
+                match op {
+                    Op::Deliver => {
+                        runs.delivered(next);
+                        open.push(next);
+                        unacked.insert(next);
+                        next += 1;
+                    }
+                    Op::Reject => next += 1,
+                    Op::Settle(i) if !open.is_empty() => {
+                        let t = open.remove(i.index(open.len()));
+                        runs.settled(t);
+                        settled.insert(t);
+                    }
+                    Op::Drop(i) if !open.is_empty() => {
+                        open.remove(i.index(open.len()));
+                    }
+                    Op::Take(all) => apply(runs.take(all), &mut unacked, &settled)?,
+                    _ => {}
                 }
-                let t = open.remove(pick.index(open.len()));
-                runs.settled(t);
-                settled.insert(t);
-                apply(runs.take(flushes[i]), &mut unacked, &settled)?;
             }
             apply(runs.take(true), &mut unacked, &settled)?;
-            prop_assert!(unacked.is_empty(), "never acknowledged: {unacked:?}");
+            let left: Vec<u64> = unacked.intersection(&settled).copied().collect();
+            prop_assert!(left.is_empty(), "settled, never acknowledged: {left:?}");
         }
     }
 

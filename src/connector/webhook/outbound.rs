@@ -264,13 +264,13 @@ impl BodyPlan {
         Ok(out)
     }
 
-    /// The body's length in bytes, given each file's size.
     /// The whole body, when it carries no file: sent as one buffer, which
     /// hyper writes with its head, rather than as a stream.
     fn whole(&self) -> Option<Bytes> {
         self.files.is_empty().then(|| self.json.clone())
     }
 
+    /// The body's length in bytes, given each file's size.
     pub(crate) fn len(&self, sizes: &[u64]) -> u64 {
         let placeholders: usize = self.files.iter().map(|f| f.at.len()).sum();
         let base64: u64 = sizes.iter().map(|n| n.div_ceil(3) * 4).sum();
