@@ -36,6 +36,11 @@ pub struct Report {
     pub cpu_us_per_event: Option<f64>,
     /// The same for the bare-lapin baseline (lapin only).
     pub baseline_cpu_us_per_event: Option<f64>,
+    /// CPU time of the RabbitMQ nodes on this machine (every `beam.smp`
+    /// process) per event, in the run and in the baseline: on one machine
+    /// the broker shares the cores. `None` when none is visible.
+    pub broker_cpu_us_per_event: Option<f64>,
+    pub baseline_broker_cpu_us_per_event: Option<f64>,
     /// Disk writes by the store during the run, and how many callers
     /// each served on average (group commit).
     pub flushes: u64,
@@ -107,7 +112,7 @@ pub async fn run(
     std::fs::create_dir_all(&dir).map_err(err)?;
     let result = pipeline(&dir, bus, events, links, payload_bytes, amqp_url.clone()).await;
     let _ = std::fs::remove_dir_all(&dir);
-    let (seconds, mut latencies, flush, cpu) = result?;
+    let (seconds, mut latencies, flush, cpu, broker_cpu) = result?;
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         latencies
@@ -116,8 +121,7 @@ pub async fn run(
             .unwrap_or(f64::NAN)
     };
     let events_per_s = events as f64 / seconds;
-    let cpu_before = cpu_used();
-    let baseline = match (&amqp_url, bus) {
+    let base = match (&amqp_url, bus) {
         (Some(url), BusKind::Amqp) => Some(baseline(url, events, payload_bytes).await?),
         // The embedded bus is compared with the broker when one answers.
         (Some(url), BusKind::Embedded) => match baseline(url, events, payload_bytes).await {
@@ -130,10 +134,7 @@ pub async fn run(
         (None, _) => None,
     };
     let per_event = |d: Duration| d.as_secs_f64() * 1e6 / events as f64;
-    let baseline_cpu = match (baseline, cpu_before, cpu_used()) {
-        (Some(_), Some(a), Some(b)) => Some(per_event(b.saturating_sub(a))),
-        _ => None,
-    };
+    let baseline = base.as_ref().map(|b| b.events_per_s);
     Ok(Report {
         bus: match bus {
             BusKind::Embedded => "embedded".into(),
@@ -149,12 +150,23 @@ pub async fn run(
         baseline_events_per_s: baseline,
         ratio: baseline.map(|b| events_per_s / b),
         cpu_us_per_event: cpu.map(per_event),
-        baseline_cpu_us_per_event: baseline_cpu,
+        baseline_cpu_us_per_event: base.as_ref().and_then(|b| b.cpu).map(per_event),
+        broker_cpu_us_per_event: broker_cpu.map(per_event),
+        baseline_broker_cpu_us_per_event: base.as_ref().and_then(|b| b.broker_cpu).map(per_event),
         flushes: flush.writes,
         flush_callers_per_write: flush.served as f64 / flush.writes.max(1) as f64,
         flush_seconds: flush.seconds,
     })
 }
+
+/// Seconds, latencies, flushes, this process's CPU, the broker's CPU.
+type Measured = (
+    f64,
+    Vec<f64>,
+    crate::store::FlushStats,
+    Option<Duration>,
+    Option<Duration>,
+);
 
 async fn pipeline(
     dir: &std::path::Path,
@@ -163,7 +175,7 @@ async fn pipeline(
     links: usize,
     payload_bytes: usize,
     amqp_url: Option<String>,
-) -> Result<(f64, Vec<f64>, crate::store::FlushStats, Option<Duration>), BenchError> {
+) -> Result<Measured, BenchError> {
     let arrivals = Arrivals::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -288,6 +300,7 @@ to = "dst"
         .collect();
     let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
     let cpu_start = cpu_used();
+    let broker_start = broker_cpu_used();
     let start = Instant::now();
     // Per link in order (a partner sends a ticket's changes in order),
     // links side by side.
@@ -321,6 +334,9 @@ to = "dst"
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let cpu = cpu_start.zip(cpu_used()).map(|(a, b)| b.saturating_sub(a));
+    let broker_cpu = broker_start
+        .zip(broker_cpu_used())
+        .map(|(a, b)| b.saturating_sub(a));
     let at = arrivals
         .at
         .lock()
@@ -346,13 +362,37 @@ to = "dst"
         latencies,
         flush,
         cpu,
+        broker_cpu,
     ))
 }
 
-/// CPU time (user and system) this process has used so far, from
-/// /proc/self/stat; `None` where there is no /proc.
+/// CPU time (user and system) this process has used so far; `None` where
+/// there is no /proc.
 fn cpu_used() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    proc_cpu(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// CPU time used so far by the RabbitMQ nodes (`beam.smp`) on this
+/// machine; `None` when none is visible.
+fn broker_cpu_used() -> Option<Duration> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let path = entry.path();
+        let is_beam =
+            std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim_end() == "beam.smp");
+        if let Some(t) = is_beam
+            .then(|| std::fs::read_to_string(path.join("stat")).ok())
+            .flatten()
+            .and_then(|s| proc_cpu(&s))
+        {
+            total = Some(total.unwrap_or_default() + t);
+        }
+    }
+    total
+}
+
+/// User plus system time from a /proc/<pid>/stat line.
+fn proc_cpu(stat: &str) -> Option<Duration> {
     // The command name is in parentheses and may hold spaces: count the
     // fields after it (the state is field 3, utime 14, stime 15).
     let rest = stat.get(stat.rfind(')')? + 2..)?;
@@ -365,7 +405,15 @@ fn cpu_used() -> Option<Duration> {
 /// Bare lapin: the same number of persistent messages of the same size,
 /// published with confirms `window` in flight onto a durable quorum queue,
 /// consumed with manual acks and the same prefetch.
-async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<f64, BenchError> {
+/// The baseline's rate, and the CPU this process and the broker spent
+/// while it ran.
+struct Baseline {
+    events_per_s: f64,
+    cpu: Option<Duration>,
+    broker_cpu: Option<Duration>,
+}
+
+async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<Baseline, BenchError> {
     use lapin::options::*;
     use lapin::types::{AMQPValue, FieldTable};
     let props = || {
@@ -421,6 +469,7 @@ async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<f64,
         },
     ))
     .map_err(err)?;
+    let (cpu_start, broker_start) = (cpu_used(), broker_cpu_used());
     let start = Instant::now();
     let consume = async {
         let mut n = 0;
@@ -465,9 +514,17 @@ async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<f64,
     p?;
     c?;
     let secs = start.elapsed().as_secs_f64();
+    let since =
+        |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
+    let cpu = since(cpu_start, cpu_used());
+    let broker_cpu = since(broker_start, broker_cpu_used());
     let _ = pubc
         .queue_delete(&queue, QueueDeleteOptions::default())
         .await;
     let _ = conn.close(200, "bench done").await;
-    Ok(events as f64 / secs)
+    Ok(Baseline {
+        events_per_s: events as f64 / secs,
+        cpu,
+        broker_cpu,
+    })
 }

@@ -428,7 +428,7 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "{} bus: {} events over {} links in {:.2} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms; bare lapin {}; ratio {}; {} µs CPU per event (bare lapin {}); {} disk flushes ({:.1} callers each, {:.2} s)",
+                    "{} bus: {} events over {} links in {:.2} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms; bare lapin {}; ratio {}; CPU per event: {} µs here, {} µs in the broker (bare lapin: {} and {}); {} disk flushes ({:.1} callers each, {:.2} s)",
                     r.bus,
                     r.events,
                     r.links,
@@ -439,7 +439,9 @@ async fn run(cli: Cli) -> Result<()> {
                     r.baseline_events_per_s.map(|b| format!("{b:.0} events/s")).unwrap_or("n/a".into()),
                     r.ratio.map(|x| format!("{x:.2}")).unwrap_or("n/a".into()),
                     r.cpu_us_per_event.map(|x| format!("{x:.0}")).unwrap_or("n/a".into()),
+                    r.broker_cpu_us_per_event.map(|x| format!("{x:.0}")).unwrap_or("n/a".into()),
                     r.baseline_cpu_us_per_event.map(|x| format!("{x:.0}")).unwrap_or("n/a".into()),
+                    r.baseline_broker_cpu_us_per_event.map(|x| format!("{x:.0}")).unwrap_or("n/a".into()),
                     r.flushes,
                     r.flush_callers_per_write,
                     r.flush_seconds,
