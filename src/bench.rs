@@ -299,8 +299,7 @@ to = "dst"
         })
         .collect();
     let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
-    let cpu_start = cpu_used();
-    let broker_start = broker_cpu_used();
+    let cpu_start = CpuMark::now();
     let start = Instant::now();
     // Per link in order (a partner sends a ticket's changes in order),
     // links side by side.
@@ -333,10 +332,7 @@ to = "dst"
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let cpu = cpu_start.zip(cpu_used()).map(|(a, b)| b.saturating_sub(a));
-    let broker_cpu = broker_start
-        .zip(broker_cpu_used())
-        .map(|(a, b)| b.saturating_sub(a));
+    let (cpu, broker_cpu) = cpu_start.spent();
     let at = arrivals
         .at
         .lock()
@@ -364,6 +360,32 @@ to = "dst"
         cpu,
         broker_cpu,
     ))
+}
+
+/// CPU time used so far by this process and by the broker, to measure a
+/// stretch of the run.
+struct CpuMark {
+    own: Option<Duration>,
+    broker: Option<Duration>,
+}
+
+impl CpuMark {
+    fn now() -> CpuMark {
+        CpuMark {
+            own: cpu_used(),
+            broker: broker_cpu_used(),
+        }
+    }
+
+    /// This process's and the broker's CPU time since the mark.
+    fn spent(&self) -> (Option<Duration>, Option<Duration>) {
+        let since =
+            |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
+        (
+            since(self.own, cpu_used()),
+            since(self.broker, broker_cpu_used()),
+        )
+    }
 }
 
 /// CPU time (user and system) this process has used so far; `None` where
@@ -469,7 +491,7 @@ async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<Base
         },
     ))
     .map_err(err)?;
-    let (cpu_start, broker_start) = (cpu_used(), broker_cpu_used());
+    let cpu_start = CpuMark::now();
     let start = Instant::now();
     let consume = async {
         let mut n = 0;
@@ -514,10 +536,7 @@ async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<Base
     p?;
     c?;
     let secs = start.elapsed().as_secs_f64();
-    let since =
-        |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
-    let cpu = since(cpu_start, cpu_used());
-    let broker_cpu = since(broker_start, broker_cpu_used());
+    let (cpu, broker_cpu) = cpu_start.spent();
     let _ = pubc
         .queue_delete(&queue, QueueDeleteOptions::default())
         .await;
@@ -527,4 +546,19 @@ async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<Base
         cpu,
         broker_cpu,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proc_cpu;
+    use std::time::Duration;
+
+    #[test]
+    fn cpu_time_is_read_past_a_name_with_spaces_and_parentheses() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
+        // majflt cmajflt utime stime ...
+        let line = "4242 (tokio (rt) 1) S 1 4242 4242 0 -1 4194560 900 0 0 0 150 25 0 0 20 0 9 0";
+        assert_eq!(proc_cpu(line), Some(Duration::from_millis(1750)));
+        assert_eq!(proc_cpu("4242 (cut short) S 1 2"), None);
+    }
 }
