@@ -545,11 +545,7 @@ impl Broker {
             let next = tokio::select! {
                 _ = shutdown.changed() => break,
                 Some(t) = settled.recv() => {
-                    acks.settled(t);
-                    while let Ok(t) = settled.try_recv() {
-                        acks.settled(t);
-                    }
-                    acks.send(false);
+                    acks.settled(t, &mut settled);
                     continue;
                 }
                 _ = lingered(acks.linger) => {
@@ -615,7 +611,7 @@ impl Broker {
         loop {
             tokio::select! {
                 t = settled.recv() => match t {
-                    Some(t) => acks.settled(t),
+                    Some(t) => acks.settled(t, &mut settled),
                     None => break,
                 },
                 _ = lingered(acks.linger) => acks.send(true),
@@ -659,8 +655,14 @@ impl AckSender {
         }
     }
 
-    fn settled(&mut self, tag: u64) {
+    /// Takes `tag` and whatever else has settled meanwhile, and sends
+    /// the run that can go now.
+    fn settled(&mut self, tag: u64, more: &mut mpsc::UnboundedReceiver<u64>) {
         self.runs.settled(tag);
+        while let Ok(t) = more.try_recv() {
+            self.runs.settled(t);
+        }
+        self.send(false);
     }
 
     fn send(&mut self, all: bool) {
