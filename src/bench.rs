@@ -6,11 +6,11 @@
 use crate::config::{BusKind, Config};
 use crate::connector::webhook::sign::{self, Secret};
 use crate::event::{Audience, Comment, Event, EventKind, Ticket};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use bytes::Bytes;
 use futures::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,7 +63,8 @@ struct Arrivals {
     tickets: Arc<Mutex<u64>>,
 }
 
-async fn destination(State(a): State<Arrivals>, body: Bytes) -> Json<serde_json::Value> {
+/// The instant destination's answer to one call.
+fn destination(a: &Arrivals, body: &[u8]) -> Bytes {
     let now = Instant::now();
     // Only the id and type are needed; the rest is the payload's weight.
     #[derive(serde::Deserialize)]
@@ -72,18 +73,96 @@ async fn destination(State(a): State<Arrivals>, body: Bytes) -> Json<serde_json:
         #[serde(rename = "type")]
         kind: String,
     }
-    let Ok(h) = serde_json::from_slice::<Head>(&body) else {
-        return Json(serde_json::json!({}));
+    let Ok(h) = serde_json::from_slice::<Head>(body) else {
+        return Bytes::from_static(b"{}");
     };
     if h.kind == "ticket_created" {
         let mut n = a.tickets.lock().unwrap_or_else(|p| p.into_inner());
         *n += 1;
-        return Json(serde_json::json!({ "ticket": format!("B-{}", *n) }));
+        return Bytes::from(format!("{{\"ticket\":\"B-{}\"}}", *n));
     }
     a.at.lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(h.id, now);
-    Json(serde_json::json!({}))
+    Bytes::from_static(b"{}")
+}
+
+/// Serves the instant destination on `listener`: bare hyper, one task per
+/// connection (the bench measures deskbridge, not a web framework).
+fn serve_destination(listener: tokio::net::TcpListener, arrivals: Arrivals) {
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let arrivals = arrivals.clone();
+            let svc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let arrivals = arrivals.clone();
+                    async move {
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let mut res =
+                            hyper::Response::new(Full::new(destination(&arrivals, &body)));
+                        res.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
+                        Ok::<_, hyper::Error>(res)
+                    }
+                });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+/// The partner that sends the webhooks, over one keep-alive connection.
+struct Partner {
+    send: SendRequest<Full<Bytes>>,
+    secret: Secret,
+    host: String,
+}
+
+impl Partner {
+    async fn connect(addr: std::net::SocketAddr, secret: &Secret) -> Result<Partner, BenchError> {
+        let stream = tokio::net::TcpStream::connect(addr).await.map_err(err)?;
+        let _ = stream.set_nodelay(true);
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(err)?;
+        tokio::spawn(conn);
+        Ok(Partner {
+            send,
+            secret: secret.clone(),
+            host: addr.to_string(),
+        })
+    }
+
+    /// Posts one signed event and waits for ingest's answer.
+    async fn post(&mut self, ev: Event) -> Result<(), BenchError> {
+        let body = serde_json::to_vec(&ev).expect("event serializes");
+        let id = format!("msg_{}", ev.id.simple());
+        let ts = chrono::Utc::now().timestamp();
+        let sig = sign::sign(&self.secret, &id, ts, &body);
+        let req = hyper::Request::post("/hooks/src")
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(sign::HEADER_ID, id)
+            .header(sign::HEADER_TIMESTAMP, ts.to_string())
+            .header(sign::HEADER_SIGNATURE, sig)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(err)?;
+        self.send.ready().await.map_err(err)?;
+        let r = self.send.send_request(req).await.map_err(err)?;
+        let status = r.status();
+        // Read the answer to the end so the connection can carry the next.
+        r.into_body().collect().await.map_err(err)?;
+        if !status.is_success() {
+            return Err(BenchError(format!("ingest answered {status}")));
+        }
+        Ok(())
+    }
 }
 
 /// A comment body of about `n` bytes.
@@ -97,6 +176,20 @@ fn payload(n: usize, i: usize) -> String {
 }
 
 pub async fn run(
+    bus: BusKind,
+    events: usize,
+    links: usize,
+    amqp_url: Option<String>,
+) -> Result<Report, BenchError> {
+    // On the runtime's workers, the run and the baseline alike, not on the
+    // thread that waits for them: each wake-up of a thread outside the
+    // workers costs a context switch.
+    tokio::spawn(run_on_workers(bus, events, links, amqp_url))
+        .await
+        .map_err(err)?
+}
+
+async fn run_on_workers(
     bus: BusKind,
     events: usize,
     links: usize,
@@ -181,12 +274,7 @@ async fn pipeline(
         .await
         .map_err(err)?;
     let dest_addr = listener.local_addr().map_err(err)?;
-    let app = Router::new()
-        .route("/in", post(destination))
-        .with_state(arrivals.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    serve_destination(listener, arrivals.clone());
     let (_, in_secret) = Secret::generate();
     let (_, out_secret) = Secret::generate();
     std::fs::write(dir.join("in"), &in_secret).map_err(err)?;
@@ -241,39 +329,21 @@ to = "dst"
     let running = crate::daemon::start(config, Default::default())
         .await
         .map_err(err)?;
-    let hook = format!("http://{}/hooks/src", running.hooks_addr);
     let secret = Secret::parse(&in_secret).map_err(err)?;
-    let client = reqwest::Client::new();
-    let post_event = |ev: Event| {
-        let body = serde_json::to_vec(&ev).expect("event serializes");
-        let id = format!("msg_{}", ev.id.simple());
-        let ts = chrono::Utc::now().timestamp();
-        let sig = sign::sign(&secret, &id, ts, &body);
-        let req = client
-            .post(&hook)
-            .header(sign::HEADER_ID, id)
-            .header(sign::HEADER_TIMESTAMP, ts.to_string())
-            .header(sign::HEADER_SIGNATURE, sig)
-            .body(body);
-        async move {
-            let r = req.send().await.map_err(err)?;
-            if !r.status().is_success() {
-                return Err(BenchError(format!("ingest answered {}", r.status())));
-            }
-            Ok(())
-        }
-    };
+    let hooks_addr = running.hooks_addr;
+    let mut setup = Partner::connect(hooks_addr, &secret).await?;
     for l in 0..links {
-        post_event(Event::new(
-            format!("T{l}"),
-            EventKind::TicketCreated {
-                ticket_data: Ticket {
-                    subject: format!("bench ticket {l}"),
-                    ..Ticket::default()
+        setup
+            .post(Event::new(
+                format!("T{l}"),
+                EventKind::TicketCreated {
+                    ticket_data: Ticket {
+                        subject: format!("bench ticket {l}"),
+                        ..Ticket::default()
+                    },
                 },
-            },
-        ))
-        .await?;
+            ))
+            .await?;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while *arrivals.tickets.lock().unwrap_or_else(|p| p.into_inner()) < links as u64 {
@@ -298,6 +368,10 @@ to = "dst"
             )
         })
         .collect();
+    let mut conns = Vec::with_capacity(links);
+    for _ in 0..links {
+        conns.push(Partner::connect(hooks_addr, &secret).await?);
+    }
     let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
     let cpu_start = CpuMark::now();
     let start = Instant::now();
@@ -308,15 +382,14 @@ to = "dst"
         per_link[i % links].push(ev);
     }
     let results: Vec<Result<(), BenchError>> =
-        futures::stream::iter(per_link.into_iter().map(|evs| {
+        futures::stream::iter(per_link.into_iter().zip(conns).map(|(evs, mut conn)| {
             let sent = sent.clone();
-            let post_event = &post_event;
             async move {
                 for ev in evs {
                     sent.lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(ev.id, Instant::now());
-                    post_event(ev).await?;
+                    conn.post(ev).await?;
                 }
                 Ok(())
             }
