@@ -200,6 +200,9 @@ impl Dispatcher {
             }
         }
         let mut workers: JoinSet<(Uuid, u64, Done)> = JoinSet::new();
+        // The link, seq and message of each delivery task, to know what a
+        // panicking one was doing.
+        let mut running: HashMap<tokio::task::Id, (Uuid, u64, Arc<Envelope>)> = HashMap::new();
         loop {
             // A parked link with nothing in memory takes its next messages
             // from the store.
@@ -242,9 +245,10 @@ impl Dispatcher {
                 owed.insert(seq, w.acks);
                 let me2 = me.clone();
                 let pause = pause.clone();
-                let env = w.env;
+                let env = Arc::new(w.env);
                 let span = info_span!("deliver", dest = %me.dest, link = %link, event = %env.event.id, kind = env.event.kind.name());
-                workers.spawn(
+                let task = workers.spawn({
+                    let env = env.clone();
                     async move {
                         let key = QueueKey {
                             dest: me2.dest.clone(),
@@ -253,8 +257,9 @@ impl Dispatcher {
                         let done = me2.deliver(&key, &env, &pause).await;
                         (link, seq, done)
                     }
-                    .instrument(span),
-                );
+                    .instrument(span)
+                });
+                running.insert(task.id(), (link, seq, env));
             }
             let queued: usize = waiting.values().map(|q| q.len()).sum();
             with_status(&me.board, &me.dest, |s| {
@@ -347,13 +352,23 @@ impl Dispatcher {
                     }
                     None => return Ok(()),
                 },
-                Some(joined) = workers.join_next(), if !workers.is_empty() => {
+                Some(joined) = workers.join_next_with_id(), if !workers.is_empty() => {
                     let (link, seq, done) = match joined {
-                        Ok(r) => r,
+                        Ok((id, r)) => {
+                            running.remove(&id);
+                            r
+                        }
                         Err(e) => {
-                            // A panicking delivery is a bug; its message stays queued.
-                            warn!(dest = %me.dest, "delivery task failed: {e}");
-                            continue;
+                            let Some((link, seq, env)) = running.remove(&e.id()) else {
+                                continue;
+                            };
+                            // A panicking delivery is a bug, and would
+                            // likely panic again: its message becomes a
+                            // dead letter (seen in `deskbridge dead`,
+                            // replayable once fixed) rather than holding
+                            // its link busy, unseen, for ever.
+                            let dead = me.bury_panicked(seq, &env, e).await?;
+                            (link, seq, dead)
                         }
                     };
                     busy.remove(&link);
@@ -391,6 +406,41 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Makes the message of a delivery task that panicked a dead letter.
+    async fn bury_panicked(
+        &self,
+        seq: u64,
+        env: &Envelope,
+        e: tokio::task::JoinError,
+    ) -> Result<Done, StoreError> {
+        let why = match e.try_into_panic() {
+            Ok(p) => p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into()),
+            Err(e) => e.to_string(),
+        };
+        let error = format!(
+            "deskbridge failed while delivering this (a bug; please report it with the log): {why}"
+        );
+        warn!(dest = %self.dest, link = %env.link_id, event = %env.event.id, %error, "dead letter");
+        let key = QueueKey {
+            dest: self.dest.clone(),
+            seq,
+        };
+        let dl = DeadLetter {
+            envelope: env.clone(),
+            error,
+            attempts: 1,
+            at: Utc::now(),
+        };
+        self.store.kill(&key, &dl)?;
+        self.store.flush().await?;
+        with_status(&self.board, &self.dest, |s| s.dead_lettered += 1);
+        Ok(Done::Dead(Box::new((key, dl))))
     }
 
     async fn deliver(&self, key: &QueueKey, env: &Envelope, pause: &Pause) -> Done {
@@ -506,5 +556,99 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, Ticket};
+    use crate::link::Link;
+    use futures::future::BoxFuture;
+
+    /// Creates tickets, except for one link, where it panics (a bug).
+    struct PanicsFor(Uuid);
+
+    impl Sink for PanicsFor {
+        fn apply<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<Applied, SinkError>> {
+            let bad = d.envelope.link_id == self.0;
+            Box::pin(async move {
+                if bad {
+                    panic!("index out of range in the field mapping");
+                }
+                Ok(Applied {
+                    ticket: Some("B-1".into()),
+                    remote_ids: vec![],
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_delivery_becomes_a_dead_letter_and_frees_its_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let blobs = BlobStore::open(dir.path().join("blobs"), 1 << 20).unwrap();
+        let (bad, good) = (Link::new("a", "T1", "b"), Link::new("a", "T2", "b"));
+        let created = |link: &Link| Envelope {
+            link_id: link.id,
+            dest: "b".into(),
+            origin: "a".into(),
+            accepted_at: None,
+            event: Event::new(
+                link.upstream.ticket.clone().unwrap(),
+                EventKind::TicketCreated {
+                    ticket_data: Ticket::default(),
+                },
+            ),
+        };
+        for link in [&bad, &good] {
+            store
+                .ingest_tx(|tx| {
+                    tx.put_link(link)?;
+                    tx.enqueue(&created(link))
+                })
+                .unwrap();
+        }
+        let (dead_tx, mut dead_rx) = mpsc::unbounded_channel();
+        let board = StatusBoard::default();
+        let dispatcher = Dispatcher {
+            dest: "b".into(),
+            sink: Arc::new(PanicsFor(bad.id)),
+            store: store.clone(),
+            blobs,
+            concurrency: 4,
+            retry: RetryPolicy::default(),
+            board: board.clone(),
+            source: Source::Embedded,
+            on_dead: Some(dead_tx),
+            grace: Duration::from_secs(1),
+            link_window: 8,
+        };
+        let (_notices_tx, notices) = mpsc::unbounded_channel();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let run = tokio::spawn(dispatcher.run(notices, stopped));
+        let (_, dl) = tokio::time::timeout(Duration::from_secs(10), dead_rx.recv())
+            .await
+            .expect("a dead letter within 10 s")
+            .unwrap();
+        assert_eq!(dl.envelope.link_id, bad.id);
+        assert!(dl.error.contains("a bug"), "{}", dl.error);
+        assert!(dl.error.contains("index out of range"), "{}", dl.error);
+        // The other link went through; nothing is left queued or in flight.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = board.lock().unwrap().get("b").cloned().unwrap_or_default();
+            if s.delivered == 1 && s.in_flight == 0 {
+                assert_eq!((s.dead_lettered, s.blocked_links, s.queued), (1, 1, 0));
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{s:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(store.dead_letters().unwrap().len(), 1);
+        assert!(store.pending("b").unwrap().is_empty());
+        stop.send(true).unwrap();
+        run.await.unwrap().unwrap();
     }
 }

@@ -63,3 +63,34 @@ async fn events_cross_through_rabbitmq_in_order_both_ways() {
     drop(gw);
     deskbridge::bus::amqp::remove_topology(&amqp_url(), &prefix, &["a", "b"]).await;
 }
+
+/// `deskbridge bench` end to end on both buses, small: the figures it
+/// prints are there and agree with each other (speed is not asserted).
+#[test]
+fn bench_prints_one_consistent_report_per_bus() {
+    for bus in ["amqp", "embedded"] {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "bench", "--bus", bus, "--events", "300", "--links", "4", "--json",
+            ])
+            .env("DESKBRIDGE_BENCH_AMQP_URL", amqp_url())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{bus}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["bus"], bus, "{r}");
+        assert_eq!(r["events"], 300, "{r}");
+        let eps = r["events_per_s"].as_f64().unwrap();
+        let base = r["baseline_events_per_s"].as_f64().unwrap();
+        assert!(eps > 0.0 && base > 0.0, "{r}");
+        let ratio = r["ratio"].as_f64().unwrap();
+        assert!((ratio - eps / base).abs() < 1e-9, "{r}");
+        let (p50, p99) = (r["p50_ms"].as_f64().unwrap(), r["p99_ms"].as_f64().unwrap());
+        assert!(0.0 < p50 && p50 <= p99, "{r}");
+        assert!(r["cpu_us_per_event"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}
