@@ -12,7 +12,7 @@ use crate::retry::{Retry, RetryPolicy};
 use crate::store::{Applied, DeadLetter, Envelope, QueueKey, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -84,6 +84,83 @@ pub struct Dispatcher {
     pub link_window: usize,
 }
 
+/// The messages not yet handed to a worker, per link in queue order; the
+/// links that may be able to start one, in the order they became so; and
+/// how many messages wait in all. Handing out work and reporting it then
+/// cost the same with ten links as with ten thousand.
+#[derive(Default)]
+struct Backlog {
+    by_link: HashMap<Uuid, BTreeMap<u64, Waiting>>,
+    /// A hint, not a promise: `next` skips a listed link that is busy,
+    /// blocked or empty; whatever frees a link lists it again (`wake`).
+    ready: VecDeque<Uuid>,
+    listed: HashSet<Uuid>,
+    len: usize,
+}
+
+impl Backlog {
+    fn wake(&mut self, link: Uuid) {
+        if self.listed.insert(link) {
+            self.ready.push_back(link);
+        }
+    }
+
+    /// The waiting message `seq` of `link`, added by `make` if new.
+    fn entry(&mut self, link: Uuid, seq: u64, make: impl FnOnce() -> Waiting) -> &mut Waiting {
+        let q = self.by_link.entry(link).or_default();
+        if !q.contains_key(&seq) {
+            self.len += 1;
+            if self.listed.insert(link) {
+                self.ready.push_back(link);
+            }
+        }
+        q.entry(seq).or_insert_with(make)
+    }
+
+    fn contains(&self, link: Uuid, seq: u64) -> bool {
+        self.by_link
+            .get(&link)
+            .is_some_and(|q| q.contains_key(&seq))
+    }
+
+    fn link_len(&self, link: Uuid) -> usize {
+        self.by_link.get(&link).map_or(0, |q| q.len())
+    }
+
+    /// The first waiting message of the longest-ready link that `free`
+    /// accepts.
+    fn next(&mut self, free: impl Fn(&Uuid) -> bool) -> Option<(Uuid, u64, Waiting)> {
+        while let Some(link) = self.ready.pop_front() {
+            self.listed.remove(&link);
+            if !free(&link) {
+                continue;
+            }
+            let Some(q) = self.by_link.get_mut(&link) else {
+                continue;
+            };
+            let Some((seq, w)) = q.pop_first() else {
+                continue;
+            };
+            if q.is_empty() {
+                self.by_link.remove(&link);
+            }
+            self.len -= 1;
+            return Some((link, seq, w));
+        }
+        None
+    }
+
+    /// Forgets the messages that came from a lost broker channel (they
+    /// come again on the next one).
+    fn forget_delivered(&mut self) {
+        for q in self.by_link.values_mut() {
+            q.retain(|_, w| w.acks.is_empty());
+        }
+        self.by_link.retain(|_, q| !q.is_empty());
+        self.len = self.by_link.values().map(|q| q.len()).sum();
+    }
+}
+
 /// Moves a link's parked messages (in order) into memory, up to the window;
 /// the link stays `parked` while some remain in the store only.
 fn refill(
@@ -91,7 +168,7 @@ fn refill(
     dest: &str,
     link: Uuid,
     window: usize,
-    waiting: &mut HashMap<Uuid, BTreeMap<u64, Waiting>>,
+    backlog: &mut Backlog,
     owed: &HashMap<u64, Vec<Ack>>,
     parked: &mut HashSet<Uuid>,
 ) -> Result<(), StoreError> {
@@ -100,20 +177,16 @@ fn refill(
         .into_iter()
         .filter(|(k, e)| e.link_id == link && !owed.contains_key(&k.seq))
         .collect();
-    let q = waiting.entry(link).or_default();
     let mut left = 0;
     for (key, env) in held {
-        if q.contains_key(&key.seq) {
+        if backlog.contains(link, key.seq) {
             continue;
         }
-        if q.len() < window {
-            q.insert(key.seq, Waiting { env, acks: vec![] });
+        if backlog.link_len(link) < window {
+            backlog.entry(link, key.seq, || Waiting { env, acks: vec![] });
         } else {
             left += 1;
         }
-    }
-    if q.is_empty() {
-        waiting.remove(&link);
     }
     if left == 0 {
         parked.remove(&link);
@@ -165,8 +238,7 @@ impl Dispatcher {
     ) -> Result<(), StoreError> {
         let me = Arc::new(self);
         let pause = Arc::new(Pause::default());
-        // Per link, the messages not yet handed to a worker, in queue order.
-        let mut waiting: HashMap<Uuid, BTreeMap<u64, Waiting>> = HashMap::new();
+        let mut backlog = Backlog::default();
         // Embedded: seqs loaded or announced, so a late notice is not taken twice.
         let mut known: HashSet<u64> = HashSet::new();
         // Broker: acknowledgements owed for seqs being delivered right now.
@@ -186,10 +258,7 @@ impl Dispatcher {
             Source::Embedded => {
                 for (key, env) in me.store.pending(&me.dest)? {
                     known.insert(key.seq);
-                    waiting
-                        .entry(env.link_id)
-                        .or_default()
-                        .insert(key.seq, Waiting { env, acks: vec![] });
+                    backlog.entry(env.link_id, key.seq, || Waiting { env, acks: vec![] });
                 }
             }
             // Parked messages of links no longer blocked are delivered first.
@@ -209,9 +278,7 @@ impl Dispatcher {
             let stalled: Vec<Uuid> = parked
                 .iter()
                 .filter(|l| {
-                    !blocked.contains(*l)
-                        && !busy.contains(*l)
-                        && waiting.get(*l).is_none_or(|q| q.is_empty())
+                    !blocked.contains(*l) && !busy.contains(*l) && backlog.link_len(**l) == 0
                 })
                 .copied()
                 .collect();
@@ -221,26 +288,18 @@ impl Dispatcher {
                     &me.dest,
                     link,
                     me.link_window,
-                    &mut waiting,
+                    &mut backlog,
                     &owed,
                     &mut parked,
                 )?;
             }
             // Hand out work: the first waiting message of every free link.
-            let free: Vec<Uuid> = waiting
-                .iter()
-                .filter(|(l, q)| !q.is_empty() && !busy.contains(*l) && !blocked.contains(*l))
-                .map(|(l, _)| *l)
-                .collect();
-            for link in free {
-                if workers.len() >= me.concurrency {
+            while workers.len() < me.concurrency {
+                let Some((link, seq, w)) =
+                    backlog.next(|l| !busy.contains(l) && !blocked.contains(l))
+                else {
                     break;
-                }
-                let q = waiting.get_mut(&link).expect("link listed above");
-                let (seq, w) = q.pop_first().expect("queue not empty");
-                if q.is_empty() {
-                    waiting.remove(&link);
-                }
+                };
                 busy.insert(link);
                 owed.insert(seq, w.acks);
                 let me2 = me.clone();
@@ -261,7 +320,7 @@ impl Dispatcher {
                 });
                 running.insert(task.id(), (link, seq, env));
             }
-            let queued: usize = waiting.values().map(|q| q.len()).sum();
+            let queued = backlog.len;
             with_status(&me.board, &me.dest, |s| {
                 s.queued = queued + workers.len();
                 s.in_flight = workers.len();
@@ -289,14 +348,14 @@ impl Dispatcher {
                         // still queued is work.
                         if me.source == Source::Embedded && !known.contains(&key.seq) && me.store.is_queued(&key)? {
                             known.insert(key.seq);
-                            waiting.entry(env.link_id).or_default().insert(key.seq, Waiting { env: *env, acks: vec![] });
+                            backlog.entry(env.link_id, key.seq, || Waiting { env: *env, acks: vec![] });
                         }
                     }
                     Some(Notice::Delivered(key, env, acker)) => {
                         let link = env.link_id;
-                        let in_memory = waiting.get(&link).map_or(0, |q| q.len());
+                        let in_memory = backlog.link_len(link);
                         let known_here = owed.contains_key(&key.seq)
-                            || waiting.get(&link).is_some_and(|q| q.contains_key(&key.seq));
+                            || backlog.contains(link, key.seq);
                         if !known_here
                             && (blocked.contains(&link)
                                 || parked.contains(&link)
@@ -313,19 +372,15 @@ impl Dispatcher {
                         } else if let Some(acks) = owed.get_mut(&key.seq) {
                             acks.push(acker);
                         } else {
-                            let q = waiting.entry(link).or_default();
-                            q.entry(key.seq)
-                                .or_insert(Waiting { env: *env, acks: vec![] })
+                            backlog
+                                .entry(link, key.seq, || Waiting { env: *env, acks: vec![] })
                                 .acks
                                 .push(acker);
                         }
                     }
                     Some(Notice::Reset) => {
                         // Unacknowledged deliveries come again: forget them.
-                        for q in waiting.values_mut() {
-                            q.retain(|_, w| w.acks.is_empty());
-                        }
-                        waiting.retain(|_, q| !q.is_empty());
+                        backlog.forget_delivered();
                         for acks in owed.values_mut() {
                             acks.clear();
                         }
@@ -339,16 +394,14 @@ impl Dispatcher {
                                 for (key, env) in me.store.pending(&me.dest)? {
                                     if env.link_id == link && !owed.contains_key(&key.seq) {
                                         known.insert(key.seq);
-                                        waiting
-                                            .entry(link)
-                                            .or_default()
-                                            .entry(key.seq)
-                                            .or_insert(Waiting { env, acks: vec![] });
+                                        backlog.entry(link, key.seq, || Waiting { env, acks: vec![] });
                                     }
                                 }
                             }
-                            Source::Broker => refill(&me.store, &me.dest, link, me.link_window, &mut waiting, &owed, &mut parked)?,
+                            Source::Broker => refill(&me.store, &me.dest, link, me.link_window, &mut backlog, &owed, &mut parked)?,
                         }
+                        // Its messages may all have waited in memory.
+                        backlog.wake(link);
                     }
                     None => return Ok(()),
                 },
@@ -372,6 +425,7 @@ impl Dispatcher {
                         }
                     };
                     busy.remove(&link);
+                    backlog.wake(link);
                     known.remove(&seq);
                     let acks = owed.remove(&seq).unwrap_or_default();
 
@@ -582,6 +636,59 @@ mod tests {
                 })
             })
         }
+    }
+
+    fn waiting(acks: usize) -> Waiting {
+        let link = Link::new("a", "T1", "b");
+        Waiting {
+            env: Envelope {
+                link_id: link.id,
+                dest: "b".into(),
+                origin: "a".into(),
+                accepted_at: None,
+                event: Event::new(
+                    "T1",
+                    EventKind::TicketCreated {
+                        ticket_data: Ticket::default(),
+                    },
+                ),
+            },
+            acks: (0..acks)
+                .map(|i| Ack::for_test(i as u64 + 1, mpsc::unbounded_channel().0))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_backlog_hands_out_each_links_first_message_in_the_order_links_became_ready() {
+        let (l1, l2, l3) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut b = Backlog::default();
+        b.entry(l2, 5, || waiting(0));
+        b.entry(l1, 3, || waiting(0));
+        b.entry(l1, 1, || waiting(0));
+        b.entry(l3, 9, || waiting(1));
+        // A repeat is the same message, not a new one.
+        b.entry(l1, 1, || waiting(0));
+        assert_eq!(b.len, 4);
+        let busy: HashSet<Uuid> = [l1].into();
+        let (l, seq, _) = b.next(|l| !busy.contains(l)).unwrap();
+        assert_eq!((l, seq), (l2, 5));
+        // l1 was busy: it waits to be woken; l3 is next.
+        let (l, seq, _) = b.next(|l| !busy.contains(l)).unwrap();
+        assert_eq!((l, seq), (l3, 9));
+        assert!(b.next(|_| true).is_none());
+        b.wake(l1);
+        b.wake(l1);
+        let (l, seq, _) = b.next(|_| true).unwrap();
+        assert_eq!((l, seq), (l1, 1));
+        assert_eq!((b.len, b.link_len(l1)), (1, 1));
+        assert!(b.contains(l1, 3) && !b.contains(l1, 1));
+        b.entry(l3, 10, || waiting(2));
+        b.forget_delivered();
+        assert_eq!((b.len, b.link_len(l3)), (1, 0));
+        b.wake(l1);
+        assert_eq!(b.next(|_| true).map(|(l, s, _)| (l, s)), Some((l1, 3)));
+        assert_eq!(b.len, 0);
     }
 
     #[tokio::test]

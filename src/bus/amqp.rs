@@ -53,6 +53,11 @@ impl Ack {
     pub fn ack(self) {
         let _ = self.to.send(self.tag);
     }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(tag: u64, to: mpsc::UnboundedSender<u64>) -> Ack {
+        Ack { tag, to }
+    }
 }
 
 /// Which acknowledgements to send. Deliveries settle in any order, and a
