@@ -498,21 +498,27 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, key: &QueueKey, env: &Envelope, pause: &Pause) -> Done {
-        let mut retrying = false;
-        let done = match self.try_deliver(key, env, pause, &mut retrying).await {
+        /// Takes a retrying delivery off the status when it ends, however
+        /// it ends: done, failed, panicked or aborted by a stop.
+        struct Retrying<'a>(&'a Dispatcher, bool);
+        impl Drop for Retrying<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    with_status(&self.0.board, &self.0.dest, |s| {
+                        s.retrying = s.retrying.saturating_sub(1);
+                        if s.retrying == 0 {
+                            s.failing = None;
+                            s.failing_since = None;
+                        }
+                    });
+                }
+            }
+        }
+        let mut retrying = Retrying(self, false);
+        match self.try_deliver(key, env, pause, &mut retrying.1).await {
             Ok(d) => d,
             Err(e) => Done::Failed(e),
-        };
-        if retrying {
-            with_status(&self.board, &self.dest, |s| {
-                s.retrying = s.retrying.saturating_sub(1);
-                if s.retrying == 0 {
-                    s.failing = None;
-                    s.failing_since = None;
-                }
-            });
         }
-        done
     }
 
     async fn try_deliver(
@@ -620,13 +626,20 @@ mod tests {
     use crate::link::Link;
     use futures::future::BoxFuture;
 
-    /// Creates tickets, except for one link, where it panics (a bug).
-    struct PanicsFor(Uuid);
+    /// Creates tickets, except for one link, where it fails once, then
+    /// panics (a bug).
+    struct PanicsFor(Uuid, std::sync::atomic::AtomicBool);
 
     impl Sink for PanicsFor {
         fn apply<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<Applied, SinkError>> {
             let bad = d.envelope.link_id == self.0;
             Box::pin(async move {
+                if bad && !self.1.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return Err(SinkError::Transient {
+                        message: "503".into(),
+                        retry_after: None,
+                    });
+                }
                 if bad {
                     panic!("index out of range in the field mapping");
                 }
@@ -721,11 +734,14 @@ mod tests {
         let board = StatusBoard::default();
         let dispatcher = Dispatcher {
             dest: "b".into(),
-            sink: Arc::new(PanicsFor(bad.id)),
+            sink: Arc::new(PanicsFor(bad.id, Default::default())),
             store: store.clone(),
             blobs,
             concurrency: 4,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                initial: Duration::from_millis(10),
+                max_interval: Duration::from_millis(50),
+            },
             board: board.clone(),
             source: Source::Embedded,
             on_dead: Some(dead_tx),
@@ -748,6 +764,8 @@ mod tests {
             let s = board.lock().unwrap().get("b").cloned().unwrap_or_default();
             if s.delivered == 1 && s.in_flight == 0 {
                 assert_eq!((s.dead_lettered, s.blocked_links, s.queued), (1, 1, 0));
+                // The retry before the panic is over too.
+                assert_eq!((s.retrying, s.failing.as_deref()), (0, None), "{s:?}");
                 break;
             }
             assert!(tokio::time::Instant::now() < deadline, "{s:?}");
