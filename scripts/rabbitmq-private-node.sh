@@ -12,6 +12,9 @@
 # Defaults: 5673 15673 25673. Node name: dbpriv<AMQP_PORT>@localhost.
 # The management plugin is off (faster start); set
 # RABBITMQ_PRIVATE_MGMT=1 before the first start to have it on MGMT_PORT.
+# RABBITMQ_PRIVATE_TLS_PORT=N before the first start adds an AMQPS listener
+# on N, with a throwaway CA and a certificate for localhost and 127.0.0.1
+# made in DIR/tls (the CA to trust: DIR/tls/ca.pem).
 # Needs Debian's rabbitmq-server package (scripts/test.sh installs it).
 #
 # Traps (see /work/shared/reference/README.md):
@@ -54,11 +57,35 @@ export RABBITMQ_CONF_ENV_FILE="$D/rabbitmq-env.conf"
 export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 export ERL_EPMD_ADDRESS=127.0.0.1
 
+TLS_PORT=${RABBITMQ_PRIVATE_TLS_PORT:-}
+if [ -n "$TLS_PORT" ] && [ ! -f "$D/tls/server.pem" ]; then
+  mkdir -p "$D/tls"
+  (
+    cd "$D/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout ca.key -out ca.pem -days 30 -subj "/CN=deskbridge test CA" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+      "extendedKeyUsage=serverAuth" > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+      -out server.pem -days 30 -extfile server.ext 2>/dev/null
+  )
+fi
+
 if [ ! -f "$D/rabbitmq.conf" ]; then
   {
     echo "listeners.tcp.default = 127.0.0.1:$AP"
     echo "log.console = false"
     echo "log.file.level = info"
+    if [ -n "$TLS_PORT" ]; then
+      echo "listeners.ssl.default = 127.0.0.1:$TLS_PORT"
+      echo "ssl_options.cacertfile = $D/tls/ca.pem"
+      echo "ssl_options.certfile = $D/tls/server.pem"
+      echo "ssl_options.keyfile = $D/tls/server.key"
+      echo "ssl_options.verify = verify_none"
+      echo "ssl_options.fail_if_no_peer_cert = false"
+    fi
     if [ "${RABBITMQ_PRIVATE_MGMT:-0}" = 1 ]; then
       echo "management.tcp.ip = 127.0.0.1"
       echo "management.tcp.port = $MP"

@@ -44,6 +44,8 @@ fi
 
 log "services"
 ensure_rabbitmq
+# The amqps test's private node makes a throwaway CA with openssl.
+command -v openssl >/dev/null || apt_install openssl
 # Redmine 5 for tests/rest_redmine.rs (installed from Debian's packages when
 # missing); credentials in /run/deskbridge-test/redmine.env.
 bash scripts/services/redmine.sh start

@@ -90,6 +90,11 @@ pub struct BusConfig {
     /// Publishes awaiting their confirms at once.
     #[serde(default = "default_publish_window")]
     pub publish_window: usize,
+    /// For an `amqps://` URL: a PEM file of the certificate authorities
+    /// that signed the broker's certificate (a company's own CA), trusted
+    /// besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -120,6 +125,7 @@ impl Default for BusConfig {
             prefix: default_prefix(),
             prefetch: default_prefetch(),
             publish_window: default_publish_window(),
+            ca_file: None,
         }
     }
 }
@@ -668,6 +674,19 @@ fn webhook_problems(at: &str, w: &WebhookConfig, p: &mut Vec<String>) {
     }
 }
 
+/// The PEM certificates of `[bus] ca_file`, checked to hold at least one.
+pub fn read_ca_file(path: &Path) -> Result<String, String> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(pem)
+}
+
 fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
     match (b.kind, &b.url) {
         (BusKind::Amqp, None) => p.push(
@@ -675,18 +694,28 @@ fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
         ),
         (BusKind::Amqp, Some(src)) => match src.resolve() {
             Err(e) => p.push(format!("bus.url: {e}")),
-            Ok(url) => {
-                if let Err(e) = url.parse::<lapin::uri::AMQPUri>() {
-                    // The URL carries a password: say what is wrong, not what it is.
-                    let _ = e;
-                    p.push(
-                        "bus.url: not an AMQP URL like amqp://user:password@host:5672/%2f".into(),
-                    );
+            Ok(url) => match url.parse::<lapin::uri::AMQPUri>() {
+                // The URL carries a password: say what is wrong, not what it is.
+                Err(_) => p.push(
+                    "bus.url: not an AMQP URL like amqp://user:password@host:5672/%2f".into(),
+                ),
+                Ok(u) => {
+                    if b.ca_file.is_some() && u.scheme != lapin::uri::AMQPScheme::AMQPS {
+                        p.push("bus.ca_file: only used with an amqps:// URL (TLS)".into());
+                    }
                 }
-            }
+            },
         },
         (BusKind::Embedded, Some(_)) => p.push("bus.url: only used with kind = \"amqp\"".into()),
         (BusKind::Embedded, None) => {}
+    }
+    if let Some(f) = &b.ca_file {
+        if b.kind != BusKind::Amqp {
+            p.push("bus.ca_file: only used with kind = \"amqp\"".into());
+        }
+        if let Err(e) = read_ca_file(f) {
+            p.push(format!("bus.ca_file: {e}"));
+        }
     }
     if b.prefix.is_empty()
         || !b
@@ -742,6 +771,49 @@ kind = "webhook"
         let c = Config::parse(MINIMAL).unwrap();
         assert_eq!(c.daemon.listen, "127.0.0.1:8700");
         assert!(!c.endpoints["desk"].policy.share_client_conversation);
+    }
+
+    #[test]
+    fn a_broker_ca_file_must_hold_a_certificate_and_go_with_amqps() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("url");
+        let (pem, junk) = (dir.path().join("ca.pem"), dir.path().join("junk.pem"));
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let parse = |scheme: &str, ca: &std::path::Path| {
+            std::fs::write(
+                &url,
+                format!("{scheme}://u:hunter2@broker.example:5671/%2f"),
+            )
+            .unwrap();
+            Config::parse(&format!(
+                "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\nca_file = \"{}\"\n{MINIMAL}",
+                url.display(),
+                ca.display()
+            ))
+        };
+        let c = parse("amqps", &pem).unwrap();
+        assert_eq!(c.bus.ca_file.as_deref(), Some(pem.as_path()));
+        let all = parse("amqp", &pem).unwrap_err().problems().join("\n");
+        assert!(
+            all.contains("bus.ca_file: only used with an amqps:// URL"),
+            "{all}"
+        );
+        let all = parse("amqps", &junk).unwrap_err().problems().join("\n");
+        assert!(
+            all.contains("bus.ca_file:") && all.contains("no PEM certificate"),
+            "{all}"
+        );
+        let all = parse("amqps", &dir.path().join("gone.pem"))
+            .unwrap_err()
+            .problems()
+            .join("\n");
+        assert!(all.contains("bus.ca_file: cannot read"), "{all}");
+        assert!(!all.contains("hunter2"), "{all}");
     }
 
     #[test]

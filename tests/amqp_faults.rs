@@ -38,20 +38,34 @@ const SCRIPT: &str = concat!(
 struct PrivateBroker {
     dir: tempfile::TempDir,
     ports: [u16; 3],
+    /// An AMQPS listener besides the plain one (its CA: `ca_file`).
+    tls_port: Option<u16>,
 }
 
 impl PrivateBroker {
     async fn start() -> PrivateBroker {
+        PrivateBroker::start_with(None).await
+    }
+
+    async fn start_with(tls_port: Option<u16>) -> PrivateBroker {
         let b = PrivateBroker {
             dir: tempfile::tempdir().unwrap(),
             ports: [free_port(), free_port(), free_port()],
+            tls_port,
         };
         b.run("start").await;
         b
     }
 
+    fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("tls/ca.pem")
+    }
+
     fn command(&self, cmd: &str) -> Command {
         let mut c = Command::new(SCRIPT);
+        if let Some(p) = self.tls_port {
+            c.env("RABBITMQ_PRIVATE_TLS_PORT", p.to_string());
+        }
         c.arg(cmd).arg(self.dir.path());
         for p in self.ports {
             c.arg(p.to_string());
@@ -680,4 +694,70 @@ async fn a_stuck_link_does_not_stall_the_other_links_of_its_destination() {
     .await;
     assert_eq!(comments(&dst.desk, &stuck), expected(0));
     assert_eq!(comments(&dst.desk, &moving), expected(1));
+}
+
+/// A broker reached over TLS (amqps://) whose certificate a company's own
+/// CA signed: without `ca_file` the daemon waits and says why (and
+/// exits on SIGTERM as usual); with it, events cross.
+#[tokio::test(flavor = "multi_thread")]
+async fn amqps_with_the_companys_own_ca() {
+    let tls_port = free_port();
+    let broker = PrivateBroker::start_with(Some(tls_port)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = Party::start("src").await;
+    let dst = Party::start("dst").await;
+    let prefix = unique_prefix();
+    let url = format!("amqps://guest:guest@localhost:{tls_port}/%2f");
+    let conf = src_dst_config(dir.path(), &url, &prefix, &src, &dst);
+    let mut gw = Gateway::start_with(dir, &conf);
+    src.connect(&gw);
+    dst.connect(&gw);
+    let t = src
+        .desk
+        .create_ticket("Till offline", "since 9:00", &[], "Ann");
+    eventually(
+        "the daemon says the certificate is not trusted",
+        30,
+        || async {
+            let s = gw.status().await;
+            s["broker"]["waiting"]
+                .as_str()
+                .is_some_and(|w| w.to_lowercase().contains("certificate"))
+        },
+    )
+    .await;
+    let s = gw.status().await;
+    assert_eq!(s["broker"]["connected"], false, "{s}");
+    eprintln!("amqps without the CA: {}", s["broker"]["waiting"]);
+    // The URL's password is in neither the status nor the log.
+    assert!(!s.to_string().contains("guest:guest"), "{s}");
+    assert!(!gw.log().contains("guest:guest"));
+    let code = tokio::task::block_in_place(|| gw.terminate());
+    assert!(code.success(), "exit status {code}:\n{}", log_tail(&gw));
+
+    let config = std::fs::read_to_string(&gw.config).unwrap();
+    let with_ca = config.replacen(
+        &format!("prefix = \"{prefix}\"\n"),
+        &format!(
+            "prefix = \"{prefix}\"\nca_file = \"{}\"\n",
+            broker.ca_file().display()
+        ),
+        1,
+    );
+    assert_ne!(config, with_ca);
+    std::fs::write(&gw.config, with_ca).unwrap();
+    gw.spawn();
+    src.desk.comment(
+        &t,
+        "rebooted it, still blank",
+        Audience::Partner,
+        "Ann",
+        &[],
+    );
+    eventually("the ticket and its note cross over TLS", 60, || async {
+        comments(&dst.desk, &t) == vec!["rebooted it, still blank".to_string()]
+    })
+    .await;
+    let s = gw.status().await;
+    assert_eq!(s["broker"]["connected"], true, "{s}");
 }

@@ -151,6 +151,8 @@ pub type BrokerBoard = Arc<Mutex<BrokerStatus>>;
 #[derive(Clone)]
 pub struct Broker {
     url: String,
+    /// The CA certificates of `[bus] ca_file` (PEM), for amqps://.
+    ca: Option<String>,
     pub topology: Topology,
     pub board: BrokerBoard,
     pub prefetch: u16,
@@ -261,8 +263,15 @@ impl Broker {
             .ok_or("bus.url: missing")?
             .resolve()
             .map_err(|e| format!("bus.url: {e}"))?;
+        let ca = match &cfg.ca_file {
+            Some(f) => {
+                Some(crate::config::read_ca_file(f).map_err(|e| format!("bus.ca_file: {e}"))?)
+            }
+            None => None,
+        };
         Ok(Broker {
             url,
+            ca,
             topology: Topology {
                 prefix: cfg.prefix.clone(),
             },
@@ -331,7 +340,10 @@ impl Broker {
             // A broker that accepts the socket and never answers must not
             // hold us forever.
             let attempt = tokio::select! {
-                r = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&self.url, props)) => r,
+                r = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_with_config(&self.url, props, lapin::tcp::OwnedTLSConfig {
+                    identity: None,
+                    cert_chain: self.ca.clone(),
+                })) => r,
                 _ = shutdown.changed() => return None,
             };
             let attempt = attempt.unwrap_or_else(|_| {
@@ -348,7 +360,12 @@ impl Broker {
                     return Some(c);
                 }
                 Err(e) => {
-                    let msg = e.to_string();
+                    let mut msg = e.to_string();
+                    if msg.contains("invalid peer certificate") {
+                        msg.push_str(
+                            " (if a CA of your own signed the broker's certificate, name its PEM file in [bus] ca_file)",
+                        );
+                    }
                     warn!(who, error = %msg, "waiting for the broker");
                     self.down(who, msg);
                     tokio::select! {
