@@ -334,6 +334,20 @@ async fn metrics(State(o): State<Ops>) -> Response {
         "counter",
         per_poller(&|v| v.webhooks_refused.to_string()),
     );
+    if let Some(b) = &s.broker {
+        family(
+            "deskbridge_broker_connected",
+            "1 while every RabbitMQ connection is up (events wait in the outbox otherwise).",
+            "gauge",
+            vec![(String::new(), u8::from(b.connected).to_string())],
+        );
+        family(
+            "deskbridge_broker_published_total",
+            "Events the broker confirmed and the outbox let go since start.",
+            "counter",
+            vec![(String::new(), b.published.to_string())],
+        );
+    }
     let f = o.store.flush_stats();
     family(
         "deskbridge_store_flushes_total",

@@ -728,6 +728,8 @@ async fn amqps_with_the_companys_own_ca() {
     .await;
     let s = gw.status().await;
     assert_eq!(s["broker"]["connected"], false, "{s}");
+    let m = gw.metrics().await;
+    assert!(m.contains("deskbridge_broker_connected 0"), "{m}");
     eprintln!("amqps without the CA: {}", s["broker"]["waiting"]);
     // The URL's password is in neither the status nor the log.
     assert!(!s.to_string().contains("guest:guest"), "{s}");
@@ -760,4 +762,7 @@ async fn amqps_with_the_companys_own_ca() {
     .await;
     let s = gw.status().await;
     assert_eq!(s["broker"]["connected"], true, "{s}");
+    let m = gw.metrics().await;
+    assert!(m.contains("deskbridge_broker_connected 1"), "{m}");
+    assert!(m.contains("deskbridge_broker_published_total 2"), "{m}");
 }
