@@ -239,8 +239,8 @@ impl Ops {
                 .broker
                 .as_ref()
                 .map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone()),
-            links: self.store.links()?.len(),
-            dead_letters: self.store.dead_letters()?.len(),
+            links: self.store.link_count(),
+            dead_letters: self.store.dead_letter_count(),
             destinations,
             mailboxes: self
                 .mailboxes

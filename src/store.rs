@@ -882,6 +882,16 @@ impl Store {
         }
     }
 
+    /// Counts without reading the records (`/status` and `/metrics` are
+    /// asked often, and a long-lived deployment holds many links).
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn dead_letter_count(&self) -> usize {
+        self.dead.len()
+    }
+
     pub fn links(&self) -> Result<Vec<Link>, StoreError> {
         self.links
             .iter()
