@@ -14,7 +14,10 @@
 # RABBITMQ_PRIVATE_MGMT=1 before the first start to have it on MGMT_PORT.
 # RABBITMQ_PRIVATE_TLS_PORT=N before the first start adds an AMQPS listener
 # on N, with a throwaway CA and a certificate for localhost and 127.0.0.1
-# made in DIR/tls (the CA to trust: DIR/tls/ca.pem).
+# made in DIR/tls (the CA to trust: DIR/tls/ca.pem), and a client
+# certificate of that CA in DIR/tls/client.p12 (password: test). With
+# RABBITMQ_PRIVATE_TLS_VERIFY=1 as well, the listener refuses clients
+# without such a certificate.
 # Needs Debian's rabbitmq-server package (scripts/test.sh installs it).
 #
 # Traps (see /work/shared/reference/README.md):
@@ -70,6 +73,12 @@ if [ -n "$TLS_PORT" ] && [ ! -f "$D/tls/server.pem" ]; then
       "extendedKeyUsage=serverAuth" > server.ext
     openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
       -out server.pem -days 30 -extfile server.ext 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout client.key -out client.csr -subj "/CN=deskbridge" 2>/dev/null
+    printf '%s\n' "basicConstraints=CA:FALSE" "extendedKeyUsage=clientAuth" > client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+      -out client.pem -days 30 -extfile client.ext 2>/dev/null
+    openssl pkcs12 -export -in client.pem -inkey client.key -out client.p12 -passout pass:test
   )
 fi
 
@@ -83,8 +92,13 @@ if [ ! -f "$D/rabbitmq.conf" ]; then
       echo "ssl_options.cacertfile = $D/tls/ca.pem"
       echo "ssl_options.certfile = $D/tls/server.pem"
       echo "ssl_options.keyfile = $D/tls/server.key"
-      echo "ssl_options.verify = verify_none"
-      echo "ssl_options.fail_if_no_peer_cert = false"
+      if [ "${RABBITMQ_PRIVATE_TLS_VERIFY:-0}" = 1 ]; then
+        echo "ssl_options.verify = verify_peer"
+        echo "ssl_options.fail_if_no_peer_cert = true"
+      else
+        echo "ssl_options.verify = verify_none"
+        echo "ssl_options.fail_if_no_peer_cert = false"
+      fi
     fi
     if [ "${RABBITMQ_PRIVATE_MGMT:-0}" = 1 ]; then
       echo "management.tcp.ip = 127.0.0.1"

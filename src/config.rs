@@ -95,6 +95,38 @@ pub struct BusConfig {
     /// besides the system's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// For an `amqps://` broker that asks for a client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+/// deskbridge's own certificate for a broker that asks for one.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertificate {
+    /// A PKCS#12 file (.p12, .pfx) with the certificate and its key, as
+    /// `openssl pkcs12 -export -in cert.pem -inkey key.pem -out client.p12`
+    /// makes it.
+    pub pkcs12_file: PathBuf,
+    /// Its password, from the environment or a file.
+    pub password: SecretSource,
+}
+
+impl ClientCertificate {
+    /// The file's bytes and the password; errors name the file or the
+    /// password's source, never the password.
+    pub fn load(&self) -> Result<(Vec<u8>, String), String> {
+        let der = std::fs::read(&self.pkcs12_file)
+            .map_err(|e| format!("cannot read {}: {e}", self.pkcs12_file.display()))?;
+        if der.is_empty() {
+            return Err(format!("{} is empty", self.pkcs12_file.display()));
+        }
+        let password = self
+            .password
+            .resolve()
+            .map_err(|e| format!("password: {e}"))?;
+        Ok((der, password))
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -126,6 +158,7 @@ impl Default for BusConfig {
             prefetch: default_prefetch(),
             publish_window: default_publish_window(),
             ca_file: None,
+            client_certificate: None,
         }
     }
 }
@@ -700,8 +733,14 @@ fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
                     "bus.url: not an AMQP URL like amqp://user:password@host:5672/%2f".into(),
                 ),
                 Ok(u) => {
-                    if b.ca_file.is_some() && u.scheme != lapin::uri::AMQPScheme::AMQPS {
+                    let tls = u.scheme == lapin::uri::AMQPScheme::AMQPS;
+                    if b.ca_file.is_some() && !tls {
                         p.push("bus.ca_file: only used with an amqps:// URL (TLS)".into());
+                    }
+                    if b.client_certificate.is_some() && !tls {
+                        p.push(
+                            "bus.client_certificate: only used with an amqps:// URL (TLS)".into(),
+                        );
                     }
                 }
             },
@@ -715,6 +754,14 @@ fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
         }
         if let Err(e) = read_ca_file(f) {
             p.push(format!("bus.ca_file: {e}"));
+        }
+    }
+    if let Some(c) = &b.client_certificate {
+        if b.kind != BusKind::Amqp {
+            p.push("bus.client_certificate: only used with kind = \"amqp\"".into());
+        }
+        if let Err(e) = c.load() {
+            p.push(format!("bus.client_certificate: {e}"));
         }
     }
     if b.prefix.is_empty()
@@ -814,6 +861,58 @@ kind = "webhook"
             .join("\n");
         assert!(all.contains("bus.ca_file: cannot read"), "{all}");
         assert!(!all.contains("hunter2"), "{all}");
+    }
+
+    #[test]
+    fn a_broker_client_certificate_needs_its_file_its_password_and_amqps() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("url");
+        let p12 = dir.path().join("client.p12");
+        std::fs::write(&p12, b"\x30\x82").unwrap();
+        let parse = |scheme: &str, file: &std::path::Path, var: &str| {
+            std::fs::write(
+                &url,
+                format!("{scheme}://u:hunter2@broker.example:5671/%2f"),
+            )
+            .unwrap();
+            Config::parse(&format!(
+                "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\n[bus.client_certificate]\npkcs12_file = \"{}\"\npassword = {{ env = \"{var}\" }}\n{MINIMAL}",
+                url.display(),
+                file.display()
+            ))
+        };
+        std::env::set_var("DESKBRIDGE_TEST_P12_PASSWORD", "s3cret");
+        let c = parse("amqps", &p12, "DESKBRIDGE_TEST_P12_PASSWORD").unwrap();
+        assert_eq!(
+            c.bus.client_certificate.unwrap().load().unwrap(),
+            (b"\x30\x82".to_vec(), "s3cret".to_string())
+        );
+        let all = parse("amqp", &p12, "DESKBRIDGE_TEST_P12_PASSWORD")
+            .unwrap_err()
+            .problems()
+            .join("\n");
+        assert!(
+            all.contains("bus.client_certificate: only used with an amqps:// URL"),
+            "{all}"
+        );
+        let all = parse("amqps", &p12, "DESKBRIDGE_TEST_P12_UNSET")
+            .unwrap_err()
+            .problems()
+            .join("\n");
+        assert!(
+            all.contains("bus.client_certificate: password: environment variable DESKBRIDGE_TEST_P12_UNSET is not set"),
+            "{all}"
+        );
+        let all = parse(
+            "amqps",
+            &dir.path().join("gone.p12"),
+            "DESKBRIDGE_TEST_P12_PASSWORD",
+        )
+        .unwrap_err()
+        .problems()
+        .join("\n");
+        assert!(all.contains("bus.client_certificate: cannot read"), "{all}");
+        assert!(!all.contains("s3cret") && !all.contains("hunter2"), "{all}");
     }
 
     #[test]

@@ -38,7 +38,8 @@ const SCRIPT: &str = concat!(
 struct PrivateBroker {
     dir: tempfile::TempDir,
     ports: [u16; 3],
-    /// An AMQPS listener besides the plain one (its CA: `ca_file`).
+    /// An AMQPS listener besides the plain one (its CA: `ca_file`), on a
+    /// port of its own; it asks for a client certificate (`client_p12`).
     tls_port: Option<u16>,
 }
 
@@ -61,10 +62,16 @@ impl PrivateBroker {
         self.dir.path().join("tls/ca.pem")
     }
 
+    /// deskbridge's client certificate, of the same CA (password: test).
+    fn client_p12(&self) -> std::path::PathBuf {
+        self.dir.path().join("tls/client.p12")
+    }
+
     fn command(&self, cmd: &str) -> Command {
         let mut c = Command::new(SCRIPT);
         if let Some(p) = self.tls_port {
             c.env("RABBITMQ_PRIVATE_TLS_PORT", p.to_string());
+            c.env("RABBITMQ_PRIVATE_TLS_VERIFY", "1");
         }
         c.arg(cmd).arg(self.dir.path());
         for p in self.ports {
@@ -697,13 +704,16 @@ async fn a_stuck_link_does_not_stall_the_other_links_of_its_destination() {
 }
 
 /// A broker reached over TLS (amqps://) whose certificate a company's own
-/// CA signed: without `ca_file` the daemon waits and says why (and
-/// exits on SIGTERM as usual); with it, events cross.
+/// CA signed, and which asks for a client certificate: until the daemon
+/// has `ca_file` and `client_certificate` it waits and says why (and exits
+/// on SIGTERM as usual); with both, events cross.
 #[tokio::test(flavor = "multi_thread")]
-async fn amqps_with_the_companys_own_ca() {
+async fn amqps_with_the_companys_own_ca_and_a_client_certificate() {
     let tls_port = free_port();
     let broker = PrivateBroker::start_with(Some(tls_port)).await;
     let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("p12.password");
+    std::fs::write(&password, "test\n").unwrap();
     let src = Party::start("src").await;
     let dst = Party::start("dst").await;
     let prefix = unique_prefix();
@@ -715,40 +725,51 @@ async fn amqps_with_the_companys_own_ca() {
     let t = src
         .desk
         .create_ticket("Till offline", "since 9:00", &[], "Ann");
-    eventually(
-        "the daemon says the certificate is not trusted",
-        30,
-        || async {
+    // Each stage's [bus] additions, and what the daemon must say without them.
+    let stages = [
+        (String::new(), Some("ca_file")),
+        (
+            format!("ca_file = \"{}\"\n", broker.ca_file().display()),
+            Some("client_certificate"),
+        ),
+        (
+            format!(
+                "ca_file = \"{}\"\n[bus.client_certificate]\npkcs12_file = \"{}\"\npassword = {{ file = \"{}\" }}\n",
+                broker.ca_file().display(),
+                broker.client_p12().display(),
+                password.display()
+            ),
+            None,
+        ),
+    ];
+    let config = std::fs::read_to_string(&gw.config).unwrap();
+    let at = format!("prefix = \"{prefix}\"\n");
+    for (i, (extra, hint)) in stages.iter().enumerate() {
+        if i > 0 {
+            let code = tokio::task::block_in_place(|| gw.terminate());
+            assert!(code.success(), "exit status {code}:\n{}", log_tail(&gw));
+            let staged = config.replacen(&at, &format!("{at}{extra}"), 1);
+            assert_ne!(config, staged);
+            std::fs::write(&gw.config, staged).unwrap();
+            gw.spawn();
+        }
+        let Some(hint) = hint else { break };
+        eventually(&format!("the daemon names {hint}"), 30, || async {
             let s = gw.status().await;
             s["broker"]["waiting"]
                 .as_str()
-                .is_some_and(|w| w.to_lowercase().contains("certificate"))
-        },
-    )
-    .await;
-    let s = gw.status().await;
-    assert_eq!(s["broker"]["connected"], false, "{s}");
-    let m = gw.metrics().await;
-    assert!(m.contains("deskbridge_broker_connected 0"), "{m}");
-    eprintln!("amqps without the CA: {}", s["broker"]["waiting"]);
-    // The URL's password is in neither the status nor the log.
-    assert!(!s.to_string().contains("guest:guest"), "{s}");
-    assert!(!gw.log().contains("guest:guest"));
-    let code = tokio::task::block_in_place(|| gw.terminate());
-    assert!(code.success(), "exit status {code}:\n{}", log_tail(&gw));
-
-    let config = std::fs::read_to_string(&gw.config).unwrap();
-    let with_ca = config.replacen(
-        &format!("prefix = \"{prefix}\"\n"),
-        &format!(
-            "prefix = \"{prefix}\"\nca_file = \"{}\"\n",
-            broker.ca_file().display()
-        ),
-        1,
-    );
-    assert_ne!(config, with_ca);
-    std::fs::write(&gw.config, with_ca).unwrap();
-    gw.spawn();
+                .is_some_and(|w| w.contains(hint))
+        })
+        .await;
+        let s = gw.status().await;
+        assert_eq!(s["broker"]["connected"], false, "{s}");
+        let m = gw.metrics().await;
+        assert!(m.contains("deskbridge_broker_connected 0"), "{m}");
+        eprintln!("amqps, stage {i}: {}", s["broker"]["waiting"]);
+        // Neither the URL's password nor the certificate's is shown.
+        assert!(!s.to_string().contains("guest:guest"), "{s}");
+        assert!(!gw.log().contains("guest:guest"));
+    }
     src.desk.comment(
         &t,
         "rebooted it, still blank",

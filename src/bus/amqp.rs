@@ -148,11 +148,33 @@ pub struct BrokerStatus {
 
 pub type BrokerBoard = Arc<Mutex<BrokerStatus>>;
 
+/// `[bus] ca_file` and `client_certificate`, for amqps:// (no Debug: it
+/// holds the certificate's password).
+#[derive(Clone, Default)]
+struct Tls {
+    cert_chain: Option<String>,
+    identity: Option<(Vec<u8>, String)>,
+}
+
+impl Tls {
+    fn config(&self) -> lapin::tcp::OwnedTLSConfig {
+        lapin::tcp::OwnedTLSConfig {
+            identity: self
+                .identity
+                .as_ref()
+                .map(|(der, password)| lapin::tcp::OwnedIdentity {
+                    der: der.clone(),
+                    password: password.clone(),
+                }),
+            cert_chain: self.cert_chain.clone(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Broker {
     url: String,
-    /// The CA certificates of `[bus] ca_file` (PEM), for amqps://.
-    ca: Option<String>,
+    tls: Tls,
     pub topology: Topology,
     pub board: BrokerBoard,
     pub prefetch: u16,
@@ -263,15 +285,25 @@ impl Broker {
             .ok_or("bus.url: missing")?
             .resolve()
             .map_err(|e| format!("bus.url: {e}"))?;
-        let ca = match &cfg.ca_file {
+        let cert_chain = match &cfg.ca_file {
             Some(f) => {
                 Some(crate::config::read_ca_file(f).map_err(|e| format!("bus.ca_file: {e}"))?)
             }
             None => None,
         };
+        let identity = match &cfg.client_certificate {
+            Some(c) => Some(
+                c.load()
+                    .map_err(|e| format!("bus.client_certificate: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Broker {
             url,
-            ca,
+            tls: Tls {
+                cert_chain,
+                identity,
+            },
             topology: Topology {
                 prefix: cfg.prefix.clone(),
             },
@@ -340,10 +372,7 @@ impl Broker {
             // A broker that accepts the socket and never answers must not
             // hold us forever.
             let attempt = tokio::select! {
-                r = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_with_config(&self.url, props, lapin::tcp::OwnedTLSConfig {
-                    identity: None,
-                    cert_chain: self.ca.clone(),
-                })) => r,
+                r = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_with_config(&self.url, props, self.tls.config())) => r,
                 _ = shutdown.changed() => return None,
             };
             let attempt = attempt.unwrap_or_else(|_| {
@@ -361,10 +390,8 @@ impl Broker {
                 }
                 Err(e) => {
                     let mut msg = e.to_string();
-                    if msg.contains("invalid peer certificate") {
-                        msg.push_str(
-                            " (if a CA of your own signed the broker's certificate, name its PEM file in [bus] ca_file)",
-                        );
+                    if let Some(hint) = tls_hint(&msg) {
+                        msg = format!("{msg} ({hint})");
                     }
                     warn!(who, error = %msg, "waiting for the broker");
                     self.down(who, msg);
@@ -719,6 +746,20 @@ async fn lingered(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// What to do about a failed TLS handshake, for the operator who reads it
+/// in `deskbridge status`.
+fn tls_hint(error: &str) -> Option<&'static str> {
+    if error.contains("invalid peer certificate") {
+        Some("if a CA of your own signed the broker's certificate, name its PEM file in [bus] ca_file")
+    } else if error.contains("CertificateRequired") || error.contains("HandshakeFailure") {
+        Some("the broker may ask for a client certificate: [bus] client_certificate")
+    } else if error.contains("BadCertificate") || error.contains("UnknownCA") {
+        Some("the broker refused [bus] client_certificate: is it signed by a CA the broker trusts?")
+    } else {
+        None
     }
 }
 
