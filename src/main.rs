@@ -70,10 +70,15 @@ enum Cmd {
         to: String,
     },
     /// Check an endpoint's connectivity and credentials, and say what
-    /// deskbridge will do there. Only reads; exits 1 when a check fails.
+    /// deskbridge will do there; or, with --bus, the broker's. Only reads;
+    /// exits 1 when a check fails.
     Probe {
+        #[arg(long, required_unless_present = "bus", conflicts_with = "bus")]
+        endpoint: Option<String>,
+        /// Check the broker instead: URL, TLS, login, and the topology
+        /// (read passively; nothing is declared).
         #[arg(long)]
-        endpoint: String,
+        bus: bool,
     },
     /// Queues, failures and dead letters per destination.
     Status {
@@ -319,11 +324,13 @@ async fn run(cli: Cli) -> Result<()> {
             };
             print_link(&l);
         }
-        Cmd::Probe { endpoint } => {
+        Cmd::Probe { endpoint, bus } => {
             let config = load(&c)?;
-            let report = deskbridge::probe::probe(&config, &endpoint)
-                .await
-                .map_err(anyhow::Error::msg)?;
+            let report = match endpoint {
+                Some(e) if !bus => deskbridge::probe::probe(&config, &e).await,
+                _ => deskbridge::probe::probe_bus(&config).await,
+            }
+            .map_err(anyhow::Error::msg)?;
             for line in &report.lines {
                 println!("{line}");
             }

@@ -59,6 +59,75 @@ pub async fn probe(config: &Config, name: &str) -> Result<Report, String> {
     Ok(r)
 }
 
+/// `deskbridge probe --bus`: reaches the broker with the configured URL
+/// and TLS settings, and reads the topology passively (declares nothing).
+pub async fn probe_bus(config: &Config) -> Result<Report, String> {
+    use crate::bus::amqp::{Broker, Found};
+    if config.bus.kind != crate::config::BusKind::Amqp {
+        return Err(
+            "the configuration has no [bus] kind = \"amqp\": the embedded bus has no broker to probe"
+                .into(),
+        );
+    }
+    let broker = Broker::new(&config.bus)?;
+    let mut r = Report {
+        ok: true,
+        ..Default::default()
+    };
+    r.lines
+        .push(format!("bus: RabbitMQ at {}", broker.address()));
+    let conn = match broker.connect_once("probe").await {
+        Ok(c) => c,
+        Err(e) => {
+            r.check(false, format!("connect: {e}"));
+            return Ok(r);
+        }
+    };
+    r.check(true, "connected and logged in");
+    let dests: Vec<String> = config
+        .endpoints
+        .keys()
+        .filter(|e| config.can_receive(e))
+        .cloned()
+        .collect();
+    for found in broker.topology.inspect(&conn, &dests).await {
+        match found {
+            Found::Exchange(x) => r.check(true, format!("exchange {x}")),
+            Found::Queue {
+                name,
+                dead: true,
+                messages,
+                ..
+            } => r.check(
+                true,
+                format!("queue {name}: {messages} dead-letter copies (`deskbridge dead` lists the letters)"),
+            ),
+            Found::Queue {
+                name,
+                messages,
+                consumers,
+                ..
+            } => {
+                r.check(
+                    true,
+                    format!("queue {name}: {messages} messages ready, {consumers} consumers"),
+                );
+                if messages > 0 && consumers == 0 {
+                    r.note(format!(
+                        "{name} has messages and no consumer: is the daemon running?"
+                    ));
+                }
+            }
+            Found::Missing(x) => r.note(format!(
+                "{x}: not declared yet (the daemon declares it on start)"
+            )),
+            Found::Refused(x, e) => r.check(false, format!("{x}: {e}")),
+        }
+    }
+    let _ = conn.close(200, "probe done").await;
+    Ok(r)
+}
+
 async fn probe_rest(
     name: &str,
     ep: &EndpointConfig,

@@ -94,3 +94,80 @@ fn bench_prints_one_consistent_report_per_bus() {
         assert!(r["cpu_us_per_event"].as_f64().unwrap() > 0.0, "{r}");
     }
 }
+
+/// `deskbridge probe --bus` before and while the daemon runs, and with a
+/// wrong password: reads only, and never prints the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn probe_bus_reaches_the_broker_and_reads_the_topology() {
+    std::env::set_var("DESKBRIDGE_TEST_AMQP_URL", amqp_url());
+    let a = Party::start("a").await;
+    let b = Party::start("b").await;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("dbtest-{}", uuid::Uuid::now_v7().simple());
+    let conf = format!(
+        "{}{PARTIES}{}{}\n[[transfers]]\nfrom = \"a\"\nto = \"b\"\n",
+        bus(&prefix),
+        a.toml(dir.path(), "svc", ""),
+        b.toml(dir.path(), "vendor", "")
+    );
+    let config = dir.path().join("probe.toml");
+    std::fs::write(&config, &conf).unwrap();
+    let probe = |config: &std::path::Path, url: &str| {
+        let out = std::process::Command::new(BIN)
+            .args(["probe", "--bus", "--config"])
+            .arg(config)
+            .env("DESKBRIDGE_TEST_AMQP_URL", url)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    // Before any daemon: reachable, nothing declared (and the probe
+    // declares nothing).
+    let (ok, text) = probe(&config, &amqp_url());
+    assert!(ok, "{text}");
+    assert!(text.contains("ok   connected and logged in"), "{text}");
+    assert!(
+        text.contains(&format!("{prefix}.b: not declared yet")),
+        "{text}"
+    );
+    let (ok, text) = probe(&config, &amqp_url());
+    assert!(ok && text.contains("not declared yet"), "{text}");
+
+    let gw = Gateway::start_with(dir, &conf);
+    eventually("connected", 30, || async {
+        gw.status().await["broker"]["connected"] == true
+    })
+    .await;
+    let (ok, text) = probe(&gw.config, &amqp_url());
+    eprintln!("{text}");
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("ok   exchange {prefix}.events")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "ok   queue {prefix}.b: 0 messages ready, 1 consumers"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("ok   queue {prefix}.b.dead: 0 dead-letter copies")),
+        "{text}"
+    );
+    assert!(
+        text.contains("at amqp://guest@127.0.0.1:5672/%2f"),
+        "{text}"
+    );
+
+    let wrong = amqp_url().replace("guest:guest", "guest:not-the-password");
+    let (ok, text) = probe(&gw.config, &wrong);
+    assert!(!ok, "{text}");
+    eprintln!("{text}");
+    assert!(text.contains("FAIL connect:"), "{text}");
+    assert!(!text.contains("not-the-password"), "{text}");
+    drop(gw);
+    deskbridge::bus::amqp::remove_topology(&amqp_url(), &prefix, &["a", "b"]).await;
+}

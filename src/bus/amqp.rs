@@ -353,6 +353,50 @@ impl Broker {
         });
     }
 
+    /// One connection attempt; the error says what to do where it can.
+    pub async fn connect_once(&self, who: &str) -> Result<Connection, String> {
+        let props = ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio)
+            .with_connection_name(format!("deskbridge {who}").into());
+        // A broker that accepts the socket and never answers must not
+        // hold us forever.
+        let attempt = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect_with_config(&self.url, props, self.tls.config()),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => {
+                let msg = e.to_string();
+                Err(match tls_hint(&msg) {
+                    Some(hint) => format!("{msg} ({hint})"),
+                    None => msg,
+                })
+            }
+            Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+        }
+    }
+
+    /// The broker's address as an operator may see it: no password.
+    pub fn address(&self) -> String {
+        match self.url.parse::<lapin::uri::AMQPUri>() {
+            Ok(u) => format!(
+                "{}://{}@{}:{}/{}",
+                match u.scheme {
+                    lapin::uri::AMQPScheme::AMQPS => "amqps",
+                    lapin::uri::AMQPScheme::AMQP => "amqp",
+                },
+                u.authority.userinfo.username,
+                u.authority.host,
+                u.authority.port,
+                u.vhost.replace('/', "%2f")
+            ),
+            Err(_) => "(an unreadable URL)".into(),
+        }
+    }
+
     /// Connects, retrying with backoff for as long as it takes; the daemon
     /// never exits because the broker went away. `None` on shutdown.
     pub async fn connect(
@@ -365,34 +409,16 @@ impl Broker {
             max_interval: Duration::from_secs(10),
         });
         loop {
-            let props = ConnectionProperties::default()
-                .with_executor(tokio_executor_trait::Tokio::current())
-                .with_reactor(tokio_reactor_trait::Tokio)
-                .with_connection_name(format!("deskbridge {who}").into());
-            // A broker that accepts the socket and never answers must not
-            // hold us forever.
             let attempt = tokio::select! {
-                r = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_with_config(&self.url, props, self.tls.config())) => r,
+                r = self.connect_once(who) => r,
                 _ = shutdown.changed() => return None,
             };
-            let attempt = attempt.unwrap_or_else(|_| {
-                Err(lapin::Error::IOError(std::sync::Arc::new(
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-                    ),
-                )))
-            });
             match attempt {
                 Ok(c) => {
                     self.up(who);
                     return Some(c);
                 }
-                Err(e) => {
-                    let mut msg = e.to_string();
-                    if let Some(hint) = tls_hint(&msg) {
-                        msg = format!("{msg} ({hint})");
-                    }
+                Err(msg) => {
                     warn!(who, error = %msg, "waiting for the broker");
                     self.down(who, msg);
                     tokio::select! {
@@ -746,6 +772,86 @@ async fn lingered(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// What `deskbridge probe --bus` read of one exchange or queue.
+pub enum Found {
+    Exchange(String),
+    Queue {
+        name: String,
+        /// The dead-letter copies' queue.
+        dead: bool,
+        messages: u32,
+        consumers: u32,
+    },
+    /// Not declared yet (the daemon declares it on start).
+    Missing(String),
+    /// Declared, but the broker refused to show it (permissions).
+    Refused(String, String),
+}
+
+impl Topology {
+    /// Reads the topology of `dests` passively: declares nothing, changes
+    /// nothing. A missing name closes the channel (404), so each check
+    /// gets its own.
+    pub async fn inspect(&self, conn: &Connection, dests: &[String]) -> Vec<Found> {
+        use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+        let passive = |e: lapin::Error, name: String| {
+            let text = e.to_string();
+            if text.contains("NOT_FOUND") || text.contains("404") {
+                Found::Missing(name)
+            } else {
+                Found::Refused(name, text)
+            }
+        };
+        let mut out = Vec::new();
+        for x in [self.exchange(), self.dead_exchange()] {
+            let found = match conn.create_channel().await {
+                Err(e) => Found::Refused(x, e.to_string()),
+                Ok(ch) => {
+                    let opts = ExchangeDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    };
+                    let r = ch
+                        .exchange_declare(&x, ExchangeKind::Direct, opts, FieldTable::default())
+                        .await;
+                    let _ = ch.close(200, "probe").await;
+                    match r {
+                        Ok(()) => Found::Exchange(x),
+                        Err(e) => passive(e, x),
+                    }
+                }
+            };
+            out.push(found);
+        }
+        for d in dests {
+            for (q, dead) in [(self.queue(d), false), (self.dead_queue(d), true)] {
+                let found = match conn.create_channel().await {
+                    Err(e) => Found::Refused(q, e.to_string()),
+                    Ok(ch) => {
+                        let opts = QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        };
+                        let r = ch.queue_declare(&q, opts, FieldTable::default()).await;
+                        let _ = ch.close(200, "probe").await;
+                        match r {
+                            Ok(info) => Found::Queue {
+                                name: q,
+                                dead,
+                                messages: info.message_count(),
+                                consumers: info.consumer_count(),
+                            },
+                            Err(e) => passive(e, q),
+                        }
+                    }
+                };
+                out.push(found);
+            }
+        }
+        out
     }
 }
 
