@@ -622,6 +622,15 @@ impl Config {
     }
 
     /// Whether deskbridge can deliver to this endpoint (it has a sink).
+    /// The endpoints that can receive, each with a queue of its own.
+    pub fn receivers(&self) -> Vec<String> {
+        self.endpoints
+            .keys()
+            .filter(|e| self.can_receive(e))
+            .cloned()
+            .collect()
+    }
+
     pub fn can_receive(&self, endpoint: &str) -> bool {
         self.endpoints.get(endpoint).is_some_and(|e| match e.kind {
             ConnectorKind::Webhook => e.webhook.as_ref().is_some_and(|w| w.url.is_some()),

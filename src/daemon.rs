@@ -95,12 +95,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     };
     ops.broker = broker.as_ref().map(|b| b.board.clone());
     let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
-    let dests: Vec<String> = config
-        .endpoints
-        .keys()
-        .filter(|e| config.can_receive(e))
-        .cloned()
-        .collect();
+    let dests = config.receivers();
     let sink_names: Vec<String> = sinks.keys().cloned().collect();
     for (dest, sink) in sinks {
         let notices = queues.register(&dest);

@@ -84,12 +84,7 @@ pub async fn probe_bus(config: &Config) -> Result<Report, String> {
         }
     };
     r.check(true, "connected and logged in");
-    let dests: Vec<String> = config
-        .endpoints
-        .keys()
-        .filter(|e| config.can_receive(e))
-        .cloned()
-        .collect();
+    let dests = config.receivers();
     for found in broker.topology.inspect(&conn, &dests).await {
         match found {
             Found::Exchange(x) => r.check(true, format!("exchange {x}")),

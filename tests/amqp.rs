@@ -15,8 +15,9 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn events_cross_through_rabbitmq_in_order_both_ways() {
+/// Parties a and b, a temporary directory, a fresh prefix, and the config
+/// with a transfer from a to b over the machine's broker.
+async fn two_parties() -> (Party, Party, tempfile::TempDir, String, String) {
     std::env::set_var("DESKBRIDGE_TEST_AMQP_URL", amqp_url());
     let a = Party::start("a").await;
     let b = Party::start("b").await;
@@ -28,6 +29,12 @@ async fn events_cross_through_rabbitmq_in_order_both_ways() {
         a.toml(dir.path(), "svc", ""),
         b.toml(dir.path(), "vendor", "")
     );
+    (a, b, dir, prefix, conf)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_cross_through_rabbitmq_in_order_both_ways() {
+    let (a, b, dir, prefix, conf) = two_parties().await;
     let gw = Gateway::start_with(dir, &conf);
     a.connect(&gw);
     b.connect(&gw);
@@ -99,17 +106,7 @@ fn bench_prints_one_consistent_report_per_bus() {
 /// wrong password: reads only, and never prints the password.
 #[tokio::test(flavor = "multi_thread")]
 async fn probe_bus_reaches_the_broker_and_reads_the_topology() {
-    std::env::set_var("DESKBRIDGE_TEST_AMQP_URL", amqp_url());
-    let a = Party::start("a").await;
-    let b = Party::start("b").await;
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = format!("dbtest-{}", uuid::Uuid::now_v7().simple());
-    let conf = format!(
-        "{}{PARTIES}{}{}\n[[transfers]]\nfrom = \"a\"\nto = \"b\"\n",
-        bus(&prefix),
-        a.toml(dir.path(), "svc", ""),
-        b.toml(dir.path(), "vendor", "")
-    );
+    let (_a, _b, dir, prefix, conf) = two_parties().await;
     let config = dir.path().join("probe.toml");
     std::fs::write(&config, &conf).unwrap();
     let probe = |config: &std::path::Path, url: &str| {
@@ -136,8 +133,10 @@ async fn probe_bus_reaches_the_broker_and_reads_the_topology() {
     assert!(ok && text.contains("not declared yet"), "{text}");
 
     let gw = Gateway::start_with(dir, &conf);
-    eventually("connected", 30, || async {
-        gw.status().await["broker"]["connected"] == true
+    // The daemon's consumers register a moment after it connects.
+    let consumer = format!("ok   queue {prefix}.b: 0 messages ready, 1 consumers");
+    eventually("the probe sees the daemon's consumer", 30, || async {
+        tokio::task::block_in_place(|| probe(&gw.config, &amqp_url()).1.contains(&consumer))
     })
     .await;
     let (ok, text) = probe(&gw.config, &amqp_url());
@@ -147,12 +146,7 @@ async fn probe_bus_reaches_the_broker_and_reads_the_topology() {
         text.contains(&format!("ok   exchange {prefix}.events")),
         "{text}"
     );
-    assert!(
-        text.contains(&format!(
-            "ok   queue {prefix}.b: 0 messages ready, 1 consumers"
-        )),
-        "{text}"
-    );
+    assert!(text.contains(&consumer), "{text}");
     assert!(
         text.contains(&format!("ok   queue {prefix}.b.dead: 0 dead-letter copies")),
         "{text}"
