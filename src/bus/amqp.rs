@@ -797,61 +797,67 @@ impl Topology {
     /// gets its own.
     pub async fn inspect(&self, conn: &Connection, dests: &[String]) -> Vec<Found> {
         use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
-        let passive = |e: lapin::Error, name: String| {
-            let text = e.to_string();
-            if text.contains("NOT_FOUND") || text.contains("404") {
-                Found::Missing(name)
-            } else {
-                Found::Refused(name, text)
-            }
-        };
         let mut out = Vec::new();
         for x in [self.exchange(), self.dead_exchange()] {
-            let found = match conn.create_channel().await {
-                Err(e) => Found::Refused(x, e.to_string()),
-                Ok(ch) => {
-                    let opts = ExchangeDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    };
-                    let r = ch
-                        .exchange_declare(&x, ExchangeKind::Direct, opts, FieldTable::default())
-                        .await;
-                    let _ = ch.close(200, "probe").await;
-                    match r {
-                        Ok(()) => Found::Exchange(x),
-                        Err(e) => passive(e, x),
-                    }
-                }
+            let opts = ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
             };
-            out.push(found);
+            let name: &str = &x;
+            let r = on_own_channel(conn, |ch| async move {
+                ch.exchange_declare(name, ExchangeKind::Direct, opts, FieldTable::default())
+                    .await
+            })
+            .await;
+            out.push(match r {
+                Ok(()) => Found::Exchange(x),
+                Err(e) => missing_or_refused(e, x),
+            });
         }
         for d in dests {
             for (q, dead) in [(self.queue(d), false), (self.dead_queue(d), true)] {
-                let found = match conn.create_channel().await {
-                    Err(e) => Found::Refused(q, e.to_string()),
-                    Ok(ch) => {
-                        let opts = QueueDeclareOptions {
-                            passive: true,
-                            ..Default::default()
-                        };
-                        let r = ch.queue_declare(&q, opts, FieldTable::default()).await;
-                        let _ = ch.close(200, "probe").await;
-                        match r {
-                            Ok(info) => Found::Queue {
-                                name: q,
-                                dead,
-                                messages: info.message_count(),
-                                consumers: info.consumer_count(),
-                            },
-                            Err(e) => passive(e, q),
-                        }
-                    }
+                let opts = QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
                 };
-                out.push(found);
+                let name: &str = &q;
+                let r = on_own_channel(conn, |ch| async move {
+                    ch.queue_declare(name, opts, FieldTable::default()).await
+                })
+                .await;
+                out.push(match r {
+                    Ok(info) => Found::Queue {
+                        name: q,
+                        dead,
+                        messages: info.message_count(),
+                        consumers: info.consumer_count(),
+                    },
+                    Err(e) => missing_or_refused(e, q),
+                });
             }
         }
         out
+    }
+}
+
+/// Runs one passive check on a channel of its own, closed after.
+async fn on_own_channel<T, F, Fut>(conn: &Connection, check: F) -> Result<T, lapin::Error>
+where
+    F: FnOnce(Channel) -> Fut,
+    Fut: std::future::Future<Output = Result<T, lapin::Error>>,
+{
+    let ch = conn.create_channel().await?;
+    let r = check(ch.clone()).await;
+    let _ = ch.close(200, "probe").await;
+    r
+}
+
+fn missing_or_refused(e: lapin::Error, name: String) -> Found {
+    let text = e.to_string();
+    if text.contains("NOT_FOUND") || text.contains("404") {
+        Found::Missing(name)
+    } else {
+        Found::Refused(name, text)
     }
 }
 
