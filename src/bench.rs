@@ -41,6 +41,11 @@ pub struct Report {
     /// the broker shares the cores. `None` when none is visible.
     pub broker_cpu_us_per_event: Option<f64>,
     pub baseline_broker_cpu_us_per_event: Option<f64>,
+    /// Peak resident memory of this process during the run, and during
+    /// the baseline (counted from the start of each; the run's includes
+    /// the bench's own client, destination and events in memory).
+    pub rss_peak_mib: Option<f64>,
+    pub baseline_rss_peak_mib: Option<f64>,
     /// Disk writes by the store during the run, and how many callers
     /// each served on average (group commit).
     pub flushes: u64,
@@ -201,19 +206,8 @@ async fn run_on_workers(
         )));
     }
     let payload_bytes = 600usize;
-    let dir = std::env::temp_dir().join(format!("deskbridge-bench-{}", Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir).map_err(err)?;
-    let result = pipeline(&dir, bus, events, links, payload_bytes, amqp_url.clone()).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    let (seconds, mut latencies, flush, cpu, broker_cpu) = result?;
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    let events_per_s = events as f64 / seconds;
+    // The baseline first: its peak memory is then lapin's alone, not what
+    // the pipeline left behind in the allocator.
     let base = match (&amqp_url, bus) {
         (Some(url), BusKind::Amqp) => Some(baseline(url, events, payload_bytes).await?),
         // The embedded bus is compared with the broker when one answers.
@@ -226,6 +220,19 @@ async fn run_on_workers(
         },
         (None, _) => None,
     };
+    let dir = std::env::temp_dir().join(format!("deskbridge-bench-{}", Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let result = pipeline(&dir, bus, events, links, payload_bytes, amqp_url.clone()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (seconds, mut latencies, flush, spent) = result?;
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let events_per_s = events as f64 / seconds;
     let per_event = |d: Duration| d.as_secs_f64() * 1e6 / events as f64;
     let baseline = base.as_ref().map(|b| b.events_per_s);
     Ok(Report {
@@ -242,24 +249,23 @@ async fn run_on_workers(
         p99_ms: pct(0.99),
         baseline_events_per_s: baseline,
         ratio: baseline.map(|b| events_per_s / b),
-        cpu_us_per_event: cpu.map(per_event),
-        baseline_cpu_us_per_event: base.as_ref().and_then(|b| b.cpu).map(per_event),
-        broker_cpu_us_per_event: broker_cpu.map(per_event),
-        baseline_broker_cpu_us_per_event: base.as_ref().and_then(|b| b.broker_cpu).map(per_event),
+        cpu_us_per_event: spent.cpu.map(per_event),
+        baseline_cpu_us_per_event: base.as_ref().and_then(|b| b.spent.cpu).map(per_event),
+        broker_cpu_us_per_event: spent.broker_cpu.map(per_event),
+        baseline_broker_cpu_us_per_event: base
+            .as_ref()
+            .and_then(|b| b.spent.broker_cpu)
+            .map(per_event),
+        rss_peak_mib: spent.rss_peak_mib,
+        baseline_rss_peak_mib: base.as_ref().and_then(|b| b.spent.rss_peak_mib),
         flushes: flush.writes,
         flush_callers_per_write: flush.served as f64 / flush.writes.max(1) as f64,
         flush_seconds: flush.seconds,
     })
 }
 
-/// Seconds, latencies, flushes, this process's CPU, the broker's CPU.
-type Measured = (
-    f64,
-    Vec<f64>,
-    crate::store::FlushStats,
-    Option<Duration>,
-    Option<Duration>,
-);
+/// Seconds, latencies, flushes, and the CPU and memory used.
+type Measured = (f64, Vec<f64>, crate::store::FlushStats, Spent);
 
 async fn pipeline(
     dir: &std::path::Path,
@@ -405,7 +411,7 @@ to = "dst"
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let (cpu, broker_cpu) = cpu_start.spent();
+    let spent = cpu_start.spent();
     let at = arrivals
         .at
         .lock()
@@ -430,8 +436,7 @@ to = "dst"
         end.duration_since(start).as_secs_f64(),
         latencies,
         flush,
-        cpu,
-        broker_cpu,
+        spent,
     ))
 }
 
@@ -442,23 +447,44 @@ struct CpuMark {
     broker: Option<Duration>,
 }
 
+/// What a stretch of the run used: CPU time of this process and of the
+/// broker, and this process's peak resident memory.
+#[derive(Default)]
+struct Spent {
+    cpu: Option<Duration>,
+    broker_cpu: Option<Duration>,
+    rss_peak_mib: Option<f64>,
+}
+
 impl CpuMark {
+    /// Marks the start of a stretch (and restarts the peak-memory count).
     fn now() -> CpuMark {
+        // Linux: writing 5 to clear_refs resets VmHWM to the current RSS.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
         CpuMark {
             own: cpu_used(),
             broker: broker_cpu_used(),
         }
     }
 
-    /// This process's and the broker's CPU time since the mark.
-    fn spent(&self) -> (Option<Duration>, Option<Duration>) {
+    fn spent(&self) -> Spent {
         let since =
             |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
-        (
-            since(self.own, cpu_used()),
-            since(self.broker, broker_cpu_used()),
-        )
+        Spent {
+            cpu: since(self.own, cpu_used()),
+            broker_cpu: since(self.broker, broker_cpu_used()),
+            rss_peak_mib: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| rss_peak_mib(&s)),
+        }
     }
+}
+
+/// The peak resident set (VmHWM) from /proc/self/status, in MiB.
+fn rss_peak_mib(status: &str) -> Option<f64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// CPU time (user and system) this process has used so far; `None` where
@@ -504,8 +530,7 @@ fn proc_cpu(stat: &str) -> Option<Duration> {
 /// while it ran.
 struct Baseline {
     events_per_s: f64,
-    cpu: Option<Duration>,
-    broker_cpu: Option<Duration>,
+    spent: Spent,
 }
 
 async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<Baseline, BenchError> {
@@ -609,21 +634,28 @@ async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<Base
     p?;
     c?;
     let secs = start.elapsed().as_secs_f64();
-    let (cpu, broker_cpu) = cpu_start.spent();
+    let spent = cpu_start.spent();
     let _ = pubc
         .queue_delete(&queue, QueueDeleteOptions::default())
         .await;
     let _ = conn.close(200, "bench done").await;
     Ok(Baseline {
         events_per_s: events as f64 / secs,
-        cpu,
-        broker_cpu,
+        spent,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::proc_cpu;
+    use super::{proc_cpu, rss_peak_mib};
+
+    #[test]
+    fn peak_memory_is_read_from_vmhwm() {
+        let status =
+            "Name:\tdeskbridge\nVmPeak:\t  900000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40000 kB\n";
+        assert_eq!(rss_peak_mib(status), Some(50.0));
+        assert_eq!(rss_peak_mib("Name:\tx\n"), None);
+    }
     use std::time::Duration;
 
     #[test]

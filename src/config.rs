@@ -125,6 +125,14 @@ impl ClientCertificate {
             .password
             .resolve()
             .map_err(|e| format!("password: {e}"))?;
+        // Opened here so that a wrong password or a broken file is named
+        // when the config loads, not as a bare TLS error at each connect.
+        p12_keystore::KeyStore::from_pkcs12(&der, &password).map_err(|e| {
+            format!(
+                "cannot open {} with its password ({e}): is it PKCS#12, and the password its own?",
+                self.pkcs12_file.display()
+            )
+        })?;
         Ok((der, password))
     }
 }
@@ -621,7 +629,6 @@ impl Config {
             .and_then(|e| self.parties.get(&e.party))
     }
 
-    /// Whether deskbridge can deliver to this endpoint (it has a sink).
     /// The endpoints that can receive, each with a queue of its own.
     pub fn receivers(&self) -> Vec<String> {
         self.endpoints
@@ -631,6 +638,7 @@ impl Config {
             .collect()
     }
 
+    /// Whether deskbridge can deliver to this endpoint (it has a sink).
     pub fn can_receive(&self, endpoint: &str) -> bool {
         self.endpoints.get(endpoint).is_some_and(|e| match e.kind {
             ConnectorKind::Webhook => e.webhook.as_ref().is_some_and(|w| w.url.is_some()),
@@ -740,6 +748,11 @@ fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
                 // The URL carries a password: say what is wrong, not what it is.
                 Err(_) => p.push(
                     "bus.url: not an AMQP URL like amqp://user:password@host:5672/%2f".into(),
+                ),
+                // An unencoded '/' in the password ends the authority early:
+                // the rest, password included, would read as the vhost.
+                Ok(u) if u.vhost.contains('@') => p.push(
+                    "bus.url: percent-encode the password's special characters (/ as %2F, @ as %40, : as %3A)".into(),
                 ),
                 Ok(u) => {
                     let tls = u.scheme == lapin::uri::AMQPScheme::AMQPS;
@@ -873,11 +886,41 @@ kind = "webhook"
     }
 
     #[test]
+    fn a_broker_password_with_an_unencoded_slash_is_refused_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("url");
+        std::fs::write(&url, "amqp://admin:/s3cr3t@broker:5672/%2f").unwrap();
+        let all = Config::parse(&format!(
+            "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\n{MINIMAL}",
+            url.display()
+        ))
+        .unwrap_err()
+        .problems()
+        .join("\n");
+        assert!(all.contains("bus.url: percent-encode"), "{all}");
+        assert!(!all.contains("s3cr3t"), "{all}");
+    }
+
+    #[test]
     fn a_broker_client_certificate_needs_its_file_its_password_and_amqps() {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("url");
+        // A real PKCS#12 file, as an operator makes one (test.sh installs
+        // openssl where missing).
         let p12 = dir.path().join("client.p12");
-        std::fs::write(&p12, b"\x30\x82").unwrap();
+        let made = std::process::Command::new("sh")
+            .current_dir(dir.path())
+            .args([
+                "-c",
+                "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                 -keyout k.pem -out c.pem -days 1 -subj /CN=deskbridge 2>/dev/null && \
+                 openssl pkcs12 -export -in c.pem -inkey k.pem -out client.p12 -passout pass:s3cret",
+            ])
+            .status()
+            .unwrap();
+        assert!(made.success(), "openssl could not make a PKCS#12 file");
+        let junk = dir.path().join("junk.p12");
+        std::fs::write(&junk, b"\x30\x82").unwrap();
         let parse = |scheme: &str, file: &std::path::Path, var: &str| {
             std::fs::write(
                 &url,
@@ -894,8 +937,24 @@ kind = "webhook"
         let c = parse("amqps", &p12, "DESKBRIDGE_TEST_P12_PASSWORD").unwrap();
         assert_eq!(
             c.bus.client_certificate.unwrap().load().unwrap(),
-            (b"\x30\x82".to_vec(), "s3cret".to_string())
+            (std::fs::read(&p12).unwrap(), "s3cret".to_string())
         );
+        std::env::set_var("DESKBRIDGE_TEST_P12_WRONG", "not-its-password");
+        for (file, var) in [
+            (&p12, "DESKBRIDGE_TEST_P12_WRONG"),
+            (&junk, "DESKBRIDGE_TEST_P12_PASSWORD"),
+        ] {
+            let all = parse("amqps", file, var).unwrap_err().problems().join("\n");
+            assert!(
+                all.contains("bus.client_certificate: cannot open")
+                    && all.contains("with its password"),
+                "{all}"
+            );
+            assert!(
+                !all.contains("not-its-password") && !all.contains("s3cret"),
+                "{all}"
+            );
+        }
         let all = parse("amqp", &p12, "DESKBRIDGE_TEST_P12_PASSWORD")
             .unwrap_err()
             .problems()

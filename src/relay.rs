@@ -413,6 +413,8 @@ impl Dispatcher {
                         }
                         Err(e) => {
                             let Some((link, seq, env)) = running.remove(&e.id()) else {
+                                // Every task is listed when spawned: a bug.
+                                tracing::error!(dest = %me.dest, "an unknown delivery task failed: {e}");
                                 continue;
                             };
                             // A panicking delivery is a bug, and would

@@ -99,6 +99,8 @@ fn bench_prints_one_consistent_report_per_bus() {
         let (p50, p99) = (r["p50_ms"].as_f64().unwrap(), r["p99_ms"].as_f64().unwrap());
         assert!(0.0 < p50 && p50 <= p99, "{r}");
         assert!(r["cpu_us_per_event"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["rss_peak_mib"].as_f64().unwrap() > 1.0, "{r}");
+        assert!(r["baseline_rss_peak_mib"].as_f64().unwrap() > 1.0, "{r}");
     }
 }
 

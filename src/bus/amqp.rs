@@ -391,7 +391,13 @@ impl Broker {
                 u.authority.userinfo.username,
                 u.authority.host,
                 u.authority.port,
-                u.vhost.replace('/', "%2f")
+                // Never a password that leaked into the path (the config
+                // check refuses such URLs; this is the second line).
+                if u.vhost.contains('@') {
+                    "…".to_string()
+                } else {
+                    u.vhost.replace('/', "%2f")
+                }
             ),
             Err(_) => "(an unreadable URL)".into(),
         }
@@ -853,19 +859,26 @@ where
 }
 
 fn missing_or_refused(e: lapin::Error, name: String) -> Found {
-    let text = e.to_string();
-    if text.contains("NOT_FOUND") || text.contains("404") {
-        Found::Missing(name)
-    } else {
-        Found::Refused(name, text)
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    match &e {
+        lapin::Error::ProtocolError(p)
+            if *p.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) =>
+        {
+            Found::Missing(name)
+        }
+        _ => Found::Refused(name, e.to_string()),
     }
 }
 
 /// What to do about a failed TLS handshake, for the operator who reads it
 /// in `deskbridge status`.
 fn tls_hint(error: &str) -> Option<&'static str> {
-    if error.contains("invalid peer certificate") {
+    if error.contains("UnknownIssuer") {
         Some("if a CA of your own signed the broker's certificate, name its PEM file in [bus] ca_file")
+    } else if error.contains("NotValidForName") {
+        Some("the broker's certificate is for another name: use that name in bus.url")
+    } else if error.contains("Expired") || error.contains("NotValidYet") {
+        Some("the broker's certificate is out of its validity dates (or this machine's clock is)")
     } else if error.contains("CertificateRequired") || error.contains("HandshakeFailure") {
         Some("the broker may ask for a client certificate: [bus] client_certificate")
     } else if error.contains("BadCertificate") || error.contains("UnknownCA") {
