@@ -107,14 +107,15 @@ impl Backlog {
 
     /// The waiting message `seq` of `link`, added by `make` if new.
     fn entry(&mut self, link: Uuid, seq: u64, make: impl FnOnce() -> Waiting) -> &mut Waiting {
-        let q = self.by_link.entry(link).or_default();
-        if !q.contains_key(&seq) {
+        if !self.contains(link, seq) {
             self.len += 1;
-            if self.listed.insert(link) {
-                self.ready.push_back(link);
-            }
+            self.wake(link);
         }
-        q.entry(seq).or_insert_with(make)
+        self.by_link
+            .entry(link)
+            .or_default()
+            .entry(seq)
+            .or_insert_with(make)
     }
 
     fn contains(&self, link: Uuid, seq: u64) -> bool {
