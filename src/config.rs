@@ -738,6 +738,14 @@ pub fn read_ca_file(path: &Path) -> Result<String, String> {
 }
 
 fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
+    // The TLS settings, each read and checked (None when unset or fine).
+    let tls_settings = [
+        ("ca_file", b.ca_file.as_ref().map(|f| read_ca_file(f).err())),
+        (
+            "client_certificate",
+            b.client_certificate.as_ref().map(|c| c.load().err()),
+        ),
+    ];
     match (b.kind, &b.url) {
         (BusKind::Amqp, None) => p.push(
             "bus.url: kind = \"amqp\" needs url = { env = \"VAR\" } or { file = \"/path\" }".into(),
@@ -754,36 +762,26 @@ fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
                 Ok(u) if u.vhost.contains('@') => p.push(
                     "bus.url: percent-encode the password's special characters (/ as %2F, @ as %40, : as %3A)".into(),
                 ),
-                Ok(u) => {
-                    let tls = u.scheme == lapin::uri::AMQPScheme::AMQPS;
-                    if b.ca_file.is_some() && !tls {
-                        p.push("bus.ca_file: only used with an amqps:// URL (TLS)".into());
-                    }
-                    if b.client_certificate.is_some() && !tls {
-                        p.push(
-                            "bus.client_certificate: only used with an amqps:// URL (TLS)".into(),
-                        );
+                Ok(u) if u.scheme != lapin::uri::AMQPScheme::AMQPS => {
+                    for (name, set) in &tls_settings {
+                        if set.is_some() {
+                            p.push(format!("bus.{name}: only used with an amqps:// URL (TLS)"));
+                        }
                     }
                 }
+                Ok(_) => {}
             },
         },
         (BusKind::Embedded, Some(_)) => p.push("bus.url: only used with kind = \"amqp\"".into()),
         (BusKind::Embedded, None) => {}
     }
-    if let Some(f) = &b.ca_file {
+    for (name, checked) in tls_settings {
+        let Some(problem) = checked else { continue };
         if b.kind != BusKind::Amqp {
-            p.push("bus.ca_file: only used with kind = \"amqp\"".into());
+            p.push(format!("bus.{name}: only used with kind = \"amqp\""));
         }
-        if let Err(e) = read_ca_file(f) {
-            p.push(format!("bus.ca_file: {e}"));
-        }
-    }
-    if let Some(c) = &b.client_certificate {
-        if b.kind != BusKind::Amqp {
-            p.push("bus.client_certificate: only used with kind = \"amqp\"".into());
-        }
-        if let Err(e) = c.load() {
-            p.push(format!("bus.client_certificate: {e}"));
+        if let Some(e) = problem {
+            p.push(format!("bus.{name}: {e}"));
         }
     }
     if b.prefix.is_empty()
