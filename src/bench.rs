@@ -536,12 +536,7 @@ struct Baseline {
 async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<Baseline, BenchError> {
     use lapin::options::*;
     use lapin::types::{AMQPValue, FieldTable};
-    let props = || {
-        lapin::ConnectionProperties::default()
-            .with_executor(tokio_executor_trait::Tokio::current())
-            .with_reactor(tokio_reactor_trait::Tokio)
-    };
-    let conn = lapin::Connection::connect(url, props())
+    let conn = lapin::Connection::connect(url, crate::bus::amqp::on_tokio())
         .await
         .map_err(err)?;
     let pubc = conn.create_channel().await.map_err(err)?;

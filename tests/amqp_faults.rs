@@ -18,11 +18,11 @@
 mod common;
 
 use common::{eventually, free_port, Gateway, Party, PARTIES};
-use deskbridge::bus::amqp::Topology;
+use deskbridge::bus::amqp::{on_tokio, Topology};
 use deskbridge::event::Audience;
 use deskbridge::sample_desk::{Fault, SampleDesk};
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use lapin::{Connection, ConnectionProperties};
+use lapin::Connection;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -184,10 +184,7 @@ impl Drop for SharedTopology {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let props = ConnectionProperties::default()
-                    .with_executor(tokio_executor_trait::Tokio::current())
-                    .with_reactor(tokio_reactor_trait::Tokio);
-                let conn = Connection::connect(&shared_broker_url(), props).await?;
+                let conn = Connection::connect(&shared_broker_url(), on_tokio()).await?;
                 let ch = conn.create_channel().await?;
                 for d in &dests {
                     for q in [t.queue(d), t.dead_queue(d)] {

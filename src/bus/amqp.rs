@@ -355,10 +355,7 @@ impl Broker {
 
     /// One connection attempt; the error says what to do where it can.
     pub async fn connect_once(&self, who: &str) -> Result<Connection, String> {
-        let props = ConnectionProperties::default()
-            .with_executor(tokio_executor_trait::Tokio::current())
-            .with_reactor(tokio_reactor_trait::Tokio)
-            .with_connection_name(format!("deskbridge {who}").into());
+        let props = on_tokio().with_connection_name(format!("deskbridge {who}").into());
         // A broker that accepts the socket and never answers must not
         // hold us forever.
         let attempt = tokio::time::timeout(
@@ -888,14 +885,19 @@ fn tls_hint(error: &str) -> Option<&'static str> {
     }
 }
 
+/// Connection properties that run lapin's tasks and I/O on the current
+/// tokio runtime (not on threads of its own).
+pub fn on_tokio() -> ConnectionProperties {
+    ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio)
+}
+
 /// Deletes a deployment's queues and exchanges (benches and tests clean up
 /// after themselves on a shared broker). Best effort.
 pub async fn remove_topology(url: &str, prefix: &str, dests: &[&str]) {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let props = ConnectionProperties::default()
-        .with_executor(tokio_executor_trait::Tokio::current())
-        .with_reactor(tokio_reactor_trait::Tokio);
-    let Ok(conn) = Connection::connect(url, props).await else {
+    let Ok(conn) = Connection::connect(url, on_tokio()).await else {
         return;
     };
     if let Ok(ch) = conn.create_channel().await {
