@@ -287,6 +287,12 @@ async fn metrics(State(o): State<Ops>) -> Response {
         per_dest(&|v| v.blocked_links.to_string()),
     );
     family(
+        "deskbridge_parked_links",
+        "Broker: links whose later messages wait in the store behind a slow delivery.",
+        "gauge",
+        per_dest(&|v| v.parked_links.to_string()),
+    );
+    family(
         "deskbridge_delivered_total",
         "Deliveries applied since start.",
         "counter",

@@ -364,11 +364,16 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 for (name, d) in &s.destinations {
                     println!(
-                        "  {name}: {} queued, {} in flight, {} delivered, {} blocked links{}",
+                        "  {name}: {} queued, {} in flight, {} delivered, {} blocked links{}{}",
                         d.queued,
                         d.in_flight,
                         d.delivered,
                         d.blocked_links,
+                        if d.parked_links > 0 {
+                            format!(", {} links parked in the store", d.parked_links)
+                        } else {
+                            String::new()
+                        },
                         d.failing
                             .as_ref()
                             .map(|f| format!(

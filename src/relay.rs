@@ -26,6 +26,10 @@ pub struct DestStatus {
     pub queued: usize,
     pub in_flight: usize,
     pub blocked_links: usize,
+    /// Broker: links whose later messages wait in the store (behind a slow
+    /// or failing delivery) rather than in the broker's prefetch window.
+    #[serde(default)]
+    pub parked_links: usize,
     pub delivered: u64,
     pub dead_lettered: u64,
     /// Deliveries currently between retries.
@@ -53,6 +57,9 @@ pub enum Source {
 
 enum Done {
     Delivered,
+    /// Stopped between attempts: left queued (or unacknowledged) for the
+    /// next start.
+    Returned,
     Dead(Box<(QueueKey, DeadLetter)>),
     Failed(StoreError),
 }
@@ -151,6 +158,17 @@ impl Backlog {
         None
     }
 
+    /// The link's waiting messages that still owe the broker an
+    /// acknowledgement, each with those acknowledgements (taken out).
+    fn take_acks(&mut self, link: Uuid) -> Vec<(u64, &Envelope, Vec<Ack>)> {
+        self.by_link.get_mut(&link).map_or_else(Vec::new, |q| {
+            q.iter_mut()
+                .filter(|(_, w)| !w.acks.is_empty())
+                .map(|(seq, w)| (*seq, &w.env, std::mem::take(&mut w.acks)))
+                .collect()
+        })
+    }
+
     /// Forgets the messages that came from a lost broker channel (they
     /// come again on the next one).
     fn forget_delivered(&mut self) {
@@ -216,6 +234,25 @@ impl Pause {
     }
 }
 
+/// Sleeps until `t`; false at once if the daemon stops meanwhile. A
+/// delivery between attempts has nothing to finish: a stop returns it
+/// rather than sit out its backoff (or the grace).
+async fn wait_unless_stopped(
+    t: tokio::time::Instant,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(t) => true,
+        stopped = async { stop.wait_for(|s| *s).await.is_ok() } => {
+            if !stopped {
+                // No one can stop us any more: just wait.
+                tokio::time::sleep_until(t).await;
+            }
+            !stopped
+        }
+    }
+}
+
 /// How long a stop waits for deliveries in flight to finish.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -255,6 +292,10 @@ impl Dispatcher {
         // Broker: links with messages parked in the store; new deliveries
         // of theirs are parked behind them, in order.
         let mut parked: HashSet<Uuid> = HashSet::new();
+        // Broker: seqs parked while their delivery was under way; its end
+        // takes the parked copy off (the delivery may have recorded its
+        // end before the copy was written).
+        let mut held_in_flight: HashSet<u64> = HashSet::new();
         match me.source {
             Source::Embedded => {
                 for (key, env) in me.store.pending(&me.dest)? {
@@ -295,7 +336,9 @@ impl Dispatcher {
                 )?;
             }
             // Hand out work: the first waiting message of every free link.
-            while workers.len() < me.concurrency {
+            // A stop takes no new work (its branch below may come a turn
+            // after a returned delivery's).
+            while workers.len() < me.concurrency && !*shutdown.borrow() {
                 let Some((link, seq, w)) =
                     backlog.next(|l| !busy.contains(l) && !blocked.contains(l))
                 else {
@@ -306,15 +349,13 @@ impl Dispatcher {
                 let me2 = me.clone();
                 let pause = pause.clone();
                 let env = Arc::new(w.env);
+                let stop = shutdown.clone();
                 let span = info_span!("deliver", dest = %me.dest, link = %link, event = %env.event.id, kind = env.event.kind.name());
                 let task = workers.spawn({
                     let env = env.clone();
                     async move {
-                        let key = QueueKey {
-                            dest: me2.dest.clone(),
-                            seq,
-                        };
-                        let done = me2.deliver(&key, &env, &pause).await;
+                        let key = me2.key(seq);
+                        let done = me2.deliver(&key, &env, &pause, stop).await;
                         (link, seq, done)
                     }
                     .instrument(span)
@@ -326,13 +367,16 @@ impl Dispatcher {
                 s.queued = queued + workers.len();
                 s.in_flight = workers.len();
                 s.blocked_links = blocked.len();
+                s.parked_links = parked.len();
             });
             tokio::select! {
                 _ = shutdown.changed() => {
                     let _ = tokio::time::timeout(me.grace, async {
-                        while let Some(Ok((_, seq, Done::Delivered))) = workers.join_next().await {
-                            if me.store.flush().await.is_ok() {
-                                ack_all(owed.remove(&seq).unwrap_or_default());
+                        while let Some(joined) = workers.join_next().await {
+                            if let Ok((_, seq, Done::Delivered)) = joined {
+                                if me.store.flush().await.is_ok() {
+                                    ack_all(owed.remove(&seq).unwrap_or_default());
+                                }
                             }
                         }
                     })
@@ -365,11 +409,32 @@ impl Dispatcher {
                         {
                             // Park it behind its link's earlier messages (or
                             // its dead letter), durably, then free the
-                            // broker's prefetch slot.
+                            // broker's prefetch slot. The earlier ones the
+                            // broker still has unacknowledged (waiting here
+                            // or in flight) are parked with it: a parked
+                            // link must owe the broker nothing older than
+                            // what the store holds, or after a restart or a
+                            // lost channel the store's later messages would
+                            // go before the broker's redelivered earlier ones.
+                            let mut acks = vec![acker];
+                            for (seq, env, a) in backlog.take_acks(link) {
+                                me.store.hold(&me.key(seq), env)?;
+                                acks.extend(a);
+                            }
+                            for (l, seq, env) in running.values() {
+                                match owed.get_mut(seq) {
+                                    Some(a) if *l == link && !a.is_empty() => {
+                                        me.store.hold(&me.key(*seq), env)?;
+                                        acks.append(a);
+                                        held_in_flight.insert(*seq);
+                                    }
+                                    _ => {}
+                                }
+                            }
                             me.store.hold(&key, &env)?;
                             me.store.flush().await?;
                             parked.insert(link);
-                            ack_all(vec![acker]);
+                            ack_all(acks);
                         } else if let Some(acks) = owed.get_mut(&key.seq) {
                             acks.push(acker);
                         } else {
@@ -430,6 +495,10 @@ impl Dispatcher {
                     busy.remove(&link);
                     backlog.wake(link);
                     known.remove(&seq);
+                    // Returned by a stop: its parked copy is what remains.
+                    if held_in_flight.remove(&seq) && !matches!(done, Done::Returned) {
+                        me.store.unhold(&me.key(seq))?;
+                    }
                     let acks = owed.remove(&seq).unwrap_or_default();
 
                     match done {
@@ -459,9 +528,19 @@ impl Dispatcher {
                             ack_all(acks);
                         }
                         Done::Failed(e) => return Err(e),
+                        // The stop under way handles the rest; unacknowledged,
+                        // the broker keeps it.
+                        Done::Returned => {}
                     }
                 }
             }
+        }
+    }
+
+    fn key(&self, seq: u64) -> QueueKey {
+        QueueKey {
+            dest: self.dest.clone(),
+            seq,
         }
     }
 
@@ -484,10 +563,7 @@ impl Dispatcher {
             "deskbridge failed while delivering this (a bug; please report it with the log): {why}"
         );
         warn!(dest = %self.dest, link = %env.link_id, event = %env.event.id, %error, "dead letter");
-        let key = QueueKey {
-            dest: self.dest.clone(),
-            seq,
-        };
+        let key = self.key(seq);
         let dl = DeadLetter {
             envelope: env.clone(),
             error,
@@ -500,7 +576,13 @@ impl Dispatcher {
         Ok(Done::Dead(Box::new((key, dl))))
     }
 
-    async fn deliver(&self, key: &QueueKey, env: &Envelope, pause: &Pause) -> Done {
+    async fn deliver(
+        &self,
+        key: &QueueKey,
+        env: &Envelope,
+        pause: &Pause,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Done {
         /// Takes a retrying delivery off the status when it ends, however
         /// it ends: done, failed, panicked or aborted by a stop.
         struct Retrying<'a>(&'a Dispatcher, bool);
@@ -518,7 +600,10 @@ impl Dispatcher {
             }
         }
         let mut retrying = Retrying(self, false);
-        match self.try_deliver(key, env, pause, &mut retrying.1).await {
+        match self
+            .try_deliver(key, env, pause, &mut stop, &mut retrying.1)
+            .await
+        {
             Ok(d) => d,
             Err(e) => Done::Failed(e),
         }
@@ -529,6 +614,7 @@ impl Dispatcher {
         key: &QueueKey,
         env: &Envelope,
         pause: &Pause,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
         retrying: &mut bool,
     ) -> Result<Done, StoreError> {
         // Applied before a crash that came before the queue was updated.
@@ -541,7 +627,9 @@ impl Dispatcher {
         let mut attempts = 0u32;
         loop {
             if let Some(t) = pause.until() {
-                tokio::time::sleep_until(t).await;
+                if !wait_unless_stopped(t, stop).await {
+                    return Ok(Done::Returned);
+                }
             }
             attempts += 1;
             let link = self
@@ -615,7 +703,9 @@ impl Dispatcher {
                         s.failing = Some(message);
                         s.failing_since.get_or_insert_with(Utc::now);
                     });
-                    tokio::time::sleep(wait).await;
+                    if !wait_unless_stopped(tokio::time::Instant::now() + wait, stop).await {
+                        return Ok(Done::Returned);
+                    }
                 }
             }
         }

@@ -679,6 +679,12 @@ impl Store {
         Ok(())
     }
 
+    /// Takes a parked copy off (its delivery has ended).
+    pub fn unhold(&self, key: &QueueKey) -> Result<(), StoreError> {
+        self.held.remove(key.encode())?;
+        Ok(())
+    }
+
     pub fn is_held(&self, key: &QueueKey) -> Result<bool, StoreError> {
         Ok(self.held.contains_key(key.encode())?)
     }
@@ -854,32 +860,50 @@ impl Store {
     /// bus) or first among its link's held messages (broker), so that the
     /// link's order holds either way.
     pub fn replay(&self, key: &QueueKey, to_held: bool) -> Result<Envelope, StoreError> {
-        self.gated(|| self.replay_tx(key, to_held))
-    }
-
-    fn replay_tx(&self, key: &QueueKey, to_held: bool) -> Result<Envelope, StoreError> {
-        (&self.outbox, &self.dead, &self.held)
-            .transaction(|(outbox, dead, held)| {
-                let Some(b) = dead.remove(key.encode())? else {
-                    return Err(ConflictableTransactionError::Abort(key.id()));
-                };
-                let dl: DeadLetter = corrupt("dead", &b)?;
-                let target = if to_held { held } else { outbox };
-                target.insert(key.encode(), to_vec(&dl.envelope))?;
-                Ok(dl.envelope)
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(id) => StoreError::NoDeadLetter(id),
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })
+        self.take_dead(key, |outbox, held, dl| {
+            let target = if to_held { held } else { outbox };
+            target.insert(key.encode(), to_vec(&dl.envelope))?;
+            Ok(())
+        })
+        .map(|dl| dl.envelope)
     }
 
     /// Gives up on a dead letter for good (the operator's decision).
     pub fn discard(&self, key: &QueueKey) -> Result<DeadLetter, StoreError> {
-        match self.dead.remove(key.encode())? {
-            Some(b) => from_slice("dead", &b),
-            None => Err(StoreError::NoDeadLetter(key.id())),
-        }
+        // A parked copy may survive a crash (parked while its delivery was
+        // under way): discarded means gone from everywhere, at once.
+        self.take_dead(key, |_, held, _| {
+            held.remove(key.encode())?;
+            Ok(())
+        })
+    }
+
+    /// Takes a dead letter off and, in the same transaction, does `then`
+    /// with the outbox and held trees.
+    fn take_dead(
+        &self,
+        key: &QueueKey,
+        then: impl Fn(&TransactionalTree, &TransactionalTree, &DeadLetter) -> TxResult<()>,
+    ) -> Result<DeadLetter, StoreError> {
+        self.gated(|| {
+            // Asked first so that "no such letter" and "unreadable" differ.
+            if !self.dead.contains_key(key.encode())? {
+                return Err(StoreError::NoDeadLetter(key.id()));
+            }
+            (&self.outbox, &self.dead, &self.held)
+                .transaction(|(outbox, dead, held)| {
+                    let Some(b) = dead.remove(key.encode())? else {
+                        return Err(ConflictableTransactionError::Abort(format!(
+                            "dead letter {} was taken meanwhile",
+                            key.id()
+                        )));
+                    };
+                    let dl: DeadLetter = corrupt("dead", &b)?;
+                    then(outbox, held, &dl)?;
+                    Ok(dl)
+                })
+                .map_err(tx_err)
+        })
     }
 
     /// Counts without reading the records (`/status` and `/metrics` are
@@ -1019,6 +1043,44 @@ mod tests {
             store.replay(&key2, false),
             Err(StoreError::NoDeadLetter(_))
         ));
+    }
+
+    /// Broker mode: a message parked while its delivery was under way may
+    /// keep a parked copy past its dead letter (a crash between the two);
+    /// discarding the letter takes the copy too, replaying puts it back
+    /// once.
+    #[test]
+    fn discard_takes_a_parked_copy_and_replay_parks_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let link = Link::new("a", "T1", "b");
+        let e = env(&link, "b");
+        let key = QueueKey {
+            dest: "b".into(),
+            seq: 9,
+        };
+        let dl = DeadLetter {
+            envelope: e.clone(),
+            error: "422".into(),
+            attempts: 1,
+            at: Utc::now(),
+        };
+        store.kill(&key, &dl).unwrap();
+        store.hold(&key, &e).unwrap();
+        store.discard(&key).unwrap();
+        assert!(store.held("b").unwrap().is_empty());
+        assert!(store.dead_letters().unwrap().is_empty());
+        assert!(matches!(
+            store.discard(&key),
+            Err(StoreError::NoDeadLetter(_))
+        ));
+
+        store.kill(&key, &dl).unwrap();
+        store.hold(&key, &e).unwrap();
+        store.replay(&key, true).unwrap();
+        assert_eq!(store.held("b").unwrap(), vec![(key.clone(), e)]);
+        store.unhold(&key).unwrap();
+        assert!(!store.is_held(&key).unwrap());
     }
 
     #[test]

@@ -700,6 +700,79 @@ async fn a_stuck_link_does_not_stall_the_other_links_of_its_destination() {
     assert_eq!(comments(&dst.desk, &moving), expected(1));
 }
 
+/// A stuck link's later messages wait in the store while its earlier ones
+/// are still the broker's (in flight or in the window, unacknowledged).
+/// When the daemon dies (SIGKILL) or stops (SIGTERM) then, its successor
+/// must not deliver the parked ones before the earlier ones come back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parked_link_keeps_its_order_across_sigkill_and_sigterm() {
+    let shared = SharedTopology::new(&["src", "dst"]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = Party::start("src").await;
+    let dst = Party::start("dst").await;
+    // Window of 2 per link: a few notes are enough to park it.
+    let conf = format!(
+        "{}prefetch = 8\n{PARTIES}{}{}\n[[transfers]]\nfrom = \"src\"\nto = \"dst\"\n",
+        bus(dir.path(), &shared_broker_url(), shared.prefix()),
+        src.toml(dir.path(), "svc", ""),
+        dst.toml(dir.path(), "vendor", "")
+    );
+    let mut gw = Gateway::start_with(dir, &conf);
+    src.connect(&gw);
+    dst.connect(&gw);
+    let t = src.desk.create_ticket("stuck", "", &[], "Ann");
+    eventually("the ticket at dst", 20, || async {
+        partner_ticket(&dst.desk, &t).is_some()
+    })
+    .await;
+    let at_dst = partner_ticket(&dst.desk, &t).unwrap();
+    let per_round = 20;
+    for (round, how) in ["SIGKILL", "SIGTERM"].into_iter().enumerate() {
+        dst.desk.set_ticket_fault(
+            &at_dst,
+            Some(Fault::Status(503, "this ticket is locked".into())),
+        );
+        for i in round * per_round..(round + 1) * per_round {
+            src.desk
+                .comment(&t, &body(0, i), Audience::Partner, "Ann", &[]);
+        }
+        eventually("every note taken in, the link parked", 30, || async {
+            let s = gw.status().await;
+            src.desk.unsent() == 0 && s["destinations"]["dst"]["parked_links"] == 1
+        })
+        .await;
+        match how {
+            "SIGKILL" => gw.kill9(),
+            _ => {
+                let t = Instant::now();
+                let code = tokio::task::block_in_place(|| gw.terminate());
+                assert!(code.success(), "exit status {code}:\n{}", log_tail(&gw));
+                // The delivery waiting between attempts is returned at
+                // once, not waited for through the 10 s grace.
+                assert!(
+                    t.elapsed() < Duration::from_secs(5),
+                    "stop took {:?}",
+                    t.elapsed()
+                );
+            }
+        }
+        dst.desk.set_ticket_fault(&at_dst, None);
+        gw.spawn();
+        let n = (round + 1) * per_round;
+        eventually(
+            &format!("every note after the {how} restart"),
+            60,
+            || async { comments(&dst.desk, &t).len() >= n && gw.idle().await },
+        )
+        .await;
+        assert_eq!(
+            comments(&dst.desk, &t),
+            (0..n).map(|i| body(0, i)).collect::<Vec<_>>(),
+            "after {how}"
+        );
+    }
+}
+
 /// A broker reached over TLS (amqps://) whose certificate a company's own
 /// CA signed, and which asks for a client certificate: until the daemon
 /// has `ca_file` and `client_certificate` it waits and says why (and exits
