@@ -411,6 +411,7 @@ impl Broker {
             initial: Duration::from_millis(200),
             max_interval: Duration::from_secs(10),
         });
+        let mut hinted = None;
         loop {
             let attempt = tokio::select! {
                 r = self.connect_once(who) => r,
@@ -423,7 +424,7 @@ impl Broker {
                 }
                 Err(msg) => {
                     warn!(who, error = %msg, "waiting for the broker");
-                    self.down(who, msg);
+                    self.down(who, keep_hint(msg, &mut hinted));
                     tokio::select! {
                         _ = tokio::time::sleep(retry.next_delay(None)) => {}
                         _ = shutdown.changed() => return None,
@@ -867,6 +868,21 @@ fn missing_or_refused(e: lapin::Error, name: String) -> Found {
     }
 }
 
+/// The status line for a failed attempt. A refused TLS handshake often
+/// shows as a bare "Broken pipe" on the next attempt (the client was still
+/// writing when the alert came): the hint seen earlier in the same wait
+/// stays shown beside it.
+fn keep_hint(msg: String, hinted: &mut Option<String>) -> String {
+    if tls_hint(&msg).is_some() {
+        *hinted = Some(msg.clone());
+        return msg;
+    }
+    match hinted {
+        Some(h) => format!("{msg}; an earlier attempt: {h}"),
+        None => msg,
+    }
+}
+
 /// What to do about a failed TLS handshake, for the operator who reads it
 /// in `deskbridge status`.
 fn tls_hint(error: &str) -> Option<&'static str> {
@@ -920,7 +936,26 @@ pub async fn remove_topology(url: &str, prefix: &str, dests: &[&str]) {
 
 #[cfg(test)]
 mod tests {
-    use super::AckRuns;
+    use super::{keep_hint, AckRuns};
+
+    #[test]
+    fn a_tls_hint_stays_shown_beside_a_later_bare_transport_error() {
+        let mut hinted = None;
+        assert_eq!(
+            keep_hint("Connection refused".into(), &mut hinted),
+            "Connection refused"
+        );
+        let refused = "invalid peer certificate: UnknownIssuer (if a CA of your own ...)";
+        assert_eq!(keep_hint(refused.into(), &mut hinted), refused);
+        assert_eq!(
+            keep_hint("Broken pipe (os error 32)".into(), &mut hinted),
+            format!("Broken pipe (os error 32); an earlier attempt: {refused}")
+        );
+        // A newer hint replaces the older one.
+        let cert = "received fatal alert: CertificateRequired (the broker may ask ...)";
+        assert_eq!(keep_hint(cert.into(), &mut hinted), cert);
+        assert!(keep_hint("EOF".into(), &mut hinted).ends_with(cert));
+    }
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
