@@ -108,8 +108,10 @@ pub struct ClientCertificate {
     /// `openssl pkcs12 -export -in cert.pem -inkey key.pem -out client.p12`
     /// makes it.
     pub pkcs12_file: PathBuf,
-    /// Its password, from the environment or a file.
-    pub password: SecretSource,
+    /// Its password, from the environment or a file. Leave it out for a
+    /// file exported without one (`-passout pass:`).
+    #[serde(default)]
+    pub password: Option<SecretSource>,
 }
 
 impl ClientCertificate {
@@ -121,16 +123,21 @@ impl ClientCertificate {
         if der.is_empty() {
             return Err(format!("{} is empty", self.pkcs12_file.display()));
         }
-        let password = self
-            .password
-            .resolve()
-            .map_err(|e| format!("password: {e}"))?;
+        let password = match &self.password {
+            Some(p) => p.resolve().map_err(|e| format!("password: {e}"))?,
+            None => String::new(),
+        };
         // Opened here so that a wrong password or a broken file is named
         // when the config loads, not as a bare TLS error at each connect.
         p12_keystore::KeyStore::from_pkcs12(&der, &password).map_err(|e| {
             format!(
-                "cannot open {} with its password ({e}): is it PKCS#12, and the password its own?",
-                self.pkcs12_file.display()
+                "cannot open {} {} ({e}): is it PKCS#12, and the password its own?",
+                self.pkcs12_file.display(),
+                if self.password.is_some() {
+                    "with its password"
+                } else {
+                    "without a password (it may need `password`)"
+                }
             )
         })?;
         Ok((der, password))
@@ -912,7 +919,8 @@ kind = "webhook"
                 "-c",
                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
                  -keyout k.pem -out c.pem -days 1 -subj /CN=deskbridge 2>/dev/null && \
-                 openssl pkcs12 -export -in c.pem -inkey k.pem -out client.p12 -passout pass:s3cret",
+                 openssl pkcs12 -export -in c.pem -inkey k.pem -out client.p12 -passout pass:s3cret && \
+                 openssl pkcs12 -export -in c.pem -inkey k.pem -out open.p12 -passout pass:",
             ])
             .status()
             .unwrap();
@@ -937,6 +945,23 @@ kind = "webhook"
             c.bus.client_certificate.unwrap().load().unwrap(),
             (std::fs::read(&p12).unwrap(), "s3cret".to_string())
         );
+        // A file exported without a password needs none in the config, and
+        // one that has a password says so when it is left out.
+        let open = dir.path().join("open.p12");
+        let no_password = |file: &std::path::Path| {
+            Config::parse(&format!(
+                "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\n[bus.client_certificate]\npkcs12_file = \"{}\"\n{MINIMAL}",
+                url.display(),
+                file.display()
+            ))
+        };
+        let c = no_password(&open).unwrap();
+        assert_eq!(
+            c.bus.client_certificate.unwrap().load().unwrap(),
+            (std::fs::read(&open).unwrap(), String::new())
+        );
+        let all = no_password(&p12).unwrap_err().problems().join("\n");
+        assert!(all.contains("without a password (it may need `password`)"), "{all}");
         std::env::set_var("DESKBRIDGE_TEST_P12_WRONG", "not-its-password");
         for (file, var) in [
             (&p12, "DESKBRIDGE_TEST_P12_WRONG"),
