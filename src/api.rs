@@ -293,6 +293,21 @@ async fn metrics(State(o): State<Ops>) -> Response {
         per_dest(&|v| v.parked_links.to_string()),
     );
     family(
+        "deskbridge_parked",
+        "Broker: messages parked in the store behind a slow delivery of their link.",
+        "gauge",
+        per_dest(&|v| v.parked.to_string()),
+    );
+    family(
+        "deskbridge_at_broker",
+        "Broker: messages ready in the destination's queue, as last read (absent while not connected).",
+        "gauge",
+        per_dest(&|v| v.at_broker.map(|n| n.to_string()).unwrap_or_default())
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect(),
+    );
+    family(
         "deskbridge_delivered_total",
         "Deliveries applied since start.",
         "counter",

@@ -961,7 +961,10 @@ kind = "webhook"
             (std::fs::read(&open).unwrap(), String::new())
         );
         let all = no_password(&p12).unwrap_err().problems().join("\n");
-        assert!(all.contains("without a password (it may need `password`)"), "{all}");
+        assert!(
+            all.contains("without a password (it may need `password`)"),
+            "{all}"
+        );
         std::env::set_var("DESKBRIDGE_TEST_P12_WRONG", "not-its-password");
         for (file, var) in [
             (&p12, "DESKBRIDGE_TEST_P12_WRONG"),

@@ -369,11 +369,7 @@ async fn run(cli: Cli) -> Result<()> {
                         d.in_flight,
                         d.delivered,
                         d.blocked_links,
-                        if d.parked_links > 0 {
-                            format!(", {} links parked in the store", d.parked_links)
-                        } else {
-                            String::new()
-                        },
+                        broker_part(d),
                         d.failing
                             .as_ref()
                             .map(|f| format!(
@@ -490,4 +486,20 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// The broker's side of a destination's status line: what waits at the
+/// broker and what is parked in the store.
+fn broker_part(d: &deskbridge::relay::DestStatus) -> String {
+    let mut out = String::new();
+    if let Some(n) = d.at_broker {
+        out.push_str(&format!(", {n} waiting at the broker"));
+    }
+    if d.parked > 0 {
+        out.push_str(&format!(
+            ", {} parked in the store ({} links)",
+            d.parked, d.parked_links
+        ));
+    }
+    out
 }

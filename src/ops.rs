@@ -226,19 +226,24 @@ impl Ops {
             Some(b) => b.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             None => BTreeMap::new(),
         };
+        let broker = self
+            .broker
+            .as_ref()
+            .map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone());
         let mut destinations = BTreeMap::new();
         for name in self.config.endpoints.keys() {
             let mut s = board.get(name).cloned().unwrap_or_default();
-            // The store's count is right with or without a daemon.
+            // The store's counts are right with or without a daemon.
             s.queued = self.store.queue_len(name);
+            if self.config.bus.kind == crate::config::BusKind::Amqp {
+                s.parked = self.store.held_len(name);
+                s.at_broker = broker.as_ref().and_then(|b| b.ready.get(name).copied());
+            }
             destinations.insert(name.clone(), s);
         }
         Ok(StatusView {
             running: self.board.is_some(),
-            broker: self
-                .broker
-                .as_ref()
-                .map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            broker,
             links: self.store.link_count(),
             dead_letters: self.store.dead_letter_count(),
             destinations,

@@ -30,6 +30,13 @@ pub struct DestStatus {
     /// or failing delivery) rather than in the broker's prefetch window.
     #[serde(default)]
     pub parked_links: usize,
+    /// Broker: the messages parked in the store.
+    #[serde(default)]
+    pub parked: usize,
+    /// Broker: messages waiting in the destination's queue at the broker,
+    /// as last read (none while its consumer is not connected).
+    #[serde(default)]
+    pub at_broker: Option<u32>,
     pub delivered: u64,
     pub dead_lettered: u64,
     /// Deliveries currently between retries.

@@ -321,6 +321,13 @@ impl From<UnabortableTransactionError> for StoreError {
     }
 }
 
+/// A destination's records in a tree keyed by `QueueKey`.
+fn count_of(tree: &sled::Tree, dest: &str) -> usize {
+    let mut prefix = dest.as_bytes().to_vec();
+    prefix.push(0);
+    tree.scan_prefix(prefix).count()
+}
+
 /// How often a flush leader yields before it writes (see `flush`).
 const GROUP_YIELDS: usize = 2;
 
@@ -723,9 +730,12 @@ impl Store {
     }
 
     pub fn queue_len(&self, dest: &str) -> usize {
-        let mut prefix = dest.as_bytes().to_vec();
-        prefix.push(0);
-        self.outbox.scan_prefix(prefix).count()
+        count_of(&self.outbox, dest)
+    }
+
+    /// Broker mode: a destination's parked messages.
+    pub fn held_len(&self, dest: &str) -> usize {
+        count_of(&self.held, dest)
     }
 
     fn applied_key(env: &Envelope) -> Vec<u8> {

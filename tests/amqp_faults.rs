@@ -683,12 +683,22 @@ async fn a_stuck_link_does_not_stall_the_other_links_of_its_destination() {
     assert_eq!(comments(&dst.desk, &moving), expected(1));
     assert!(comments(&dst.desk, &stuck).is_empty());
     let s = gw.status().await;
+    let d = &s["destinations"]["dst"];
     assert!(
-        s["destinations"]["dst"]["failing"]
-            .as_str()
-            .unwrap_or("")
-            .contains("locked"),
+        d["failing"].as_str().unwrap_or("").contains("locked"),
         "{s}"
+    );
+    // Where the stuck link's notes wait, for the operator: parked in the
+    // store (the few in memory too); the broker's queue is read too.
+    assert_eq!(d["parked_links"], 1, "{s}");
+    let parked = d["parked"].as_u64().unwrap();
+    assert!(parked > n as u64 / 2 && parked <= n as u64, "{s}");
+    assert!(d["at_broker"].is_u64(), "{s}");
+    let text = String::from_utf8(gw.cli(&["status"]).stdout).unwrap();
+    assert!(
+        text.contains(&format!("{parked} parked in the store (1 links)"))
+            && text.contains("waiting at the broker"),
+        "{text}"
     );
 
     dst.desk.set_ticket_fault(&stuck_at_dst, None);
@@ -698,6 +708,19 @@ async fn a_stuck_link_does_not_stall_the_other_links_of_its_destination() {
     .await;
     assert_eq!(comments(&dst.desk, &stuck), expected(0));
     assert_eq!(comments(&dst.desk, &moving), expected(1));
+    let s = gw.status().await;
+    let d = &s["destinations"]["dst"];
+    assert_eq!(
+        (&d["parked"], &d["parked_links"]),
+        (&0.into(), &0.into()),
+        "{s}"
+    );
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("deskbridge_parked{destination=\"dst\"} 0")
+            && metrics.contains("deskbridge_at_broker{destination=\"dst\"} "),
+        "{metrics}"
+    );
 }
 
 /// A stuck link's later messages wait in the store while its earlier ones

@@ -39,6 +39,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const ACK_LINGER: Duration = Duration::from_millis(10);
 /// A broker frame not written by then means the connection is gone.
 const ACK_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a consumer reads its queue's depth for the status.
+const DEPTH_EVERY: Duration = Duration::from_secs(5);
 
 /// A delivery's acknowledgement, owed until its effect is recorded. The
 /// consumer that received the delivery sends it, in runs where it can.
@@ -144,6 +146,11 @@ pub struct BrokerStatus {
     pub waiting_since: Option<DateTime<Utc>>,
     /// Messages taken off the outbox after the broker confirmed them.
     pub published: u64,
+    /// Messages ready in each destination's queue at the broker (not yet
+    /// handed to deskbridge), as last read by its consumer (every few
+    /// seconds while connected; absent while it is not).
+    #[serde(default)]
+    pub ready: std::collections::BTreeMap<String, u32>,
 }
 
 pub type BrokerBoard = Arc<Mutex<BrokerStatus>>;
@@ -580,6 +587,9 @@ impl Broker {
                 return;
             };
             let result = self.consume_on(&conn, &dest, &notices, &mut shutdown).await;
+            self.set(|s| {
+                s.ready.remove(&dest);
+            });
             // Whatever was delivered and not acknowledged comes again.
             let _ = notices.send(Notice::Reset);
             match result {
@@ -596,6 +606,33 @@ impl Broker {
                     .await;
                 }
             }
+        }
+    }
+
+    /// Reads the destination queue's depth now and then for the status: a
+    /// partner that is down shows as messages piling up at the broker,
+    /// not as an empty queue. A passive declare: changes nothing.
+    async fn watch_depth(self, ch: Channel, dest: String) {
+        let queue = self.topology.queue(&dest);
+        loop {
+            let opts = lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            let read = ch.queue_declare(&queue, opts, FieldTable::default());
+            match tokio::time::timeout(ACK_SEND_TIMEOUT, read).await {
+                Ok(Ok(q)) => self.set(|s| {
+                    s.ready.insert(dest.clone(), q.message_count());
+                }),
+                // Unknown until the consumer's next connection reads again.
+                _ => {
+                    self.set(|s| {
+                        s.ready.remove(&dest);
+                    });
+                    return;
+                }
+            }
+            tokio::time::sleep(DEPTH_EVERY).await;
         }
     }
 
@@ -618,6 +655,11 @@ impl Broker {
                 FieldTable::default(),
             )
             .await?;
+        // Its own channel: a failed read closes it, not the consumer's.
+        let _depth = AbortOnDrop(tokio::spawn(
+            self.clone()
+                .watch_depth(conn.create_channel().await?, dest.to_string()),
+        ));
         let (settle, mut settled) = mpsc::unbounded_channel::<u64>();
         let mut acks = AckSender::new(&ch);
         loop {
@@ -708,6 +750,15 @@ impl Broker {
         })
         .await;
         Ok(())
+    }
+}
+
+/// Stops a helper task with the scope that started it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
