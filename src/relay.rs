@@ -76,6 +76,26 @@ enum Done {
 struct Waiting {
     env: Envelope,
     acks: Vec<Ack>,
+    /// Broker: its copy in the store (parked) is what counts; a lost
+    /// channel takes only the acknowledgements of a repeat, not it.
+    stored: bool,
+}
+
+impl Waiting {
+    fn new(env: Envelope) -> Waiting {
+        Waiting {
+            env,
+            acks: vec![],
+            stored: false,
+        }
+    }
+
+    fn parked(env: Envelope) -> Waiting {
+        Waiting {
+            stored: true,
+            ..Waiting::new(env)
+        }
+    }
 }
 
 pub struct Dispatcher {
@@ -138,6 +158,13 @@ impl Backlog {
             .is_some_and(|q| q.contains_key(&seq))
     }
 
+    fn last_seq(&self, link: Uuid) -> Option<u64> {
+        self.by_link
+            .get(&link)
+            .and_then(|q| q.last_key_value())
+            .map(|(seq, _)| *seq)
+    }
+
     fn link_len(&self, link: Uuid) -> usize {
         self.by_link.get(&link).map_or(0, |q| q.len())
     }
@@ -171,16 +198,25 @@ impl Backlog {
         self.by_link.get_mut(&link).map_or_else(Vec::new, |q| {
             q.iter_mut()
                 .filter(|(_, w)| !w.acks.is_empty())
-                .map(|(seq, w)| (*seq, &w.env, std::mem::take(&mut w.acks)))
+                .map(|(seq, w)| {
+                    w.stored = true;
+                    (*seq, &w.env, std::mem::take(&mut w.acks))
+                })
                 .collect()
         })
     }
 
     /// Forgets the messages that came from a lost broker channel (they
-    /// come again on the next one).
+    /// come again on the next one) and its acknowledgements of parked ones
+    /// (which stay).
     fn forget_delivered(&mut self) {
         for q in self.by_link.values_mut() {
-            q.retain(|_, w| w.acks.is_empty());
+            q.retain(|_, w| {
+                if w.stored {
+                    w.acks.clear();
+                }
+                w.acks.is_empty()
+            });
         }
         self.by_link.retain(|_, q| !q.is_empty());
         self.len = self.by_link.values().map(|q| q.len()).sum();
@@ -203,13 +239,16 @@ fn refill(
         .into_iter()
         .filter(|(k, e)| e.link_id == link && !owed.contains_key(&k.seq))
         .collect();
+    // One that goes before a message already in memory (a replayed dead
+    // letter) comes in whatever the window: it must go first.
+    let before = backlog.last_seq(link);
     let mut left = 0;
     for (key, env) in held {
         if backlog.contains(link, key.seq) {
             continue;
         }
-        if backlog.link_len(link) < window {
-            backlog.entry(link, key.seq, || Waiting { env, acks: vec![] });
+        if backlog.link_len(link) < window || before.is_some_and(|last| key.seq < last) {
+            backlog.entry(link, key.seq, || Waiting::parked(env));
         } else {
             left += 1;
         }
@@ -307,7 +346,7 @@ impl Dispatcher {
             Source::Embedded => {
                 for (key, env) in me.store.pending(&me.dest)? {
                     known.insert(key.seq);
-                    backlog.entry(env.link_id, key.seq, || Waiting { env, acks: vec![] });
+                    backlog.entry(env.link_id, key.seq, || Waiting::new(env));
                 }
             }
             // Parked messages of links no longer blocked are delivered first.
@@ -400,7 +439,7 @@ impl Dispatcher {
                         // still queued is work.
                         if me.source == Source::Embedded && !known.contains(&key.seq) && me.store.is_queued(&key)? {
                             known.insert(key.seq);
-                            backlog.entry(env.link_id, key.seq, || Waiting { env: *env, acks: vec![] });
+                            backlog.entry(env.link_id, key.seq, || Waiting::new(*env));
                         }
                     }
                     Some(Notice::Delivered(key, env, acker)) => {
@@ -446,7 +485,7 @@ impl Dispatcher {
                             acks.push(acker);
                         } else {
                             backlog
-                                .entry(link, key.seq, || Waiting { env: *env, acks: vec![] })
+                                .entry(link, key.seq, || Waiting::new(*env))
                                 .acks
                                 .push(acker);
                         }
@@ -467,7 +506,7 @@ impl Dispatcher {
                                 for (key, env) in me.store.pending(&me.dest)? {
                                     if env.link_id == link && !owed.contains_key(&key.seq) {
                                         known.insert(key.seq);
-                                        backlog.entry(link, key.seq, || Waiting { env, acks: vec![] });
+                                        backlog.entry(link, key.seq, || Waiting::new(env));
                                     }
                                 }
                             }
@@ -769,6 +808,7 @@ mod tests {
             acks: (0..acks)
                 .map(|i| Ack::for_test(i as u64 + 1, mpsc::unbounded_channel().0))
                 .collect(),
+            stored: false,
         }
     }
 
@@ -875,5 +915,184 @@ mod tests {
         assert!(store.pending("b").unwrap().is_empty());
         stop.send(true).unwrap();
         run.await.unwrap().unwrap();
+    }
+
+    /// Applies `FieldChanged` values in the order it is called; one value
+    /// may fail permanently the first time (after a while), or be slow.
+    struct Order {
+        got: Mutex<Vec<String>>,
+        dies_once: Option<&'static str>,
+        died: std::sync::atomic::AtomicBool,
+        slow: Option<&'static str>,
+    }
+
+    impl Order {
+        fn new(dies_once: Option<&'static str>, slow: Option<&'static str>) -> Arc<Order> {
+            Arc::new(Order {
+                got: Default::default(),
+                dies_once,
+                died: Default::default(),
+                slow,
+            })
+        }
+
+        fn got(&self) -> Vec<String> {
+            self.got.lock().unwrap().clone()
+        }
+    }
+
+    impl Sink for Order {
+        fn apply<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<Applied, SinkError>> {
+            Box::pin(async move {
+                let v = match &d.envelope.event.kind {
+                    EventKind::FieldChanged { value, .. } => value.clone(),
+                    _ => "?".into(),
+                };
+                if self.slow == Some(v.as_str()) || self.dies_once == Some(v.as_str()) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                if self.dies_once == Some(v.as_str())
+                    && !self.died.swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    return Err(SinkError::Permanent {
+                        message: "422".into(),
+                    });
+                }
+                self.got.lock().unwrap().push(v);
+                Ok(Applied::default())
+            })
+        }
+    }
+
+    /// A broker-mode dispatcher for one link whose partner ticket exists.
+    struct OneLink {
+        store: Store,
+        link: Link,
+        notices: mpsc::UnboundedSender<Notice>,
+        acks: mpsc::UnboundedSender<u64>,
+        dead: mpsc::UnboundedReceiver<(QueueKey, DeadLetter)>,
+        stop: tokio::sync::watch::Sender<bool>,
+        run: tokio::task::JoinHandle<Result<(), StoreError>>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl OneLink {
+        fn start(sink: Arc<Order>, link_window: usize, held: &[&str]) -> OneLink {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("db")).unwrap();
+            let blobs = BlobStore::open(dir.path().join("blobs"), 1 << 20).unwrap();
+            let mut link = Link::new("a", "T1", "b");
+            link.downstream.ticket = Some("B-1".into());
+            store.ingest_tx(|tx| tx.put_link(&link)).unwrap();
+            let (on_dead, dead) = mpsc::unbounded_channel();
+            let mut one = OneLink {
+                store: store.clone(),
+                link,
+                notices: mpsc::unbounded_channel().0,
+                acks: mpsc::unbounded_channel().0,
+                dead,
+                stop: tokio::sync::watch::channel(false).0,
+                run: tokio::spawn(async { Ok(()) }),
+                _dir: dir,
+            };
+            for (i, v) in held.iter().enumerate() {
+                store.hold(&one.key(i as u64 + 1), &one.env(v)).unwrap();
+            }
+            let d = Dispatcher {
+                dest: "b".into(),
+                sink,
+                store,
+                blobs,
+                concurrency: 4,
+                retry: RetryPolicy {
+                    initial: Duration::from_millis(10),
+                    max_interval: Duration::from_millis(50),
+                },
+                board: StatusBoard::default(),
+                source: Source::Broker,
+                on_dead: Some(on_dead),
+                grace: Duration::from_secs(1),
+                link_window,
+            };
+            let (notices, rx) = mpsc::unbounded_channel();
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            one.notices = notices;
+            one.stop = stop;
+            one.run = tokio::spawn(d.run(rx, stopped));
+            one
+        }
+
+        fn key(&self, seq: u64) -> QueueKey {
+            QueueKey {
+                dest: "b".into(),
+                seq,
+            }
+        }
+
+        /// The same event for the same value (a repeat is the same event).
+        fn env(&self, v: &str) -> Envelope {
+            let mut event = Event::new(
+                "T1",
+                EventKind::FieldChanged {
+                    field: "f".into(),
+                    value: v.into(),
+                },
+            );
+            event.id = Uuid::from_u128(v.parse().unwrap());
+            Envelope {
+                link_id: self.link.id,
+                dest: "b".into(),
+                origin: "a".into(),
+                accepted_at: None,
+                event,
+            }
+        }
+
+        /// The broker delivers seq `seq` (value `v`).
+        fn deliver(&self, seq: u64, v: &str) {
+            let ack = Ack::for_test(seq, self.acks.clone());
+            let n = Notice::Delivered(self.key(seq), Box::new(self.env(v)), ack);
+            self.notices.send(n).unwrap();
+        }
+
+        async fn stop(self) {
+            self.stop.send(true).unwrap();
+            self.run.await.unwrap().unwrap();
+        }
+    }
+
+    /// A dead letter replayed while its link's later message fills the
+    /// memory window still goes first.
+    #[tokio::test]
+    async fn a_replayed_dead_letter_goes_before_a_later_message_in_a_full_window() {
+        let sink = Order::new(Some("1"), None);
+        let mut one = OneLink::start(sink.clone(), 1, &[]);
+        one.deliver(1, "1");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        one.deliver(2, "2");
+        let (key, _) = one.dead.recv().await.unwrap();
+        assert_eq!(key.seq, 1);
+        one.store.replay(&key, true).unwrap();
+        one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        one.stop().await;
+        assert_eq!(sink.got(), ["1", "2"]);
+    }
+
+    /// A repeat of a parked message (a republish, or a redelivery whose
+    /// park acknowledgement was lost) and then a lost channel: the parked
+    /// message stays in line.
+    #[tokio::test]
+    async fn a_lost_channel_keeps_a_parked_message_that_a_repeat_reached() {
+        let sink = Order::new(None, Some("5"));
+        let one = OneLink::start(sink.clone(), 3, &["5", "6", "7"]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        one.deliver(2, "6");
+        one.notices.send(Notice::Reset).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        one.deliver(2, "6");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        one.stop().await;
+        assert_eq!(sink.got(), ["5", "6", "7"]);
     }
 }
