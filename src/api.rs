@@ -204,15 +204,15 @@ pub fn admin_router(ops: Ops) -> Router {
         )
         .route(
             "/dead/{id}/replay",
-            post(
-                |State(o): State<Ops>, Path(id): Path<String>| async move { reply(o.replay(&id)) },
-            ),
+            post(|State(o): State<Ops>, Path(id): Path<String>| async move {
+                reply(o.replay(&id).await)
+            }),
         )
         .route(
             "/dead/{id}/discard",
-            post(
-                |State(o): State<Ops>, Path(id): Path<String>| async move { reply(o.discard(&id)) },
-            ),
+            post(|State(o): State<Ops>, Path(id): Path<String>| async move {
+                reply(o.discard(&id).await)
+            }),
         )
         .route(
             "/transfer",

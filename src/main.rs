@@ -295,7 +295,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Replay { id } => {
             let t = target(load(&c)?).await?;
             let msg: String = match &t {
-                Target::Local(o) => o.replay(&id)?,
+                Target::Local(o) => o.replay(&id).await?,
                 _ => t.post(&format!("/dead/{id}/replay"), &()).await?,
             };
             println!("{msg}");
@@ -303,7 +303,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Discard { id } => {
             let t = target(load(&c)?).await?;
             let msg: String = match &t {
-                Target::Local(o) => o.discard(&id)?,
+                Target::Local(o) => o.discard(&id).await?,
                 _ => t.post(&format!("/dead/{id}/discard"), &()).await?,
             };
             println!("{msg}");

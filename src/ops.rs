@@ -201,17 +201,20 @@ impl Ops {
         })
     }
 
-    pub fn replay(&self, id: &str) -> Result<String, OpsError> {
+    pub async fn replay(&self, id: &str) -> Result<String, OpsError> {
         let key = Self::key(id)?;
         let to_held = self.config.bus.kind == crate::config::BusKind::Amqp;
         let env = self.store.replay(&key, to_held)?;
+        // The answer is a promise: a crash after it must not undo it.
+        self.store.flush().await?;
         self.queues.unblock(&key.dest, env.link_id);
         Ok(format!("{id} is queued again for {}", key.dest))
     }
 
-    pub fn discard(&self, id: &str) -> Result<String, OpsError> {
+    pub async fn discard(&self, id: &str) -> Result<String, OpsError> {
         let key = Self::key(id)?;
         let dl = self.store.discard(&key)?;
+        self.store.flush().await?;
         self.queues.unblock(&key.dest, dl.envelope.link_id);
         Ok(format!("{id} is discarded; its link moves on"))
     }

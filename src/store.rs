@@ -870,7 +870,7 @@ impl Store {
     /// bus) or first among its link's held messages (broker), so that the
     /// link's order holds either way.
     pub fn replay(&self, key: &QueueKey, to_held: bool) -> Result<Envelope, StoreError> {
-        self.take_dead(key, |outbox, held, dl| {
+        self.take_dead(key, |outbox, held, _, dl| {
             let target = if to_held { held } else { outbox };
             target.insert(key.encode(), to_vec(&dl.envelope))?;
             Ok(())
@@ -881,9 +881,12 @@ impl Store {
     /// Gives up on a dead letter for good (the operator's decision).
     pub fn discard(&self, key: &QueueKey) -> Result<DeadLetter, StoreError> {
         // A parked copy may survive a crash (parked while its delivery was
-        // under way): discarded means gone from everywhere, at once.
-        self.take_dead(key, |_, held, _| {
+        // under way): discarded means gone from everywhere, at once. And a
+        // late repeat from the broker (a republish, a redelivery) must not
+        // bring it back: it is recorded as done, with no effect.
+        self.take_dead(key, |_, held, applied, dl| {
             held.remove(key.encode())?;
+            applied.insert(Self::applied_key(&dl.envelope), to_vec(&Applied::default()))?;
             Ok(())
         })
     }
@@ -893,15 +896,20 @@ impl Store {
     fn take_dead(
         &self,
         key: &QueueKey,
-        then: impl Fn(&TransactionalTree, &TransactionalTree, &DeadLetter) -> TxResult<()>,
+        then: impl Fn(
+            &TransactionalTree,
+            &TransactionalTree,
+            &TransactionalTree,
+            &DeadLetter,
+        ) -> TxResult<()>,
     ) -> Result<DeadLetter, StoreError> {
         self.gated(|| {
             // Asked first so that "no such letter" and "unreadable" differ.
             if !self.dead.contains_key(key.encode())? {
                 return Err(StoreError::NoDeadLetter(key.id()));
             }
-            (&self.outbox, &self.dead, &self.held)
-                .transaction(|(outbox, dead, held)| {
+            (&self.outbox, &self.dead, &self.held, &self.applied)
+                .transaction(|(outbox, dead, held, applied)| {
                     let Some(b) = dead.remove(key.encode())? else {
                         return Err(ConflictableTransactionError::Abort(format!(
                             "dead letter {} was taken meanwhile",
@@ -909,7 +917,7 @@ impl Store {
                         )));
                     };
                     let dl: DeadLetter = corrupt("dead", &b)?;
-                    then(outbox, held, &dl)?;
+                    then(outbox, held, applied, &dl)?;
                     Ok(dl)
                 })
                 .map_err(tx_err)
@@ -1057,8 +1065,8 @@ mod tests {
 
     /// Broker mode: a message parked while its delivery was under way may
     /// keep a parked copy past its dead letter (a crash between the two);
-    /// discarding the letter takes the copy too, replaying puts it back
-    /// once.
+    /// discarding the letter takes the copy too and marks it done, replaying
+    /// puts it back once.
     #[test]
     fn discard_takes_a_parked_copy_and_replay_parks_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -1079,6 +1087,8 @@ mod tests {
         store.hold(&key, &e).unwrap();
         store.discard(&key).unwrap();
         assert!(store.held("b").unwrap().is_empty());
+        // A late repeat finds it done, with no effect.
+        assert_eq!(store.applied(&e).unwrap(), Some(Applied::default()));
         assert!(store.dead_letters().unwrap().is_empty());
         assert!(matches!(
             store.discard(&key),
