@@ -325,6 +325,11 @@ impl Dispatcher {
         let mut backlog = Backlog::default();
         // Embedded: seqs loaded or announced, so a late notice is not taken twice.
         let mut known: HashSet<u64> = HashSet::new();
+        // Embedded: the queue is read up to here. Announcements from one
+        // group flush may come in any order: an announced seq brings the
+        // ones before it with it, so a link's later event cannot start
+        // before its earlier one is even known.
+        let mut read_upto: Option<u64> = None;
         // Broker: acknowledgements owed for seqs being delivered right now.
         let mut owed: HashMap<u64, Vec<Ack>> = HashMap::new();
         let mut busy: HashSet<Uuid> = HashSet::new();
@@ -346,6 +351,7 @@ impl Dispatcher {
             Source::Embedded => {
                 for (key, env) in me.store.pending(&me.dest)? {
                     known.insert(key.seq);
+                    read_upto = read_upto.max(Some(key.seq));
                     backlog.entry(env.link_id, key.seq, || Waiting::new(env));
                 }
             }
@@ -437,7 +443,15 @@ impl Dispatcher {
                     Some(Notice::Queued(key, env)) => {
                         // A notice may trail the start-up load: only what is
                         // still queued is work.
-                        if me.source == Source::Embedded && !known.contains(&key.seq) && me.store.is_queued(&key)? {
+                        if me.source == Source::Embedded && read_upto.is_none_or(|r| key.seq > r) {
+                            let from = read_upto.map_or(0, |r| r + 1);
+                            for (key, env) in me.store.pending_between(&me.dest, from, key.seq)? {
+                                if known.insert(key.seq) {
+                                    backlog.entry(env.link_id, key.seq, || Waiting::new(env));
+                                }
+                            }
+                            read_upto = Some(key.seq);
+                        } else if me.source == Source::Embedded && !known.contains(&key.seq) && me.store.is_queued(&key)? {
                             known.insert(key.seq);
                             backlog.entry(env.link_id, key.seq, || Waiting::new(*env));
                         }
@@ -964,7 +978,7 @@ mod tests {
         }
     }
 
-    /// A broker-mode dispatcher for one link whose partner ticket exists.
+    /// A dispatcher for one link whose partner ticket exists.
     struct OneLink {
         store: Store,
         link: Link,
@@ -977,7 +991,17 @@ mod tests {
     }
 
     impl OneLink {
+        /// Broker mode, with messages parked before the start.
         fn start(sink: Arc<Order>, link_window: usize, held: &[&str]) -> OneLink {
+            OneLink::start_on(Source::Broker, sink, link_window, held)
+        }
+
+        fn start_on(
+            source: Source,
+            sink: Arc<Order>,
+            link_window: usize,
+            held: &[&str],
+        ) -> OneLink {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(&dir.path().join("db")).unwrap();
             let blobs = BlobStore::open(dir.path().join("blobs"), 1 << 20).unwrap();
@@ -1009,7 +1033,7 @@ mod tests {
                     max_interval: Duration::from_millis(50),
                 },
                 board: StatusBoard::default(),
-                source: Source::Broker,
+                source,
                 on_dead: Some(on_dead),
                 grace: Duration::from_secs(1),
                 link_window,
@@ -1059,6 +1083,31 @@ mod tests {
             self.stop.send(true).unwrap();
             self.run.await.unwrap().unwrap();
         }
+    }
+
+    /// Embedded bus: one group flush announces its events from several
+    /// tasks, in any order; a link's later event must still wait for its
+    /// earlier one.
+    #[tokio::test]
+    async fn announcements_out_of_order_still_apply_a_link_in_order() {
+        let sink = Order::new(None, Some("1"));
+        let one = OneLink::start_on(Source::Embedded, sink.clone(), 64, &[]);
+        // Running (its start-up read of the queue done) before they come.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut queued = vec![];
+        for v in ["1", "2", "3"] {
+            let env = one.env(v);
+            let key = one.store.ingest_tx(|tx| tx.enqueue(&env)).unwrap();
+            queued.push((key, env));
+        }
+        for (key, env) in queued.into_iter().rev() {
+            one.notices
+                .send(Notice::Queued(key, Box::new(env)))
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        one.stop().await;
+        assert_eq!(sink.got(), ["1", "2", "3"]);
     }
 
     /// A dead letter replayed while its link's later message fills the

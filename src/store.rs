@@ -680,6 +680,30 @@ impl Store {
         scan(&self.outbox, "outbox", dest)
     }
 
+    /// A destination's queue from `from` to `upto`, both included, in order.
+    pub fn pending_between(
+        &self,
+        dest: &str,
+        from: u64,
+        upto: u64,
+    ) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
+        let key = |seq| {
+            QueueKey {
+                dest: dest.to_string(),
+                seq,
+            }
+            .encode()
+        };
+        let mut out = Vec::new();
+        for kv in self.outbox.range(key(from)..=key(upto)) {
+            let (k, v) = kv?;
+            if let Some(key) = QueueKey::decode(&k) {
+                out.push((key, from_slice("outbox", &v)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Parks a broker message behind its link's dead letter.
     pub fn hold(&self, key: &QueueKey, env: &Envelope) -> Result<(), StoreError> {
         self.held.insert(key.encode(), to_vec(env))?;
