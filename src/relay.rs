@@ -425,10 +425,22 @@ impl Dispatcher {
                 _ = shutdown.changed() => {
                     let _ = tokio::time::timeout(me.grace, async {
                         while let Some(joined) = workers.join_next().await {
-                            if let Ok((_, seq, Done::Delivered)) = joined {
-                                if me.store.flush().await.is_ok() {
+                            match joined {
+                                Ok((_, seq, Done::Delivered)) => {
+                                    if me.store.flush().await.is_ok() {
+                                        ack_all(owed.remove(&seq).unwrap_or_default());
+                                    }
+                                }
+                                // Recorded and flushed by its task: its copy
+                                // for the broker's dead-letter queue, then the
+                                // acknowledgement, as in the run.
+                                Ok((_, seq, Done::Dead(dead))) => {
+                                    if let Some(tx) = &me.on_dead {
+                                        let _ = tx.send(*dead);
+                                    }
                                     ack_all(owed.remove(&seq).unwrap_or_default());
                                 }
+                                _ => {}
                             }
                         }
                     })
