@@ -426,10 +426,8 @@ impl Dispatcher {
                     let _ = tokio::time::timeout(me.grace, async {
                         while let Some(joined) = workers.join_next().await {
                             match joined {
-                                Ok((_, seq, Done::Delivered)) => {
-                                    if me.store.flush().await.is_ok() {
-                                        ack_all(owed.remove(&seq).unwrap_or_default());
-                                    }
+                                Ok((_, seq, Done::Delivered)) if me.store.flush().await.is_ok() => {
+                                    ack_all(owed.remove(&seq).unwrap_or_default());
                                 }
                                 // Recorded and flushed by its task: its copy
                                 // for the broker's dead-letter queue, then the
