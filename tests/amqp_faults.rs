@@ -796,6 +796,110 @@ async fn a_parked_link_keeps_its_order_across_sigkill_and_sigterm() {
     }
 }
 
+/// The one dead letter's id, if there is exactly one.
+async fn dead_letter(gw: &Gateway) -> Option<String> {
+    let dead = gw.get("/dead").await;
+    let dead = dead.as_array().unwrap();
+    (dead.len() == 1).then(|| dead[0]["id"].as_str().unwrap().to_string())
+}
+
+/// Broker mode: a refused note becomes a dead letter that holds its link,
+/// the link's later notes wait parked in the store (across a SIGKILL
+/// restart), `deskbridge replay` puts it back first, and `deskbridge
+/// discard` lets the link move on without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_holds_its_link_and_replay_or_discard_keep_the_order() {
+    let shared = SharedTopology::new(&["src", "dst"]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = Party::start("src").await;
+    let dst = Party::start("dst").await;
+    let conf = format!(
+        "{}prefetch = 8\n{PARTIES}{}{}\n[[transfers]]\nfrom = \"src\"\nto = \"dst\"\n",
+        bus(dir.path(), &shared_broker_url(), shared.prefix()),
+        src.toml(dir.path(), "svc", ""),
+        dst.toml(dir.path(), "vendor", "")
+    );
+    let mut gw = Gateway::start_with(dir, &conf);
+    src.connect(&gw);
+    dst.connect(&gw);
+    let t = src.desk.create_ticket("refused", "", &[], "Ann");
+    eventually("the ticket at dst", 20, || async {
+        partner_ticket(&dst.desk, &t).is_some()
+    })
+    .await;
+    let at_dst = partner_ticket(&dst.desk, &t).unwrap();
+    let say = |range: std::ops::Range<usize>| {
+        for i in range {
+            src.desk
+                .comment(&t, &body(0, i), Audience::Partner, "Ann", &[]);
+        }
+    };
+    // One refused note, then ten that must wait behind it.
+    dst.desk
+        .set_ticket_fault(&at_dst, Some(Fault::Status(400, "field required".into())));
+    say(0..1);
+    eventually("a dead letter", 20, || async {
+        dead_letter(&gw).await.is_some()
+    })
+    .await;
+    let id = dead_letter(&gw).await.unwrap();
+    dst.desk.set_ticket_fault(&at_dst, None);
+    say(1..11);
+    eventually("the later notes parked behind it", 20, || async {
+        let s = gw.status().await;
+        src.desk.unsent() == 0 && s["destinations"]["dst"]["parked"] == 10
+    })
+    .await;
+    assert!(comments(&dst.desk, &t).is_empty());
+    gw.kill9();
+    gw.spawn();
+    let s = gw.status().await;
+    assert_eq!(s["destinations"]["dst"]["blocked_links"], 1, "{s}");
+    assert!(comments(&dst.desk, &t).is_empty());
+    let out = gw.cli(&["replay", &id]);
+    assert!(out.status.success(), "{out:?}");
+    eventually("the link caught up after the replay", 30, || async {
+        comments(&dst.desk, &t).len() >= 11 && gw.idle().await
+    })
+    .await;
+    assert_eq!(
+        comments(&dst.desk, &t),
+        (0..11).map(|i| body(0, i)).collect::<Vec<_>>()
+    );
+
+    // Again, and this time the operator gives up on the refused note.
+    dst.desk
+        .set_ticket_fault(&at_dst, Some(Fault::Status(400, "field required".into())));
+    say(11..12);
+    eventually("a second dead letter", 20, || async {
+        dead_letter(&gw).await.is_some()
+    })
+    .await;
+    let id = dead_letter(&gw).await.unwrap();
+    dst.desk.set_ticket_fault(&at_dst, None);
+    say(12..16);
+    eventually("the later notes parked behind it", 20, || async {
+        let s = gw.status().await;
+        src.desk.unsent() == 0 && s["destinations"]["dst"]["parked"] == 4
+    })
+    .await;
+    let out = gw.cli(&["discard", &id]);
+    assert!(out.status.success(), "{out:?}");
+    eventually("the link moved on without it", 30, || async {
+        comments(&dst.desk, &t).len() >= 15 && gw.idle().await
+    })
+    .await;
+    let want: Vec<String> = (0..16).filter(|i| *i != 11).map(|i| body(0, i)).collect();
+    assert_eq!(comments(&dst.desk, &t), want);
+    let s = gw.status().await;
+    let d = &s["destinations"]["dst"];
+    assert_eq!(
+        (&d["parked"], &d["blocked_links"]),
+        (&0.into(), &0.into()),
+        "{s}"
+    );
+}
+
 /// A broker reached over TLS (amqps://) whose certificate a company's own
 /// CA signed, and which asks for a client certificate: until the daemon
 /// has `ca_file` and `client_certificate` it waits and says why (and exits
