@@ -455,12 +455,18 @@ impl Dispatcher {
                         // still queued is work.
                         if me.source == Source::Embedded && read_upto.is_none_or(|r| key.seq > r) {
                             let from = read_upto.map_or(0, |r| r + 1);
-                            for (key, env) in me.store.pending_between(&me.dest, from, key.seq)? {
-                                if known.insert(key.seq) {
-                                    backlog.entry(env.link_id, key.seq, || Waiting::new(env));
+                            let announced = key.seq;
+                            // The announced one comes with its message; only
+                            // earlier ones not yet announced are read.
+                            let mut env = Some(*env);
+                            for (key, read) in me.store.pending_between(&me.dest, from, announced, |s| s != announced)? {
+                                if let Some(e) = read.or_else(|| env.take()) {
+                                    if known.insert(key.seq) {
+                                        backlog.entry(e.link_id, key.seq, || Waiting::new(e));
+                                    }
                                 }
                             }
-                            read_upto = Some(key.seq);
+                            read_upto = Some(announced);
                         } else if me.source == Source::Embedded && !known.contains(&key.seq) && me.store.is_queued(&key)? {
                             known.insert(key.seq);
                             backlog.entry(env.link_id, key.seq, || Waiting::new(*env));

@@ -680,13 +680,15 @@ impl Store {
         scan(&self.outbox, "outbox", dest)
     }
 
-    /// A destination's queue from `from` to `upto`, both included, in order.
+    /// A destination's queue from `from` to `upto`, both included, in
+    /// order; each message read only if `read` wants it.
     pub fn pending_between(
         &self,
         dest: &str,
         from: u64,
         upto: u64,
-    ) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
+        read: impl Fn(u64) -> bool,
+    ) -> Result<Vec<(QueueKey, Option<Envelope>)>, StoreError> {
         let key = |seq| {
             QueueKey {
                 dest: dest.to_string(),
@@ -698,7 +700,12 @@ impl Store {
         for kv in self.outbox.range(key(from)..=key(upto)) {
             let (k, v) = kv?;
             if let Some(key) = QueueKey::decode(&k) {
-                out.push((key, from_slice("outbox", &v)?));
+                let env = if read(key.seq) {
+                    Some(from_slice("outbox", &v)?)
+                } else {
+                    None
+                };
+                out.push((key, env));
             }
         }
         Ok(out)
