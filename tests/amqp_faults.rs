@@ -636,25 +636,63 @@ async fn sigterm_with_deliveries_in_flight_exits_0_and_nothing_is_lost_or_double
     );
 }
 
+/// src → dst on the shared broker with prefetch 8 (a window of 2 messages
+/// per link), running. Bind all four, `_shared` first: the daemon then
+/// stops before its topology is removed.
+struct SmallWindow {
+    gw: Gateway,
+    src: Party,
+    dst: Party,
+    _shared: SharedTopology,
+}
+
+impl SmallWindow {
+    async fn start() -> SmallWindow {
+        let shared = SharedTopology::new(&["src", "dst"]);
+        let dir = tempfile::tempdir().unwrap();
+        let src = Party::start("src").await;
+        let dst = Party::start("dst").await;
+        let conf = format!(
+            "{}prefetch = 8\n{PARTIES}{}{}\n[[transfers]]\nfrom = \"src\"\nto = \"dst\"\n",
+            bus(dir.path(), &shared_broker_url(), shared.prefix()),
+            src.toml(dir.path(), "svc", ""),
+            dst.toml(dir.path(), "vendor", "")
+        );
+        let gw = Gateway::start_with(dir, &conf);
+        src.connect(&gw);
+        dst.connect(&gw);
+        SmallWindow {
+            gw,
+            src,
+            dst,
+            _shared: shared,
+        }
+    }
+}
+
+/// A ticket opened in `src`, once it is at `dst`: both ids.
+async fn ticket_at_dst(src: &Party, dst: &Party, subject: &str) -> (String, String) {
+    let t = src.desk.create_ticket(subject, "", &[], "Ann");
+    eventually("the ticket at dst", 20, || async {
+        partner_ticket(&dst.desk, &t).is_some()
+    })
+    .await;
+    let at_dst = partner_ticket(&dst.desk, &t).unwrap();
+    (t, at_dst)
+}
+
 /// One link that keeps failing at a destination must not fill the
 /// consumer's prefetch window and stall that destination's other links:
 /// its extra messages are parked in the store, in order.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stuck_link_does_not_stall_the_other_links_of_its_destination() {
-    let shared = SharedTopology::new(&["src", "dst"]);
-    let dir = tempfile::tempdir().unwrap();
-    let src = Party::start("src").await;
-    let dst = Party::start("dst").await;
     // A small window makes the stall certain without the parking.
-    let conf = format!(
-        "{}prefetch = 8\n{PARTIES}{}{}\n[[transfers]]\nfrom = \"src\"\nto = \"dst\"\n",
-        bus(dir.path(), &shared_broker_url(), shared.prefix()),
-        src.toml(dir.path(), "svc", ""),
-        dst.toml(dir.path(), "vendor", "")
-    );
-    let gw = Gateway::start_with(dir, &conf);
-    src.connect(&gw);
-    dst.connect(&gw);
+    let SmallWindow {
+        _shared,
+        src,
+        dst,
+        gw,
+    } = SmallWindow::start().await;
     let stuck = src.desk.create_ticket("stuck", "", &[], "Ann");
     let moving = src.desk.create_ticket("moving", "", &[], "Ann");
     eventually("both tickets at dst", 20, || async {
@@ -729,26 +767,14 @@ async fn a_stuck_link_does_not_stall_the_other_links_of_its_destination() {
 /// must not deliver the parked ones before the earlier ones come back.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parked_link_keeps_its_order_across_sigkill_and_sigterm() {
-    let shared = SharedTopology::new(&["src", "dst"]);
-    let dir = tempfile::tempdir().unwrap();
-    let src = Party::start("src").await;
-    let dst = Party::start("dst").await;
     // Window of 2 per link: a few notes are enough to park it.
-    let conf = format!(
-        "{}prefetch = 8\n{PARTIES}{}{}\n[[transfers]]\nfrom = \"src\"\nto = \"dst\"\n",
-        bus(dir.path(), &shared_broker_url(), shared.prefix()),
-        src.toml(dir.path(), "svc", ""),
-        dst.toml(dir.path(), "vendor", "")
-    );
-    let mut gw = Gateway::start_with(dir, &conf);
-    src.connect(&gw);
-    dst.connect(&gw);
-    let t = src.desk.create_ticket("stuck", "", &[], "Ann");
-    eventually("the ticket at dst", 20, || async {
-        partner_ticket(&dst.desk, &t).is_some()
-    })
-    .await;
-    let at_dst = partner_ticket(&dst.desk, &t).unwrap();
+    let SmallWindow {
+        _shared,
+        src,
+        dst,
+        mut gw,
+    } = SmallWindow::start().await;
+    let (t, at_dst) = ticket_at_dst(&src, &dst, "stuck").await;
     let per_round = 20;
     for (round, how) in ["SIGKILL", "SIGTERM"].into_iter().enumerate() {
         dst.desk.set_ticket_fault(
@@ -803,53 +829,55 @@ async fn dead_letter(gw: &Gateway) -> Option<String> {
     (dead.len() == 1).then(|| dead[0]["id"].as_str().unwrap().to_string())
 }
 
+/// Note `refused` of link 0 on `t` becomes a dead letter at `dst`, then
+/// notes `later` wait parked behind it; its dead letter's id.
+async fn refused_then_parked(
+    gw: &Gateway,
+    src: &Party,
+    dst: &Party,
+    (t, at_dst): (&str, &str),
+    refused: usize,
+    later: std::ops::Range<usize>,
+) -> String {
+    let say = |i| {
+        src.desk
+            .comment(t, &body(0, i), Audience::Partner, "Ann", &[])
+    };
+    dst.desk
+        .set_ticket_fault(at_dst, Some(Fault::Status(400, "field required".into())));
+    say(refused);
+    eventually("a dead letter", 20, || async {
+        dead_letter(gw).await.is_some()
+    })
+    .await;
+    dst.desk.set_ticket_fault(at_dst, None);
+    let parked = later.len();
+    for i in later {
+        say(i);
+    }
+    eventually("the later notes parked behind it", 20, || async {
+        let s = gw.status().await;
+        src.desk.unsent() == 0 && s["destinations"]["dst"]["parked"] == parked
+    })
+    .await;
+    dead_letter(gw).await.unwrap()
+}
+
 /// Broker mode: a refused note becomes a dead letter that holds its link,
 /// the link's later notes wait parked in the store (across a SIGKILL
 /// restart), `deskbridge replay` puts it back first, and `deskbridge
 /// discard` lets the link move on without it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_letter_holds_its_link_and_replay_or_discard_keep_the_order() {
-    let shared = SharedTopology::new(&["src", "dst"]);
-    let dir = tempfile::tempdir().unwrap();
-    let src = Party::start("src").await;
-    let dst = Party::start("dst").await;
-    let conf = format!(
-        "{}prefetch = 8\n{PARTIES}{}{}\n[[transfers]]\nfrom = \"src\"\nto = \"dst\"\n",
-        bus(dir.path(), &shared_broker_url(), shared.prefix()),
-        src.toml(dir.path(), "svc", ""),
-        dst.toml(dir.path(), "vendor", "")
-    );
-    let mut gw = Gateway::start_with(dir, &conf);
-    src.connect(&gw);
-    dst.connect(&gw);
-    let t = src.desk.create_ticket("refused", "", &[], "Ann");
-    eventually("the ticket at dst", 20, || async {
-        partner_ticket(&dst.desk, &t).is_some()
-    })
-    .await;
-    let at_dst = partner_ticket(&dst.desk, &t).unwrap();
-    let say = |range: std::ops::Range<usize>| {
-        for i in range {
-            src.desk
-                .comment(&t, &body(0, i), Audience::Partner, "Ann", &[]);
-        }
-    };
+    let SmallWindow {
+        _shared,
+        src,
+        dst,
+        mut gw,
+    } = SmallWindow::start().await;
+    let (t, at_dst) = ticket_at_dst(&src, &dst, "refused").await;
     // One refused note, then ten that must wait behind it.
-    dst.desk
-        .set_ticket_fault(&at_dst, Some(Fault::Status(400, "field required".into())));
-    say(0..1);
-    eventually("a dead letter", 20, || async {
-        dead_letter(&gw).await.is_some()
-    })
-    .await;
-    let id = dead_letter(&gw).await.unwrap();
-    dst.desk.set_ticket_fault(&at_dst, None);
-    say(1..11);
-    eventually("the later notes parked behind it", 20, || async {
-        let s = gw.status().await;
-        src.desk.unsent() == 0 && s["destinations"]["dst"]["parked"] == 10
-    })
-    .await;
+    let id = refused_then_parked(&gw, &src, &dst, (&t, &at_dst), 0, 1..11).await;
     assert!(comments(&dst.desk, &t).is_empty());
     gw.kill9();
     gw.spawn();
@@ -868,21 +896,7 @@ async fn a_dead_letter_holds_its_link_and_replay_or_discard_keep_the_order() {
     );
 
     // Again, and this time the operator gives up on the refused note.
-    dst.desk
-        .set_ticket_fault(&at_dst, Some(Fault::Status(400, "field required".into())));
-    say(11..12);
-    eventually("a second dead letter", 20, || async {
-        dead_letter(&gw).await.is_some()
-    })
-    .await;
-    let id = dead_letter(&gw).await.unwrap();
-    dst.desk.set_ticket_fault(&at_dst, None);
-    say(12..16);
-    eventually("the later notes parked behind it", 20, || async {
-        let s = gw.status().await;
-        src.desk.unsent() == 0 && s["destinations"]["dst"]["parked"] == 4
-    })
-    .await;
+    let id = refused_then_parked(&gw, &src, &dst, (&t, &at_dst), 11, 12..16).await;
     let out = gw.cli(&["discard", &id]);
     assert!(out.status.success(), "{out:?}");
     eventually("the link moved on without it", 30, || async {
