@@ -590,9 +590,9 @@ impl Dispatcher {
                             // Acknowledged once the effect's record is
                             // durable, by the next flush (started by ingest
                             // or the daemon's tick, not for this alone).
-                            let store = me.store.clone();
+                            let durable = me.store.flushed();
                             tokio::spawn(async move {
-                                store.flushed().await;
+                                durable.await;
                                 ack_all(acks);
                             });
                         }

@@ -472,15 +472,21 @@ impl Store {
     /// daemon's `flush_unflushed` tick). For waits that hold no caller,
     /// such as a broker acknowledgement: a flush started for them would
     /// hold back the ingest transactions that caller-facing flushes serve.
-    pub async fn flushed(&self) {
+    ///
+    /// The place in the flush order is taken by the call, not when the
+    /// future first runs: a task spawned with it just before a stop's
+    /// last flush is covered by that flush, not left waiting for another.
+    pub fn flushed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         // The ticket before the mark: a leader clears the mark before it
         // reads its target, so either its target covers this ticket or
         // the mark survives for the next flush.
         let (ticket, mut done) = self.flush_ticket();
         self.flush_later();
-        while *done.borrow_and_update() < ticket {
-            if done.changed().await.is_err() {
-                return;
+        async move {
+            while *done.borrow_and_update() < ticket {
+                if done.changed().await.is_err() {
+                    return;
+                }
             }
         }
     }
