@@ -927,18 +927,24 @@ kind = "webhook"
         assert!(made.success(), "openssl could not make a PKCS#12 file");
         let junk = dir.path().join("junk.p12");
         std::fs::write(&junk, b"\x30\x82").unwrap();
-        let parse = |scheme: &str, file: &std::path::Path, var: &str| {
+        // The password from the environment variable `var`; none without.
+        let parse_with = |scheme: &str, file: &std::path::Path, var: Option<&str>| {
             std::fs::write(
                 &url,
                 format!("{scheme}://u:hunter2@broker.example:5671/%2f"),
             )
             .unwrap();
+            let password = var
+                .map(|v| format!("password = {{ env = \"{v}\" }}\n"))
+                .unwrap_or_default();
             Config::parse(&format!(
-                "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\n[bus.client_certificate]\npkcs12_file = \"{}\"\npassword = {{ env = \"{var}\" }}\n{MINIMAL}",
+                "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\n[bus.client_certificate]\npkcs12_file = \"{}\"\n{password}{MINIMAL}",
                 url.display(),
                 file.display()
             ))
         };
+        let parse =
+            |scheme: &str, file: &std::path::Path, var: &str| parse_with(scheme, file, Some(var));
         std::env::set_var("DESKBRIDGE_TEST_P12_PASSWORD", "s3cret");
         let c = parse("amqps", &p12, "DESKBRIDGE_TEST_P12_PASSWORD").unwrap();
         assert_eq!(
@@ -948,13 +954,7 @@ kind = "webhook"
         // A file exported without a password needs none in the config, and
         // one that has a password says so when it is left out.
         let open = dir.path().join("open.p12");
-        let no_password = |file: &std::path::Path| {
-            Config::parse(&format!(
-                "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\n[bus.client_certificate]\npkcs12_file = \"{}\"\n{MINIMAL}",
-                url.display(),
-                file.display()
-            ))
-        };
+        let no_password = |file: &std::path::Path| parse_with("amqps", file, None);
         let c = no_password(&open).unwrap();
         assert_eq!(
             c.bus.client_certificate.unwrap().load().unwrap(),
