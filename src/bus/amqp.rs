@@ -615,12 +615,7 @@ impl Broker {
     async fn watch_depth(self, ch: Channel, dest: String) {
         let queue = self.topology.queue(&dest);
         loop {
-            let opts = lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            };
-            let read = ch.queue_declare(&queue, opts, FieldTable::default());
-            match tokio::time::timeout(ACK_SEND_TIMEOUT, read).await {
+            match tokio::time::timeout(ACK_SEND_TIMEOUT, read_queue(&ch, &queue)).await {
                 Ok(Ok(q)) => self.set(|s| {
                     s.ready.insert(dest.clone(), q.message_count());
                 }),
@@ -851,7 +846,7 @@ impl Topology {
     /// nothing. A missing name closes the channel (404), so each check
     /// gets its own.
     pub async fn inspect(&self, conn: &Connection, dests: &[String]) -> Vec<Found> {
-        use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+        use lapin::options::ExchangeDeclareOptions;
         let mut out = Vec::new();
         for x in [self.exchange(), self.dead_exchange()] {
             let opts = ExchangeDeclareOptions {
@@ -871,15 +866,8 @@ impl Topology {
         }
         for d in dests {
             for (q, dead) in [(self.queue(d), false), (self.dead_queue(d), true)] {
-                let opts = QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                };
                 let name: &str = &q;
-                let r = on_own_channel(conn, |ch| async move {
-                    ch.queue_declare(name, opts, FieldTable::default()).await
-                })
-                .await;
+                let r = on_own_channel(conn, |ch| async move { read_queue(&ch, name).await }).await;
                 out.push(match r {
                     Ok(info) => Found::Queue {
                         name: q,
@@ -893,6 +881,16 @@ impl Topology {
         }
         out
     }
+}
+
+/// A queue's counts by a passive declare: declares nothing. A queue that
+/// does not exist closes the channel (404).
+async fn read_queue(ch: &Channel, name: &str) -> Result<lapin::Queue, lapin::Error> {
+    let opts = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.queue_declare(name, opts, FieldTable::default()).await
 }
 
 /// Runs one passive check on a channel of its own, closed after.
@@ -988,6 +986,8 @@ pub async fn remove_topology(url: &str, prefix: &str, dests: &[&str]) {
 #[cfg(test)]
 mod tests {
     use super::{keep_hint, AckRuns};
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn a_tls_hint_stays_shown_beside_a_later_bare_transport_error() {
@@ -1007,8 +1007,6 @@ mod tests {
         assert_eq!(keep_hint(cert.into(), &mut hinted), cert);
         assert!(keep_hint("EOF".into(), &mut hinted).ends_with(cert));
     }
-    use proptest::prelude::*;
-    use std::collections::BTreeSet;
 
     #[derive(Debug, Clone)]
     enum Op {
