@@ -76,8 +76,7 @@ pub struct QueueKey {
 
 impl QueueKey {
     pub fn encode(&self) -> Vec<u8> {
-        let mut k = self.dest.as_bytes().to_vec();
-        k.push(0);
+        let mut k = dest_prefix(&self.dest);
         k.extend_from_slice(&self.seq.to_be_bytes());
         k
     }
@@ -110,16 +109,31 @@ fn scan(
     name: &'static str,
     dest: &str,
 ) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
-    let mut prefix = dest.as_bytes().to_vec();
-    prefix.push(0);
+    each_queued(tree.scan_prefix(dest_prefix(dest)), |key, v| {
+        Ok((key, from_slice(name, v)?))
+    })
+}
+
+/// `each` of every record of a tree keyed by `QueueKey`, in key order.
+fn each_queued<T>(
+    records: sled::Iter,
+    mut each: impl FnMut(QueueKey, &sled::IVec) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();
-    for kv in tree.scan_prefix(prefix) {
+    for kv in records {
         let (k, v) = kv?;
         if let Some(key) = QueueKey::decode(&k) {
-            out.push((key, from_slice(name, &v)?));
+            out.push(each(key, &v)?);
         }
     }
     Ok(out)
+}
+
+/// The start of every `QueueKey` of `dest`.
+fn dest_prefix(dest: &str) -> Vec<u8> {
+    let mut prefix = dest.as_bytes().to_vec();
+    prefix.push(0);
+    prefix
 }
 
 fn pair_key(a: &str, b: &str) -> Vec<u8> {
@@ -323,9 +337,7 @@ impl From<UnabortableTransactionError> for StoreError {
 
 /// A destination's records in a tree keyed by `QueueKey`.
 fn count_of(tree: &sled::Tree, dest: &str) -> usize {
-    let mut prefix = dest.as_bytes().to_vec();
-    prefix.push(0);
-    tree.scan_prefix(prefix).count()
+    tree.scan_prefix(dest_prefix(dest)).count()
 }
 
 /// How often a flush leader yields before it writes (see `flush`).
@@ -702,22 +714,18 @@ impl Store {
             }
             .encode()
         };
-        let mut out = Vec::new();
-        for kv in self.outbox.range(key(from)..=key(upto)) {
-            let (k, v) = kv?;
-            if let Some(key) = QueueKey::decode(&k) {
-                let env = if read(key.seq) {
-                    Some(from_slice("outbox", &v)?)
-                } else {
-                    None
-                };
-                out.push((key, env));
-            }
-        }
-        Ok(out)
+        each_queued(self.outbox.range(key(from)..=key(upto)), |key, v| {
+            let env = if read(key.seq) {
+                Some(from_slice("outbox", v)?)
+            } else {
+                None
+            };
+            Ok((key, env))
+        })
     }
 
-    /// Parks a broker message behind its link's dead letter.
+    /// Parks a broker message behind its link's dead letter or its earlier
+    /// messages (a link that holds its window).
     pub fn hold(&self, key: &QueueKey, env: &Envelope) -> Result<(), StoreError> {
         self.held.insert(key.encode(), to_vec(env))?;
         Ok(())
@@ -929,7 +937,7 @@ impl Store {
     }
 
     /// Takes a dead letter off and, in the same transaction, does `then`
-    /// with the outbox and held trees.
+    /// with the outbox, held and applied trees.
     fn take_dead(
         &self,
         key: &QueueKey,
