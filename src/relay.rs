@@ -450,10 +450,11 @@ impl Dispatcher {
                     return Ok(());
                 }
                 notice = notices.recv() => match notice {
+                    Some(Notice::Queued(_, _)) if me.source != Source::Embedded => {}
                     Some(Notice::Queued(key, env)) => {
                         // A notice may trail the start-up load: only what is
                         // still queued is work.
-                        if me.source == Source::Embedded && read_upto.is_none_or(|r| key.seq > r) {
+                        if read_upto.is_none_or(|r| key.seq > r) {
                             let from = read_upto.map_or(0, |r| r + 1);
                             let announced = key.seq;
                             // The announced one comes with its message; only
@@ -467,7 +468,7 @@ impl Dispatcher {
                                 }
                             }
                             read_upto = Some(announced);
-                        } else if me.source == Source::Embedded && !known.contains(&key.seq) && me.store.is_queued(&key)? {
+                        } else if !known.contains(&key.seq) && me.store.is_queued(&key)? {
                             known.insert(key.seq);
                             backlog.entry(env.link_id, key.seq, || Waiting::new(*env));
                         }
