@@ -90,6 +90,12 @@ pub struct BusConfig {
     /// Publishes awaiting their confirms at once.
     #[serde(default = "default_publish_window")]
     pub publish_window: usize,
+    /// How long a message that the broker delivered before its link's
+    /// earlier one waits for it (parked in the store) before it becomes a
+    /// dead letter that says so. The clock stops while the earlier one is
+    /// still in the outbox (the broker is down, say).
+    #[serde(default = "default_order_wait_secs")]
+    pub order_wait_secs: u64,
     /// For an `amqps://` URL: a PEM file of the certificate authorities
     /// that signed the broker's certificate (a company's own CA), trusted
     /// besides the system's.
@@ -163,6 +169,9 @@ fn default_prefetch() -> u16 {
 fn default_publish_window() -> usize {
     256
 }
+fn default_order_wait_secs() -> u64 {
+    300
+}
 
 impl Default for BusConfig {
     fn default() -> Self {
@@ -172,6 +181,7 @@ impl Default for BusConfig {
             prefix: default_prefix(),
             prefetch: default_prefetch(),
             publish_window: default_publish_window(),
+            order_wait_secs: default_order_wait_secs(),
             ca_file: None,
             client_certificate: None,
         }
@@ -804,6 +814,9 @@ fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
     }
     if b.publish_window == 0 {
         p.push("bus.publish_window: must be at least 1".into());
+    }
+    if b.order_wait_secs == 0 {
+        p.push("bus.order_wait_secs: must be at least 1".into());
     }
 }
 

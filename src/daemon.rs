@@ -122,6 +122,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
             // A quarter of the prefetch per link: a few stuck links never
             // fill the window the healthy ones need.
             link_window: (usize::from(config.bus.prefetch) / 4).max(1),
+            order_wait: Duration::from_secs(config.bus.order_wait_secs),
         };
         let rx = shutdown_rx.clone();
         let name = dest.clone();

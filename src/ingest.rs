@@ -327,14 +327,15 @@ impl Ingest {
         ) else {
             return Ok(None);
         };
-        let env = Envelope {
+        let mut env = Envelope {
             link_id: link.id,
             dest: other.endpoint.clone(),
             origin: endpoint.into(),
             event: routed,
             accepted_at: Some(chrono::Utc::now()),
+            after: None,
         };
-        Ok(Some((tx.enqueue(&env)?, env)))
+        Ok(Some((tx.enqueue(&mut env)?, env)))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -33,6 +33,10 @@ pub struct DestStatus {
     /// Broker: the messages parked in the store.
     #[serde(default)]
     pub parked: usize,
+    /// Broker: links whose next message came before an earlier one of
+    /// theirs that the broker has not delivered yet; it waits parked.
+    #[serde(default)]
+    pub waiting_links: usize,
     /// Broker: messages waiting in the destination's queue at the broker,
     /// as last read (none while its consumer is not connected).
     #[serde(default)]
@@ -116,6 +120,9 @@ pub struct Dispatcher {
     /// in the store so that a stuck link cannot fill the prefetch window
     /// and stall the destination's other links.
     pub link_window: usize,
+    /// Broker: how long a message delivered before its link's earlier one
+    /// waits for it before it becomes a dead letter.
+    pub order_wait: Duration,
 }
 
 /// The messages not yet handed to a worker, per link in queue order; the
@@ -223,8 +230,22 @@ impl Backlog {
     }
 }
 
-/// Moves a link's parked messages (in order) into memory, up to the window;
-/// the link stays `parked` while some remain in the store only.
+/// A parked link's next message, waiting for the one its link sent before
+/// it, which the broker has not delivered yet (it refused it from a
+/// publish batch whose later message it took, say).
+struct Gap {
+    key: QueueKey,
+    env: Envelope,
+    missing: u64,
+    until: tokio::time::Instant,
+    /// Something of the link arrived since: look again.
+    recheck: bool,
+}
+
+/// Moves a link's parked messages (in order) into memory, up to the window,
+/// and up to one whose link's previous message is neither done nor here
+/// (returned: it waits for that one); the link stays `parked` while some
+/// remain in the store only.
 fn refill(
     store: &Store,
     dest: &str,
@@ -233,32 +254,84 @@ fn refill(
     backlog: &mut Backlog,
     owed: &HashMap<u64, Vec<Ack>>,
     parked: &mut HashSet<Uuid>,
-) -> Result<(), StoreError> {
+) -> Result<Option<(QueueKey, Envelope, u64)>, StoreError> {
     let held: Vec<(QueueKey, Envelope)> = store
         .held(dest)?
         .into_iter()
-        .filter(|(k, e)| e.link_id == link && !owed.contains_key(&k.seq))
+        .filter(|(_, e)| e.link_id == link)
         .collect();
+    let held_seqs: HashSet<u64> = held.iter().map(|(k, _)| k.seq).collect();
     // One that goes before a message already in memory (a replayed dead
     // letter) comes in whatever the window: it must go first.
     let before = backlog.last_seq(link);
     let mut left = 0;
+    let mut gap = None;
     for (key, env) in held {
-        if backlog.contains(link, key.seq) {
+        if owed.contains_key(&key.seq) || backlog.contains(link, key.seq) {
             continue;
         }
-        if backlog.link_len(link) < window || before.is_some_and(|last| key.seq < last) {
-            backlog.entry(link, key.seq, || Waiting::parked(env));
-        } else {
+        let goes_first = before.is_some_and(|last| key.seq < last);
+        if gap.is_some() || (backlog.link_len(link) >= window && !goes_first) {
             left += 1;
+            continue;
         }
+        if let Some(a) = env.after {
+            let here = held_seqs.contains(&a.seq)
+                || backlog.contains(link, a.seq)
+                || owed.contains_key(&a.seq);
+            if !here && !store.after_done(&env)? {
+                left += 1;
+                gap = Some((key, env, a.seq));
+                continue;
+            }
+        }
+        backlog.entry(link, key.seq, || Waiting::parked(env));
     }
     if left == 0 {
         parked.remove(&link);
     } else {
         parked.insert(link);
     }
-    Ok(())
+    Ok(gap)
+}
+
+/// Keeps what `refill` found of a link's order: a gap keeps its clock
+/// while it is the same one.
+fn note_gap(
+    gaps: &mut HashMap<Uuid, Gap>,
+    dest: &str,
+    link: Uuid,
+    found: Option<(QueueKey, Envelope, u64)>,
+    wait: Duration,
+) {
+    let Some((key, env, missing)) = found else {
+        gaps.remove(&link);
+        return;
+    };
+    match gaps.get_mut(&link) {
+        Some(g) if g.key == key && g.missing == missing => g.recheck = false,
+        _ => {
+            info!(dest, link = %link, waiting = %key.id(), missing, "a message came before its link's earlier one; it waits for it, parked");
+            gaps.insert(
+                link,
+                Gap {
+                    key,
+                    env,
+                    missing,
+                    until: tokio::time::Instant::now() + wait,
+                    recheck: false,
+                },
+            );
+        }
+    }
+}
+
+/// Fires at the earliest gap's deadline; never while there is none.
+async fn gap_due(gaps: &HashMap<Uuid, Gap>) {
+    match gaps.values().map(|g| g.until).min() {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A partner's "not before": shared by every delivery to one destination,
@@ -347,6 +420,8 @@ impl Dispatcher {
         // takes the parked copy off (the delivery may have recorded its
         // end before the copy was written).
         let mut held_in_flight: HashSet<u64> = HashSet::new();
+        // Broker: parked links whose next message waits for an earlier one.
+        let mut gaps: HashMap<Uuid, Gap> = HashMap::new();
         match me.source {
             Source::Embedded => {
                 for (key, env) in me.store.pending(&me.dest)? {
@@ -372,12 +447,15 @@ impl Dispatcher {
             let stalled: Vec<Uuid> = parked
                 .iter()
                 .filter(|l| {
-                    !blocked.contains(*l) && !busy.contains(*l) && backlog.link_len(**l) == 0
+                    !blocked.contains(*l)
+                        && !busy.contains(*l)
+                        && backlog.link_len(**l) == 0
+                        && gaps.get(*l).is_none_or(|g| g.recheck)
                 })
                 .copied()
                 .collect();
             for link in stalled {
-                refill(
+                let found = refill(
                     &me.store,
                     &me.dest,
                     link,
@@ -386,6 +464,7 @@ impl Dispatcher {
                     &owed,
                     &mut parked,
                 )?;
+                note_gap(&mut gaps, &me.dest, link, found, me.order_wait);
             }
             // Hand out work: the first waiting message of every free link.
             // A stop takes no new work (its branch below may come a turn
@@ -420,6 +499,7 @@ impl Dispatcher {
                 s.in_flight = workers.len();
                 s.blocked_links = blocked.len();
                 s.parked_links = parked.len();
+                s.waiting_links = gaps.len();
             });
             tokio::select! {
                 _ = shutdown.changed() => {
@@ -478,11 +558,18 @@ impl Dispatcher {
                         let in_memory = backlog.link_len(link);
                         let known_here = owed.contains_key(&key.seq)
                             || backlog.contains(link, key.seq);
+                        if let Some(g) = gaps.get_mut(&link) {
+                            g.recheck = true;
+                        }
+                        // Out of order (the broker delivered it before its
+                        // link's previous message): parked, it waits there
+                        // for that one (see `refill`).
                         if !known_here
                             && (blocked.contains(&link)
                                 || parked.contains(&link)
                                 || in_memory >= me.link_window
-                                || me.store.is_held(&key)?)
+                                || me.store.is_held(&key)?
+                                || !me.follows(&env, &backlog, &owed)?)
                         {
                             // Park it behind its link's earlier messages (or
                             // its dead letter), durably, then free the
@@ -530,6 +617,7 @@ impl Dispatcher {
                     }
                     Some(Notice::Unblocked(link)) => {
                         blocked.remove(&link);
+                        gaps.remove(&link);
                         // A replayed letter is back in the outbox (embedded)
                         // or parked with the link's later messages (broker).
                         match me.source {
@@ -541,13 +629,45 @@ impl Dispatcher {
                                     }
                                 }
                             }
-                            Source::Broker => refill(&me.store, &me.dest, link, me.link_window, &mut backlog, &owed, &mut parked)?,
+                            Source::Broker => {
+                                let found = refill(&me.store, &me.dest, link, me.link_window, &mut backlog, &owed, &mut parked)?;
+                                note_gap(&mut gaps, &me.dest, link, found, me.order_wait);
+                            }
                         }
                         // Its messages may all have waited in memory.
                         backlog.wake(link);
                     }
                     None => return Ok(()),
                 },
+                _ = gap_due(&gaps) => {
+                    let now = tokio::time::Instant::now();
+                    let due: Vec<Uuid> = gaps.iter().filter(|(_, g)| g.until <= now).map(|(l, _)| *l).collect();
+                    for link in due {
+                        let Some(g) = gaps.get_mut(&link) else { continue };
+                        let missing = me.key(g.missing);
+                        // Not yet at the broker (it is down, say): it comes.
+                        if me.store.is_queued(&missing)? {
+                            g.until = now + me.order_wait;
+                            continue;
+                        }
+                        // Arrived meanwhile, while its link was busy.
+                        if backlog.contains(link, g.missing)
+                            || owed.contains_key(&g.missing)
+                            || me.store.is_held(&missing)?
+                            || me.store.after_done(&g.env)?
+                        {
+                            g.recheck = true;
+                            g.until = now + me.order_wait;
+                            continue;
+                        }
+                        let Some(g) = gaps.remove(&link) else { continue };
+                        let dead = me.gave_up_waiting(g).await?;
+                        blocked.insert(link);
+                        if let Some(tx) = &me.on_dead {
+                            let _ = tx.send(dead);
+                        }
+                    }
+                }
                 Some(joined) = workers.join_next_with_id(), if !workers.is_empty() => {
                     let (link, seq, done) = match joined {
                         Ok((id, r)) => {
@@ -619,6 +739,47 @@ impl Dispatcher {
             dest: self.dest.clone(),
             seq,
         }
+    }
+
+    /// Broker: whether `env` may take its place behind what is here: the
+    /// message its link sent before it is waiting or in flight here (it
+    /// goes first), or done.
+    fn follows(
+        &self,
+        env: &Envelope,
+        backlog: &Backlog,
+        owed: &HashMap<u64, Vec<Ack>>,
+    ) -> Result<bool, StoreError> {
+        match env.after {
+            None => Ok(true),
+            Some(a) if backlog.contains(env.link_id, a.seq) || owed.contains_key(&a.seq) => {
+                Ok(true)
+            }
+            Some(_) => self.store.after_done(env),
+        }
+    }
+
+    /// A message that waited `order_wait` for its link's earlier one, which
+    /// the broker never delivered, becomes a dead letter that says so; its
+    /// link waits behind it for the operator.
+    async fn gave_up_waiting(&self, g: Gap) -> Result<(QueueKey, DeadLetter), StoreError> {
+        let error = format!(
+            "the broker delivered this before {}, the message its link sent before it, which has not arrived in {} s (did the broker lose it?). \
+             `deskbridge replay` applies this one without it (if it arrives meanwhile, it goes first); `deskbridge discard` drops this one",
+            self.key(g.missing).id(),
+            self.order_wait.as_secs()
+        );
+        warn!(dest = %self.dest, link = %g.env.link_id, event = %g.env.event.id, %error, "dead letter");
+        let dl = DeadLetter {
+            envelope: g.env,
+            error,
+            attempts: 0,
+            at: Utc::now(),
+        };
+        self.store.kill(&g.key, &dl)?;
+        self.store.flush().await?;
+        with_status(&self.board, &self.dest, |s| s.dead_lettered += 1);
+        Ok((g.key, dl))
     }
 
     /// Makes the message of a delivery task that panicked a dead letter.
@@ -829,6 +990,7 @@ mod tests {
                 dest: "b".into(),
                 origin: "a".into(),
                 accepted_at: None,
+                after: None,
                 event: Event::new(
                     "T1",
                     EventKind::TicketCreated {
@@ -886,6 +1048,7 @@ mod tests {
             dest: "b".into(),
             origin: "a".into(),
             accepted_at: None,
+            after: None,
             event: Event::new(
                 link.upstream.ticket.clone().unwrap(),
                 EventKind::TicketCreated {
@@ -897,7 +1060,7 @@ mod tests {
             store
                 .ingest_tx(|tx| {
                     tx.put_link(link)?;
-                    tx.enqueue(&created(link))
+                    tx.enqueue(&mut created(link))
                 })
                 .unwrap();
         }
@@ -918,6 +1081,7 @@ mod tests {
             on_dead: Some(dead_tx),
             grace: Duration::from_secs(1),
             link_window: 8,
+            order_wait: Duration::from_secs(300),
         };
         let (_notices_tx, notices) = mpsc::unbounded_channel();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -1054,6 +1218,7 @@ mod tests {
                 on_dead: Some(on_dead),
                 grace: Duration::from_secs(1),
                 link_window,
+                order_wait: ORDER_WAIT,
             };
             let (notices, rx) = mpsc::unbounded_channel();
             let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -1085,21 +1250,90 @@ mod tests {
                 dest: "b".into(),
                 origin: "a".into(),
                 accepted_at: None,
+                after: None,
                 event,
             }
         }
 
         /// The broker delivers seq `seq` (value `v`).
         fn deliver(&self, seq: u64, v: &str) {
+            self.deliver_env(seq, self.env(v));
+        }
+
+        fn deliver_env(&self, seq: u64, env: Envelope) {
             let ack = Ack::for_test(seq, self.acks.clone());
-            let n = Notice::Delivered(self.key(seq), Box::new(self.env(v)), ack);
+            let n = Notice::Delivered(self.key(seq), Box::new(env), ack);
             self.notices.send(n).unwrap();
+        }
+
+        /// Seq `seq` (value `v`), which its link sent after seq `seq - 1`
+        /// (value `before`).
+        fn deliver_after(&self, seq: u64, v: &str, before: &str) {
+            let mut env = self.env(v);
+            env.after = Some(crate::store::After {
+                seq: seq - 1,
+                event: self.env(before).event.id,
+            });
+            self.deliver_env(seq, env);
         }
 
         async fn stop(self) {
             self.stop.send(true).unwrap();
             self.run.await.unwrap().unwrap();
         }
+    }
+
+    const ORDER_WAIT: Duration = Duration::from_millis(400);
+
+    /// The broker delivers a link's later message before its earlier one
+    /// (it refused the earlier one from a publish batch and took the later,
+    /// then took the earlier one's republish): the later one waits for it.
+    #[tokio::test]
+    async fn a_message_delivered_before_its_links_earlier_one_waits_for_it() {
+        let sink = Order::new(None, None);
+        let mut one = OneLink::start(sink.clone(), 8, &[]);
+        one.deliver(1, "1");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        one.deliver_after(3, "3", "2");
+        one.deliver_after(4, "4", "3");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(sink.got(), ["1"]);
+        one.deliver_after(2, "2", "1");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(one.dead.try_recv().is_err());
+        one.stop().await;
+        assert_eq!(sink.got(), ["1", "2", "3", "4"]);
+    }
+
+    /// The earlier message never comes (the broker lost it): after
+    /// `order_wait` the later one becomes a dead letter that says so, and
+    /// holds its link; when the earlier one turns up after all, a replay
+    /// sends both in order.
+    #[tokio::test]
+    async fn a_message_whose_earlier_one_never_comes_becomes_a_dead_letter() {
+        let sink = Order::new(None, None);
+        let mut one = OneLink::start(sink.clone(), 8, &[]);
+        one.deliver(1, "1");
+        one.deliver_after(3, "3", "2");
+        let (key, dl) = tokio::time::timeout(ORDER_WAIT * 4, one.dead.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(key.seq, 3);
+        assert!(
+            dl.error.contains("before b:2") && dl.error.contains("has not arrived"),
+            "{}",
+            dl.error
+        );
+        assert_eq!(sink.got(), ["1"]);
+        one.deliver_after(2, "2", "1");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(sink.got(), ["1"], "held behind the dead letter");
+        one.store.replay(&key, true).unwrap();
+        one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        one.stop().await;
+        assert_eq!(sink.got(), ["1", "2", "3"]);
     }
 
     /// Embedded bus: one group flush announces its events from several
@@ -1114,7 +1348,10 @@ mod tests {
         let mut queued = vec![];
         for v in ["1", "2", "3"] {
             let env = one.env(v);
-            let key = one.store.ingest_tx(|tx| tx.enqueue(&env)).unwrap();
+            let key = one
+                .store
+                .ingest_tx(|tx| tx.enqueue(&mut env.clone()))
+                .unwrap();
             queued.push((key, env));
         }
         for (key, env) in queued.into_iter().rev() {

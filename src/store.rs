@@ -47,6 +47,38 @@ pub struct Envelope {
     /// after a crash starts there. `None` in envelopes stored before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_at: Option<DateTime<Utc>>,
+    /// The message its link sent to the same destination just before it,
+    /// set when queued. A broker may hand out a link's messages out of
+    /// order (it refused the earlier one of a publish batch and took the
+    /// later): the relay applies this one only after that one. `None` for
+    /// a link's first message, for envelopes stored before, and for a
+    /// replayed dead letter (the operator's decision stands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<After>,
+}
+
+/// A link's previous message to a destination: its place in the queue,
+/// and its event (whose record in the applied set says it is done).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct After {
+    pub seq: u64,
+    pub event: Uuid,
+}
+
+impl After {
+    fn encode(&self) -> [u8; 24] {
+        let mut b = [0; 24];
+        b[..8].copy_from_slice(&self.seq.to_be_bytes());
+        b[8..].copy_from_slice(self.event.as_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<After> {
+        Some(After {
+            seq: u64::from_be_bytes(b.get(..8)?.try_into().ok()?),
+            event: Uuid::from_slice(b.get(8..24)?).ok()?,
+        })
+    }
 }
 
 /// What applying an envelope created at the destination.
@@ -136,6 +168,19 @@ fn dest_prefix(dest: &str) -> Vec<u8> {
     prefix
 }
 
+fn applied_key(event: Uuid, link: Uuid, dest: &str) -> Vec<u8> {
+    let mut k = event.as_bytes().to_vec();
+    k.extend_from_slice(link.as_bytes());
+    k.extend_from_slice(dest.as_bytes());
+    k
+}
+
+fn tail_key(dest: &str, link: Uuid) -> Vec<u8> {
+    let mut k = dest_prefix(dest);
+    k.extend_from_slice(link.as_bytes());
+    k
+}
+
 fn pair_key(a: &str, b: &str) -> Vec<u8> {
     let mut k = a.as_bytes().to_vec();
     k.push(0);
@@ -167,6 +212,8 @@ pub struct Store {
     cursors: sled::Tree,
     seen: sled::Tree,
     tickets: sled::Tree,
+    /// Per (destination, link): the last message queued (`After`).
+    tails: sled::Tree,
     gate: std::sync::Arc<std::sync::RwLock<()>>,
     flusher: std::sync::Arc<Flusher>,
     grouper: std::sync::Arc<Grouper>,
@@ -217,6 +264,7 @@ pub struct Tx<'a> {
     cursors: &'a TransactionalTree,
     seen: &'a TransactionalTree,
     tickets: &'a TransactionalTree,
+    tails: &'a TransactionalTree,
 }
 
 pub type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
@@ -284,11 +332,21 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub fn enqueue(&self, env: &Envelope) -> TxResult<QueueKey> {
+    /// Queues `env` for its destination, naming the link's previous
+    /// message there in `env.after`.
+    pub fn enqueue(&self, env: &mut Envelope) -> TxResult<QueueKey> {
         let key = QueueKey {
             dest: env.dest.clone(),
             seq: self.outbox.generate_id()?,
         };
+        let this = After {
+            seq: key.seq,
+            event: env.event.id,
+        };
+        let before = self
+            .tails
+            .insert(tail_key(&env.dest, env.link_id), &this.encode())?;
+        env.after = before.and_then(|b| After::decode(&b));
         self.outbox.insert(key.encode(), to_vec(env))?;
         Ok(key)
     }
@@ -361,6 +419,7 @@ impl Store {
             cursors: db.open_tree("cursors")?,
             seen: db.open_tree("seen")?,
             tickets: db.open_tree("tickets")?,
+            tails: db.open_tree("tails")?,
             gate: Default::default(),
             flusher: std::sync::Arc::new(Flusher {
                 state: std::sync::Mutex::new((0, false)),
@@ -574,9 +633,10 @@ impl Store {
                 &self.cursors,
                 &self.seen,
                 &self.tickets,
+                &self.tails,
             )
                 .transaction(
-                    |(links, link_idx, created, outbox, cursors, seen, tickets)| {
+                    |(links, link_idx, created, outbox, cursors, seen, tickets, tails)| {
                         f(&Tx {
                             links,
                             link_idx,
@@ -585,6 +645,7 @@ impl Store {
                             cursors,
                             seen,
                             tickets,
+                            tails,
                         })
                     },
                 )
@@ -784,10 +845,18 @@ impl Store {
     }
 
     fn applied_key(env: &Envelope) -> Vec<u8> {
-        let mut k = env.event.id.as_bytes().to_vec();
-        k.extend_from_slice(env.link_id.as_bytes());
-        k.extend_from_slice(env.dest.as_bytes());
-        k
+        applied_key(env.event.id, env.link_id, &env.dest)
+    }
+
+    /// Whether the message `env` names as its link's previous one is done:
+    /// applied, or discarded by the operator. True when it names none.
+    pub fn after_done(&self, env: &Envelope) -> Result<bool, StoreError> {
+        Ok(match env.after {
+            None => true,
+            Some(a) => self
+                .applied
+                .contains_key(applied_key(a.event, env.link_id, &env.dest))?,
+        })
     }
 
     /// Whether this (event, destination, link) was applied already.
@@ -915,12 +984,21 @@ impl Store {
     /// bus) or first among its link's held messages (broker), so that the
     /// link's order holds either way.
     pub fn replay(&self, key: &QueueKey, to_held: bool) -> Result<Envelope, StoreError> {
+        // Without its `after`: a letter that gave up waiting for its link's
+        // earlier message goes now, as the operator decided.
         self.take_dead(key, |outbox, held, _, dl| {
             let target = if to_held { held } else { outbox };
-            target.insert(key.encode(), to_vec(&dl.envelope))?;
+            let env = Envelope {
+                after: None,
+                ..dl.envelope.clone()
+            };
+            target.insert(key.encode(), to_vec(&env))?;
             Ok(())
         })
-        .map(|dl| dl.envelope)
+        .map(|dl| Envelope {
+            after: None,
+            ..dl.envelope
+        })
     }
 
     /// Gives up on a dead letter for good (the operator's decision).
@@ -1041,6 +1119,7 @@ mod tests {
             dest: dest.into(),
             origin: "a".into(),
             accepted_at: None,
+            after: None,
             event: Event::new(
                 "T1",
                 EventKind::StatusChanged {
@@ -1074,7 +1153,7 @@ mod tests {
         let key = store
             .ingest_tx(|tx| {
                 tx.put_link(&link)?;
-                tx.enqueue(&e)
+                tx.enqueue(&mut e.clone())
             })
             .unwrap();
         assert_eq!(store.links_of("a", "T1").unwrap(), vec![link.clone()]);
@@ -1090,7 +1169,7 @@ mod tests {
         assert_eq!(store.applied(&e).unwrap(), Some(applied));
         assert!(store.ingest_tx(|tx| tx.is_echo("b", "c1")).unwrap());
 
-        let key2 = store.ingest_tx(|tx| tx.enqueue(&e)).unwrap();
+        let key2 = store.ingest_tx(|tx| tx.enqueue(&mut e.clone())).unwrap();
         let dl = DeadLetter {
             envelope: e.clone(),
             error: "422 bad status".into(),
@@ -1164,7 +1243,7 @@ mod tests {
         let key = store
             .ingest_tx(|tx| {
                 tx.put_link(&link)?;
-                tx.enqueue(&e)
+                tx.enqueue(&mut e.clone())
             })
             .unwrap();
         // The state a crash between the two writes leaves: the record and

@@ -400,9 +400,13 @@ timeout_secs = 1
             event: ev,
             // The fixtures' entries carry the documentation's old dates.
             accepted_at: None,
+            after: None,
         };
         let blobs = BlobStore::open(self._dir.path().join("files"), 1 << 20).unwrap();
-        let key = self.store.ingest_tx(|tx| tx.enqueue(&envelope)).unwrap();
+        let key = self
+            .store
+            .ingest_tx(|tx| tx.enqueue(&mut envelope.clone()))
+            .unwrap();
         for attempt in 1..=5 {
             let r = sink
                 .apply(Delivery {

@@ -641,6 +641,7 @@ mod tests {
             origin: "us".into(),
             event,
             accepted_at: None,
+            after: None,
         }
     }
 
