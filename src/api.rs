@@ -299,6 +299,12 @@ async fn metrics(State(o): State<Ops>) -> Response {
         per_dest(&|v| v.parked.to_string()),
     );
     family(
+        "deskbridge_waiting_links",
+        "Broker: links whose next message waits for an earlier one the broker has not delivered.",
+        "gauge",
+        per_dest(&|v| v.waiting_links.to_string()),
+    );
+    family(
         "deskbridge_at_broker",
         "Broker: messages ready in the destination's queue, as last read (absent while not connected).",
         "gauge",

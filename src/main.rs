@@ -501,5 +501,11 @@ fn broker_part(d: &deskbridge::relay::DestStatus) -> String {
             d.parked, d.parked_links
         ));
     }
+    if d.waiting_links > 0 {
+        out.push_str(&format!(
+            ", {} links wait for an earlier message the broker has not delivered",
+            d.waiting_links
+        ));
+    }
     out
 }

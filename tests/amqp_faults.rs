@@ -21,6 +21,7 @@ use common::{eventually, free_port, Gateway, Party, PARTIES};
 use deskbridge::bus::amqp::{on_tokio, Topology};
 use deskbridge::event::Audience;
 use deskbridge::sample_desk::{Fault, SampleDesk};
+use futures::StreamExt;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::Connection;
 use serde_json::Value;
@@ -648,12 +649,17 @@ struct SmallWindow {
 
 impl SmallWindow {
     async fn start() -> SmallWindow {
+        SmallWindow::start_with("").await
+    }
+
+    /// With more `[bus]` settings.
+    async fn start_with(bus_extra: &str) -> SmallWindow {
         let shared = SharedTopology::new(&["src", "dst"]);
         let dir = tempfile::tempdir().unwrap();
         let src = Party::start("src").await;
         let dst = Party::start("dst").await;
         let conf = format!(
-            "{}prefetch = 8\n{PARTIES}{}{}\n[[transfers]]\nfrom = \"src\"\nto = \"dst\"\n",
+            "{}prefetch = 8\n{bus_extra}{PARTIES}{}{}\n[[transfers]]\nfrom = \"src\"\nto = \"dst\"\n",
             bus(dir.path(), &shared_broker_url(), shared.prefix()),
             src.toml(dir.path(), "svc", ""),
             dst.toml(dir.path(), "vendor", "")
@@ -911,6 +917,158 @@ async fn a_dead_letter_holds_its_link_and_replay_or_discard_keep_the_order() {
         (&d["parked"], &d["blocked_links"]),
         (&0.into(), &0.into()),
         "{s}"
+    );
+}
+
+/// Stands in for a broker that hands a link's messages out of order: takes
+/// the next `notes.len()` messages of `dst`'s queue before the daemon's
+/// consumer can (the daemon is stopped meanwhile, and the queue has one
+/// active consumer at a time), for notes `notes` written on `t`. The
+/// daemon runs again when it returns; the messages stay the thief's,
+/// unacknowledged, until it puts them back.
+async fn steal(
+    gw: &mut Gateway,
+    shared: &SharedTopology,
+    src: &Party,
+    t: &str,
+    notes: std::ops::Range<usize>,
+) -> Thief {
+    let code = tokio::task::block_in_place(|| gw.terminate());
+    assert!(code.success(), "exit status {code}:\n{}", log_tail(gw));
+    let conn = Connection::connect(&shared_broker_url(), on_tokio())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let queue = shared.topology.queue("dst");
+    let mut consumer = ch
+        .basic_consume(&queue, "thief", Default::default(), Default::default())
+        .await
+        .unwrap();
+    let n = notes.len();
+    for i in notes {
+        src.desk
+            .comment(t, &body(0, i), Audience::Partner, "Ann", &[]);
+    }
+    tokio::task::block_in_place(|| gw.spawn());
+    let mut got = vec![];
+    while got.len() < n {
+        let d = tokio::time::timeout(Duration::from_secs(20), consumer.next())
+            .await
+            .expect("the daemon publishes the notes")
+            .unwrap()
+            .unwrap();
+        got.push(d);
+    }
+    Thief {
+        conn,
+        ch,
+        queue,
+        got,
+    }
+}
+
+struct Thief {
+    conn: Connection,
+    ch: lapin::Channel,
+    queue: String,
+    got: Vec<lapin::message::Delivery>,
+}
+
+impl Thief {
+    /// Puts message `i` back at the queue's tail (a publish, confirmed).
+    async fn put_back(&self, i: usize) {
+        let d = &self.got[i];
+        let confirm = self
+            .ch
+            .basic_publish(
+                "",
+                &self.queue,
+                Default::default(),
+                &d.data,
+                d.properties.clone(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Takes its copies off the queue and lets the daemon's consumer have
+    /// the queue again.
+    async fn leave(self) {
+        for d in &self.got {
+            d.ack(Default::default()).await.unwrap();
+        }
+        self.conn.close(200, "done").await.unwrap();
+    }
+}
+
+/// The broker hands a link's later note out before its earlier one (as
+/// when it refuses the earlier one of a publish batch and takes the later,
+/// and the earlier one's republish comes after): the later one waits for
+/// it. And when the earlier one does not come at all, the later one
+/// becomes a dead letter after `order_wait_secs` that says why; when the
+/// earlier one turns up after all, a replay applies both in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn notes_the_broker_hands_out_of_order_are_applied_in_order() {
+    let SmallWindow {
+        _shared,
+        src,
+        dst,
+        mut gw,
+    } = SmallWindow::start_with("order_wait_secs = 3\n").await;
+    let (t, _) = ticket_at_dst(&src, &dst, "reordered").await;
+
+    let thief = steal(&mut gw, &_shared, &src, &t, 0..2).await;
+    thief.put_back(1).await;
+    thief.put_back(0).await;
+    thief.leave().await;
+    eventually("both notes at dst", 30, || async {
+        comments(&dst.desk, &t).len() >= 2 && gw.idle().await
+    })
+    .await;
+    assert_eq!(comments(&dst.desk, &t), [body(0, 0), body(0, 1)]);
+    assert!(dead_letter(&gw).await.is_none());
+
+    // Note 2 is lost at the broker; note 3 comes.
+    let thief = steal(&mut gw, &_shared, &src, &t, 2..4).await;
+    thief.put_back(1).await;
+    eventually("note 3 waits for note 2", 10, || async {
+        gw.status().await["destinations"]["dst"]["waiting_links"] == 1
+    })
+    .await;
+    let text = String::from_utf8(gw.cli(&["status"]).stdout).unwrap();
+    assert!(
+        text.contains("1 links wait for an earlier message"),
+        "{text}"
+    );
+    eventually("note 3 a dead letter", 20, || async {
+        dead_letter(&gw).await.is_some()
+    })
+    .await;
+    let dead = gw.get("/dead").await;
+    let why = dead[0]["error"].as_str().unwrap();
+    assert!(why.contains("has not arrived in 3 s"), "{why}");
+    assert_eq!(comments(&dst.desk, &t).len(), 2);
+    // It turns up after all: it waits behind the dead letter.
+    thief.put_back(0).await;
+    thief.leave().await;
+    eventually("note 2 parked behind it", 20, || async {
+        gw.status().await["destinations"]["dst"]["parked"] == 1
+    })
+    .await;
+    let id = dead_letter(&gw).await.unwrap();
+    let out = gw.cli(&["replay", &id]);
+    assert!(out.status.success(), "{out:?}");
+    eventually("all four notes at dst", 30, || async {
+        comments(&dst.desk, &t).len() >= 4 && gw.idle().await
+    })
+    .await;
+    assert_eq!(
+        comments(&dst.desk, &t),
+        (0..4).map(|i| body(0, i)).collect::<Vec<_>>()
     );
 }
 
