@@ -91,9 +91,10 @@ pub struct BusConfig {
     #[serde(default = "default_publish_window")]
     pub publish_window: usize,
     /// How long a message that the broker delivered before its link's
-    /// earlier one waits for it (parked in the store) before it becomes a
-    /// dead letter that says so. The clock stops while the earlier one is
-    /// still in the outbox (the broker is down, say).
+    /// earlier one waits for it (parked in the store) at least, before it
+    /// becomes a dead letter that says so; and then only once the broker's
+    /// queue is read empty twice while the earlier one is neither in the
+    /// outbox nor delivered.
     #[serde(default = "default_order_wait_secs")]
     pub order_wait_secs: u64,
     /// For an `amqps://` URL: a PEM file of the certificate authorities

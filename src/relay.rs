@@ -238,8 +238,12 @@ struct Gap {
     env: Envelope,
     missing: u64,
     until: tokio::time::Instant,
-    /// Something of the link arrived since: look again.
+    /// The missing one arrived: look again.
     recheck: bool,
+    /// Waited `order_wait`; given up once the broker's queue is read empty
+    /// twice in a row (see `Notice::Depth`).
+    due: bool,
+    empty_reads: u8,
 }
 
 /// Moves a link's parked messages (in order) into memory, up to the window,
@@ -320,15 +324,18 @@ fn note_gap(
                     missing,
                     until: tokio::time::Instant::now() + wait,
                     recheck: false,
+                    due: false,
+                    empty_reads: 0,
                 },
             );
         }
     }
 }
 
-/// Fires at the earliest gap's deadline; never while there is none.
+/// Fires at the earliest deadline of a gap not yet due; never while there
+/// is none.
 async fn gap_due(gaps: &HashMap<Uuid, Gap>) {
-    match gaps.values().map(|g| g.until).min() {
+    match gaps.values().filter(|g| !g.due).map(|g| g.until).min() {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
@@ -499,7 +506,7 @@ impl Dispatcher {
                 s.in_flight = workers.len();
                 s.blocked_links = blocked.len();
                 s.parked_links = parked.len();
-                s.waiting_links = gaps.len();
+                s.waiting_links = gaps.keys().filter(|l| !blocked.contains(*l)).count();
             });
             tokio::select! {
                 _ = shutdown.changed() => {
@@ -559,7 +566,25 @@ impl Dispatcher {
                         let known_here = owed.contains_key(&key.seq)
                             || backlog.contains(link, key.seq);
                         if let Some(g) = gaps.get_mut(&link) {
-                            g.recheck = true;
+                            g.recheck |= g.missing == key.seq;
+                        }
+                        // Its link went on without it (the operator's replay
+                        // or discard of the one that waited for it): not
+                        // applied behind its successors unasked.
+                        let late = match me.store.late(&key)? {
+                            // A repeat of one that went through after all.
+                            Some(_) if me.store.applied(&env)?.is_some() => None,
+                            late => late,
+                        };
+                        if let Some(by) = late {
+                            let dead = me.came_late(&key, *env, &by).await?;
+                            blocked.insert(link);
+                            gaps.remove(&link);
+                            if let Some(tx) = &me.on_dead {
+                                let _ = tx.send(dead);
+                            }
+                            acker.ack();
+                            continue;
                         }
                         // Out of order (the broker delivered it before its
                         // link's previous message): parked, it waits there
@@ -609,13 +634,49 @@ impl Dispatcher {
                         }
                     }
                     Some(Notice::Reset) => {
+                        for g in gaps.values_mut() {
+                            g.empty_reads = 0;
+                        }
                         // Unacknowledged deliveries come again: forget them.
                         backlog.forget_delivered();
                         for acks in owed.values_mut() {
                             acks.clear();
                         }
                     }
+                    Some(Notice::Depth(ready)) => {
+                        let due: Vec<Uuid> = gaps.iter().filter(|(_, g)| g.due).map(|(l, _)| *l).collect();
+                        for link in due {
+                            let Some(g) = gaps.get_mut(&link) else { continue };
+                            g.empty_reads = if ready == 0 { g.empty_reads.saturating_add(1) } else { 0 };
+                            if g.empty_reads < 2 || g.recheck || blocked.contains(&link) {
+                                continue;
+                            }
+                            let missing = me.key(g.missing);
+                            // Still to come: not yet published (the broker
+                            // was down, say), or here by now.
+                            if me.store.is_queued(&missing)?
+                                || backlog.contains(link, g.missing)
+                                || owed.contains_key(&g.missing)
+                                || me.store.is_held(&missing)?
+                                || me.store.after_done(&g.env)?
+                            {
+                                g.recheck = true;
+                                continue;
+                            }
+                            let Some(g) = gaps.remove(&link) else { continue };
+                            let dead = me.gave_up_waiting(g).await?;
+                            blocked.insert(link);
+                            if let Some(tx) = &me.on_dead {
+                                let _ = tx.send(dead);
+                            }
+                        }
+                    }
                     Some(Notice::Unblocked(link)) => {
+                        // Another dead letter of the link may remain.
+                        let still_dead = me.store.dead_letters()?.iter().any(|(k, dl)| k.dest == me.dest && dl.envelope.link_id == link);
+                        if still_dead {
+                            continue;
+                        }
                         blocked.remove(&link);
                         gaps.remove(&link);
                         // A replayed letter is back in the outbox (embedded)
@@ -640,32 +701,14 @@ impl Dispatcher {
                     None => return Ok(()),
                 },
                 _ = gap_due(&gaps) => {
+                    // Due: given up only on proof that the broker's queue
+                    // does not hold it either (`Notice::Depth`), so that a
+                    // broker that is down, or a queue backed up behind a
+                    // slow partner, is waited for.
                     let now = tokio::time::Instant::now();
-                    let due: Vec<Uuid> = gaps.iter().filter(|(_, g)| g.until <= now).map(|(l, _)| *l).collect();
-                    for link in due {
-                        let Some(g) = gaps.get_mut(&link) else { continue };
-                        let missing = me.key(g.missing);
-                        // Not yet at the broker (it is down, say): it comes.
-                        if me.store.is_queued(&missing)? {
-                            g.until = now + me.order_wait;
-                            continue;
-                        }
-                        // Arrived meanwhile, while its link was busy.
-                        if backlog.contains(link, g.missing)
-                            || owed.contains_key(&g.missing)
-                            || me.store.is_held(&missing)?
-                            || me.store.after_done(&g.env)?
-                        {
-                            g.recheck = true;
-                            g.until = now + me.order_wait;
-                            continue;
-                        }
-                        let Some(g) = gaps.remove(&link) else { continue };
-                        let dead = me.gave_up_waiting(g).await?;
-                        blocked.insert(link);
-                        if let Some(tx) = &me.on_dead {
-                            let _ = tx.send(dead);
-                        }
+                    for g in gaps.values_mut().filter(|g| g.until <= now) {
+                        g.due = true;
+                        g.empty_reads = 0;
                     }
                 }
                 Some(joined) = workers.join_next_with_id(), if !workers.is_empty() => {
@@ -719,6 +762,7 @@ impl Dispatcher {
                         }
                         Done::Dead(dead) => {
                             blocked.insert(link);
+                            gaps.remove(&link);
                             if let Some(tx) = &me.on_dead {
                                 let _ = tx.send(*dead);
                             }
@@ -764,7 +808,7 @@ impl Dispatcher {
     /// link waits behind it for the operator.
     async fn gave_up_waiting(&self, g: Gap) -> Result<(QueueKey, DeadLetter), StoreError> {
         let error = format!(
-            "the broker delivered this before {}, the message its link sent before it, which has not arrived in {} s (did the broker lose it?). \
+            "the broker delivered this before {}, the message its link sent before it, which has not arrived in {} s and is not in the broker's queue either (did the broker lose it?). \
              `deskbridge replay` applies this one without it (if it arrives meanwhile, it goes first); `deskbridge discard` drops this one",
             self.key(g.missing).id(),
             self.order_wait.as_secs()
@@ -775,11 +819,39 @@ impl Dispatcher {
             error,
             attempts: 0,
             at: Utc::now(),
+            waited_for: Some(g.missing),
         };
         self.store.kill(&g.key, &dl)?;
         self.store.flush().await?;
         with_status(&self.board, &self.dest, |s| s.dead_lettered += 1);
         Ok((g.key, dl))
+    }
+
+    /// A message that arrived after its link went on without it becomes a
+    /// dead letter: the operator decides whether it still applies.
+    async fn came_late(
+        &self,
+        key: &QueueKey,
+        env: Envelope,
+        by: &QueueKey,
+    ) -> Result<(QueueKey, DeadLetter), StoreError> {
+        let error = format!(
+            "arrived from the broker after its link went on without it ({} waited for it, and was replayed or discarded). \
+             `deskbridge replay` applies it now, after the link's later messages; `deskbridge discard` drops it",
+            by.id()
+        );
+        warn!(dest = %self.dest, link = %env.link_id, event = %env.event.id, %error, "dead letter");
+        let dl = DeadLetter {
+            envelope: env,
+            error,
+            attempts: 0,
+            at: Utc::now(),
+            waited_for: None,
+        };
+        self.store.kill(key, &dl)?;
+        self.store.flush().await?;
+        with_status(&self.board, &self.dest, |s| s.dead_lettered += 1);
+        Ok((key.clone(), dl))
     }
 
     /// Makes the message of a delivery task that panicked a dead letter.
@@ -807,6 +879,7 @@ impl Dispatcher {
             error,
             attempts: 1,
             at: Utc::now(),
+            waited_for: None,
         };
         self.store.kill(&key, &dl)?;
         self.store.flush().await?;
@@ -917,6 +990,7 @@ impl Dispatcher {
                         error: message,
                         attempts,
                         at: Utc::now(),
+                        waited_for: None,
                     };
                     self.store.kill(key, &dl)?;
                     self.store.flush().await?;
@@ -1162,6 +1236,7 @@ mod tests {
     /// A dispatcher for one link whose partner ticket exists.
     struct OneLink {
         store: Store,
+        board: StatusBoard,
         link: Link,
         notices: mpsc::UnboundedSender<Notice>,
         acks: mpsc::UnboundedSender<u64>,
@@ -1190,8 +1265,10 @@ mod tests {
             link.downstream.ticket = Some("B-1".into());
             store.ingest_tx(|tx| tx.put_link(&link)).unwrap();
             let (on_dead, dead) = mpsc::unbounded_channel();
+            let board = StatusBoard::default();
             let mut one = OneLink {
                 store: store.clone(),
+                board: board.clone(),
                 link,
                 notices: mpsc::unbounded_channel().0,
                 acks: mpsc::unbounded_channel().0,
@@ -1213,7 +1290,7 @@ mod tests {
                     initial: Duration::from_millis(10),
                     max_interval: Duration::from_millis(50),
                 },
-                board: StatusBoard::default(),
+                board,
                 source,
                 on_dead: Some(on_dead),
                 grace: Duration::from_secs(1),
@@ -1305,21 +1382,45 @@ mod tests {
         assert_eq!(sink.got(), ["1", "2", "3", "4"]);
     }
 
+    /// Gives up on the waiting message, as after `order_wait` with the
+    /// broker's queue read empty twice.
+    async fn give_up(one: &mut OneLink) -> (QueueKey, DeadLetter) {
+        tokio::time::sleep(ORDER_WAIT + Duration::from_millis(100)).await;
+        one.notices.send(Notice::Depth(0)).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            one.dead.try_recv().is_err(),
+            "one empty reading is not enough"
+        );
+        one.notices.send(Notice::Depth(0)).unwrap();
+        tokio::time::timeout(Duration::from_secs(2), one.dead.recv())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     /// The earlier message never comes (the broker lost it): after
-    /// `order_wait` the later one becomes a dead letter that says so, and
-    /// holds its link; when the earlier one turns up after all, a replay
-    /// sends both in order.
+    /// `order_wait`, and only once the broker's queue is read empty, the
+    /// later one becomes a dead letter that says so, and holds its link;
+    /// when the earlier one turns up after all, a replay sends both in
+    /// order.
     #[tokio::test]
     async fn a_message_whose_earlier_one_never_comes_becomes_a_dead_letter() {
         let sink = Order::new(None, None);
         let mut one = OneLink::start(sink.clone(), 8, &[]);
         one.deliver(1, "1");
         one.deliver_after(3, "3", "2");
-        let (key, dl) = tokio::time::timeout(ORDER_WAIT * 4, one.dead.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(key.seq, 3);
+        // Messages wait at the broker: the missing one may be among them.
+        tokio::time::sleep(ORDER_WAIT + Duration::from_millis(100)).await;
+        for _ in 0..3 {
+            one.notices.send(Notice::Depth(5)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(one.dead.try_recv().is_err());
+        let s = one.board.lock().unwrap()["b"].clone();
+        assert_eq!(s.waiting_links, 1);
+        let (key, dl) = give_up(&mut one).await;
+        assert_eq!((key.seq, dl.waited_for), (3, Some(2)));
         assert!(
             dl.error.contains("before b:2") && dl.error.contains("has not arrived"),
             "{}",
@@ -1332,8 +1433,54 @@ mod tests {
         one.store.replay(&key, true).unwrap();
         one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let s = one.board.lock().unwrap()["b"].clone();
+        assert_eq!((s.waiting_links, s.blocked_links), (0, 0));
         one.stop().await;
         assert_eq!(sink.got(), ["1", "2", "3"]);
+    }
+
+    /// The missing message turns up after the operator replayed the one
+    /// that waited for it: it becomes a dead letter, not an effect behind
+    /// its successors. And a link with two dead letters stays held until
+    /// both are dealt with.
+    #[tokio::test]
+    async fn a_message_that_comes_after_its_link_went_on_is_a_dead_letter() {
+        let sink = Order::new(Some("4"), None);
+        let mut one = OneLink::start(sink.clone(), 8, &[]);
+        one.deliver(1, "1");
+        one.deliver_after(3, "3", "2");
+        let (waited, _) = give_up(&mut one).await;
+        one.store.replay(&waited, true).unwrap();
+        one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(sink.got(), ["1", "3"]);
+        // 4 is refused: a dead letter; then 2 comes after all.
+        one.deliver_after(4, "4", "3");
+        let (refused, _) = one.dead.recv().await.unwrap();
+        assert_eq!(refused.seq, 4);
+        one.deliver_after(2, "2", "1");
+        let (late, dl) = tokio::time::timeout(Duration::from_secs(2), one.dead.recv())
+            .await
+            .expect("the late one is a dead letter")
+            .unwrap();
+        assert_eq!(late.seq, 2);
+        assert!(
+            dl.error
+                .contains("after its link went on without it (b:3 waited"),
+            "{}",
+            dl.error
+        );
+        // Replaying the late one does not free the link while 4 is dead.
+        one.store.replay(&late, true).unwrap();
+        one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
+        one.deliver_after(5, "5", "4");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(sink.got(), ["1", "3"]);
+        one.store.discard(&refused).unwrap();
+        one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        one.stop().await;
+        assert_eq!(sink.got(), ["1", "3", "2", "5"]);
     }
 
     /// Embedded bus: one group flush announces its events from several

@@ -97,6 +97,12 @@ pub struct DeadLetter {
     pub error: String,
     pub attempts: u32,
     pub at: DateTime<Utc>,
+    /// Broker: it gave up waiting for this message of its link (the seq),
+    /// which the broker delivered neither before it nor since. Should that
+    /// one come after the operator's replay or discard, it becomes a dead
+    /// letter itself rather than land behind its successors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_for: Option<u64>,
 }
 
 /// Position of a message in a destination queue: `dest \0 seq`.
@@ -214,6 +220,9 @@ pub struct Store {
     tickets: sled::Tree,
     /// Per (destination, link): the last message queued (`After`).
     tails: sled::Tree,
+    /// Broker: messages whose link went on without them (`waited_for` of
+    /// a replayed or discarded dead letter), and that letter's key.
+    late: sled::Tree,
     gate: std::sync::Arc<std::sync::RwLock<()>>,
     flusher: std::sync::Arc<Flusher>,
     grouper: std::sync::Arc<Grouper>,
@@ -420,6 +429,7 @@ impl Store {
             seen: db.open_tree("seen")?,
             tickets: db.open_tree("tickets")?,
             tails: db.open_tree("tails")?,
+            late: db.open_tree("late")?,
             gate: Default::default(),
             flusher: std::sync::Arc::new(Flusher {
                 state: std::sync::Mutex::new((0, false)),
@@ -798,6 +808,19 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the link of `key` went on without it (see `late`): the
+    /// dead letter that did, when so.
+    pub fn late(&self, key: &QueueKey) -> Result<Option<QueueKey>, StoreError> {
+        // Nearly always empty: no lookup then.
+        if self.late.is_empty() {
+            return Ok(None);
+        }
+        Ok(self
+            .late
+            .get(key.encode())?
+            .and_then(|k| QueueKey::decode(&k)))
+    }
+
     pub fn is_held(&self, key: &QueueKey) -> Result<bool, StoreError> {
         Ok(self.held.contains_key(key.encode())?)
     }
@@ -958,10 +981,11 @@ impl Store {
     /// its place so the link's later events stay behind it.
     pub fn kill(&self, key: &QueueKey, dl: &DeadLetter) -> Result<(), StoreError> {
         self.gated(|| {
-            (&self.outbox, &self.dead, &self.held)
-                .transaction(|(outbox, dead, held)| {
+            (&self.outbox, &self.dead, &self.held, &self.late)
+                .transaction(|(outbox, dead, held, late)| {
                     outbox.remove(key.encode())?;
                     held.remove(key.encode())?;
+                    late.remove(key.encode())?;
                     dead.insert(key.encode(), to_vec(dl))?;
                     Ok(())
                 })
@@ -1015,7 +1039,8 @@ impl Store {
     }
 
     /// Takes a dead letter off and, in the same transaction, does `then`
-    /// with the outbox, held and applied trees.
+    /// with the outbox, held and applied trees (and marks the message it
+    /// waited for, if any, as late).
     fn take_dead(
         &self,
         key: &QueueKey,
@@ -1031,8 +1056,14 @@ impl Store {
             if !self.dead.contains_key(key.encode())? {
                 return Err(StoreError::NoDeadLetter(key.id()));
             }
-            (&self.outbox, &self.dead, &self.held, &self.applied)
-                .transaction(|(outbox, dead, held, applied)| {
+            (
+                &self.outbox,
+                &self.dead,
+                &self.held,
+                &self.applied,
+                &self.late,
+            )
+                .transaction(|(outbox, dead, held, applied, late)| {
                     let Some(b) = dead.remove(key.encode())? else {
                         return Err(ConflictableTransactionError::Abort(format!(
                             "dead letter {} was taken meanwhile",
@@ -1041,6 +1072,20 @@ impl Store {
                     };
                     let dl: DeadLetter = corrupt("dead", &b)?;
                     then(outbox, held, applied, &dl)?;
+                    // Unless it is here after all (parked behind this letter:
+                    // it goes first) or done.
+                    if let (Some(seq), Some(a)) = (dl.waited_for, dl.envelope.after) {
+                        let missing = QueueKey {
+                            dest: key.dest.clone(),
+                            seq,
+                        };
+                        let done = applied
+                            .get(applied_key(a.event, dl.envelope.link_id, &key.dest))?
+                            .is_some();
+                        if !done && held.get(missing.encode())?.is_none() {
+                            late.insert(missing.encode(), key.encode())?;
+                        }
+                    }
                     Ok(dl)
                 })
                 .map_err(tx_err)
@@ -1175,6 +1220,7 @@ mod tests {
             error: "422 bad status".into(),
             attempts: 1,
             at: Utc::now(),
+            waited_for: None,
         };
         store.kill(&key2, &dl).unwrap();
         assert!(store.pending("b").unwrap().is_empty());
@@ -1206,6 +1252,7 @@ mod tests {
             error: "422".into(),
             attempts: 1,
             at: Utc::now(),
+            waited_for: None,
         };
         store.kill(&key, &dl).unwrap();
         store.hold(&key, &e).unwrap();

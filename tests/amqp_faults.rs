@@ -923,23 +923,23 @@ async fn a_dead_letter_holds_its_link_and_replay_or_discard_keep_the_order() {
 /// Stands in for a broker that hands a link's messages out of order: takes
 /// the next `notes.len()` messages of `dst`'s queue before the daemon's
 /// consumer can (the daemon is stopped meanwhile, and the queue has one
-/// active consumer at a time), for notes `notes` written on `t`. The
-/// daemon runs again when it returns; the messages stay the thief's,
-/// unacknowledged, until it puts them back.
+/// active consumer at a time), for notes `notes` written on `t`, then
+/// takes them off the queue and lets the daemon's consumer have it again.
+/// The daemon runs again when it returns; `put_back` publishes them again,
+/// in whatever order the test likes.
 async fn steal(
     gw: &mut Gateway,
     shared: &SharedTopology,
     src: &Party,
     t: &str,
     notes: std::ops::Range<usize>,
-) -> Thief {
+) -> Stolen {
     let code = tokio::task::block_in_place(|| gw.terminate());
     assert!(code.success(), "exit status {code}:\n{}", log_tail(gw));
     let conn = Connection::connect(&shared_broker_url(), on_tokio())
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(Default::default()).await.unwrap();
     let queue = shared.topology.queue("dst");
     let mut consumer = ch
         .basic_consume(&queue, "thief", Default::default(), Default::default())
@@ -958,50 +958,43 @@ async fn steal(
             .expect("the daemon publishes the notes")
             .unwrap()
             .unwrap();
-        got.push(d);
+        d.ack(Default::default()).await.unwrap();
+        got.push((d.data, d.properties));
     }
-    Thief {
-        conn,
+    conn.close(200, "done").await.unwrap();
+    let conn = Connection::connect(&shared_broker_url(), on_tokio())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    Stolen {
+        _conn: conn,
         ch,
         queue,
         got,
     }
 }
 
-struct Thief {
-    conn: Connection,
+/// Messages taken off a queue (see `steal`).
+struct Stolen {
+    _conn: Connection,
     ch: lapin::Channel,
     queue: String,
-    got: Vec<lapin::message::Delivery>,
+    got: Vec<(Vec<u8>, lapin::BasicProperties)>,
 }
 
-impl Thief {
+impl Stolen {
     /// Puts message `i` back at the queue's tail (a publish, confirmed).
     async fn put_back(&self, i: usize) {
-        let d = &self.got[i];
+        let (data, props) = &self.got[i];
         let confirm = self
             .ch
-            .basic_publish(
-                "",
-                &self.queue,
-                Default::default(),
-                &d.data,
-                d.properties.clone(),
-            )
+            .basic_publish("", &self.queue, Default::default(), data, props.clone())
             .await
             .unwrap()
             .await
             .unwrap();
         assert!(confirm.is_ack());
-    }
-
-    /// Takes its copies off the queue and lets the daemon's consumer have
-    /// the queue again.
-    async fn leave(self) {
-        for d in &self.got {
-            d.ack(Default::default()).await.unwrap();
-        }
-        self.conn.close(200, "done").await.unwrap();
     }
 }
 
@@ -1021,10 +1014,9 @@ async fn notes_the_broker_hands_out_of_order_are_applied_in_order() {
     } = SmallWindow::start_with("order_wait_secs = 3\n").await;
     let (t, _) = ticket_at_dst(&src, &dst, "reordered").await;
 
-    let thief = steal(&mut gw, &_shared, &src, &t, 0..2).await;
-    thief.put_back(1).await;
-    thief.put_back(0).await;
-    thief.leave().await;
+    let stolen = steal(&mut gw, &_shared, &src, &t, 0..2).await;
+    stolen.put_back(1).await;
+    stolen.put_back(0).await;
     eventually("both notes at dst", 30, || async {
         comments(&dst.desk, &t).len() >= 2 && gw.idle().await
     })
@@ -1033,8 +1025,8 @@ async fn notes_the_broker_hands_out_of_order_are_applied_in_order() {
     assert!(dead_letter(&gw).await.is_none());
 
     // Note 2 is lost at the broker; note 3 comes.
-    let thief = steal(&mut gw, &_shared, &src, &t, 2..4).await;
-    thief.put_back(1).await;
+    let stolen = steal(&mut gw, &_shared, &src, &t, 2..4).await;
+    stolen.put_back(1).await;
     eventually("note 3 waits for note 2", 10, || async {
         gw.status().await["destinations"]["dst"]["waiting_links"] == 1
     })
@@ -1044,7 +1036,9 @@ async fn notes_the_broker_hands_out_of_order_are_applied_in_order() {
         text.contains("1 links wait for an earlier message"),
         "{text}"
     );
-    eventually("note 3 a dead letter", 20, || async {
+    // After order_wait_secs, and two readings of the queue (5 s apart)
+    // that find it empty.
+    eventually("note 3 a dead letter", 30, || async {
         dead_letter(&gw).await.is_some()
     })
     .await;
@@ -1053,8 +1047,7 @@ async fn notes_the_broker_hands_out_of_order_are_applied_in_order() {
     assert!(why.contains("has not arrived in 3 s"), "{why}");
     assert_eq!(comments(&dst.desk, &t).len(), 2);
     // It turns up after all: it waits behind the dead letter.
-    thief.put_back(0).await;
-    thief.leave().await;
+    stolen.put_back(0).await;
     eventually("note 2 parked behind it", 20, || async {
         gw.status().await["destinations"]["dst"]["parked"] == 1
     })

@@ -612,13 +612,18 @@ impl Broker {
     /// Reads the destination queue's depth now and then for the status: a
     /// partner that is down shows as messages piling up at the broker,
     /// not as an empty queue. A passive declare: changes nothing.
-    async fn watch_depth(self, ch: Channel, dest: String) {
+    async fn watch_depth(self, ch: Channel, dest: String, notices: mpsc::UnboundedSender<Notice>) {
         let queue = self.topology.queue(&dest);
         loop {
             match tokio::time::timeout(ACK_SEND_TIMEOUT, read_queue(&ch, &queue)).await {
-                Ok(Ok(q)) => self.set(|s| {
-                    s.ready.insert(dest.clone(), q.message_count());
-                }),
+                Ok(Ok(q)) => {
+                    self.set(|s| {
+                        s.ready.insert(dest.clone(), q.message_count());
+                    });
+                    // The dispatcher's cue that a message it waits for is
+                    // not in the queue either.
+                    let _ = notices.send(Notice::Depth(q.message_count()));
+                }
                 // Unknown until the consumer's next connection reads again.
                 _ => {
                     self.set(|s| {
@@ -651,10 +656,11 @@ impl Broker {
             )
             .await?;
         // Its own channel: a failed read closes it, not the consumer's.
-        let _depth = AbortOnDrop(tokio::spawn(
-            self.clone()
-                .watch_depth(conn.create_channel().await?, dest.to_string()),
-        ));
+        let _depth = AbortOnDrop(tokio::spawn(self.clone().watch_depth(
+            conn.create_channel().await?,
+            dest.to_string(),
+            notices.clone(),
+        )));
         let (settle, mut settled) = mpsc::unbounded_channel::<u64>();
         let mut acks = AckSender::new(&ch);
         loop {

@@ -17,6 +17,9 @@ pub enum Notice {
     /// The broker channel was lost: whatever it delivered and we did not
     /// acknowledge comes again on the next one.
     Reset,
+    /// The destination's queue at the broker held this many ready
+    /// messages when last read (every few seconds while connected).
+    Depth(u32),
     /// An operator put a dead letter back, or gave it up: its link may
     /// move again.
     Unblocked(uuid::Uuid),
