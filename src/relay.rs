@@ -1354,6 +1354,18 @@ mod tests {
             self.deliver_env(seq, env);
         }
 
+        /// What `deskbridge replay` does (broker mode).
+        fn replay(&self, key: &QueueKey) {
+            self.store.replay(key, true).unwrap();
+            self.notices.send(Notice::Unblocked(self.link.id)).unwrap();
+        }
+
+        /// What `deskbridge discard` does.
+        fn discard(&self, key: &QueueKey) {
+            self.store.discard(key).unwrap();
+            self.notices.send(Notice::Unblocked(self.link.id)).unwrap();
+        }
+
         async fn stop(self) {
             self.stop.send(true).unwrap();
             self.run.await.unwrap().unwrap();
@@ -1430,8 +1442,7 @@ mod tests {
         one.deliver_after(2, "2", "1");
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(sink.got(), ["1"], "held behind the dead letter");
-        one.store.replay(&key, true).unwrap();
-        one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
+        one.replay(&key);
         tokio::time::sleep(Duration::from_millis(200)).await;
         let s = one.board.lock().unwrap()["b"].clone();
         assert_eq!((s.waiting_links, s.blocked_links), (0, 0));
@@ -1450,8 +1461,7 @@ mod tests {
         one.deliver(1, "1");
         one.deliver_after(3, "3", "2");
         let (waited, _) = give_up(&mut one).await;
-        one.store.replay(&waited, true).unwrap();
-        one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
+        one.replay(&waited);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(sink.got(), ["1", "3"]);
         // 4 is refused: a dead letter; then 2 comes after all.
@@ -1471,13 +1481,11 @@ mod tests {
             dl.error
         );
         // Replaying the late one does not free the link while 4 is dead.
-        one.store.replay(&late, true).unwrap();
-        one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
+        one.replay(&late);
         one.deliver_after(5, "5", "4");
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(sink.got(), ["1", "3"]);
-        one.store.discard(&refused).unwrap();
-        one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
+        one.discard(&refused);
         tokio::time::sleep(Duration::from_millis(200)).await;
         one.stop().await;
         assert_eq!(sink.got(), ["1", "3", "2", "5"]);
@@ -1522,8 +1530,7 @@ mod tests {
         one.deliver(2, "2");
         let (key, _) = one.dead.recv().await.unwrap();
         assert_eq!(key.seq, 1);
-        one.store.replay(&key, true).unwrap();
-        one.notices.send(Notice::Unblocked(one.link.id)).unwrap();
+        one.replay(&key);
         tokio::time::sleep(Duration::from_millis(300)).await;
         one.stop().await;
         assert_eq!(sink.got(), ["1", "2"]);
