@@ -93,8 +93,9 @@ pub struct BusConfig {
     /// How long a message that the broker delivered before its link's
     /// earlier one waits for it (parked in the store) at least, before it
     /// becomes a dead letter that says so; and then only once the broker's
-    /// queue is read empty twice while the earlier one is neither in the
-    /// outbox nor delivered.
+    /// queue is read empty twice by a consumer connected at least this
+    /// long, while the earlier one is neither in the outbox nor delivered.
+    /// Keep it above the broker's heartbeat timeout.
     #[serde(default = "default_order_wait_secs")]
     pub order_wait_secs: u64,
     /// For an `amqps://` URL: a PEM file of the certificate authorities

@@ -429,6 +429,14 @@ impl Dispatcher {
         let mut held_in_flight: HashSet<u64> = HashSet::new();
         // Broker: parked links whose next message waits for an earlier one.
         let mut gaps: HashMap<Uuid, Gap> = HashMap::new();
+        // Broker: links that went on without an earlier message (the
+        // operator's replay or discard), and from which seq.
+        let mut went_on: HashMap<Uuid, u64> = HashMap::new();
+        // Broker: since when the consumer's channel is (or may be) new.
+        // The broker may still hold messages on a connection that just
+        // died until it notices (its heartbeat timeout): empty readings of
+        // the queue prove nothing missing before `order_wait` has passed.
+        let mut connected_at = tokio::time::Instant::now();
         match me.source {
             Source::Embedded => {
                 for (key, env) in me.store.pending(&me.dest)? {
@@ -442,6 +450,7 @@ impl Dispatcher {
             // refills each one that is not blocked).
             Source::Broker => {
                 parked.extend(me.store.held(&me.dest)?.into_iter().map(|(_, e)| e.link_id));
+                went_on = me.store.went_on(&me.dest)?;
             }
         }
         let mut workers: JoinSet<(Uuid, u64, Done)> = JoinSet::new();
@@ -571,13 +580,13 @@ impl Dispatcher {
                         // Its link went on without it (the operator's replay
                         // or discard of the one that waited for it): not
                         // applied behind its successors unasked.
-                        let late = match me.store.late(&key)? {
+                        let late = !known_here
+                            && went_on.get(&link).is_some_and(|at| key.seq < *at)
                             // A repeat of one that went through after all.
-                            Some(_) if me.store.applied(&env)?.is_some() => None,
-                            late => late,
-                        };
-                        if let Some(by) = late {
-                            let dead = me.came_late(&key, *env, &by).await?;
+                            && me.store.applied(&env)?.is_none();
+                        if late {
+                            let at = me.key(went_on[&link]);
+                            let dead = me.came_late(&key, *env, &at).await?;
                             blocked.insert(link);
                             gaps.remove(&link);
                             if let Some(tx) = &me.on_dead {
@@ -634,6 +643,7 @@ impl Dispatcher {
                         }
                     }
                     Some(Notice::Reset) => {
+                        connected_at = tokio::time::Instant::now();
                         for g in gaps.values_mut() {
                             g.empty_reads = 0;
                         }
@@ -644,10 +654,11 @@ impl Dispatcher {
                         }
                     }
                     Some(Notice::Depth(ready)) => {
+                        let settled = connected_at.elapsed() >= me.order_wait;
                         let due: Vec<Uuid> = gaps.iter().filter(|(_, g)| g.due).map(|(l, _)| *l).collect();
                         for link in due {
                             let Some(g) = gaps.get_mut(&link) else { continue };
-                            g.empty_reads = if ready == 0 { g.empty_reads.saturating_add(1) } else { 0 };
+                            g.empty_reads = if ready == 0 && settled { g.empty_reads.saturating_add(1) } else { 0 };
                             if g.empty_reads < 2 || g.recheck || blocked.contains(&link) {
                                 continue;
                             }
@@ -661,6 +672,9 @@ impl Dispatcher {
                                 || me.store.after_done(&g.env)?
                             {
                                 g.recheck = true;
+                                // Readings taken while it was still to come
+                                // prove nothing.
+                                g.empty_reads = 0;
                                 continue;
                             }
                             let Some(g) = gaps.remove(&link) else { continue };
@@ -672,6 +686,13 @@ impl Dispatcher {
                         }
                     }
                     Some(Notice::Unblocked(link)) => {
+                        // A replay or discard may have let it go on without
+                        // an earlier message.
+                        if me.source == Source::Broker {
+                            if let Some(at) = me.store.went_on_at(&me.dest, link)? {
+                                went_on.insert(link, at);
+                            }
+                        }
                         // Another dead letter of the link may remain.
                         let still_dead = me.store.dead_letters()?.iter().any(|(k, dl)| k.dest == me.dest && dl.envelope.link_id == link);
                         if still_dead {
@@ -706,7 +727,7 @@ impl Dispatcher {
                     // broker that is down, or a queue backed up behind a
                     // slow partner, is waited for.
                     let now = tokio::time::Instant::now();
-                    for g in gaps.values_mut().filter(|g| g.until <= now) {
+                    for g in gaps.values_mut().filter(|g| !g.due && g.until <= now) {
                         g.due = true;
                         g.empty_reads = 0;
                     }
@@ -836,8 +857,8 @@ impl Dispatcher {
         by: &QueueKey,
     ) -> Result<(QueueKey, DeadLetter), StoreError> {
         let error = format!(
-            "arrived from the broker after its link went on without it ({} waited for it, and was replayed or discarded). \
-             `deskbridge replay` applies it now, after the link's later messages; `deskbridge discard` drops it",
+            "arrived from the broker after its link went on without it (the operator replayed or discarded {}, which waited for an earlier message). \
+             `deskbridge replay` applies it now: after its link's messages already applied, before those still waiting; `deskbridge discard` drops it",
             by.id()
         );
         warn!(dest = %self.dest, link = %env.link_id, event = %env.event.id, %error, "dead letter");
@@ -1476,7 +1497,7 @@ mod tests {
         assert_eq!(late.seq, 2);
         assert!(
             dl.error
-                .contains("after its link went on without it (b:3 waited"),
+                .contains("went on without it (the operator replayed or discarded b:3,"),
             "{}",
             dl.error
         );
@@ -1489,6 +1510,42 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         one.stop().await;
         assert_eq!(sink.got(), ["1", "3", "2", "5"]);
+    }
+
+    /// Two messages lost, the third given up on and replayed: the first of
+    /// the two turning up later is a dead letter too, not an effect behind
+    /// the third. And empty readings of the queue just after the consumer
+    /// reconnected prove nothing (the broker may still hold the missing
+    /// message on the lost connection).
+    #[tokio::test]
+    async fn every_message_a_link_went_on_without_is_a_dead_letter_when_it_comes() {
+        let sink = Order::new(None, None);
+        let mut one = OneLink::start(sink.clone(), 8, &[]);
+        one.deliver(1, "1");
+        one.deliver_after(4, "4", "3");
+        tokio::time::sleep(ORDER_WAIT + Duration::from_millis(100)).await;
+        one.notices.send(Notice::Reset).unwrap();
+        for _ in 0..3 {
+            one.notices.send(Notice::Depth(0)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            one.dead.try_recv().is_err(),
+            "given up just after a reconnect"
+        );
+        let (waited, _) = give_up(&mut one).await;
+        assert_eq!(waited.seq, 4);
+        one.replay(&waited);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(sink.got(), ["1", "4"]);
+        one.deliver_after(2, "2", "1");
+        let (late, _) = tokio::time::timeout(Duration::from_secs(2), one.dead.recv())
+            .await
+            .expect("the late one is a dead letter")
+            .unwrap();
+        assert_eq!(late.seq, 2);
+        one.stop().await;
+        assert_eq!(sink.got(), ["1", "4"]);
     }
 
     /// Embedded bus: one group flush announces its events from several

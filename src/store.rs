@@ -14,6 +14,7 @@ use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
 };
 use sled::Transactional;
+use std::collections::HashMap;
 use std::path::Path;
 use uuid::Uuid;
 
@@ -220,8 +221,10 @@ pub struct Store {
     tickets: sled::Tree,
     /// Per (destination, link): the last message queued (`After`).
     tails: sled::Tree,
-    /// Broker: messages whose link went on without them (`waited_for` of
-    /// a replayed or discarded dead letter), and that letter's key.
+    /// Broker: per (destination, link), the seq at which the link went on
+    /// without an earlier message (a replayed or discarded dead letter
+    /// that `waited_for` one): any of its messages below that seq that
+    /// comes later is late.
     late: sled::Tree,
     gate: std::sync::Arc<std::sync::RwLock<()>>,
     flusher: std::sync::Arc<Flusher>,
@@ -808,17 +811,28 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the link of `key` went on without it (see `late`): the
-    /// dead letter that did, when so.
-    pub fn late(&self, key: &QueueKey) -> Result<Option<QueueKey>, StoreError> {
-        // Nearly always empty: no lookup then.
-        if self.late.is_empty() {
-            return Ok(None);
+    /// Where each link of `dest` went on without an earlier message (see
+    /// `late`).
+    pub fn went_on(&self, dest: &str) -> Result<HashMap<Uuid, u64>, StoreError> {
+        let mut out = HashMap::new();
+        let prefix = dest_prefix(dest);
+        for kv in self.late.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let link = Uuid::from_slice(&k[prefix.len()..]).ok();
+            let seq = v.as_ref().try_into().ok().map(u64::from_be_bytes);
+            if let (Some(link), Some(seq)) = (link, seq) {
+                out.insert(link, seq);
+            }
         }
+        Ok(out)
+    }
+
+    /// The same for one link.
+    pub fn went_on_at(&self, dest: &str, link: Uuid) -> Result<Option<u64>, StoreError> {
         Ok(self
             .late
-            .get(key.encode())?
-            .and_then(|k| QueueKey::decode(&k)))
+            .get(tail_key(dest, link))?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
     }
 
     pub fn is_held(&self, key: &QueueKey) -> Result<bool, StoreError> {
@@ -981,11 +995,10 @@ impl Store {
     /// its place so the link's later events stay behind it.
     pub fn kill(&self, key: &QueueKey, dl: &DeadLetter) -> Result<(), StoreError> {
         self.gated(|| {
-            (&self.outbox, &self.dead, &self.held, &self.late)
-                .transaction(|(outbox, dead, held, late)| {
+            (&self.outbox, &self.dead, &self.held)
+                .transaction(|(outbox, dead, held)| {
                     outbox.remove(key.encode())?;
                     held.remove(key.encode())?;
-                    late.remove(key.encode())?;
                     dead.insert(key.encode(), to_vec(dl))?;
                     Ok(())
                 })
@@ -1039,8 +1052,8 @@ impl Store {
     }
 
     /// Takes a dead letter off and, in the same transaction, does `then`
-    /// with the outbox, held and applied trees (and marks the message it
-    /// waited for, if any, as late).
+    /// with the outbox, held and applied trees; for one that waited for
+    /// an earlier message, notes that its link goes on without it (`late`).
     fn take_dead(
         &self,
         key: &QueueKey,
@@ -1083,7 +1096,13 @@ impl Store {
                             .get(applied_key(a.event, dl.envelope.link_id, &key.dest))?
                             .is_some();
                         if !done && held.get(missing.encode())?.is_none() {
-                            late.insert(missing.encode(), key.encode())?;
+                            let at = tail_key(&key.dest, dl.envelope.link_id);
+                            let before = late
+                                .get(&at)?
+                                .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes));
+                            if before.is_none_or(|b| b < key.seq) {
+                                late.insert(at, &key.seq.to_be_bytes())?;
+                            }
                         }
                     }
                     Ok(dl)

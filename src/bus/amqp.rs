@@ -656,7 +656,10 @@ impl Broker {
             )
             .await?;
         // Its own channel: a failed read closes it, not the consumer's.
-        let _depth = AbortOnDrop(tokio::spawn(self.clone().watch_depth(
+        // It ends only when a read fails, and then so does this consumer
+        // (it reconnects): the dispatcher waits for readings to give up on
+        // a missing message, and the status shows them.
+        let mut depth = AbortOnDrop(tokio::spawn(self.clone().watch_depth(
             conn.create_channel().await?,
             dest.to_string(),
             notices.clone(),
@@ -677,6 +680,12 @@ impl Broker {
                 Some(r) = acks.sending.next(), if !acks.sending.is_empty() => {
                     r?;
                     continue;
+                }
+                _ = &mut depth.0 => {
+                    return Err(AmqpError::Broker(format!(
+                        "cannot read the depth of queue {}",
+                        self.topology.queue(dest)
+                    )));
                 }
                 n = consumer.next() => n,
             };
