@@ -4,11 +4,13 @@
 # Tests that kill or restart the broker use this, never the shared one.
 #
 # Usage: rabbitmq-private-node.sh start|stop|kill9|restart|status DIR [AMQP_PORT] [MGMT_PORT] [DIST_PORT]
+#        rabbitmq-private-node.sh policy DIR AMQP_PORT MGMT_PORT DIST_PORT NAME PATTERN DEFINITION
 #   start    start the node (detached) and wait until it accepts work
 #   stop     clean shutdown; returns once the OS process has exited
 #   kill9    SIGKILL the node (a crash); returns once it is gone
 #   restart  kill9, then start (durable queues and persistent messages survive)
 #   status   exit 0 when the node runs
+#   policy   set a queue policy (JSON DEFINITION on names matching PATTERN)
 # Defaults: 5673 15673 25673. Node name: dbpriv<AMQP_PORT>@localhost.
 # The management plugin is off (faster start); set
 # RABBITMQ_PRIVATE_MGMT=1 before the first start to have it on MGMT_PORT.
@@ -167,6 +169,8 @@ case "$CMD" in
   restart)
     "$0" kill9 "$D" "$AP" "$MP" "$DP"
     "$0" start "$D" "$AP" "$MP" "$DP" ;;
+  policy)
+    ctl -q set_policy --apply-to queues "${6:?policy name}" "${7:?pattern}" "${8:?definition}" ;;
   status)
     if alive; then ctl -q status >/dev/null 2>&1 && echo "running pid=$(pid)" && exit 0; fi
     echo "not running"

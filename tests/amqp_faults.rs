@@ -81,10 +81,20 @@ impl PrivateBroker {
         c
     }
 
+    /// A queue policy on the node.
+    async fn policy(&self, name: &str, pattern: &str, definition: &str) {
+        self.run_with("policy", &[name, pattern, definition]).await;
+    }
+
     /// Runs the script off the runtime's threads (the sample desks live on
     /// them) and fails the test when it fails.
     async fn run(&self, cmd: &str) {
+        self.run_with(cmd, &[]).await;
+    }
+
+    async fn run_with(&self, cmd: &str, args: &[&str]) {
         let mut c = self.command(cmd);
+        c.args(args);
         let what = format!("rabbitmq-private-node.sh {cmd}");
         let out = tokio::task::spawn_blocking(move || c.output().unwrap())
             .await
@@ -1063,6 +1073,87 @@ async fn notes_the_broker_hands_out_of_order_are_applied_in_order() {
         comments(&dst.desk, &t),
         (0..4).map(|i| body(0, i)).collect::<Vec<_>>()
     );
+}
+
+/// A broker that refuses publishes (nacks: here its queue is full, under a
+/// max-length policy with reject-publish) loses and doubles nothing: the
+/// refused events stay in the outbox, the status says why, the publisher
+/// retries at a pause (no reconnect loop), and once the broker takes them
+/// again each note lands once, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_that_refuses_publishes_loses_and_doubles_nothing() {
+    let broker = PrivateBroker::start().await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.ports[0]);
+    let prefix = unique_prefix();
+    let dir = tempfile::tempdir().unwrap();
+    let src = Party::start("src").await;
+    let dst = Party::start("dst").await;
+    let conf = src_dst_config(dir.path(), &url, &prefix, &src, &dst);
+    let mut gw = Gateway::start_with(dir, &conf);
+    src.connect(&gw);
+    dst.connect(&gw);
+    let (t, _) = ticket_at_dst(&src, &dst, "refused").await;
+    let queue = Topology {
+        prefix: prefix.clone(),
+    }
+    .queue("dst");
+    broker
+        .policy(
+            "full",
+            &format!("^{}$", queue.replace('.', "\\.")),
+            r#"{"max-length":2,"overflow":"reject-publish"}"#,
+        )
+        .await;
+    // Another consumer holds the queue (one at a time may), with one
+    // message unacknowledged: the queue fills and the broker refuses.
+    let code = tokio::task::block_in_place(|| gw.terminate());
+    assert!(code.success(), "exit status {code}:\n{}", log_tail(&gw));
+    let conn = Connection::connect(&url, on_tokio()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_qos(1, Default::default()).await.unwrap();
+    let _holder = ch
+        .basic_consume(&queue, "holder", Default::default(), Default::default())
+        .await
+        .unwrap();
+    let n = 12;
+    for i in 0..n {
+        src.desk
+            .comment(&t, &body(0, i), Audience::Partner, "Ann", &[]);
+    }
+    tokio::task::block_in_place(|| gw.spawn());
+    eventually("the status says the broker refuses", 30, || async {
+        gw.status().await["broker"]["waiting"]
+            .as_str()
+            .is_some_and(|w| w.contains("refuses publishes") && w.contains(&queue))
+    })
+    .await;
+    let text = String::from_utf8(gw.cli(&["status"]).stdout).unwrap();
+    assert!(text.contains("WAITING for the broker"), "{text}");
+    // Refused again and again, at a pause: not one reconnect per refusal.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = gw.log();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("refuses publishes"))
+            .count(),
+        1,
+        "{}",
+        log_tail(&gw)
+    );
+    assert!(!log.contains("reconnecting"), "{}", log_tail(&gw));
+    assert!(comments(&dst.desk, &t).is_empty());
+    conn.close(200, "done").await.unwrap();
+    eventually("every note at dst", 60, || async {
+        comments(&dst.desk, &t).len() >= n && gw.idle().await
+    })
+    .await;
+    assert_eq!(
+        comments(&dst.desk, &t),
+        (0..n).map(|i| body(0, i)).collect::<Vec<_>>()
+    );
+    let s = gw.status().await;
+    assert_eq!(s["broker"]["connected"], true, "{s}");
+    assert!(gw.log().contains("the broker takes publishes again"));
 }
 
 /// A broker reached over TLS (amqps://) whose certificate a company's own

@@ -117,8 +117,6 @@ impl AckRuns {
 pub enum AmqpError {
     #[error("broker: {0}")]
     Broker(String),
-    #[error("broker refused a publish (nack)")]
-    Nacked,
     #[error("broker returned a message as unroutable: is queue {0} missing?")]
     Unroutable(String),
     #[error(transparent)]
@@ -414,10 +412,7 @@ impl Broker {
         who: &str,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<Connection> {
-        let mut retry = Retry::new(RetryPolicy {
-            initial: Duration::from_millis(200),
-            max_interval: Duration::from_secs(10),
-        });
+        let mut retry = Retry::new(SESSION_RETRY);
         let mut hinted = None;
         loop {
             let attempt = tokio::select! {
@@ -457,10 +452,12 @@ impl Broker {
         mut dead: mpsc::UnboundedReceiver<(QueueKey, DeadLetter)>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let mut sessions = Sessions::new();
         loop {
             let Some(conn) = self.connect("publisher", &mut shutdown).await else {
                 return;
             };
+            sessions.start();
             match self
                 .publish_on(&conn, &store, &queues, &dests, &mut dead, &mut shutdown)
                 .await
@@ -477,6 +474,9 @@ impl Broker {
                         conn.close(200, "reconnecting"),
                     )
                     .await;
+                    if !sessions.pause(&mut shutdown).await {
+                        return;
+                    }
                 }
             }
         }
@@ -499,6 +499,8 @@ impl Broker {
             mandatory: true,
             ..Default::default()
         };
+        let mut refused = Retry::new(SESSION_RETRY);
+        let mut refusing = false;
         loop {
             let batch = store.outbox_batch(self.window)?;
             if batch.is_empty() {
@@ -524,6 +526,7 @@ impl Broker {
             // I/O thread per message.
             let confirms = futures::future::try_join_all(publishes).await?;
             let mut done = Vec::with_capacity(batch.len());
+            let mut nacked = None;
             for ((key, _), confirm) in batch.iter().zip(confirms) {
                 let key = key.clone();
                 match confirm.await? {
@@ -532,14 +535,43 @@ impl Broker {
                         store.published(&done)?;
                         return Err(AmqpError::Unroutable(self.topology.queue(&key.dest)));
                     }
+                    // The rest of the batch goes again (a later one the
+                    // broker took is a repeat the relay absorbs; its
+                    // `after` keeps the order).
                     Confirmation::Nack(_) => {
-                        store.published(&done)?;
-                        return Err(AmqpError::Nacked);
+                        nacked = Some(key);
+                        break;
                     }
                 }
             }
             store.published(&done)?;
             self.set(|s| s.published += done.len() as u64);
+            match nacked {
+                None if refusing => {
+                    refusing = false;
+                    refused = Retry::new(SESSION_RETRY);
+                    info!("the broker takes publishes again");
+                    self.up("publisher");
+                }
+                None => {}
+                // Not a lost connection: the same channel tries again
+                // after a pause, and the status says why meanwhile.
+                Some(key) => {
+                    let why = format!(
+                        "the broker refuses publishes to queue {} (nack): it may be full (a max-length policy with overflow reject-publish) or without a quorum; they stay in the outbox",
+                        self.topology.queue(&key.dest)
+                    );
+                    if !refusing {
+                        warn!(error = %why, "broker refuses publishes");
+                    }
+                    refusing = true;
+                    self.down("publisher", why);
+                    tokio::select! {
+                        _ = tokio::time::sleep(refused.next_delay(None)) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                }
+            }
         }
     }
 
@@ -582,10 +614,12 @@ impl Broker {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let who = format!("consumer {dest}");
+        let mut sessions = Sessions::new();
         loop {
             let Some(conn) = self.connect(&who, &mut shutdown).await else {
                 return;
             };
+            sessions.start();
             let result = self.consume_on(&conn, &dest, &notices, &mut shutdown).await;
             self.set(|s| {
                 s.ready.remove(&dest);
@@ -604,6 +638,9 @@ impl Broker {
                         conn.close(200, "reconnecting"),
                     )
                     .await;
+                    if !sessions.pause(&mut shutdown).await {
+                        return;
+                    }
                 }
             }
         }
@@ -760,6 +797,46 @@ impl Broker {
         })
         .await;
         Ok(())
+    }
+}
+
+/// Pauses between connection attempts, between broker sessions that end
+/// in an error, and between publishes the broker refuses.
+const SESSION_RETRY: RetryPolicy = RetryPolicy {
+    initial: Duration::from_millis(200),
+    max_interval: Duration::from_secs(10),
+};
+
+/// Backoff between sessions that fail: one that fails at once again and
+/// again (a queue declared elsewhere with other arguments, say) must not
+/// become a tight reconnect loop; after one that ran a while, the next
+/// starts quickly.
+struct Sessions {
+    retry: Retry,
+    started: tokio::time::Instant,
+}
+
+impl Sessions {
+    fn new() -> Sessions {
+        Sessions {
+            retry: Retry::new(SESSION_RETRY),
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    fn start(&mut self) {
+        self.started = tokio::time::Instant::now();
+    }
+
+    /// False when the daemon stops meanwhile.
+    async fn pause(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        if self.started.elapsed() > Duration::from_secs(30) {
+            self.retry = Retry::new(SESSION_RETRY);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(self.retry.next_delay(None)) => true,
+            _ = shutdown.changed() => false,
+        }
     }
 }
 
