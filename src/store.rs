@@ -226,6 +226,9 @@ pub struct Store {
     /// that `waited_for` one): any of its messages below that seq that
     /// comes later is late.
     late: sled::Tree,
+    /// How many links there are: counted once at open, then kept (status
+    /// and metrics ask often; a long-lived deployment holds many links).
+    link_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     gate: std::sync::Arc<std::sync::RwLock<()>>,
     flusher: std::sync::Arc<Flusher>,
     grouper: std::sync::Arc<Grouper>,
@@ -277,6 +280,8 @@ pub struct Tx<'a> {
     seen: &'a TransactionalTree,
     tickets: &'a TransactionalTree,
     tails: &'a TransactionalTree,
+    /// Links this attempt of the transaction created.
+    new_links: &'a std::cell::Cell<usize>,
 }
 
 pub type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
@@ -307,7 +312,13 @@ impl Tx<'_> {
     }
 
     pub fn put_link(&self, link: &Link) -> TxResult<()> {
-        self.links.insert(link.id.as_bytes(), to_vec(link))?;
+        if self
+            .links
+            .insert(link.id.as_bytes(), to_vec(link))?
+            .is_none()
+        {
+            self.new_links.set(self.new_links.get() + 1);
+        }
         for side in [&link.upstream, &link.downstream] {
             if let Some(t) = &side.ticket {
                 index_link(self.link_idx, &side.endpoint, t, link.id)?;
@@ -420,8 +431,10 @@ impl Store {
             // Durability comes from our explicit, grouped flushes.
             .flush_every_ms(None)
             .open()?;
+        let links = db.open_tree("links")?;
         Ok(Store {
-            links: db.open_tree("links")?,
+            link_total: std::sync::Arc::new(links.len().into()),
+            links,
             link_idx: db.open_tree("link_idx")?,
             created: db.open_tree("created")?,
             applied: db.open_tree("applied")?,
@@ -637,7 +650,8 @@ impl Store {
     /// Runs `f` as one atomic transaction over the ingest trees; `f` may be
     /// re-run on conflict, so it must only act through `Tx`.
     pub fn ingest_tx<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
-        self.gated(|| {
+        let new_links = std::cell::Cell::new(0);
+        let out = self.gated(|| {
             (
                 &self.links,
                 &self.link_idx,
@@ -650,6 +664,8 @@ impl Store {
             )
                 .transaction(
                     |(links, link_idx, created, outbox, cursors, seen, tickets, tails)| {
+                        // Counted again by each attempt.
+                        new_links.set(0);
                         f(&Tx {
                             links,
                             link_idx,
@@ -659,11 +675,17 @@ impl Store {
                             seen,
                             tickets,
                             tails,
+                            new_links: &new_links,
                         })
                     },
                 )
                 .map_err(tx_err)
-        })
+        });
+        if out.is_ok() {
+            self.link_total
+                .fetch_add(new_links.get(), std::sync::atomic::Ordering::Relaxed);
+        }
+        out
     }
 
     /// As `ingest_tx`, then `flush`: returns once the writes are durable.
@@ -1114,7 +1136,7 @@ impl Store {
     /// Counts without reading the records (`/status` and `/metrics` are
     /// asked often, and a long-lived deployment holds many links).
     pub fn link_count(&self) -> usize {
-        self.links.len()
+        self.link_total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn dead_letter_count(&self) -> usize {
@@ -1191,6 +1213,35 @@ mod tests {
                 },
             ),
         }
+    }
+
+    #[test]
+    fn the_link_count_follows_new_links_not_updates_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Store::open(&path).unwrap();
+        let mut a = Link::new("a", "T1", "b");
+        let b = Link::new("a", "T2", "b");
+        store.ingest_tx(|tx| tx.put_link(&a)).unwrap();
+        // Two in one transaction, one of them again: one more.
+        store
+            .ingest_tx(|tx| {
+                tx.put_link(&b)?;
+                tx.put_link(&b)
+            })
+            .unwrap();
+        a.downstream.ticket = Some("B-1".into());
+        store.ingest_tx(|tx| tx.put_link(&a)).unwrap();
+        // An aborted transaction counts nothing.
+        let c = Link::new("a", "T3", "b");
+        let aborted = store.ingest_tx(|tx| -> TxResult<()> {
+            tx.put_link(&c)?;
+            Err(ConflictableTransactionError::Abort("no".into()))
+        });
+        assert!(aborted.is_err());
+        assert_eq!(store.link_count(), 2);
+        drop(store);
+        assert_eq!(Store::open(&path).unwrap().link_count(), 2);
     }
 
     #[test]
