@@ -4,13 +4,13 @@
 # Tests that kill or restart the broker use this, never the shared one.
 #
 # Usage: rabbitmq-private-node.sh start|stop|kill9|restart|status DIR [AMQP_PORT] [MGMT_PORT] [DIST_PORT]
-#        rabbitmq-private-node.sh policy DIR AMQP_PORT MGMT_PORT DIST_PORT NAME PATTERN DEFINITION
+#        rabbitmq-private-node.sh ctl DIR AMQP_PORT MGMT_PORT DIST_PORT ARGS...
 #   start    start the node (detached) and wait until it accepts work
 #   stop     clean shutdown; returns once the OS process has exited
 #   kill9    SIGKILL the node (a crash); returns once it is gone
 #   restart  kill9, then start (durable queues and persistent messages survive)
 #   status   exit 0 when the node runs
-#   policy   set a queue policy (JSON DEFINITION on names matching PATTERN)
+#   ctl      rabbitmqctl ARGS on the node (set_policy, add_user, list_connections...)
 # Defaults: 5673 15673 25673. Node name: dbpriv<AMQP_PORT>@localhost.
 # The management plugin is off (faster start); set
 # RABBITMQ_PRIVATE_MGMT=1 before the first start to have it on MGMT_PORT.
@@ -19,7 +19,9 @@
 # made in DIR/tls (the CA to trust: DIR/tls/ca.pem), and a client
 # certificate of that CA in DIR/tls/client.p12 (password: test). With
 # RABBITMQ_PRIVATE_TLS_VERIFY=1 as well, the listener refuses clients
-# without such a certificate.
+# without such a certificate. With RABBITMQ_PRIVATE_TLS_EXTERNAL=1 too, it
+# also offers the EXTERNAL mechanism (a login by the certificate alone: its
+# common name is the user, who must exist: `ctl ... add_user`).
 # Needs Debian's rabbitmq-server package (scripts/test.sh installs it).
 #
 # Traps (see /work/shared/reference/README.md):
@@ -94,6 +96,11 @@ if [ ! -f "$D/rabbitmq.conf" ]; then
       echo "ssl_options.cacertfile = $D/tls/ca.pem"
       echo "ssl_options.certfile = $D/tls/server.pem"
       echo "ssl_options.keyfile = $D/tls/server.key"
+      if [ "${RABBITMQ_PRIVATE_TLS_EXTERNAL:-0}" = 1 ]; then
+        echo "auth_mechanisms.1 = PLAIN"
+        echo "auth_mechanisms.2 = EXTERNAL"
+        echo "ssl_cert_login_from = common_name"
+      fi
       if [ "${RABBITMQ_PRIVATE_TLS_VERIFY:-0}" = 1 ]; then
         echo "ssl_options.verify = verify_peer"
         echo "ssl_options.fail_if_no_peer_cert = true"
@@ -109,11 +116,10 @@ if [ ! -f "$D/rabbitmq.conf" ]; then
   } > "$D/rabbitmq.conf"
   : > "$D/rabbitmq-env.conf"
   echo '[].' > "$D/advanced.config"
-  if [ "${RABBITMQ_PRIVATE_MGMT:-0}" = 1 ]; then
-    echo '[rabbitmq_management].' > "$D/enabled_plugins"
-  else
-    echo '[].' > "$D/enabled_plugins"
-  fi
+  plugins=()
+  [ "${RABBITMQ_PRIVATE_MGMT:-0}" = 1 ] && plugins+=(rabbitmq_management)
+  [ -n "$TLS_PORT" ] && [ "${RABBITMQ_PRIVATE_TLS_EXTERNAL:-0}" = 1 ] && plugins+=(rabbitmq_auth_mechanism_ssl)
+  (IFS=,; echo "[${plugins[*]}].") > "$D/enabled_plugins"
 fi
 
 ctl() { "$SBIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" "$@"; }
@@ -169,8 +175,9 @@ case "$CMD" in
   restart)
     "$0" kill9 "$D" "$AP" "$MP" "$DP"
     "$0" start "$D" "$AP" "$MP" "$DP" ;;
-  policy)
-    ctl -q set_policy --apply-to queues "${6:?policy name}" "${7:?pattern}" "${8:?definition}" ;;
+  ctl)
+    shift 5
+    ctl -q "$@" ;;
   status)
     if alive; then ctl -q status >/dev/null 2>&1 && echo "running pid=$(pid)" && exit 0; fi
     echo "not running"

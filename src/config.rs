@@ -781,14 +781,24 @@ fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
                 Ok(u) if u.vhost.contains('@') => p.push(
                     "bus.url: percent-encode the password's special characters (/ as %2F, @ as %40, : as %3A)".into(),
                 ),
-                Ok(u) if u.scheme != lapin::uri::AMQPScheme::AMQPS => {
-                    for (name, set) in &tls_settings {
-                        if set.is_some() {
-                            p.push(format!("bus.{name}: only used with an amqps:// URL (TLS)"));
+                Ok(u) => {
+                    let tls = u.scheme == lapin::uri::AMQPScheme::AMQPS;
+                    if !tls {
+                        for (name, set) in &tls_settings {
+                            if set.is_some() {
+                                p.push(format!("bus.{name}: only used with an amqps:// URL (TLS)"));
+                            }
                         }
                     }
+                    // A login by the client certificate alone.
+                    if u.query.auth_mechanism == Some(lapin::auth::SASLMechanism::External)
+                        && !(tls && b.client_certificate.is_some())
+                    {
+                        p.push(
+                            "bus.url: auth_mechanism=external logs in with the client certificate: it needs an amqps:// URL and [bus.client_certificate]".into(),
+                        );
+                    }
                 }
-                Ok(_) => {}
             },
         },
         (BusKind::Embedded, Some(_)) => p.push("bus.url: only used with kind = \"amqp\"".into()),
@@ -1022,6 +1032,34 @@ kind = "webhook"
         .join("\n");
         assert!(all.contains("bus.client_certificate: cannot read"), "{all}");
         assert!(!all.contains("s3cret") && !all.contains("hunter2"), "{all}");
+        // A login by the certificate alone needs the certificate and TLS.
+        for (with, fine) in [("amqps", true), ("amqp", false)] {
+            std::fs::write(
+                &url,
+                format!("{with}://broker.example:5671/%2f?auth_mechanism=external"),
+            )
+            .unwrap();
+            let conf = |cert: bool| {
+                let cert = if cert {
+                    format!(
+                        "[bus.client_certificate]\npkcs12_file = \"{}\"\n",
+                        open.display()
+                    )
+                } else {
+                    String::new()
+                };
+                Config::parse(&format!(
+                    "[bus]\nkind = \"amqp\"\nurl = {{ file = \"{}\" }}\n{cert}{MINIMAL}",
+                    url.display()
+                ))
+            };
+            assert_eq!(conf(true).is_ok(), fine, "{with}");
+            let all = conf(false).unwrap_err().problems().join("\n");
+            assert!(
+                all.contains("auth_mechanism=external logs in with the client certificate"),
+                "{all}"
+            );
+        }
     }
 
     #[test]

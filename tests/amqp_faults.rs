@@ -73,6 +73,7 @@ impl PrivateBroker {
         if let Some(p) = self.tls_port {
             c.env("RABBITMQ_PRIVATE_TLS_PORT", p.to_string());
             c.env("RABBITMQ_PRIVATE_TLS_VERIFY", "1");
+            c.env("RABBITMQ_PRIVATE_TLS_EXTERNAL", "1");
         }
         c.arg(cmd).arg(self.dir.path());
         for p in self.ports {
@@ -81,9 +82,9 @@ impl PrivateBroker {
         c
     }
 
-    /// A queue policy on the node.
-    async fn policy(&self, name: &str, pattern: &str, definition: &str) {
-        self.run_with("policy", &[name, pattern, definition]).await;
+    /// rabbitmqctl on the node; what it printed.
+    async fn ctl(&self, args: &[&str]) -> String {
+        self.run_with("ctl", args).await
     }
 
     /// Runs the script off the runtime's threads (the sample desks live on
@@ -92,7 +93,7 @@ impl PrivateBroker {
         self.run_with(cmd, &[]).await;
     }
 
-    async fn run_with(&self, cmd: &str, args: &[&str]) {
+    async fn run_with(&self, cmd: &str, args: &[&str]) -> String {
         let mut c = self.command(cmd);
         c.args(args);
         let what = format!("rabbitmq-private-node.sh {cmd}");
@@ -105,6 +106,7 @@ impl PrivateBroker {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
@@ -1098,11 +1100,14 @@ async fn a_broker_that_refuses_publishes_loses_and_doubles_nothing() {
     }
     .queue("dst");
     broker
-        .policy(
+        .ctl(&[
+            "set_policy",
+            "--apply-to",
+            "queues",
             "full",
             &format!("^{}$", queue.replace('.', "\\.")),
             r#"{"max-length":2,"overflow":"reject-publish"}"#,
-        )
+        ])
         .await;
     // Another consumer holds the queue (one at a time may), with one
     // message unacknowledged: the queue fills and the broker refuses.
@@ -1245,4 +1250,34 @@ async fn amqps_with_the_companys_own_ca_and_a_client_certificate() {
             .contains("deskbridge_broker_published_total 2")
     })
     .await;
+
+    // A login by the certificate alone (EXTERNAL): no user or password in
+    // the URL; the certificate's name is the broker's user.
+    broker.ctl(&["add_user", "deskbridge", "never-used"]).await;
+    broker
+        .ctl(&["set_permissions", "-p", "/", "deskbridge", ".*", ".*", ".*"])
+        .await;
+    let code = tokio::task::block_in_place(|| gw.terminate());
+    assert!(code.success(), "exit status {code}:\n{}", log_tail(&gw));
+    std::fs::write(
+        gw.dir.path().join("amqp.url"),
+        format!("amqps://localhost:{tls_port}/%2f?auth_mechanism=external"),
+    )
+    .unwrap();
+    gw.spawn();
+    src.desk
+        .comment(&t, "swapped the printer", Audience::Partner, "Ann", &[]);
+    eventually(
+        "a note crosses with the certificate's login",
+        60,
+        || async { comments(&dst.desk, &t).len() == 2 },
+    )
+    .await;
+    let conns = broker
+        .ctl(&["list_connections", "user", "auth_mechanism"])
+        .await;
+    assert!(conns.contains("deskbridge\tEXTERNAL"), "{conns}");
+    assert!(!conns.contains("guest"), "{conns}");
+    let text = String::from_utf8(gw.cli(&["status"]).stdout).unwrap();
+    assert!(text.contains("broker: connected"), "{text}");
 }

@@ -390,7 +390,11 @@ impl Broker {
                     lapin::uri::AMQPScheme::AMQPS => "amqps",
                     lapin::uri::AMQPScheme::AMQP => "amqp",
                 },
-                u.authority.userinfo.username,
+                if u.query.auth_mechanism == Some(lapin::auth::SASLMechanism::External) {
+                    "(client certificate)"
+                } else {
+                    &u.authority.userinfo.username
+                },
                 u.authority.host,
                 u.authority.port,
                 // Never a password that leaked into the path (the config
