@@ -866,11 +866,15 @@ impl Store {
         scan(&self.held, "held", dest)
     }
 
-    /// The oldest outbox messages of every destination, for the broker
-    /// publisher (per destination in order).
-    pub fn outbox_batch(&self, limit: usize) -> Result<Vec<(QueueKey, sled::IVec)>, StoreError> {
+    /// A destination's oldest outbox messages, in order, for the broker
+    /// publisher.
+    pub fn outbox_batch(
+        &self,
+        dest: &str,
+        limit: usize,
+    ) -> Result<Vec<(QueueKey, sled::IVec)>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.outbox.iter().take(limit) {
+        for kv in self.outbox.scan_prefix(dest_prefix(dest)).take(limit) {
             let (k, v) = kv?;
             if let Some(key) = QueueKey::decode(&k) {
                 out.push((key, v));

@@ -1080,8 +1080,10 @@ async fn notes_the_broker_hands_out_of_order_are_applied_in_order() {
 /// A broker that refuses publishes (nacks: here its queue is full, under a
 /// max-length policy with reject-publish) loses and doubles nothing: the
 /// refused events stay in the outbox, the status says why, the publisher
-/// retries at a pause (no reconnect loop), and once the broker takes them
-/// again each note lands once, in order.
+/// retries at a pause (no reconnect loop) while the other destination's
+/// events go on (more of the refused ones wait than a publish window
+/// holds), and once the broker takes them again each note lands once, in
+/// order.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_that_refuses_publishes_loses_and_doubles_nothing() {
     let broker = PrivateBroker::start().await;
@@ -1090,11 +1092,26 @@ async fn a_broker_that_refuses_publishes_loses_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let src = Party::start("src").await;
     let dst = Party::start("dst").await;
-    let conf = src_dst_config(dir.path(), &url, &prefix, &src, &dst);
+    let ok = Party::start("ok").await;
+    let mut conf = format!(
+        "{}publish_window = 4\n{PARTIES}{}{}{}",
+        bus(dir.path(), &url, &prefix),
+        src.toml(dir.path(), "svc", ""),
+        dst.toml(dir.path(), "vendor", ""),
+        ok.toml(dir.path(), "vendor", ""),
+    );
+    for to in ["dst", "ok"] {
+        conf.push_str(&format!("\n[[transfers]]\nfrom = \"src\"\nto = \"{to}\"\n"));
+    }
     let mut gw = Gateway::start_with(dir, &conf);
     src.connect(&gw);
     dst.connect(&gw);
+    ok.connect(&gw);
     let (t, _) = ticket_at_dst(&src, &dst, "refused").await;
+    eventually("the ticket at ok", 20, || async {
+        partner_ticket(&ok.desk, &t).is_some()
+    })
+    .await;
     let queue = Topology {
         prefix: prefix.clone(),
     }
@@ -1134,6 +1151,14 @@ async fn a_broker_that_refuses_publishes_loses_and_doubles_nothing() {
     .await;
     let text = String::from_utf8(gw.cli(&["status"]).stdout).unwrap();
     assert!(text.contains("WAITING for the broker"), "{text}");
+    eventually("every note at ok meanwhile", 30, || async {
+        comments(&ok.desk, &t).len() >= n
+    })
+    .await;
+    assert_eq!(
+        comments(&ok.desk, &t),
+        (0..n).map(|i| body(0, i)).collect::<Vec<_>>()
+    );
     // Refused again and again, at a pause: not one reconnect per refusal.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let log = gw.log();

@@ -25,7 +25,7 @@ use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -503,15 +503,35 @@ impl Broker {
             mandatory: true,
             ..Default::default()
         };
-        let mut refused = Retry::new(SESSION_RETRY);
-        let mut refusing = false;
+        // Destinations whose queue refuses publishes, each with its own
+        // pause: one full queue must not hold up the others.
+        let mut refusing: HashMap<String, Refusing> = HashMap::new();
         loop {
-            let batch = store.outbox_batch(self.window)?;
+            // Copies for the broker's dead-letter queues go even while the
+            // outbox never empties.
+            while let Ok((key, dl)) = dead.try_recv() {
+                self.copy_dead(&ch, &key, &dl).await?;
+            }
+            let now = tokio::time::Instant::now();
+            let mut batch = Vec::new();
+            for dest in dests {
+                if refusing.get(dest).is_some_and(|r| r.until > now) {
+                    continue;
+                }
+                let some = store.outbox_batch(dest, self.window)?;
+                // Its refused messages left the outbox another way.
+                if some.is_empty() && refusing.remove(dest).is_some() {
+                    self.refusal_changed(&refusing);
+                }
+                batch.extend(some);
+            }
             if batch.is_empty() {
+                let next_try = refusing.values().map(|r| r.until).min();
                 tokio::select! {
                     _ = shutdown.changed() => return Ok(()),
                     _ = queues.announced() => {}
                     Some((key, dl)) = dead.recv() => self.copy_dead(&ch, &key, &dl).await?,
+                    _ = lingered(next_try) => {}
                     // A notice may be missed between the scan and the wait.
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
@@ -529,54 +549,65 @@ impl Broker {
             // few writes, where awaiting each in turn cost a wake of lapin's
             // I/O thread per message.
             let confirms = futures::future::try_join_all(publishes).await?;
+            // Every confirm is awaited: lapin keeps one dropped unresolved
+            // for the channel's life.
             let mut done = Vec::with_capacity(batch.len());
-            let mut nacked = None;
+            let mut unroutable = None;
+            let mut nacked = BTreeSet::new();
             for ((key, _), confirm) in batch.iter().zip(confirms) {
-                let key = key.clone();
                 match confirm.await? {
-                    Confirmation::Ack(None) | Confirmation::NotRequested => done.push(key),
-                    Confirmation::Ack(Some(_)) => {
-                        store.published(&done)?;
-                        return Err(AmqpError::Unroutable(self.topology.queue(&key.dest)));
-                    }
-                    // The rest of the batch goes again (a later one the
-                    // broker took is a repeat the relay absorbs; its
-                    // `after` keeps the order).
+                    Confirmation::Ack(None) | Confirmation::NotRequested => done.push(key.clone()),
+                    Confirmation::Ack(Some(_)) => unroutable = Some(key.dest.clone()),
+                    // It goes again; a later one of its link that the
+                    // broker took waits for it at the relay (`after`).
                     Confirmation::Nack(_) => {
-                        nacked = Some(key);
-                        break;
+                        nacked.insert(key.dest.clone());
                     }
                 }
             }
             store.published(&done)?;
             self.set(|s| s.published += done.len() as u64);
-            match nacked {
-                None if refusing => {
-                    refusing = false;
-                    refused = Retry::new(SESSION_RETRY);
-                    info!("the broker takes publishes again");
-                    self.up("publisher");
-                }
-                None => {}
-                // Not a lost connection: the same channel tries again
-                // after a pause, and the status says why meanwhile.
-                Some(key) => {
-                    let why = format!(
-                        "the broker refuses publishes to queue {} (nack): it may be full (a max-length policy with overflow reject-publish) or without a quorum; they stay in the outbox",
-                        self.topology.queue(&key.dest)
-                    );
-                    if !refusing {
-                        warn!(error = %why, "broker refuses publishes");
-                    }
-                    refusing = true;
-                    self.down("publisher", why);
-                    tokio::select! {
-                        _ = tokio::time::sleep(refused.next_delay(None)) => {}
-                        _ = shutdown.changed() => return Ok(()),
-                    }
+            if let Some(dest) = unroutable {
+                return Err(AmqpError::Unroutable(self.topology.queue(&dest)));
+            }
+            let published: BTreeSet<&String> = batch.iter().map(|(k, _)| &k.dest).collect();
+            let mut changed = false;
+            for dest in published {
+                if nacked.contains(dest) {
+                    let r = refusing.entry(dest.clone()).or_insert_with(|| {
+                        changed = true;
+                        warn!(queue = %self.topology.queue(dest), "the broker refuses publishes (nack); they stay in the outbox");
+                        Refusing {
+                            retry: Retry::new(SESSION_RETRY),
+                            until: now,
+                        }
+                    });
+                    r.until = tokio::time::Instant::now() + r.retry.next_delay(None);
+                } else if refusing.remove(dest).is_some() {
+                    info!(queue = %self.topology.queue(dest), "the broker takes publishes again");
+                    changed = true;
                 }
             }
+            if changed {
+                self.refusal_changed(&refusing);
+            }
         }
+    }
+
+    /// The publisher's part of the status while queues refuse publishes.
+    fn refusal_changed(&self, refusing: &HashMap<String, Refusing>) {
+        if refusing.is_empty() {
+            self.up("publisher");
+            return;
+        }
+        let queues: BTreeSet<String> = refusing.keys().map(|d| self.topology.queue(d)).collect();
+        self.down(
+            "publisher",
+            format!(
+                "the broker refuses publishes to queue {} (nack): full (a max-length policy with overflow reject-publish) or without a quorum? They stay in the outbox and are tried again",
+                queues.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        );
     }
 
     async fn copy_dead(
@@ -802,6 +833,12 @@ impl Broker {
         .await;
         Ok(())
     }
+}
+
+/// A destination whose queue refuses publishes: when to try it again.
+struct Refusing {
+    retry: Retry,
+    until: tokio::time::Instant,
 }
 
 /// Pauses between connection attempts, between broker sessions that end
