@@ -280,10 +280,8 @@ fn refill(
             continue;
         }
         if let Some(a) = env.after {
-            let here = held_seqs.contains(&a.seq)
-                || backlog.contains(link, a.seq)
-                || owed.contains_key(&a.seq);
-            if !here && !store.after_done(&env)? {
+            // Parked too, it goes first.
+            if !held_seqs.contains(&a.seq) && !follows(store, &env, backlog, owed)? {
                 left += 1;
                 gap = Some((key, env, a.seq));
                 continue;
@@ -297,6 +295,22 @@ fn refill(
         parked.insert(link);
     }
     Ok(gap)
+}
+
+/// Broker: whether `env` may take its place behind what is here: the
+/// message its link sent before it is waiting or in flight here (it goes
+/// first), or done.
+fn follows(
+    store: &Store,
+    env: &Envelope,
+    backlog: &Backlog,
+    owed: &HashMap<u64, Vec<Ack>>,
+) -> Result<bool, StoreError> {
+    match env.after {
+        None => Ok(true),
+        Some(a) if backlog.contains(env.link_id, a.seq) || owed.contains_key(&a.seq) => Ok(true),
+        Some(_) => store.after_done(env),
+    }
 }
 
 /// Keeps what `refill` found of a link's order: a gap keeps its clock
@@ -603,7 +617,7 @@ impl Dispatcher {
                                 || parked.contains(&link)
                                 || in_memory >= me.link_window
                                 || me.store.is_held(&key)?
-                                || !me.follows(&env, &backlog, &owed)?)
+                                || !follows(&me.store, &env, &backlog, &owed)?)
                         {
                             // Park it behind its link's earlier messages (or
                             // its dead letter), durably, then free the
@@ -666,10 +680,8 @@ impl Dispatcher {
                             // Still to come: not yet published (the broker
                             // was down, say), or here by now.
                             if me.store.is_queued(&missing)?
-                                || backlog.contains(link, g.missing)
-                                || owed.contains_key(&g.missing)
                                 || me.store.is_held(&missing)?
-                                || me.store.after_done(&g.env)?
+                                || follows(&me.store, &g.env, &backlog, &owed)?
                             {
                                 g.recheck = true;
                                 // Readings taken while it was still to come
@@ -803,24 +815,6 @@ impl Dispatcher {
         QueueKey {
             dest: self.dest.clone(),
             seq,
-        }
-    }
-
-    /// Broker: whether `env` may take its place behind what is here: the
-    /// message its link sent before it is waiting or in flight here (it
-    /// goes first), or done.
-    fn follows(
-        &self,
-        env: &Envelope,
-        backlog: &Backlog,
-        owed: &HashMap<u64, Vec<Ack>>,
-    ) -> Result<bool, StoreError> {
-        match env.after {
-            None => Ok(true),
-            Some(a) if backlog.contains(env.link_id, a.seq) || owed.contains_key(&a.seq) => {
-                Ok(true)
-            }
-            Some(_) => self.store.after_done(env),
         }
     }
 
