@@ -840,6 +840,20 @@ async fn a_parked_link_keeps_its_order_across_sigkill_and_sigterm() {
     }
 }
 
+/// Waits until `n` notes of link 0 are at `dst` on `t` and nothing is
+/// left to do, then asserts they are notes 0 to n-1, once each, in order.
+async fn all_notes_in_order(gw: &Gateway, dst: &Party, t: &str, n: usize, what: &str, secs: u64) {
+    eventually(what, secs, || async {
+        comments(&dst.desk, t).len() >= n && gw.idle().await
+    })
+    .await;
+    assert_eq!(
+        comments(&dst.desk, t),
+        (0..n).map(|i| body(0, i)).collect::<Vec<_>>(),
+        "{what}"
+    );
+}
+
 /// The one dead letter's id, if there is exactly one.
 async fn dead_letter(gw: &Gateway) -> Option<String> {
     let dead = gw.get("/dead").await;
@@ -904,14 +918,7 @@ async fn a_dead_letter_holds_its_link_and_replay_or_discard_keep_the_order() {
     assert!(comments(&dst.desk, &t).is_empty());
     let out = gw.cli(&["replay", &id]);
     assert!(out.status.success(), "{out:?}");
-    eventually("the link caught up after the replay", 30, || async {
-        comments(&dst.desk, &t).len() >= 11 && gw.idle().await
-    })
-    .await;
-    assert_eq!(
-        comments(&dst.desk, &t),
-        (0..11).map(|i| body(0, i)).collect::<Vec<_>>()
-    );
+    all_notes_in_order(&gw, &dst, &t, 11, "the link caught up after the replay", 30).await;
 
     // Again, and this time the operator gives up on the refused note.
     let id = refused_then_parked(&gw, &src, &dst, (&t, &at_dst), 11, 12..16).await;
@@ -1067,14 +1074,7 @@ async fn notes_the_broker_hands_out_of_order_are_applied_in_order() {
     let id = dead_letter(&gw).await.unwrap();
     let out = gw.cli(&["replay", &id]);
     assert!(out.status.success(), "{out:?}");
-    eventually("all four notes at dst", 30, || async {
-        comments(&dst.desk, &t).len() >= 4 && gw.idle().await
-    })
-    .await;
-    assert_eq!(
-        comments(&dst.desk, &t),
-        (0..4).map(|i| body(0, i)).collect::<Vec<_>>()
-    );
+    all_notes_in_order(&gw, &dst, &t, 4, "all four notes at dst", 30).await;
 }
 
 /// A broker that refuses publishes (nacks: here its queue is full, under a
@@ -1173,14 +1173,7 @@ async fn a_broker_that_refuses_publishes_loses_and_doubles_nothing() {
     assert!(!log.contains("reconnecting"), "{}", log_tail(&gw));
     assert!(comments(&dst.desk, &t).is_empty());
     conn.close(200, "done").await.unwrap();
-    eventually("every note at dst", 60, || async {
-        comments(&dst.desk, &t).len() >= n && gw.idle().await
-    })
-    .await;
-    assert_eq!(
-        comments(&dst.desk, &t),
-        (0..n).map(|i| body(0, i)).collect::<Vec<_>>()
-    );
+    all_notes_in_order(&gw, &dst, &t, n, "every note at dst", 60).await;
     let s = gw.status().await;
     assert_eq!(s["broker"]["connected"], true, "{s}");
     assert!(gw.log().contains("the broker takes publishes again"));
