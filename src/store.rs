@@ -182,6 +182,11 @@ fn applied_key(event: Uuid, link: Uuid, dest: &str) -> Vec<u8> {
     k
 }
 
+/// A `late` record's seq.
+fn late_seq(v: &[u8]) -> Option<u64> {
+    v.try_into().ok().map(u64::from_be_bytes)
+}
+
 fn tail_key(dest: &str, link: Uuid) -> Vec<u8> {
     let mut k = dest_prefix(dest);
     k.extend_from_slice(link.as_bytes());
@@ -841,7 +846,7 @@ impl Store {
         for kv in self.late.scan_prefix(&prefix) {
             let (k, v) = kv?;
             let link = Uuid::from_slice(&k[prefix.len()..]).ok();
-            let seq = v.as_ref().try_into().ok().map(u64::from_be_bytes);
+            let seq = late_seq(&v);
             if let (Some(link), Some(seq)) = (link, seq) {
                 out.insert(link, seq);
             }
@@ -854,7 +859,7 @@ impl Store {
         Ok(self
             .late
             .get(tail_key(dest, link))?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+            .and_then(|v| late_seq(&v)))
     }
 
     pub fn is_held(&self, key: &QueueKey) -> Result<bool, StoreError> {
@@ -1123,9 +1128,7 @@ impl Store {
                             .is_some();
                         if !done && held.get(missing.encode())?.is_none() {
                             let at = tail_key(&key.dest, dl.envelope.link_id);
-                            let before = late
-                                .get(&at)?
-                                .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes));
+                            let before = late.get(&at)?.and_then(|v| late_seq(&v));
                             if before.is_none_or(|b| b < key.seq) {
                                 late.insert(at, &key.seq.to_be_bytes())?;
                             }
