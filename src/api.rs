@@ -215,6 +215,14 @@ pub fn admin_router(ops: Ops) -> Router {
             }),
         )
         .route(
+            "/queues/{endpoint}/discard",
+            post(
+                |State(o): State<Ops>, Path(endpoint): Path<String>| async move {
+                    reply(o.discard_queued(&endpoint).await)
+                },
+            ),
+        )
+        .route(
             "/transfer",
             post(
                 |State(o): State<Ops>, Json(t): Json<crate::ops::TransferRequest>| async move {
@@ -309,6 +317,15 @@ async fn metrics(State(o): State<Ops>) -> Response {
         "Broker: messages ready in the destination's queue, as last read (absent while not connected).",
         "gauge",
         per_dest(&|v| v.at_broker.map(|n| n.to_string()).unwrap_or_default())
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect(),
+    );
+    family(
+        "deskbridge_unconfigured",
+        "1 for a destination no longer in the configuration that still has messages queued or parked (they are not delivered).",
+        "gauge",
+        per_dest(&|v| if v.unconfigured { "1".into() } else { String::new() })
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
             .collect(),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -262,6 +262,20 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         source,
     })?;
     info!(%hooks_addr, %admin_addr, "deskbridge running");
+    // Said once at start, where whoever removed the endpoint looks first;
+    // `deskbridge status` and /metrics go on saying it.
+    let configured = |d: &str| config.endpoints.contains_key(d);
+    match ops.store.unconfigured(configured) {
+        Ok(left) => {
+            for (endpoint, (queued, parked)) in left {
+                warn!(
+                    %endpoint, queued, parked,
+                    "messages wait for an endpoint that is not in the configuration: add it back to deliver them, or give them up with `deskbridge discard --queued-for {endpoint}`"
+                );
+            }
+        }
+        Err(e) => warn!(error = %e, "could not list the queues of endpoints no longer configured"),
+    }
     Ok(Running {
         hooks_addr,
         admin_addr,

@@ -60,8 +60,17 @@ enum Cmd {
     },
     /// Re-run a dead letter after its cause is fixed.
     Replay { id: String },
-    /// Give up a dead letter for good so that its link moves on.
-    Discard { id: String },
+    /// Give up a dead letter for good so that its link moves on; or, with
+    /// --queued-for, every message still queued for an endpoint removed
+    /// from the configuration.
+    Discard {
+        #[arg(required_unless_present = "queued_for")]
+        id: Option<String>,
+        /// An endpoint no longer in the configuration (`deskbridge status`
+        /// lists those that still have messages).
+        #[arg(long, conflicts_with = "id")]
+        queued_for: Option<String>,
+    },
     /// Hand a ticket to a partner: `--from ENDPOINT:TICKET --to ENDPOINT`.
     Transfer {
         #[arg(long)]
@@ -300,11 +309,14 @@ async fn run(cli: Cli) -> Result<()> {
             };
             println!("{msg}");
         }
-        Cmd::Discard { id } => {
+        Cmd::Discard { id, queued_for } => {
             let t = target(load(&c)?).await?;
-            let msg: String = match &t {
-                Target::Local(o) => o.discard(&id).await?,
-                _ => t.post(&format!("/dead/{id}/discard"), &()).await?,
+            let msg: String = match (&t, id, queued_for) {
+                (Target::Local(o), Some(id), _) => o.discard(&id).await?,
+                (Target::Local(o), None, Some(ep)) => o.discard_queued(&ep).await?,
+                (_, Some(id), _) => t.post(&format!("/dead/{id}/discard"), &()).await?,
+                (_, None, Some(ep)) => t.post(&format!("/queues/{ep}/discard"), &()).await?,
+                (_, None, None) => unreachable!("clap requires one of them"),
             };
             println!("{msg}");
         }
@@ -363,6 +375,13 @@ async fn run(cli: Cli) -> Result<()> {
                     }
                 }
                 for (name, d) in &s.destinations {
+                    if d.unconfigured {
+                        println!(
+                            "  {name}: NOT CONFIGURED, {} queued, {} parked: add endpoints.{name} back to deliver them in order, or give them up with `deskbridge discard --queued-for {name}`",
+                            d.queued, d.parked
+                        );
+                        continue;
+                    }
                     println!(
                         "  {name}: {} queued, {} in flight, {} delivered, {} blocked links{}{}",
                         d.queued,

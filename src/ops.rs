@@ -203,6 +203,12 @@ impl Ops {
 
     pub async fn replay(&self, id: &str) -> Result<String, OpsError> {
         let key = Self::key(id)?;
+        if !self.config.endpoints.contains_key(&key.dest) {
+            return Err(OpsError::BadRequest(format!(
+                "{id} is for endpoint {}, which is not in the configuration: add endpoints.{} back first (or discard it)",
+                key.dest, key.dest
+            )));
+        }
         let to_held = self.config.bus.kind == crate::config::BusKind::Amqp;
         let env = self.store.replay(&key, to_held)?;
         // The answer is a promise: a crash after it must not undo it.
@@ -217,6 +223,27 @@ impl Ops {
         self.store.flush().await?;
         self.queues.unblock(&key.dest, dl.envelope.link_id);
         Ok(format!("{id} is discarded; its link moves on"))
+    }
+
+    /// Gives up every message queued or parked for an endpoint removed
+    /// from the configuration (a partner no longer served). Refused for a
+    /// configured one: its messages are being delivered.
+    pub async fn discard_queued(&self, endpoint: &str) -> Result<String, OpsError> {
+        if self.config.endpoints.contains_key(endpoint) {
+            return Err(OpsError::BadRequest(format!(
+                "endpoint {endpoint} is in the configuration, so its messages are being delivered; to give them up, remove endpoints.{endpoint} from the configuration and restart, then discard"
+            )));
+        }
+        let n = self.store.discard_queued(endpoint)?;
+        if n == 0 {
+            return Err(OpsError::NotFound(format!(
+                "nothing is queued for {endpoint} (`deskbridge status` lists the endpoints no longer configured that still have messages)"
+            )));
+        }
+        self.store.flush().await?;
+        Ok(format!(
+            "{n} messages queued for {endpoint} are discarded; its dead letters, if any, stay (`deskbridge dead`)"
+        ))
     }
 
     pub async fn transfer(&self, t: &TransferRequest) -> Result<LinkView, OpsError> {
@@ -243,6 +270,18 @@ impl Ops {
                 s.at_broker = broker.as_ref().and_then(|b| b.ready.get(name).copied());
             }
             destinations.insert(name.clone(), s);
+        }
+        let configured = |d: &str| self.config.endpoints.contains_key(d);
+        for (name, (queued, parked)) in self.store.unconfigured(configured)? {
+            destinations.insert(
+                name,
+                DestStatus {
+                    queued,
+                    parked,
+                    unconfigured: true,
+                    ..DestStatus::default()
+                },
+            );
         }
         Ok(StatusView {
             running: self.board.is_some(),

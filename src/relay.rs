@@ -48,6 +48,11 @@ pub struct DestStatus {
     /// The last transient failure while any delivery retries, and since when.
     pub failing: Option<String>,
     pub failing_since: Option<DateTime<Utc>>,
+    /// The endpoint is no longer in the configuration: its queued and
+    /// parked messages wait, undelivered, until it is back or they are
+    /// discarded (`deskbridge discard --queued-for`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unconfigured: bool,
 }
 
 pub type StatusBoard = Arc<Mutex<BTreeMap<String, DestStatus>>>;

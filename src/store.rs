@@ -14,7 +14,7 @@ use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
 };
 use sled::Transactional;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use uuid::Uuid;
 
@@ -424,6 +424,21 @@ impl From<UnabortableTransactionError> for StoreError {
 /// A destination's records in a tree keyed by `QueueKey`.
 fn count_of(tree: &sled::Tree, dest: &str) -> usize {
     tree.scan_prefix(dest_prefix(dest)).count()
+}
+
+/// The destinations a tree keyed by `QueueKey` holds records for, reading
+/// one key per destination (a key is `dest\0seq`: `dest\x01` is past them).
+fn dests_of(tree: &sled::Tree) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    let mut from = Vec::new();
+    while let Some(kv) = tree.range(from.as_slice()..).next() {
+        let (k, _) = kv?;
+        let dest_len = k.iter().position(|b| *b == 0).unwrap_or(k.len());
+        out.push(String::from_utf8_lossy(&k[..dest_len]).into_owned());
+        from = k[..dest_len].to_vec();
+        from.push(1);
+    }
+    Ok(out)
 }
 
 /// How often a flush leader yields before it writes (see `flush`).
@@ -912,6 +927,68 @@ impl Store {
         count_of(&self.held, dest)
     }
 
+    /// Destinations with messages queued or parked that `configured` does
+    /// not know (an endpoint removed from the configuration): their
+    /// messages wait, undelivered, until it is back or they are discarded.
+    pub fn unconfigured(
+        &self,
+        configured: impl Fn(&str) -> bool,
+    ) -> Result<BTreeMap<String, (usize, usize)>, StoreError> {
+        let mut out = BTreeMap::new();
+        for dest in dests_of(&self.outbox)?
+            .into_iter()
+            .chain(dests_of(&self.held)?)
+        {
+            if !configured(&dest) && !out.contains_key(&dest) {
+                let counts = (self.queue_len(&dest), self.held_len(&dest));
+                out.insert(dest, counts);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives up every message queued or parked for `dest`, as `discard`
+    /// does a dead letter: each is recorded as done with no effect, so a
+    /// copy still at the broker is absorbed should `dest` come back.
+    /// Returns how many messages there were.
+    pub fn discard_queued(&self, dest: &str) -> Result<usize, StoreError> {
+        // Batches keep each transaction (and its memory) bounded.
+        const BATCH: usize = 512;
+        let mut total = 0;
+        loop {
+            let mut keys: Vec<sled::IVec> = Vec::new();
+            for tree in [&self.outbox, &self.held] {
+                for kv in tree.scan_prefix(dest_prefix(dest)).take(BATCH) {
+                    let (k, _) = kv?;
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+            }
+            if keys.is_empty() {
+                return Ok(total);
+            }
+            total += self.gated(|| {
+                (&self.outbox, &self.held, &self.applied)
+                    .transaction(|(outbox, held, applied)| {
+                        let mut n = 0;
+                        for k in &keys {
+                            let from_outbox = outbox.remove(k)?;
+                            let from_held = held.remove(k)?;
+                            let Some(b) = from_outbox.or(from_held) else {
+                                continue;
+                            };
+                            let env: Envelope = corrupt("outbox", &b)?;
+                            applied.insert(Self::applied_key(&env), to_vec(&Applied::default()))?;
+                            n += 1;
+                        }
+                        Ok(n)
+                    })
+                    .map_err(tx_err)
+            })?;
+        }
+    }
+
     fn applied_key(env: &Envelope) -> Vec<u8> {
         applied_key(env.event.id, env.link_id, &env.dest)
     }
@@ -943,7 +1020,7 @@ impl Store {
         key: &QueueKey,
         env: &Envelope,
         applied: &Applied,
-    ) -> Result<Link, StoreError> {
+    ) -> Result<(), StoreError> {
         let changes_link = applied.ticket.is_some()
             || matches!(
                 env.event.kind,
@@ -988,7 +1065,7 @@ impl Store {
                     applied_t.insert(Self::applied_key(env), to_vec(applied))?;
                     outbox.remove(key.encode())?;
                     held.remove(key.encode())?;
-                    Ok(link)
+                    Ok(())
                 })
                 .map_err(tx_err)
         })
@@ -1000,15 +1077,13 @@ impl Store {
     /// the store-wide write lock; these cost neither. The record goes first,
     /// so a crash between the writes leaves the message queued with its
     /// record, and the relay completes it on sight without applying again.
+    /// (Links are never removed, so the link is not read back.)
     fn complete_plain(
         &self,
         key: &QueueKey,
         env: &Envelope,
         applied: &Applied,
-    ) -> Result<Link, StoreError> {
-        let link = self
-            .link(env.link_id)?
-            .ok_or_else(|| StoreError::Rejected(format!("link {} vanished", env.link_id)))?;
+    ) -> Result<(), StoreError> {
         self.applied
             .insert(Self::applied_key(env), to_vec(applied))?;
         let k = key.encode();
@@ -1019,7 +1094,7 @@ impl Store {
         if self.held.contains_key(&k)? {
             self.held.remove(&k)?;
         }
-        Ok(link)
+        Ok(())
     }
 
     /// Moves a message that cannot be applied to the dead letters, keeping
@@ -1284,7 +1359,8 @@ mod tests {
             ticket: Some("77".into()),
             remote_ids: vec!["c1".into()],
         };
-        let updated = store.complete(&key, &e, &applied).unwrap();
+        store.complete(&key, &e, &applied).unwrap();
+        let updated = store.link(link.id).unwrap().unwrap();
         assert_eq!(updated.downstream.ticket.as_deref(), Some("77"));
         assert_eq!(store.links_of("b", "77").unwrap().len(), 1);
         assert!(store.pending("b").unwrap().is_empty());
@@ -1314,6 +1390,48 @@ mod tests {
     /// keep a parked copy past its dead letter (a crash between the two);
     /// discarding the letter takes the copy too and marks it done, replaying
     /// puts it back once.
+    /// Destinations whose names prefix each other are told apart; what is
+    /// given up is recorded as done and leaves the others alone.
+    #[test]
+    fn unconfigured_queues_are_listed_and_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let link = Link::new("a", "T1", "b");
+        let mut queued = Vec::new();
+        for dest in ["b", "bb", "b2", "b", "c"] {
+            let e = env(&link, dest);
+            let key = store.ingest_tx(|tx| tx.enqueue(&mut e.clone())).unwrap();
+            queued.push((key, e));
+        }
+        // A parked copy of one in the outbox, and one parked alone.
+        store.hold(&queued[0].0, &queued[0].1).unwrap();
+        let parked = QueueKey {
+            dest: "bb".into(),
+            seq: 999,
+        };
+        store.hold(&parked, &env(&link, "bb")).unwrap();
+        let left = store.unconfigured(|d| d == "c").unwrap();
+        let want: BTreeMap<String, (usize, usize)> = [
+            ("b".to_string(), (2, 1)),
+            ("b2".to_string(), (1, 0)),
+            ("bb".to_string(), (1, 1)),
+        ]
+        .into();
+        assert_eq!(left, want);
+
+        assert_eq!(store.discard_queued("b").unwrap(), 2);
+        assert_eq!(store.discard_queued("bb").unwrap(), 2);
+        assert_eq!(store.discard_queued("bb").unwrap(), 0);
+        assert_eq!(
+            store.applied(&queued[0].1).unwrap(),
+            Some(Applied::default())
+        );
+        assert_eq!(store.applied(&queued[4].1).unwrap(), None);
+        let left = store.unconfigured(|d| d == "c").unwrap();
+        assert_eq!(left.keys().collect::<Vec<_>>(), ["b2"]);
+        assert_eq!(store.queue_len("c"), 1);
+    }
+
     #[test]
     fn discard_takes_a_parked_copy_and_replay_parks_once() {
         let dir = tempfile::tempdir().unwrap();

@@ -169,3 +169,171 @@ async fn probe_says_what_works_and_what_to_fix() {
         "{err}"
     );
 }
+
+/// An endpoint taken out of the configuration while messages wait for it:
+/// they are kept and shown (status, metrics, the log at start), go out in
+/// order once it is back, or are given up by command, never silently.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_removed_from_the_config_keeps_its_queue_and_says_so() {
+    use deskbridge::sample_desk::Fault;
+    let svc = Party::start("svc").await;
+    let vendor = Party::start("vendor").await;
+    let dir = tempfile::tempdir().unwrap();
+    let both = format!(
+        "{PARTIES}{}{}",
+        svc.toml(dir.path(), "svc", ""),
+        vendor.toml(dir.path(), "vendor", "")
+    );
+    let svc_only = format!("{PARTIES}{}", svc.toml(dir.path(), "svc", ""));
+    let mut gw = Gateway::start_with(dir, &both);
+    let head = std::fs::read_to_string(&gw.config)
+        .unwrap()
+        .replace(&both, "");
+    let restart_with = |gw: &mut Gateway, rest: &str| {
+        assert!(gw.terminate().success(), "{}", gw.log());
+        std::fs::write(&gw.config, format!("{head}{rest}")).unwrap();
+        gw.spawn();
+    };
+    svc.connect(&gw);
+    vendor.connect(&gw);
+    let t = svc.desk.create_ticket("Printer jam", "Floor 2", &[], "Ann");
+    eventually("svc ticket accepted", 10, || async {
+        svc.desk.unsent() == 0
+    })
+    .await;
+    let out = gw.cli(&["transfer", "--from", &format!("svc:{t}"), "--to", "vendor"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("vendor ticket created", 10, || async {
+        vendor.desk.tickets().len() == 1
+    })
+    .await;
+    let vt = vendor.desk.tickets().remove(0).id;
+    let vendor_got = || -> Vec<String> {
+        vendor
+            .desk
+            .ticket(&vt)
+            .unwrap()
+            .comments
+            .iter()
+            .map(|c| c.body.clone())
+            .collect()
+    };
+
+    // The vendor is down; two comments wait for it; then it is taken out.
+    vendor
+        .desk
+        .set_fault(Some(Fault::Status(503, "down".into())), None);
+    for body in ["first", "second"] {
+        svc.desk.comment(&t, body, Audience::Partner, "Ann", &[]);
+    }
+    eventually("both queued", 10, || async {
+        gw.status().await["destinations"]["vendor"]["queued"] == 2
+    })
+    .await;
+    restart_with(&mut gw, &svc_only);
+    assert!(
+        gw.log()
+            .contains("messages wait for an endpoint that is not in the configuration"),
+        "{}",
+        gw.log()
+    );
+    let s = gw.status().await;
+    assert_eq!(s["destinations"]["vendor"]["unconfigured"], true, "{s}");
+    assert_eq!(s["destinations"]["vendor"]["queued"], 2, "{s}");
+    assert!(
+        s["destinations"]["svc"].get("unconfigured").is_none(),
+        "{s}"
+    );
+    let text = String::from_utf8_lossy(&gw.cli(&["status"]).stdout).to_string();
+    assert!(
+        text.contains("vendor: NOT CONFIGURED, 2 queued")
+            && text.contains("deskbridge discard --queued-for vendor"),
+        "{text}"
+    );
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("deskbridge_unconfigured{destination=\"vendor\"} 1")
+            && metrics.contains("deskbridge_queued{destination=\"vendor\"} 2")
+            && !metrics.contains("deskbridge_unconfigured{destination=\"svc\"}"),
+        "{metrics}"
+    );
+    // A configured endpoint's queue cannot be given up this way.
+    let refused = gw.cli(&["discard", "--queued-for", "svc"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is in the configuration"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // Back in the configuration and up again: both go, in order.
+    vendor.desk.set_fault(None, None);
+    restart_with(&mut gw, &both);
+    eventually("the vendor gets both", 15, || async {
+        vendor_got() == ["first", "second"]
+    })
+    .await;
+    let s = gw.status().await;
+    assert!(
+        s["destinations"]["vendor"].get("unconfigured").is_none(),
+        "{s}"
+    );
+
+    // One refused for good (a dead letter), then down and taken out
+    // again, this time for good: its queue is given up through the
+    // running daemon, and the link goes on without it.
+    vendor
+        .desk
+        .set_fault(Some(Fault::Status(422, "no".into())), None);
+    svc.desk.comment(&t, "refused", Audience::Partner, "Ann", &[]);
+    eventually("a dead letter", 10, || async {
+        gw.status().await["dead_letters"] == 1
+    })
+    .await;
+    let dead_id = gw.get("/dead").await[0]["id"].as_str().unwrap().to_string();
+    vendor
+        .desk
+        .set_fault(Some(Fault::Status(503, "down".into())), None);
+    svc.desk.comment(&t, "third", Audience::Partner, "Ann", &[]);
+    eventually("third queued", 10, || async {
+        gw.status().await["destinations"]["vendor"]["queued"] == 1
+    })
+    .await;
+    restart_with(&mut gw, &svc_only);
+    let replay = gw.cli(&["replay", &dead_id]);
+    assert!(!replay.status.success());
+    assert!(
+        String::from_utf8_lossy(&replay.stderr).contains("not in the configuration"),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let out = gw.cli(&["discard", &dead_id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gw.cli(&["discard", "--queued-for", "vendor"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 messages queued for vendor are discarded"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(gw.status().await["destinations"].get("vendor").is_none());
+    let again = gw.cli(&["discard", "--queued-for", "vendor"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing is queued for vendor"));
+    vendor.desk.set_fault(None, None);
+    restart_with(&mut gw, &both);
+    svc.desk
+        .comment(&t, "fourth", Audience::Partner, "Ann", &[]);
+    eventually("the vendor gets the fourth", 15, || async {
+        vendor_got().last().map(String::as_str) == Some("fourth")
+    })
+    .await;
+    assert_eq!(vendor_got(), ["first", "second", "fourth"]);
+}

@@ -11,6 +11,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::Stream;
+use reqwest::header::HeaderName;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,8 @@ use tokio::io::AsyncReadExt as _;
 
 pub struct WebhookSink {
     endpoint: String,
-    url: String,
+    /// Parsed once: parsing it per request showed in profiles.
+    url: reqwest::Url,
     secret: Secret,
     client: reqwest::Client,
 }
@@ -38,6 +40,8 @@ impl WebhookSink {
     /// `None` when the endpoint has no URL (it only sends to us).
     pub fn from_config(endpoint: &str, w: &WebhookConfig) -> Result<Option<WebhookSink>, String> {
         let Some(url) = &w.url else { return Ok(None) };
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| format!("endpoints.{endpoint}.webhook.url: not a URL ({e})"))?;
         let raw = w
             .outbound_secret
             .as_ref()
@@ -50,7 +54,7 @@ impl WebhookSink {
             .map_err(|e| format!("endpoints.{endpoint}: {e}"))?;
         Ok(Some(WebhookSink {
             endpoint: endpoint.into(),
-            url: url.clone(),
+            url,
             secret,
             client,
         }))
@@ -83,11 +87,14 @@ impl WebhookSink {
         };
         let resp = self
             .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header(sign::HEADER_ID, &msg_id)
-            .header(sign::HEADER_TIMESTAMP, ts.to_string())
-            .header(sign::HEADER_SIGNATURE, signature)
+            .post(self.url.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .header(HeaderName::from_static(sign::HEADER_ID), &msg_id)
+            .header(HeaderName::from_static(sign::HEADER_TIMESTAMP), ts)
+            .header(HeaderName::from_static(sign::HEADER_SIGNATURE), signature)
             // Known up front, so the receiver sees a plain request rather
             // than a chunked one.
             .header(reqwest::header::CONTENT_LENGTH, content_length)
@@ -111,9 +118,9 @@ impl WebhookSink {
             .and_then(|v| v.to_str().ok())
             .filter(|_| status.is_redirection())
             .map(|v| v.split('?').next().unwrap_or_default().to_string());
-        let text = resp.text().await.unwrap_or_default();
+        let body = resp.bytes().await.unwrap_or_default();
         if status.is_success() {
-            let receipt: Receipt = serde_json::from_str(&text).unwrap_or_default();
+            let receipt: Receipt = serde_json::from_slice(&body).unwrap_or_default();
             return Ok(Applied {
                 ticket: if is_create {
                     Some(receipt.ticket.unwrap_or(offered))
@@ -123,6 +130,7 @@ impl WebhookSink {
                 remote_ids: receipt.id.into_iter().collect(),
             });
         }
+        let text = String::from_utf8_lossy(&body);
         let partner_text: String = text.trim().chars().take(MAX_ERROR_TEXT).collect();
         let mut message = format!("{} answered {status}: {partner_text}", self.endpoint);
         if let Some(to) = moved_to {
@@ -625,7 +633,7 @@ mod tests {
     fn sink(url: String) -> WebhookSink {
         WebhookSink {
             endpoint: "partner".into(),
-            url,
+            url: url.parse().unwrap(),
             secret: secret(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
