@@ -264,13 +264,13 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     info!(%hooks_addr, %admin_addr, "deskbridge running");
     // Said once at start, where whoever removed the endpoint looks first;
     // `deskbridge status` and /metrics go on saying it.
-    let configured = |d: &str| config.endpoints.contains_key(d);
-    match ops.store.unconfigured(configured) {
+    let receives = |d: &str| config.can_receive(d);
+    match ops.store.unconfigured(receives) {
         Ok(left) => {
             for (endpoint, (queued, parked)) in left {
                 warn!(
                     %endpoint, queued, parked,
-                    "messages wait for an endpoint that is not in the configuration: add it back to deliver them, or give them up with `deskbridge discard --queued-for {endpoint}`"
+                    "messages wait for an endpoint that is no longer configured to receive (removed, or without its delivery settings): configure it again to deliver them, or give them up with `deskbridge discard --queued-for {endpoint}`"
                 );
             }
         }

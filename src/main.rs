@@ -377,7 +377,7 @@ async fn run(cli: Cli) -> Result<()> {
                 for (name, d) in &s.destinations {
                     if d.unconfigured {
                         println!(
-                            "  {name}: NOT CONFIGURED, {} queued, {} parked: add endpoints.{name} back to deliver them in order, or give them up with `deskbridge discard --queued-for {name}`",
+                            "  {name}: NOT CONFIGURED to receive, {} queued, {} parked: configure endpoints.{name} again to deliver them in order, or give them up with `deskbridge discard --queued-for {name}`",
                             d.queued, d.parked
                         );
                         continue;

@@ -203,9 +203,9 @@ impl Ops {
 
     pub async fn replay(&self, id: &str) -> Result<String, OpsError> {
         let key = Self::key(id)?;
-        if !self.config.endpoints.contains_key(&key.dest) {
+        if !self.config.can_receive(&key.dest) {
             return Err(OpsError::BadRequest(format!(
-                "{id} is for endpoint {}, which is not in the configuration: add endpoints.{} back first (or discard it)",
+                "{id} is for endpoint {}, which is not configured to receive: configure endpoints.{} again first (or discard it)",
                 key.dest, key.dest
             )));
         }
@@ -229,20 +229,25 @@ impl Ops {
     /// from the configuration (a partner no longer served). Refused for a
     /// configured one: its messages are being delivered.
     pub async fn discard_queued(&self, endpoint: &str) -> Result<String, OpsError> {
-        if self.config.endpoints.contains_key(endpoint) {
+        if self.config.can_receive(endpoint) {
             return Err(OpsError::BadRequest(format!(
-                "endpoint {endpoint} is in the configuration, so its messages are being delivered; to give them up, remove endpoints.{endpoint} from the configuration and restart, then discard"
+                "endpoint {endpoint} is configured to receive, so its messages are being delivered; to give them up, remove endpoints.{endpoint} (or its delivery settings) from the configuration and restart, then discard"
             )));
         }
-        let n = self.store.discard_queued(endpoint)?;
+        let store = self.store.clone();
+        let dest = endpoint.to_string();
+        let n = tokio::task::spawn_blocking(move || store.discard_queued(&dest))
+            .await
+            .map_err(|e| StoreError::Rejected(format!("the discard stopped: {e}")))??;
         if n == 0 {
             return Err(OpsError::NotFound(format!(
                 "nothing is queued for {endpoint} (`deskbridge status` lists the endpoints no longer configured that still have messages)"
             )));
         }
         self.store.flush().await?;
+        let what = if n == 1 { "message" } else { "messages" };
         Ok(format!(
-            "{n} messages queued for {endpoint} are discarded; its dead letters, if any, stay (`deskbridge dead`)"
+            "{n} {what} queued for {endpoint} discarded; its dead letters, if any, stay (`deskbridge dead`)"
         ))
     }
 
@@ -271,8 +276,8 @@ impl Ops {
             }
             destinations.insert(name.clone(), s);
         }
-        let configured = |d: &str| self.config.endpoints.contains_key(d);
-        for (name, (queued, parked)) in self.store.unconfigured(configured)? {
+        let receives = |d: &str| self.config.can_receive(d);
+        for (name, (queued, parked)) in self.store.unconfigured(receives)? {
             destinations.insert(
                 name,
                 DestStatus {

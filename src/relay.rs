@@ -1071,6 +1071,7 @@ mod tests {
                 Ok(Applied {
                     ticket: Some("B-1".into()),
                     remote_ids: vec![],
+                    ..Applied::default()
                 })
             })
         }

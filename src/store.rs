@@ -89,6 +89,19 @@ pub struct Applied {
     pub ticket: Option<String>,
     /// Ids of what was written (comments, transactions), for echo checks.
     pub remote_ids: Vec<String>,
+    /// Given up by the operator, not applied: a late copy is absorbed,
+    /// and changes nothing on the link (a status never set there).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discarded: bool,
+}
+
+impl Applied {
+    pub fn discarded() -> Applied {
+        Applied {
+            discarded: true,
+            ..Applied::default()
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -950,7 +963,10 @@ impl Store {
     /// Gives up every message queued or parked for `dest`, as `discard`
     /// does a dead letter: each is recorded as done with no effect, so a
     /// copy still at the broker is absorbed should `dest` come back.
-    /// Returns how many messages there were.
+    /// Returns how many messages there were. A parked copy of a dead
+    /// letter (a crash can leave one) only goes: the letter itself stays,
+    /// to be replayed or discarded on its own.
+    /// Synchronous and as long as the backlog: call it off the runtime.
     pub fn discard_queued(&self, dest: &str) -> Result<usize, StoreError> {
         // Batches keep each transaction (and its memory) bounded.
         const BATCH: usize = 512;
@@ -969,17 +985,22 @@ impl Store {
                 return Ok(total);
             }
             total += self.gated(|| {
-                (&self.outbox, &self.held, &self.applied)
-                    .transaction(|(outbox, held, applied)| {
+                (&self.outbox, &self.held, &self.applied, &self.dead)
+                    .transaction(|(outbox, held, applied, dead)| {
                         let mut n = 0;
                         for k in &keys {
                             let from_outbox = outbox.remove(k)?;
                             let from_held = held.remove(k)?;
-                            let Some(b) = from_outbox.or(from_held) else {
-                                continue;
+                            let env: Envelope = match (from_outbox, from_held) {
+                                (Some(b), _) => corrupt("outbox", &b)?,
+                                (None, Some(b)) => corrupt("held", &b)?,
+                                (None, None) => continue,
                             };
-                            let env: Envelope = corrupt("outbox", &b)?;
-                            applied.insert(Self::applied_key(&env), to_vec(&Applied::default()))?;
+                            if dead.get(k)?.is_some() {
+                                continue;
+                            }
+                            applied
+                                .insert(Self::applied_key(&env), to_vec(&Applied::discarded()))?;
                             n += 1;
                         }
                         Ok(n)
@@ -1021,11 +1042,12 @@ impl Store {
         env: &Envelope,
         applied: &Applied,
     ) -> Result<(), StoreError> {
-        let changes_link = applied.ticket.is_some()
-            || matches!(
-                env.event.kind,
-                crate::event::EventKind::StatusChanged { .. }
-            );
+        let changes_link = !applied.discarded
+            && (applied.ticket.is_some()
+                || matches!(
+                    env.event.kind,
+                    crate::event::EventKind::StatusChanged { .. }
+                ));
         if !changes_link && applied.remote_ids.is_empty() {
             return self.complete_plain(key, env, applied);
         }
@@ -1152,7 +1174,10 @@ impl Store {
         // bring it back: it is recorded as done, with no effect.
         self.take_dead(key, |_, held, applied, dl| {
             held.remove(key.encode())?;
-            applied.insert(Self::applied_key(&dl.envelope), to_vec(&Applied::default()))?;
+            applied.insert(
+                Self::applied_key(&dl.envelope),
+                to_vec(&Applied::discarded()),
+            )?;
             Ok(())
         })
     }
@@ -1358,6 +1383,7 @@ mod tests {
         let applied = Applied {
             ticket: Some("77".into()),
             remote_ids: vec!["c1".into()],
+            ..Applied::default()
         };
         store.complete(&key, &e, &applied).unwrap();
         let updated = store.link(link.id).unwrap().unwrap();
@@ -1386,10 +1412,6 @@ mod tests {
         ));
     }
 
-    /// Broker mode: a message parked while its delivery was under way may
-    /// keep a parked copy past its dead letter (a crash between the two);
-    /// discarding the letter takes the copy too and marks it done, replaying
-    /// puts it back once.
     /// Destinations whose names prefix each other are told apart; what is
     /// given up is recorded as done and leaves the others alone.
     #[test]
@@ -1397,6 +1419,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let link = Link::new("a", "T1", "b");
+        store.ingest_tx(|tx| tx.put_link(&link)).unwrap();
         let mut queued = Vec::new();
         for dest in ["b", "bb", "b2", "b", "c"] {
             let e = env(&link, dest);
@@ -1410,9 +1433,27 @@ mod tests {
             seq: 999,
         };
         store.hold(&parked, &env(&link, "bb")).unwrap();
+        // A parked copy a crash left beside its dead letter.
+        let (dead_key, dead_env) = (
+            QueueKey {
+                dest: "b".into(),
+                seq: 1000,
+            },
+            env(&link, "b"),
+        );
+        let dl = DeadLetter {
+            envelope: dead_env.clone(),
+            error: "422".into(),
+            attempts: 1,
+            at: Utc::now(),
+            waited_for: None,
+        };
+        store.hold(&dead_key, &dead_env).unwrap();
+        store.kill(&dead_key, &dl).unwrap();
+        store.hold(&dead_key, &dead_env).unwrap();
         let left = store.unconfigured(|d| d == "c").unwrap();
         let want: BTreeMap<String, (usize, usize)> = [
-            ("b".to_string(), (2, 1)),
+            ("b".to_string(), (2, 2)),
             ("b2".to_string(), (1, 0)),
             ("bb".to_string(), (1, 1)),
         ]
@@ -1424,14 +1465,39 @@ mod tests {
         assert_eq!(store.discard_queued("bb").unwrap(), 0);
         assert_eq!(
             store.applied(&queued[0].1).unwrap(),
-            Some(Applied::default())
+            Some(Applied::discarded())
         );
         assert_eq!(store.applied(&queued[4].1).unwrap(), None);
+        // The dead letter stays, to be replayed or discarded on its own.
+        assert_eq!(store.applied(&dead_env).unwrap(), None);
+        assert_eq!(store.dead_letters().unwrap().len(), 1);
+        assert_eq!(store.held_len("b"), 0);
         let left = store.unconfigured(|d| d == "c").unwrap();
         assert_eq!(left.keys().collect::<Vec<_>>(), ["b2"]);
         assert_eq!(store.queue_len("c"), 1);
+
+        // A late copy of a given-up status change is absorbed without
+        // setting that status on the link.
+        let (key, e) = &queued[0];
+        let absorbed = store.applied(e).unwrap().unwrap();
+        store.complete(key, e, &absorbed).unwrap();
+        let l = store.link(link.id).unwrap().unwrap();
+        assert_eq!(l.downstream.status, None);
+        assert!(store
+            .after_done(&Envelope {
+                after: Some(After {
+                    seq: key.seq,
+                    event: e.event.id,
+                }),
+                ..e.clone()
+            })
+            .unwrap());
     }
 
+    /// Broker mode: a message parked while its delivery was under way may
+    /// keep a parked copy past its dead letter (a crash between the two);
+    /// discarding the letter takes the copy too and marks it done, replaying
+    /// puts it back once.
     #[test]
     fn discard_takes_a_parked_copy_and_replay_parks_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -1454,7 +1520,7 @@ mod tests {
         store.discard(&key).unwrap();
         assert!(store.held("b").unwrap().is_empty());
         // A late repeat finds it done, with no effect.
-        assert_eq!(store.applied(&e).unwrap(), Some(Applied::default()));
+        assert_eq!(store.applied(&e).unwrap(), Some(Applied::discarded()));
         assert!(store.dead_letters().unwrap().is_empty());
         assert!(matches!(
             store.discard(&key),

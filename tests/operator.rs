@@ -235,12 +235,12 @@ async fn an_endpoint_removed_from_the_config_keeps_its_queue_and_says_so() {
     })
     .await;
     restart_with(&mut gw, &svc_only);
-    assert!(
+    // Written just after the listeners open.
+    eventually("the warning at start", 10, || async {
         gw.log()
-            .contains("messages wait for an endpoint that is not in the configuration"),
-        "{}",
-        gw.log()
-    );
+            .contains("messages wait for an endpoint that is no longer configured to receive")
+    })
+    .await;
     let s = gw.status().await;
     assert_eq!(s["destinations"]["vendor"]["unconfigured"], true, "{s}");
     assert_eq!(s["destinations"]["vendor"]["queued"], 2, "{s}");
@@ -250,7 +250,7 @@ async fn an_endpoint_removed_from_the_config_keeps_its_queue_and_says_so() {
     );
     let text = String::from_utf8_lossy(&gw.cli(&["status"]).stdout).to_string();
     assert!(
-        text.contains("vendor: NOT CONFIGURED, 2 queued")
+        text.contains("vendor: NOT CONFIGURED to receive, 2 queued")
             && text.contains("deskbridge discard --queued-for vendor"),
         "{text}"
     );
@@ -265,7 +265,7 @@ async fn an_endpoint_removed_from_the_config_keeps_its_queue_and_says_so() {
     let refused = gw.cli(&["discard", "--queued-for", "svc"]);
     assert!(!refused.status.success());
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("is in the configuration"),
+        String::from_utf8_lossy(&refused.stderr).contains("is configured to receive"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
@@ -289,7 +289,8 @@ async fn an_endpoint_removed_from_the_config_keeps_its_queue_and_says_so() {
     vendor
         .desk
         .set_fault(Some(Fault::Status(422, "no".into())), None);
-    svc.desk.comment(&t, "refused", Audience::Partner, "Ann", &[]);
+    svc.desk
+        .comment(&t, "refused", Audience::Partner, "Ann", &[]);
     eventually("a dead letter", 10, || async {
         gw.status().await["dead_letters"] == 1
     })
@@ -307,12 +308,16 @@ async fn an_endpoint_removed_from_the_config_keeps_its_queue_and_says_so() {
     let replay = gw.cli(&["replay", &dead_id]);
     assert!(!replay.status.success());
     assert!(
-        String::from_utf8_lossy(&replay.stderr).contains("not in the configuration"),
+        String::from_utf8_lossy(&replay.stderr).contains("not configured to receive"),
         "{}",
         String::from_utf8_lossy(&replay.stderr)
     );
     let out = gw.cli(&["discard", &dead_id]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = gw.cli(&["discard", "--queued-for", "vendor"]);
     assert!(
         out.status.success(),
@@ -320,7 +325,7 @@ async fn an_endpoint_removed_from_the_config_keeps_its_queue_and_says_so() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("1 messages queued for vendor are discarded"),
+        String::from_utf8_lossy(&out.stdout).contains("1 message queued for vendor discarded"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

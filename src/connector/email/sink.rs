@@ -274,6 +274,7 @@ attach files as usual. A line of its own such as \"#status in_progress\" or \
         Ok(Applied {
             ticket: Some(token),
             remote_ids: vec![thread.root],
+            ..Applied::default()
         })
     }
 
@@ -316,6 +317,7 @@ attach files as usual. A line of its own such as \"#status in_progress\" or \
         Ok(Applied {
             ticket: None,
             remote_ids: vec![id],
+            ..Applied::default()
         })
     }
 }

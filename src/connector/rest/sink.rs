@@ -216,6 +216,7 @@ impl RestSink {
                     return Ok(Applied {
                         remote_ids: vec![format!("ticket-{id}")],
                         ticket: Some(id),
+                        ..Applied::default()
                     });
                 }
                 let (mut send, mut not_sent) = self.split_files(ev);
@@ -256,6 +257,7 @@ impl RestSink {
                 Ok(Applied {
                     remote_ids: vec![format!("ticket-{id}")],
                     ticket: Some(id),
+                    ..Applied::default()
                 })
             }
             EventKind::Comment { comment } => {
@@ -269,6 +271,7 @@ impl RestSink {
                     return Ok(Applied {
                         ticket: None,
                         remote_ids: vec![format!("journal-{id}")],
+                        ..Applied::default()
                     });
                 }
                 let (send, not_sent) = self.split_files(ev);
@@ -308,6 +311,7 @@ impl RestSink {
                 Ok(Applied {
                     ticket: None,
                     remote_ids: id.map(|i| format!("journal-{i}")).into_iter().collect(),
+                    ..Applied::default()
                 })
             }
             EventKind::StatusChanged { status } => {
@@ -358,6 +362,7 @@ impl RestSink {
                 Ok(Applied {
                     ticket: None,
                     remote_ids,
+                    ..Applied::default()
                 })
             }
             EventKind::FieldChanged { field, .. } => {

@@ -120,7 +120,10 @@ impl WebhookSink {
             .map(|v| v.split('?').next().unwrap_or_default().to_string());
         let body = resp.bytes().await.unwrap_or_default();
         if status.is_success() {
-            let receipt: Receipt = serde_json::from_slice(&body).unwrap_or_default();
+            // Lossy, as reqwest's text() was: a stray byte elsewhere in the
+            // answer must not cost the receipt.
+            let receipt: Receipt =
+                serde_json::from_str(&String::from_utf8_lossy(&body)).unwrap_or_default();
             return Ok(Applied {
                 ticket: if is_create {
                     Some(receipt.ticket.unwrap_or(offered))
@@ -128,6 +131,7 @@ impl WebhookSink {
                     None
                 },
                 remote_ids: receipt.id.into_iter().collect(),
+                ..Applied::default()
             });
         }
         let text = String::from_utf8_lossy(&body);
