@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 use uuid::Uuid;
 
 /// What an operator sees of one destination (`deskbridge status`).
@@ -361,13 +361,30 @@ async fn gap_due(gaps: &HashMap<Uuid, Gap>) {
 }
 
 /// A partner's "not before": shared by every delivery to one destination,
-/// since a rate limit is the partner's, not one link's.
+/// since a rate limit is the partner's, not one link's. And what its
+/// failures have told the log, for the same reason: a partner down all
+/// night is one outage, not one per link and attempt.
 #[derive(Default)]
-struct Pause(Mutex<Option<tokio::time::Instant>>);
+struct Pause(
+    Mutex<Option<tokio::time::Instant>>,
+    Mutex<crate::retry::Said>,
+);
 
 impl Pause {
     fn until(&self) -> Option<tokio::time::Instant> {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this failure is news for the log (see `Said`), and the
+    /// destination's failed attempts so far.
+    fn worth_saying(&self, message: &str) -> (bool, u64) {
+        let mut said = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        said.attempts += 1;
+        (said.worth_saying(message), said.attempts)
+    }
+
+    fn outage_over(&self) {
+        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Default::default();
     }
 
     fn extend(&self, d: Duration) {
@@ -916,23 +933,30 @@ impl Dispatcher {
     ) -> Done {
         /// Takes a retrying delivery off the status when it ends, however
         /// it ends: done, failed, panicked or aborted by a stop.
-        struct Retrying<'a>(&'a Dispatcher, bool);
+        /// The last one's end ends the outage, for the log too: the next
+        /// failure is news again.
+        struct Retrying<'a>(&'a Dispatcher, &'a Pause, bool);
         impl Drop for Retrying<'_> {
             fn drop(&mut self) {
-                if self.1 {
+                if self.2 {
+                    let mut over = false;
                     with_status(&self.0.board, &self.0.dest, |s| {
                         s.retrying = s.retrying.saturating_sub(1);
                         if s.retrying == 0 {
                             s.failing = None;
                             s.failing_since = None;
+                            over = true;
                         }
                     });
+                    if over {
+                        self.1.outage_over();
+                    }
                 }
             }
         }
-        let mut retrying = Retrying(self, false);
+        let mut retrying = Retrying(self, pause, false);
         match self
-            .try_deliver(key, env, pause, &mut stop, &mut retrying.1)
+            .try_deliver(key, env, pause, &mut stop, &mut retrying.2)
             .await
         {
             Ok(d) => d,
@@ -1025,7 +1049,15 @@ impl Dispatcher {
                     if let Some(hint) = retry_after {
                         pause.extend(hint.min(wait));
                     }
-                    warn!(error = %message, attempts, wait_ms = wait.as_millis() as u64, "will retry");
+                    let wait_ms = wait.as_millis() as u64;
+                    match pause.worth_saying(&message) {
+                        (true, failures) => {
+                            warn!(error = %message, attempts, failures, wait_ms, "will retry")
+                        }
+                        (false, failures) => {
+                            debug!(error = %message, attempts, failures, wait_ms, "will retry")
+                        }
+                    }
                     let first = !*retrying;
                     *retrying = true;
                     with_status(&self.board, &self.dest, |s| {

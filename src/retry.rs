@@ -52,6 +52,31 @@ impl Retry {
     }
 }
 
+/// What retries against one party (a broker, a partner) have told the
+/// log: an outage all night is said at once, then when the reason changes,
+/// and else once in `SAY_AGAIN`; the attempts between go to debug.
+#[derive(Default)]
+pub struct Said {
+    pub attempts: u64,
+    last: Option<(std::time::Instant, String)>,
+}
+
+const SAY_AGAIN: Duration = Duration::from_secs(300);
+
+impl Said {
+    pub fn worth_saying(&mut self, msg: &str) -> bool {
+        let now = std::time::Instant::now();
+        let worth = match &self.last {
+            None => true,
+            Some((at, said)) => said != msg || now.duration_since(*at) >= SAY_AGAIN,
+        };
+        if worth {
+            self.last = Some((now, msg.to_string()));
+        }
+        worth
+    }
+}
+
 /// The Retry-After of a partner's answer, if it sent one we can read.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
@@ -74,6 +99,20 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A night of refused connections is said once, and again when the
+    /// reason changes, not at every retry.
+    #[test]
+    fn a_long_outage_is_said_once_per_reason() {
+        let mut said = Said::default();
+        assert!(said.worth_saying("connection refused"));
+        for _ in 0..100 {
+            assert!(!said.worth_saying("connection refused"));
+        }
+        assert!(said.worth_saying("access refused"));
+        assert!(!said.worth_saying("access refused"));
+        assert!(said.worth_saying("connection refused"));
+    }
 
     #[test]
     fn retry_after_seconds_and_dates() {

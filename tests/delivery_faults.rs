@@ -335,6 +335,10 @@ async fn server_errors_are_retried_shown_in_status_and_delivered_once() {
     assert_eq!(s["dead_lettered"], 0, "{s}");
     assert!(n.gw.get("/dead").await.as_array().unwrap().is_empty());
     assert!(!cli_ok(&n.gw, &["status"]).contains("failing"));
+    // One outage, one warning: the retries with the same reason are at
+    // debug level.
+    let log = n.gw.log();
+    assert_eq!(log.matches("will retry").count(), 1, "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -27,7 +27,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -418,7 +418,7 @@ impl Broker {
     ) -> Option<Connection> {
         let mut retry = Retry::new(SESSION_RETRY);
         let mut hinted = None;
-        let mut said = Said::default();
+        let mut said = crate::retry::Said::default();
         loop {
             let attempt = tokio::select! {
                 r = self.connect_once(who) => r,
@@ -1060,31 +1060,6 @@ fn missing_or_refused(e: lapin::Error, name: String) -> Found {
 /// shows as a bare "Broken pipe" on the next attempt (the client was still
 /// writing when the alert came): the hint seen earlier in the same wait
 /// stays shown beside it.
-/// What a connection's retries have told the log: a broker down all night
-/// is said at once, then when the reason changes, and else once in
-/// `SAY_AGAIN`; the attempts between go to debug.
-#[derive(Default)]
-struct Said {
-    attempts: u64,
-    last: Option<(Instant, String)>,
-}
-
-const SAY_AGAIN: Duration = Duration::from_secs(300);
-
-impl Said {
-    fn worth_saying(&mut self, msg: &str) -> bool {
-        let now = Instant::now();
-        let worth = match &self.last {
-            None => true,
-            Some((at, said)) => said != msg || now.duration_since(*at) >= SAY_AGAIN,
-        };
-        if worth {
-            self.last = Some((now, msg.to_string()));
-        }
-        worth
-    }
-}
-
 fn keep_hint(msg: String, hinted: &mut Option<String>) -> String {
     if tls_hint(&msg).is_some() {
         *hinted = Some(msg.clone());
@@ -1149,23 +1124,9 @@ pub async fn remove_topology(url: &str, prefix: &str, dests: &[&str]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{keep_hint, AckRuns, Said};
+    use super::{keep_hint, AckRuns};
     use proptest::prelude::*;
     use std::collections::BTreeSet;
-
-    /// A night of refused connections is said once, and again when the
-    /// reason changes, not at every retry.
-    #[test]
-    fn a_long_outage_is_said_once_per_reason() {
-        let mut said = Said::default();
-        assert!(said.worth_saying("connection refused"));
-        for _ in 0..100 {
-            assert!(!said.worth_saying("connection refused"));
-        }
-        assert!(said.worth_saying("access refused"));
-        assert!(!said.worth_saying("access refused"));
-        assert!(said.worth_saying("connection refused"));
-    }
 
     #[test]
     fn a_tls_hint_stays_shown_beside_a_later_bare_transport_error() {
