@@ -378,9 +378,10 @@ impl Pause {
     /// Whether this failure is news for the log (see `Said`), and the
     /// destination's failed attempts so far.
     fn worth_saying(&self, message: &str) -> (bool, u64) {
-        let mut said = self.1.lock().unwrap_or_else(|p| p.into_inner());
-        said.attempts += 1;
-        (said.worth_saying(message), said.attempts)
+        self.1
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed(message)
     }
 
     fn outage_over(&self) {

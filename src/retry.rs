@@ -57,14 +57,21 @@ impl Retry {
 /// and else once in `SAY_AGAIN`; the attempts between go to debug.
 #[derive(Default)]
 pub struct Said {
-    pub attempts: u64,
+    attempts: u64,
     last: Option<(std::time::Instant, String)>,
 }
 
 const SAY_AGAIN: Duration = Duration::from_secs(300);
 
 impl Said {
-    pub fn worth_saying(&mut self, msg: &str) -> bool {
+    /// Counts a failed attempt: whether its reason is news for the log
+    /// (warn) or not (debug), and the attempts failed so far.
+    pub fn failed(&mut self, msg: &str) -> (bool, u64) {
+        self.attempts += 1;
+        (self.worth_saying(msg), self.attempts)
+    }
+
+    fn worth_saying(&mut self, msg: &str) -> bool {
         let now = std::time::Instant::now();
         let worth = match &self.last {
             None => true,
@@ -111,7 +118,8 @@ mod tests {
         }
         assert!(said.worth_saying("access refused"));
         assert!(!said.worth_saying("access refused"));
-        assert!(said.worth_saying("connection refused"));
+        assert_eq!(said.failed("connection refused"), (true, 1));
+        assert_eq!(said.failed("connection refused"), (false, 2));
     }
 
     #[test]

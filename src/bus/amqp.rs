@@ -430,11 +430,11 @@ impl Broker {
                     return Some(c);
                 }
                 Err(msg) => {
-                    said.attempts += 1;
-                    if said.worth_saying(&msg) {
-                        warn!(who, error = %msg, attempts = said.attempts, "waiting for the broker");
+                    let (news, attempts) = said.failed(&msg);
+                    if news {
+                        warn!(who, error = %msg, attempts, "waiting for the broker");
                     } else {
-                        debug!(who, error = %msg, attempts = said.attempts, "waiting for the broker");
+                        debug!(who, error = %msg, attempts, "waiting for the broker");
                     }
                     self.down(who, keep_hint(msg, &mut hinted));
                     tokio::select! {

@@ -202,16 +202,23 @@ impl MailPoller {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let name = self.ep.name.clone();
         let mut retry = Retry::new(RetryPolicy::default());
+        let mut said = crate::retry::Said::default();
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            match self.session(&mut shutdown, &mut retry).await {
+            match self.session(&mut shutdown, &mut retry, &mut said).await {
                 Ok(()) => return,
                 Err(e) => {
                     with_mailbox(&self.board, &name, |s| s.failing = Some(e.clone()));
                     let wait = retry.next_delay(None);
-                    warn!(endpoint = %name, error = %e, wait_ms = wait.as_millis() as u64, "mailbox: will retry");
+                    let wait_ms = wait.as_millis() as u64;
+                    let (news, failures) = said.failed(&e);
+                    if news {
+                        warn!(endpoint = %name, error = %e, failures, wait_ms, "mailbox: will retry");
+                    } else {
+                        debug!(endpoint = %name, error = %e, failures, wait_ms, "mailbox: will retry");
+                    }
                     tokio::select! {
                         _ = shutdown.changed() => return,
                         _ = tokio::time::sleep(wait) => {}
@@ -227,6 +234,7 @@ impl MailPoller {
         &self,
         shutdown: &mut watch::Receiver<bool>,
         retry: &mut Retry,
+        said: &mut crate::retry::Said,
     ) -> Result<(), String> {
         let i = self.ep.cfg.imap.as_ref().ok_or("no imap settings")?;
         let limit = Duration::from_secs(i.timeout_secs);
@@ -246,6 +254,7 @@ impl MailPoller {
                 .await
                 .map_err(|_| "a round took too long".to_string())??;
             *retry = Retry::new(RetryPolicy::default());
+            *said = Default::default();
             with_mailbox(&self.board, &self.ep.name, |s| s.failing = None);
             if round.taken > 0 {
                 debug!(endpoint = %self.ep.name, mails = round.taken, "mailbox read");

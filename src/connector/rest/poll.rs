@@ -475,12 +475,14 @@ impl Poller {
         }
         info!(endpoint = %name, user = %me.login, "polling every {:?}", self.ep.poll);
         let mut retry = Retry::new(RetryPolicy::default());
+        let mut said = crate::retry::Said::default();
         loop {
             // `deaf`: after a failure, the backoff (and a Retry-After)
             // holds even when the product's webhooks ask for more.
             let (wait, deaf) = match self.round(&me).await {
                 Ok((n, more)) => {
                     retry = Retry::new(RetryPolicy::default());
+                    said = Default::default();
                     crate::connector::with_entry(&self.board, &name, |s| {
                         s.rounds += 1;
                         s.taken += n as u64;
@@ -499,7 +501,13 @@ impl Poller {
                     });
                     let backoff = retry.next_delay(e.retry_after);
                     let wait = backoff.max(self.ep.poll);
-                    warn!(endpoint = %name, error = %e.message, wait_ms = wait.as_millis() as u64, "poll failed; will retry");
+                    let wait_ms = wait.as_millis() as u64;
+                    let (news, failures) = said.failed(&e.message);
+                    if news {
+                        warn!(endpoint = %name, error = %e.message, failures, wait_ms, "poll failed; will retry");
+                    } else {
+                        debug!(endpoint = %name, error = %e.message, failures, wait_ms, "poll failed; will retry");
+                    }
                     (wait, backoff)
                 }
             };
