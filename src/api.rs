@@ -321,6 +321,20 @@ async fn metrics(State(o): State<Ops>) -> Response {
             .filter(|(_, v)| !v.is_empty())
             .collect(),
     );
+    let now = chrono::Utc::now();
+    family(
+        "deskbridge_oldest_waiting_seconds",
+        "Age of the oldest message waiting for a destination (queued, parked, or in flight while deliveries fail): how far behind it is. Absent when nothing waits.",
+        "gauge",
+        per_dest(&|v| {
+            v.oldest_waiting_since
+                .map(|t| format!("{:.3}", (now - t).num_milliseconds().max(0) as f64 / 1000.0))
+                .unwrap_or_default()
+        })
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect(),
+    );
     family(
         "deskbridge_unconfigured",
         "1 for a destination no longer in the configuration that still has messages queued or parked (they are not delivered).",

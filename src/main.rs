@@ -377,17 +377,24 @@ async fn run(cli: Cli) -> Result<()> {
                 for (name, d) in &s.destinations {
                     if d.unconfigured {
                         println!(
-                            "  {name}: NOT CONFIGURED to receive, {} queued, {} parked: configure endpoints.{name} again to deliver them in order, or give them up with `deskbridge discard --queued-for {name}`",
-                            d.queued, d.parked
+                            "  {name}: NOT CONFIGURED to receive, {} queued, {} parked{}: configure endpoints.{name} again to deliver them in order, or give them up with `deskbridge discard --queued-for {name}`",
+                            d.queued,
+                            d.parked,
+                            d.oldest_waiting_since
+                                .map(|t| format!(", the oldest waiting for {}", ago(t)))
+                                .unwrap_or_default()
                         );
                         continue;
                     }
                     println!(
-                        "  {name}: {} queued, {} in flight, {} delivered, {} blocked links{}{}",
+                        "  {name}: {} queued, {} in flight, {} delivered, {} blocked links{}{}{}",
                         d.queued,
                         d.in_flight,
                         d.delivered,
                         d.blocked_links,
+                        d.oldest_waiting_since
+                            .map(|t| format!(", the oldest waiting for {}", ago(t)))
+                            .unwrap_or_default(),
                         broker_part(d),
                         d.failing
                             .as_ref()
@@ -504,6 +511,18 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// How long ago `t` was, to the operator's eye: "45 s", "3 min",
+/// "2 h 14 min", "3 d 2 h".
+fn ago(t: chrono::DateTime<chrono::Utc>) -> String {
+    let s = (chrono::Utc::now() - t).num_seconds().max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
     }
 }
 

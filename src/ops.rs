@@ -270,6 +270,12 @@ impl Ops {
             let mut s = board.get(name).cloned().unwrap_or_default();
             // The store's counts are right with or without a daemon.
             s.queued = self.store.queue_len(name);
+            // In flight (the relay's, with a broker) or in the store.
+            s.oldest_waiting_since =
+                match (s.oldest_waiting_since, self.store.oldest_waiting(name)?) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             if self.config.bus.kind == crate::config::BusKind::Amqp {
                 s.parked = self.store.held_len(name);
                 s.at_broker = broker.as_ref().and_then(|b| b.ready.get(name).copied());
@@ -278,11 +284,13 @@ impl Ops {
         }
         let receives = |d: &str| self.config.can_receive(d);
         for (name, (queued, parked)) in self.store.unconfigured(receives)? {
+            let oldest_waiting_since = self.store.oldest_waiting(&name)?;
             destinations.insert(
                 name,
                 DestStatus {
                     queued,
                     parked,
+                    oldest_waiting_since,
                     unconfigured: true,
                     ..DestStatus::default()
                 },

@@ -48,6 +48,10 @@ pub struct DestStatus {
     /// The last transient failure while any delivery retries, and since when.
     pub failing: Option<String>,
     pub failing_since: Option<DateTime<Utc>>,
+    /// When the oldest message waiting for this destination (queued, or
+    /// parked) was accepted: how far behind it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_waiting_since: Option<DateTime<Utc>>,
     /// The endpoint is no longer in the configuration: its queued and
     /// parked messages wait, undelivered, until it is back or they are
     /// discarded (`deskbridge discard --queued-for`).
@@ -553,6 +557,16 @@ impl Dispatcher {
                 s.blocked_links = blocked.len();
                 s.parked_links = parked.len();
                 s.waiting_links = gaps.keys().filter(|l| !blocked.contains(*l)).count();
+                // Only while deliveries fail are those in flight old; with
+                // a broker they are in no store tree (see `ops::status`).
+                s.oldest_waiting_since = if s.retrying > 0 {
+                    running
+                        .values()
+                        .map(|(_, _, env)| env.accepted_at.unwrap_or(env.event.occurred_at))
+                        .min()
+                } else {
+                    None
+                };
             });
             tokio::select! {
                 _ = shutdown.changed() => {
@@ -946,6 +960,7 @@ impl Dispatcher {
                         if s.retrying == 0 {
                             s.failing = None;
                             s.failing_since = None;
+                            s.oldest_waiting_since = None;
                             over = true;
                         }
                     });
@@ -1061,12 +1076,16 @@ impl Dispatcher {
                     }
                     let first = !*retrying;
                     *retrying = true;
+                    let accepted = env.accepted_at.unwrap_or(env.event.occurred_at);
                     with_status(&self.board, &self.dest, |s| {
                         if first {
                             s.retrying += 1;
                         }
                         s.failing = Some(message);
                         s.failing_since.get_or_insert_with(Utc::now);
+                        // The dispatcher's next turn has the exact figure.
+                        s.oldest_waiting_since =
+                            Some(s.oldest_waiting_since.map_or(accepted, |o| o.min(accepted)));
                     });
                     if !wait_unless_stopped(tokio::time::Instant::now() + wait, stop).await {
                         return Ok(Done::Returned);

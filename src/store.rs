@@ -940,6 +940,23 @@ impl Store {
         count_of(&self.held, dest)
     }
 
+    /// When the oldest message queued or parked for `dest` was accepted
+    /// (its event's own time for envelopes stored before that was kept):
+    /// how far behind a destination is. Reads one record per tree, the
+    /// first in queue order.
+    pub fn oldest_waiting(&self, dest: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut oldest: Option<DateTime<Utc>> = None;
+        for (tree, name) in [(&self.outbox, "outbox"), (&self.held, "held")] {
+            if let Some(kv) = tree.scan_prefix(dest_prefix(dest)).next() {
+                let (_, v) = kv?;
+                let env: Envelope = from_slice(name, &v)?;
+                let at = env.accepted_at.unwrap_or(env.event.occurred_at);
+                oldest = Some(oldest.map_or(at, |o| o.min(at)));
+            }
+        }
+        Ok(oldest)
+    }
+
     /// Destinations with messages queued or parked that `configured` does
     /// not know (an endpoint removed from the configuration): their
     /// messages wait, undelivered, until it is back or they are discarded.
@@ -1459,6 +1476,11 @@ mod tests {
         ]
         .into();
         assert_eq!(left, want);
+        // How far behind: the first of each tree, parked or queued.
+        let at = |e: &Envelope| e.event.occurred_at;
+        assert_eq!(store.oldest_waiting("c").unwrap(), Some(at(&queued[4].1)));
+        assert_eq!(store.oldest_waiting("b").unwrap(), Some(at(&queued[0].1)));
+        assert_eq!(store.oldest_waiting("x").unwrap(), None);
 
         assert_eq!(store.discard_queued("b").unwrap(), 2);
         assert_eq!(store.discard_queued("bb").unwrap(), 2);

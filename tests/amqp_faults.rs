@@ -555,6 +555,26 @@ async fn a_hanging_and_a_failing_destination_do_not_stop_another() {
         d["down"]["failing"].as_str().unwrap().contains("503"),
         "{s}"
     );
+    // How far behind each is: the oldest message waiting (in flight at
+    // the relay, with a broker) is as old as the run, and said so in
+    // the metrics too; nothing waits for the healthy one.
+    for name in ["hang", "down"] {
+        let since: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(d[name]["oldest_waiting_since"].clone())
+                .unwrap_or_else(|e| panic!("{name}: {e}: {s}"));
+        let age = chrono::Utc::now() - since;
+        assert!(
+            age > chrono::Duration::from_std(healthy / 2).unwrap(),
+            "{name}: {age} after {healthy:?}: {s}"
+        );
+    }
+    assert!(d["ok"].get("oldest_waiting_since").is_none(), "{s}");
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("deskbridge_oldest_waiting_seconds{destination=\"down\"}")
+            && !metrics.contains("deskbridge_oldest_waiting_seconds{destination=\"ok\"}"),
+        "{metrics}"
+    );
     assert!(hang.desk.tickets().is_empty() && down.desk.tickets().is_empty());
     assert!(hang.desk.received() > 0 && down.desk.received() > 0);
     assert_eq!(s["broker"]["connected"], true, "{s}");

@@ -320,7 +320,9 @@ async fn server_errors_are_retried_shown_in_status_and_delivered_once() {
     // While it lasts, `deskbridge status` says so, with the partner's text.
     eventually("status shows the failure", 15, || async {
         let out = cli_ok(&n.gw, &["status"]);
-        out.contains("failing since") && out.contains("database is down")
+        out.contains("failing since")
+            && out.contains("database is down")
+            && out.contains("the oldest waiting for")
     })
     .await;
     eventually("the note delivered", 15, || async {
@@ -335,6 +337,7 @@ async fn server_errors_are_retried_shown_in_status_and_delivered_once() {
     assert_eq!(s["dead_lettered"], 0, "{s}");
     assert!(n.gw.get("/dead").await.as_array().unwrap().is_empty());
     assert!(!cli_ok(&n.gw, &["status"]).contains("failing"));
+    assert!(s.get("oldest_waiting_since").is_none(), "{s}");
     // One outage, one warning: the retries with the same reason are at
     // debug level.
     let log = n.gw.log();
