@@ -48,8 +48,10 @@ pub struct DestStatus {
     /// The last transient failure while any delivery retries, and since when.
     pub failing: Option<String>,
     pub failing_since: Option<DateTime<Utc>>,
-    /// When the oldest message waiting for this destination (queued, or
-    /// parked) was accepted: how far behind it is.
+    /// When the oldest message waiting for this destination was accepted:
+    /// how far behind it is. Queued (in flight included, embedded) or
+    /// parked in the store, and with a broker, in flight while deliveries
+    /// fail; messages held back behind a dead letter count too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_waiting_since: Option<DateTime<Utc>>,
     /// The endpoint is no longer in the configuration: its queued and
@@ -954,19 +956,18 @@ impl Dispatcher {
         impl Drop for Retrying<'_> {
             fn drop(&mut self) {
                 if self.2 {
-                    let mut over = false;
                     with_status(&self.0.board, &self.0.dest, |s| {
                         s.retrying = s.retrying.saturating_sub(1);
                         if s.retrying == 0 {
                             s.failing = None;
                             s.failing_since = None;
                             s.oldest_waiting_since = None;
-                            over = true;
+                            // Under the board's lock, so that a failure
+                            // that starts the next outage finds it reset
+                            // (the order is always board, then Said).
+                            self.1.outage_over();
                         }
                     });
-                    if over {
-                        self.1.outage_over();
-                    }
                 }
             }
         }

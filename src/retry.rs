@@ -2,6 +2,7 @@
 //! the crate can be swapped without touching the relay.
 
 use backoff::backoff::Backoff as _;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The longest wait a partner's Retry-After may impose before we try again.
@@ -53,15 +54,31 @@ impl Retry {
 }
 
 /// What retries against one party (a broker, a partner) have told the
-/// log: an outage all night is said at once, then when the reason changes,
-/// and else once in `SAY_AGAIN`; the attempts between go to debug.
+/// log: an outage all night is said at once, then for a new kind of
+/// reason, and else once in `SAY_AGAIN`; the attempts between go to debug.
+/// The kind is the message's head, before its first ": " (`reason_kind`):
+/// a partner's error page that carries a request id or a time must not
+/// make every retry news.
 #[derive(Default)]
 pub struct Said {
     attempts: u64,
-    last: Option<(std::time::Instant, String)>,
+    /// Each kind of reason, and when it was last said.
+    said: HashMap<String, std::time::Instant>,
 }
 
 const SAY_AGAIN: Duration = Duration::from_secs(300);
+/// Kinds remembered at most: past it, all are forgotten (and said again).
+const KINDS: usize = 16;
+
+/// The head of an error message, before the details that vary from one
+/// attempt to the next ("vendor answered 503 Service Unavailable: <page>").
+fn reason_kind(msg: &str) -> &str {
+    let head = msg.split(": ").next().unwrap_or(msg);
+    match head.char_indices().nth(80) {
+        Some((i, _)) => &head[..i],
+        None => head,
+    }
+}
 
 impl Said {
     /// Counts a failed attempt: whether its reason is news for the log
@@ -73,12 +90,16 @@ impl Said {
 
     fn worth_saying(&mut self, msg: &str) -> bool {
         let now = std::time::Instant::now();
-        let worth = match &self.last {
-            None => true,
-            Some((at, said)) => said != msg || now.duration_since(*at) >= SAY_AGAIN,
-        };
+        let kind = reason_kind(msg);
+        let worth = self
+            .said
+            .get(kind)
+            .is_none_or(|at| now.duration_since(*at) >= SAY_AGAIN);
         if worth {
-            self.last = Some((now, msg.to_string()));
+            if self.said.len() >= KINDS {
+                self.said.clear();
+            }
+            self.said.insert(kind.to_string(), now);
         }
         worth
     }
@@ -118,8 +139,18 @@ mod tests {
         }
         assert!(said.worth_saying("access refused"));
         assert!(!said.worth_saying("access refused"));
-        assert_eq!(said.failed("connection refused"), (true, 1));
-        assert_eq!(said.failed("connection refused"), (false, 2));
+        // Reasons that alternate (links failing differently) are each said
+        // once; details after the head do not make news.
+        assert!(!said.worth_saying("connection refused"));
+        assert_eq!(
+            said.failed("vendor answered 503: <p>request 1a2b</p>"),
+            (true, 1)
+        );
+        assert_eq!(
+            said.failed("vendor answered 503: <p>request 3c4d</p>"),
+            (false, 2)
+        );
+        assert_eq!(said.failed("vendor answered 502: bad gateway"), (true, 3));
     }
 
     #[test]

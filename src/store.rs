@@ -949,7 +949,15 @@ impl Store {
         for (tree, name) in [(&self.outbox, "outbox"), (&self.held, "held")] {
             if let Some(kv) = tree.scan_prefix(dest_prefix(dest)).next() {
                 let (_, v) = kv?;
-                let env: Envelope = from_slice(name, &v)?;
+                // A figure for the status: an unreadable record (its
+                // delivery names it) must not take the whole status down.
+                let env: Envelope = match from_slice(name, &v) {
+                    Ok(env) => env,
+                    Err(e) => {
+                        tracing::warn!(dest, error = %e, "oldest waiting message: unreadable");
+                        continue;
+                    }
+                };
                 let at = env.accepted_at.unwrap_or(env.event.occurred_at);
                 oldest = Some(oldest.map_or(at, |o| o.min(at)));
             }

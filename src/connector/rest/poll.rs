@@ -453,6 +453,7 @@ impl Poller {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let name = self.ep.name.clone();
         let mut retry = Retry::new(RetryPolicy::default());
+        let mut said = crate::retry::Said::default();
         let me = loop {
             match self.identity().await {
                 Ok(me) => break me,
@@ -461,7 +462,12 @@ impl Poller {
                         s.failing = Some(format!("cannot learn who deskbridge is: {}", e.message))
                     });
                     let wait = retry.next_delay(e.retry_after);
-                    warn!(endpoint = %name, error = %e.message, "cannot learn who deskbridge is here; will retry");
+                    let (news, failures) = said.failed(&e.message);
+                    if news {
+                        warn!(endpoint = %name, error = %e.message, failures, "cannot learn who deskbridge is here; will retry");
+                    } else {
+                        debug!(endpoint = %name, error = %e.message, failures, "cannot learn who deskbridge is here; will retry");
+                    }
                     tokio::select! {
                         _ = shutdown.changed() => return,
                         _ = tokio::time::sleep(wait) => {}
