@@ -183,6 +183,11 @@ impl Status {
         }
     }
 
+    /// The work is over on that side: resolved, closed or cancelled.
+    pub fn is_done(self) -> bool {
+        matches!(self, Status::Resolved | Status::Closed | Status::Cancelled)
+    }
+
     pub fn parse(s: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }

@@ -13,6 +13,42 @@ pub struct Side {
     pub ticket: Option<String>,
     /// The ticket's status as last seen by deskbridge.
     pub status: Option<Status>,
+    /// Since when it has that status (the change's own time where the
+    /// product said it; when deskbridge set it otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_at: Option<DateTime<Utc>>,
+    /// When this side first called the work done (resolved, closed or
+    /// cancelled); cleared when it reopens. With the link's creation, how
+    /// long this company held it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+impl Side {
+    fn new(endpoint: &str, ticket: Option<&str>) -> Side {
+        Side {
+            endpoint: endpoint.into(),
+            ticket: ticket.map(str::to_owned),
+            status: None,
+            status_at: None,
+            done_at: None,
+        }
+    }
+
+    /// Notes a status seen (or set) at `at`. The same status again keeps
+    /// its first time; done stays at its first time through resolved,
+    /// closed or cancelled.
+    pub fn set_status(&mut self, status: Status, at: DateTime<Utc>) {
+        if self.status != Some(status) {
+            self.status = Some(status);
+            self.status_at = Some(at);
+        }
+        if status.is_done() {
+            self.done_at.get_or_insert(at);
+        } else {
+            self.done_at = None;
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,16 +65,8 @@ impl Link {
     pub fn new(upstream_endpoint: &str, upstream_ticket: &str, downstream_endpoint: &str) -> Link {
         Link {
             id: Uuid::now_v7(),
-            upstream: Side {
-                endpoint: upstream_endpoint.into(),
-                ticket: Some(upstream_ticket.into()),
-                status: None,
-            },
-            downstream: Side {
-                endpoint: downstream_endpoint.into(),
-                ticket: None,
-                status: None,
-            },
+            upstream: Side::new(upstream_endpoint, Some(upstream_ticket)),
+            downstream: Side::new(downstream_endpoint, None),
             created_at: Utc::now(),
         }
     }
@@ -67,5 +95,34 @@ impl Link {
     /// Whether an event from `endpoint` travels downstream.
     pub fn is_upstream(&self, endpoint: &str) -> bool {
         self.upstream.endpoint == endpoint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// A status keeps its first time; done is the first of resolved,
+    /// closed or cancelled, and a reopening clears it.
+    #[test]
+    fn a_side_keeps_since_when_and_when_it_was_done() {
+        let t = |m: u32| Utc.with_ymd_and_hms(2026, 12, 1, 9, m, 0).unwrap();
+        let mut s = Side::new("vendor", Some("V-1"));
+        s.set_status(Status::InProgress, t(0));
+        s.set_status(Status::InProgress, t(5));
+        assert_eq!((s.status_at, s.done_at), (Some(t(0)), None));
+        s.set_status(Status::Resolved, t(10));
+        s.set_status(Status::Closed, t(20));
+        assert_eq!(s.status, Some(Status::Closed));
+        assert_eq!((s.status_at, s.done_at), (Some(t(20)), Some(t(10))));
+        s.set_status(Status::Reopened, t(30));
+        assert_eq!((s.status_at, s.done_at), (Some(t(30)), None));
+        s.set_status(Status::Cancelled, t(40));
+        assert_eq!(s.done_at, Some(t(40)));
+        // Stored before these fields were kept: still read.
+        let old: Side =
+            serde_json::from_str(r#"{"endpoint":"a","ticket":"1","status":"new"}"#).unwrap();
+        assert_eq!((old.status_at, old.done_at), (None, None));
     }
 }

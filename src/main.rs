@@ -223,6 +223,55 @@ fn print_link(l: &LinkView) {
     );
 }
 
+/// Where the work stands at each company of the link's chain, and how
+/// long each has held it.
+fn print_chain(l: &LinkView) {
+    if l.chain.len() < 2 {
+        return;
+    }
+    println!("chain (the work, from the company it came from):");
+    let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    for s in &l.chain {
+        let mut line = format!(
+            "  {:indent$}{} ({}) ticket {}",
+            "",
+            s.endpoint,
+            s.party,
+            s.ticket.as_deref().unwrap_or("(being created)"),
+            indent = s.depth * 2
+        );
+        match (s.status, s.status_at) {
+            (Some(st), Some(at)) => line.push_str(&format!(", {st} since {}", time(at))),
+            (Some(st), None) => line.push_str(&format!(", {st}")),
+            _ => {}
+        }
+        if let (Some(got), Some(held)) = (s.got_at, s.held_secs) {
+            line.push_str(&format!(
+                ", handed the work {}, held it {}{}",
+                time(got),
+                duration(held),
+                if s.done_at.is_some() { "" } else { " so far" }
+            ));
+        }
+        if Some(&l.id) == s.link.as_ref() {
+            line.push_str("  <- this link");
+        }
+        println!("{line}");
+    }
+}
+
+/// A span of seconds to the operator's eye: "45 s", "3 min", "2 h 14 min",
+/// "3 d 2 h".
+fn duration(s: i64) -> String {
+    let s = s.max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 async fn run(cli: Cli) -> Result<()> {
     let c = cli.c;
     match cli.cmd {
@@ -267,6 +316,7 @@ async fn run(cli: Cli) -> Result<()> {
                         for d in &l.dead {
                             println!("  dead letter {} ({}): {}", d.id, d.kind, d.error);
                         }
+                        print_chain(&l);
                     }
                 }
                 None => {
@@ -514,16 +564,9 @@ async fn wait_for_signal() {
     }
 }
 
-/// How long ago `t` was, to the operator's eye: "45 s", "3 min",
-/// "2 h 14 min", "3 d 2 h".
+/// How long ago `t` was, to the operator's eye.
 fn ago(t: chrono::DateTime<chrono::Utc>) -> String {
-    let s = (chrono::Utc::now() - t).num_seconds().max(0);
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
-        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
-    }
+    duration((chrono::Utc::now() - t).num_seconds())
 }
 
 /// The broker's side of a destination's status line: what waits at the

@@ -68,6 +68,32 @@ pub struct LinkView {
     /// Dead letters holding this link back.
     #[serde(default)]
     pub dead: Vec<DeadView>,
+    /// The whole chain this link is part of, from the first company down
+    /// (`links show` only): where the work stands at each, and how long
+    /// each has held it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<ChainStep>,
+}
+
+/// One company's ticket in a chain of links.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChainStep {
+    /// 0 for the company the work came from, 1 for the one it handed the
+    /// work to, and so on.
+    pub depth: usize,
+    pub endpoint: String,
+    pub party: String,
+    pub ticket: Option<String>,
+    pub status: Option<Status>,
+    pub status_at: Option<DateTime<Utc>>,
+    /// The link that brought the work here (none for the first company).
+    pub link: Option<String>,
+    /// When it was handed the work: its link's creation.
+    pub got_at: Option<DateTime<Utc>>,
+    /// When it called the work done (resolved, closed or cancelled).
+    pub done_at: Option<DateTime<Utc>>,
+    /// From `got_at` to `done_at`, or to now while it is not done.
+    pub held_secs: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -144,7 +170,73 @@ impl Ops {
             created_at: l.created_at,
             queued: BTreeMap::new(),
             dead: vec![],
+            chain: vec![],
         }
+    }
+
+    /// The chain `l` is part of: up to the first company (the link that
+    /// brought `l`'s upstream ticket, and so on), then every company down
+    /// from there, depth first. A company that handed one ticket to two
+    /// partners has two branches.
+    fn chain(&self, l: &Link) -> Result<Vec<ChainStep>, OpsError> {
+        // Links never form a cycle, but a store edited by hand might.
+        let mut seen = std::collections::HashSet::from([l.id]);
+        let mut root = l.clone();
+        while let Some(ticket) = &root.upstream.ticket {
+            let parent = self
+                .store
+                .links_of(&root.upstream.endpoint, ticket)?
+                .into_iter()
+                .find(|p| {
+                    p.downstream.endpoint == root.upstream.endpoint
+                        && p.downstream.ticket.as_deref() == Some(ticket)
+                });
+            match parent {
+                Some(p) if seen.insert(p.id) => root = p,
+                _ => break,
+            }
+        }
+        let now = Utc::now();
+        let step = |depth: usize, side: &crate::link::Side, via: Option<&Link>| {
+            let got_at = via.map(|v| v.created_at);
+            ChainStep {
+                depth,
+                endpoint: side.endpoint.clone(),
+                party: self.side(side).party,
+                ticket: side.ticket.clone(),
+                status: side.status,
+                status_at: side.status_at,
+                link: via.map(|v| v.id.to_string()),
+                got_at,
+                done_at: side.done_at,
+                held_secs: got_at.map(|g| (side.done_at.unwrap_or(now) - g).num_seconds().max(0)),
+            }
+        };
+        let mut out = vec![step(0, &root.upstream, None)];
+        let mut seen = std::collections::HashSet::new();
+        // (link, its depth), depth first in creation order.
+        let mut todo = vec![(root, 1)];
+        while let Some((link, depth)) = todo.pop() {
+            if !seen.insert(link.id) {
+                continue;
+            }
+            out.push(step(depth, &link.downstream, Some(&link)));
+            let Some(ticket) = &link.downstream.ticket else {
+                continue;
+            };
+            let mut children: Vec<Link> = self
+                .store
+                .links_of(&link.downstream.endpoint, ticket)?
+                .into_iter()
+                .filter(|c| {
+                    c.upstream.endpoint == link.downstream.endpoint
+                        && c.upstream.ticket.as_deref() == Some(ticket)
+                })
+                .collect();
+            children.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+            todo.extend(children.into_iter().map(|c| (c, depth + 1)));
+        }
+        Ok(out)
     }
 
     pub fn links(&self) -> Result<Vec<LinkView>, OpsError> {
@@ -172,6 +264,7 @@ impl Ops {
             .into_iter()
             .filter(|d| d.link == v.id)
             .collect();
+        v.chain = self.chain(&l)?;
         Ok(v)
     }
 

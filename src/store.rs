@@ -1102,7 +1102,7 @@ impl Store {
                             index_link(link_idx, &env.dest, t, link_id)?;
                         }
                         if let crate::event::EventKind::StatusChanged { status } = env.event.kind {
-                            side.status = Some(status);
+                            side.set_status(status, Utc::now());
                         }
                     }
                     links.insert(link.id.as_bytes(), to_vec(&link))?;

@@ -342,3 +342,106 @@ async fn an_endpoint_removed_from_the_config_keeps_its_queue_and_says_so() {
     .await;
     assert_eq!(vendor_got(), ["first", "second", "fourth"]);
 }
+
+/// One look at where the work stands across the chain, client to vendor,
+/// and how long each company has held it.
+#[tokio::test(flavor = "multi_thread")]
+async fn links_show_the_whole_chain_and_how_long_each_company_held_it() {
+    use deskbridge::event::Status;
+    let client = Party::start("client").await;
+    let svc = Party::start("svc").await;
+    let vendor = Party::start("vendor").await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "{PARTIES}{}{}{}",
+        client.toml(dir.path(), "client", ""),
+        svc.toml(dir.path(), "svc", ""),
+        vendor.toml(dir.path(), "vendor", "")
+    );
+    let gw = Gateway::start_with(dir, &conf);
+    for p in [&client, &svc, &vendor] {
+        p.connect(&gw);
+    }
+    let c = client
+        .desk
+        .create_ticket("Till 3 dead", "Store 12", &[], "Cy");
+    eventually("client ticket accepted", 10, || async {
+        client.desk.unsent() == 0
+    })
+    .await;
+    let transfer = |from: String, to: &str| {
+        let out = gw.cli(&["transfer", "--from", &from, "--to", to]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let first = transfer(format!("client:{c}"), "svc");
+    eventually("svc ticket", 10, || async { svc.desk.tickets().len() == 1 }).await;
+    let s = svc.desk.tickets().remove(0).id;
+    svc.desk.set_status(&s, Status::InProgress, "Sam");
+    let second = transfer(format!("svc:{s}"), "vendor");
+    eventually("vendor ticket", 10, || async {
+        vendor.desk.tickets().len() == 1
+    })
+    .await;
+    let v = vendor.desk.tickets().remove(0).id;
+    vendor.desk.set_status(&v, Status::Resolved, "Vi");
+    eventually("the vendor's resolution seen", 10, || async {
+        let l = gw.get(&format!("/links/{second}")).await;
+        l["downstream"]["status"] == "resolved"
+    })
+    .await;
+
+    // From either link, the same chain: client, svc, vendor.
+    for id in [&first, &second] {
+        let out = gw.cli(&["links", "show", id, "--json"]);
+        let l: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let chain = l["chain"].as_array().unwrap();
+        let at = |i: usize, f: &str| chain[i][f].clone();
+        assert_eq!(chain.len(), 3, "{l}");
+        assert_eq!(
+            (0..3).map(|i| at(i, "endpoint")).collect::<Vec<_>>(),
+            ["client", "svc", "vendor"],
+            "{l}"
+        );
+        assert_eq!(
+            (0..3).map(|i| at(i, "depth")).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert_eq!(at(0, "ticket"), c.as_str());
+        assert!(
+            at(0, "got_at").is_null() && at(0, "held_secs").is_null(),
+            "{l}"
+        );
+        assert_eq!(at(1, "link"), first.as_str());
+        assert_eq!(at(1, "status"), "in_progress");
+        assert!(at(1, "done_at").is_null(), "{l}");
+        assert!(at(1, "held_secs").as_i64().unwrap() >= 0, "{l}");
+        assert_eq!(at(2, "link"), second.as_str());
+        assert_eq!(at(2, "ticket"), v.as_str());
+        assert_eq!(at(2, "party"), "Vendor Co");
+        assert_eq!(at(2, "status"), "resolved");
+        assert!(
+            at(2, "done_at").is_string() && at(2, "status_at").is_string(),
+            "{l}"
+        );
+    }
+    let text = String::from_utf8_lossy(&gw.cli(&["links", "show", &second]).stdout).to_string();
+    assert!(
+        text.contains("chain (the work, from the company it came from):")
+            && text.contains(&format!("svc (Service Co) ticket {s}, in_progress since"))
+            && text.contains("held it")
+            && text.contains("so far")
+            && text.contains(&format!("vendor (Vendor Co) ticket {v}, resolved since"))
+            && text.contains("<- this link"),
+        "{text}"
+    );
+}
