@@ -46,6 +46,12 @@ pub struct Report {
     /// the bench's own client, destination and events in memory).
     pub rss_peak_mib: Option<f64>,
     pub baseline_rss_peak_mib: Option<f64>,
+    /// Context switches of this process's threads per event, in the run
+    /// and in the baseline: on two cores each hand-over between threads
+    /// (runtime, lapin's I/O, sled's writers) costs CPU the baseline does
+    /// not spend. Threads that ended meanwhile are not counted.
+    pub switches_per_event: Option<f64>,
+    pub baseline_switches_per_event: Option<f64>,
     /// Disk writes by the store during the run, and how many callers
     /// each served on average (group commit).
     pub flushes: u64,
@@ -258,6 +264,11 @@ async fn run_on_workers(
             .map(per_event),
         rss_peak_mib: spent.rss_peak_mib,
         baseline_rss_peak_mib: base.as_ref().and_then(|b| b.spent.rss_peak_mib),
+        switches_per_event: spent.switches.map(|n| n as f64 / events as f64),
+        baseline_switches_per_event: base
+            .as_ref()
+            .and_then(|b| b.spent.switches)
+            .map(|n| n as f64 / events as f64),
         flushes: flush.writes,
         flush_callers_per_write: flush.served as f64 / flush.writes.max(1) as f64,
         flush_seconds: flush.seconds,
@@ -445,6 +456,7 @@ to = "dst"
 struct CpuMark {
     own: Option<Duration>,
     broker: Option<Duration>,
+    switches: Option<u64>,
 }
 
 /// What a stretch of the run used: CPU time of this process and of the
@@ -454,6 +466,7 @@ struct Spent {
     cpu: Option<Duration>,
     broker_cpu: Option<Duration>,
     rss_peak_mib: Option<f64>,
+    switches: Option<u64>,
 }
 
 impl CpuMark {
@@ -464,6 +477,7 @@ impl CpuMark {
         CpuMark {
             own: cpu_used(),
             broker: broker_cpu_used(),
+            switches: switches_so_far(),
         }
     }
 
@@ -476,8 +490,36 @@ impl CpuMark {
             rss_peak_mib: std::fs::read_to_string("/proc/self/status")
                 .ok()
                 .and_then(|s| rss_peak_mib(&s)),
+            switches: self
+                .switches
+                .zip(switches_so_far())
+                .map(|(a, b)| b.saturating_sub(a)),
         }
     }
+}
+
+/// Context switches (voluntary and not) of this process's live threads so
+/// far; `None` where there is no /proc.
+fn switches_so_far() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        if let Ok(status) = std::fs::read_to_string(task.path().join("status")) {
+            total += switches(&status);
+        }
+    }
+    Some(total)
+}
+
+/// Voluntary plus involuntary context switches from a /proc status file.
+fn switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter(|l| {
+            l.starts_with("voluntary_ctxt_switches:")
+                || l.starts_with("nonvoluntary_ctxt_switches:")
+        })
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
 }
 
 /// The peak resident set (VmHWM) from /proc/self/status, in MiB.
@@ -642,7 +684,7 @@ async fn baseline(url: &str, events: usize, payload_bytes: usize) -> Result<Base
 
 #[cfg(test)]
 mod tests {
-    use super::{proc_cpu, rss_peak_mib};
+    use super::{proc_cpu, rss_peak_mib, switches};
 
     #[test]
     fn peak_memory_is_read_from_vmhwm() {
@@ -650,6 +692,8 @@ mod tests {
             "Name:\tdeskbridge\nVmPeak:\t  900000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40000 kB\n";
         assert_eq!(rss_peak_mib(status), Some(50.0));
         assert_eq!(rss_peak_mib("Name:\tx\n"), None);
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(switches(status), 127);
     }
     use std::time::Duration;
 

@@ -512,7 +512,7 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "{} bus: {} events over {} links in {:.2} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms; bare lapin {}; ratio {}; CPU per event: {} µs here, {} µs in the broker (bare lapin: {} and {}); peak memory {} MiB (bare lapin: {}); {} disk flushes ({:.1} callers each, {:.2} s)",
+                    "{} bus: {} events over {} links in {:.2} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms; bare lapin {}; ratio {}; CPU per event: {} µs here, {} µs in the broker (bare lapin: {} and {}); peak memory {} MiB (bare lapin: {}); context switches per event {} (bare lapin: {}); {} disk flushes ({:.1} callers each, {:.2} s)",
                     r.bus,
                     r.events,
                     r.links,
@@ -528,6 +528,8 @@ async fn run(cli: Cli) -> Result<()> {
                     r.baseline_broker_cpu_us_per_event.map(|x| format!("{x:.0}")).unwrap_or("n/a".into()),
                     r.rss_peak_mib.map(|x| format!("{x:.0}")).unwrap_or("n/a".into()),
                     r.baseline_rss_peak_mib.map(|x| format!("{x:.0}")).unwrap_or("n/a".into()),
+                    r.switches_per_event.map(|x| format!("{x:.1}")).unwrap_or("n/a".into()),
+                    r.baseline_switches_per_event.map(|x| format!("{x:.1}")).unwrap_or("n/a".into()),
                     r.flushes,
                     r.flush_callers_per_write,
                     r.flush_seconds,
