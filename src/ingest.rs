@@ -165,7 +165,7 @@ impl Ingest {
                 for link in &links {
                     let mut l = link.clone();
                     if let Some(side) = l.side_mut(endpoint) {
-                        side.set_status(status, ev.occurred_at);
+                        side.set_status(status, ev.occurred_at, false);
                     }
                     tx.put_link(&l)?;
                 }

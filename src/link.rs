@@ -17,11 +17,18 @@ pub struct Side {
     /// product said it; when deskbridge set it otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_at: Option<DateTime<Utc>>,
+    /// Whether deskbridge set that status here, relaying a partner's
+    /// (rather than the company changing it itself).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub status_relayed: bool,
     /// When this side first called the work done (resolved, closed or
-    /// cancelled); cleared when it reopens. With the link's creation, how
-    /// long this company held it.
+    /// cancelled); cleared when it reopens. From `got_at`, how long this
+    /// company held it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_at: Option<DateTime<Utc>>,
+    /// When deskbridge created this side's ticket: the hand-over landed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub got_at: Option<DateTime<Utc>>,
 }
 
 impl Side {
@@ -31,17 +38,20 @@ impl Side {
             ticket: ticket.map(str::to_owned),
             status: None,
             status_at: None,
+            status_relayed: false,
             done_at: None,
+            got_at: None,
         }
     }
 
-    /// Notes a status seen (or set) at `at`. The same status again keeps
-    /// its first time; done stays at its first time through resolved,
-    /// closed or cancelled.
-    pub fn set_status(&mut self, status: Status, at: DateTime<Utc>) {
+    /// Notes a status seen (or, `relayed`, set by deskbridge) at `at`. The
+    /// same status again keeps its first time; done stays at its first
+    /// time through resolved, closed or cancelled.
+    pub fn set_status(&mut self, status: Status, at: DateTime<Utc>, relayed: bool) {
         if self.status != Some(status) {
             self.status = Some(status);
             self.status_at = Some(at);
+            self.status_relayed = relayed;
         }
         if status.is_done() {
             self.done_at.get_or_insert(at);
@@ -109,16 +119,22 @@ mod tests {
     fn a_side_keeps_since_when_and_when_it_was_done() {
         let t = |m: u32| Utc.with_ymd_and_hms(2026, 12, 1, 9, m, 0).unwrap();
         let mut s = Side::new("vendor", Some("V-1"));
-        s.set_status(Status::InProgress, t(0));
-        s.set_status(Status::InProgress, t(5));
-        assert_eq!((s.status_at, s.done_at), (Some(t(0)), None));
-        s.set_status(Status::Resolved, t(10));
-        s.set_status(Status::Closed, t(20));
+        s.set_status(Status::InProgress, t(0), false);
+        s.set_status(Status::InProgress, t(5), true);
+        assert_eq!(
+            (s.status_at, s.done_at, s.status_relayed),
+            (Some(t(0)), None, false)
+        );
+        s.set_status(Status::Resolved, t(10), true);
+        s.set_status(Status::Closed, t(20), false);
         assert_eq!(s.status, Some(Status::Closed));
         assert_eq!((s.status_at, s.done_at), (Some(t(20)), Some(t(10))));
-        s.set_status(Status::Reopened, t(30));
-        assert_eq!((s.status_at, s.done_at), (Some(t(30)), None));
-        s.set_status(Status::Cancelled, t(40));
+        s.set_status(Status::Reopened, t(30), true);
+        assert_eq!(
+            (s.status_at, s.done_at, s.status_relayed),
+            (Some(t(30)), None, true)
+        );
+        s.set_status(Status::Cancelled, t(40), false);
         assert_eq!(s.done_at, Some(t(40)));
         // Stored before these fields were kept: still read.
         let old: Side =

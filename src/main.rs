@@ -240,9 +240,14 @@ fn print_chain(l: &LinkView) {
             s.ticket.as_deref().unwrap_or("(being created)"),
             indent = s.depth * 2
         );
+        let relayed = if s.status_relayed {
+            " (relayed from its partner)"
+        } else {
+            ""
+        };
         match (s.status, s.status_at) {
-            (Some(st), Some(at)) => line.push_str(&format!(", {st} since {}", time(at))),
-            (Some(st), None) => line.push_str(&format!(", {st}")),
+            (Some(st), Some(at)) => line.push_str(&format!(", {st}{relayed} since {}", time(at))),
+            (Some(st), None) => line.push_str(&format!(", {st}{relayed}")),
             _ => {}
         }
         if let (Some(got), Some(held)) = (s.got_at, s.held_secs) {

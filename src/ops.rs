@@ -86,13 +86,20 @@ pub struct ChainStep {
     pub ticket: Option<String>,
     pub status: Option<Status>,
     pub status_at: Option<DateTime<Utc>>,
+    /// Set there by deskbridge, relaying a partner's status.
+    #[serde(default)]
+    pub status_relayed: bool,
     /// The link that brought the work here (none for the first company).
     pub link: Option<String>,
-    /// When it was handed the work: its link's creation.
+    /// When it was handed the work: deskbridge created its ticket (for a
+    /// link made before that was kept, or whose ticket came another way,
+    /// the link's creation).
     pub got_at: Option<DateTime<Utc>>,
     /// When it called the work done (resolved, closed or cancelled).
     pub done_at: Option<DateTime<Utc>>,
-    /// From `got_at` to `done_at`, or to now while it is not done.
+    /// From `got_at` to `done_at`, or to now while it is not done; none
+    /// while its ticket is not created yet, or for a side done before
+    /// deskbridge kept the time.
     pub held_secs: Option<i64>,
 }
 
@@ -174,6 +181,22 @@ impl Ops {
         }
     }
 
+    /// Of every link's side for `side`'s ticket, the one whose status
+    /// changed last.
+    fn latest_side(&self, side: &crate::link::Side) -> Result<crate::link::Side, OpsError> {
+        let Some(ticket) = &side.ticket else {
+            return Ok(side.clone());
+        };
+        Ok(self
+            .store
+            .links_of(&side.endpoint, ticket)?
+            .iter()
+            .filter_map(|l| l.sides(&side.endpoint).map(|(mine, _)| mine.clone()))
+            .filter(|s| s.ticket.as_deref() == Some(ticket))
+            .max_by_key(|s| s.status_at)
+            .unwrap_or_else(|| side.clone()))
+    }
+
     /// The chain `l` is part of: up to the first company (the link that
     /// brought `l`'s upstream ticket, and so on), then every company down
     /// from there, depth first. A company that handed one ticket to two
@@ -198,21 +221,30 @@ impl Ops {
         }
         let now = Utc::now();
         let step = |depth: usize, side: &crate::link::Side, via: Option<&Link>| {
-            let got_at = via.map(|v| v.created_at);
-            ChainStep {
+            // A ticket in the middle of a chain has a side on each of its
+            // links; deskbridge updates the one the change came over.
+            let latest = self.latest_side(side)?;
+            let got_at = via.map(|v| side.got_at.unwrap_or(v.created_at));
+            let done_unknown =
+                latest.status.is_some_and(Status::is_done) && latest.done_at.is_none();
+            let held_secs = got_at
+                .filter(|_| side.ticket.is_some() && !done_unknown)
+                .map(|g| (latest.done_at.unwrap_or(now) - g).num_seconds().max(0));
+            Ok::<_, OpsError>(ChainStep {
                 depth,
                 endpoint: side.endpoint.clone(),
                 party: self.side(side).party,
                 ticket: side.ticket.clone(),
-                status: side.status,
-                status_at: side.status_at,
+                status: latest.status,
+                status_at: latest.status_at,
+                status_relayed: latest.status_relayed,
                 link: via.map(|v| v.id.to_string()),
                 got_at,
-                done_at: side.done_at,
-                held_secs: got_at.map(|g| (side.done_at.unwrap_or(now) - g).num_seconds().max(0)),
-            }
+                done_at: latest.done_at,
+                held_secs,
+            })
         };
-        let mut out = vec![step(0, &root.upstream, None)];
+        let mut out = vec![step(0, &root.upstream, None)?];
         let mut seen = std::collections::HashSet::new();
         // (link, its depth), depth first in creation order.
         let mut todo = vec![(root, 1)];
@@ -220,7 +252,7 @@ impl Ops {
             if !seen.insert(link.id) {
                 continue;
             }
-            out.push(step(depth, &link.downstream, Some(&link)));
+            out.push(step(depth, &link.downstream, Some(&link))?);
             let Some(ticket) = &link.downstream.ticket else {
                 continue;
             };

@@ -1099,10 +1099,11 @@ impl Store {
                     if let Some(side) = link.side_mut(&env.dest) {
                         if let Some(t) = &applied.ticket {
                             side.ticket = Some(t.clone());
+                            side.got_at.get_or_insert_with(Utc::now);
                             index_link(link_idx, &env.dest, t, link_id)?;
                         }
                         if let crate::event::EventKind::StatusChanged { status } = env.event.kind {
-                            side.set_status(status, Utc::now());
+                            side.set_status(status, Utc::now(), true);
                         }
                     }
                     links.insert(link.id.as_bytes(), to_vec(&link))?;

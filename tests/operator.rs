@@ -393,9 +393,11 @@ async fn links_show_the_whole_chain_and_how_long_each_company_held_it() {
     .await;
     let v = vendor.desk.tickets().remove(0).id;
     vendor.desk.set_status(&v, Status::Resolved, "Vi");
-    eventually("the vendor's resolution seen", 10, || async {
-        let l = gw.get(&format!("/links/{second}")).await;
-        l["downstream"]["status"] == "resolved"
+    // Seen from the vendor, and relayed to the service company's ticket
+    // (over the second link: the chain reads each ticket's latest side).
+    eventually("the vendor's resolution seen and relayed", 10, || async {
+        let l = gw.get(&format!("/links/{first}")).await;
+        l["chain"][2]["status"] == "resolved" && l["chain"][1]["status"] == "resolved"
     })
     .await;
 
@@ -421,25 +423,32 @@ async fn links_show_the_whole_chain_and_how_long_each_company_held_it() {
             at(0, "got_at").is_null() && at(0, "held_secs").is_null(),
             "{l}"
         );
+        // The service company's own in_progress went up to the client.
+        assert_eq!(at(0, "status"), "in_progress");
+        assert_eq!(at(0, "status_relayed"), true);
         assert_eq!(at(1, "link"), first.as_str());
-        assert_eq!(at(1, "status"), "in_progress");
-        assert!(at(1, "done_at").is_null(), "{l}");
+        assert_eq!(at(1, "status"), "resolved");
+        assert_eq!(at(1, "status_relayed"), true);
+        assert!(at(1, "done_at").is_string(), "{l}");
         assert!(at(1, "held_secs").as_i64().unwrap() >= 0, "{l}");
         assert_eq!(at(2, "link"), second.as_str());
         assert_eq!(at(2, "ticket"), v.as_str());
         assert_eq!(at(2, "party"), "Vendor Co");
         assert_eq!(at(2, "status"), "resolved");
+        assert_eq!(at(2, "status_relayed"), false);
         assert!(
             at(2, "done_at").is_string() && at(2, "status_at").is_string(),
             "{l}"
         );
+        assert!(at(2, "held_secs").as_i64().unwrap() >= 0, "{l}");
     }
     let text = String::from_utf8_lossy(&gw.cli(&["links", "show", &second]).stdout).to_string();
     assert!(
         text.contains("chain (the work, from the company it came from):")
-            && text.contains(&format!("svc (Service Co) ticket {s}, in_progress since"))
-            && text.contains("held it")
-            && text.contains("so far")
+            && text.contains(&format!(
+                "svc (Service Co) ticket {s}, resolved (relayed from its partner) since"
+            ))
+            && text.matches("held it").count() == 2
             && text.contains(&format!("vendor (Vendor Co) ticket {v}, resolved since"))
             && text.contains("<- this link"),
         "{text}"
