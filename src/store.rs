@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("link store: {0} (is another deskbridge using the same data_dir?)")]
+    #[error("link store: {0}{hint}", hint = sled_hint(.0))]
     Sled(#[from] sled::Error),
     #[error("link store holds an unreadable record in {tree}: {source}")]
     Corrupt {
@@ -31,6 +31,22 @@ pub enum StoreError {
     NoDeadLetter(String),
     #[error("{0}")]
     Rejected(String),
+}
+
+/// What to do about a store error, where its cause says.
+fn sled_hint(e: &sled::Error) -> &'static str {
+    match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            " (the disk holding data_dir is full: free space there, then start deskbridge again; what was answered 2xx is kept, what was refused the senders send again)"
+        }
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            " (deskbridge may not write data_dir: check its owner and permissions)"
+        }
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            " (is another deskbridge using the same data_dir?)"
+        }
+        _ => "",
+    }
 }
 
 /// One message on a destination's queue: an event as it should land, on

@@ -184,6 +184,13 @@ impl Gateway {
         }
     }
 
+    /// How the daemon exited, once it has (by itself).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().unwrap()?;
+        self.child = None;
+        Some(status)
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let c = self.child.take().expect("running");

@@ -1,0 +1,141 @@
+//! A full disk under the store: webhooks are refused (503, so the sender
+//! sends again), nothing answered 2xx is lost, the daemon stops at the
+//! next write it cannot make (exit 3, for its supervisor) with the cause
+//! and what to do in its log, and once there is space again a restart
+//! delivers everything once and in order. The disk is a small tmpfs
+//! mounted for the test (the tests run as root).
+mod common;
+
+use common::*;
+use deskbridge::event::Audience;
+use deskbridge::sample_desk::Fault;
+use std::process::Command;
+
+/// A tmpfs of its own, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount a tmpfs (the tests run as root)");
+        Tmpfs(at.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "remount the tmpfs");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_loses_and_doubles_nothing() {
+    let svc = Party::start("svc").await;
+    let vendor = Party::start("vendor").await;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&dir.path().join("data"), "12m");
+    let conf = format!(
+        "{PARTIES}{}{}",
+        svc.toml(dir.path(), "svc", ""),
+        vendor.toml(dir.path(), "vendor", "")
+    );
+    let mut gw = Gateway::start_with(dir, &conf);
+    svc.connect(&gw);
+    vendor.connect(&gw);
+    let t = svc.desk.create_ticket("Disk", "x", &[], "Ann");
+    eventually("accepted", 10, || async { svc.desk.unsent() == 0 }).await;
+    let out = gw.cli(&["transfer", "--from", &format!("svc:{t}"), "--to", "vendor"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("vendor ticket", 10, || async {
+        vendor.desk.tickets().len() == 1
+    })
+    .await;
+    let vt = vendor.desk.tickets().remove(0).id;
+
+    // The vendor is away, so everything stays in the store until the disk
+    // is full and webhooks are refused.
+    vendor
+        .desk
+        .set_fault(Some(Fault::Status(503, "away".into())), None);
+    let body = "y".repeat(4000);
+    let mut sent = 0;
+    while svc.desk.unsent() < 20 {
+        assert!(sent < 10_000, "the disk never filled");
+        for _ in 0..50 {
+            svc.desk.comment(
+                &t,
+                &format!("{sent:05} {body}"),
+                Audience::Partner,
+                "Ann",
+                &[],
+            );
+            sent += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    eventually("refusals logged with the cause", 10, || async {
+        gw.log()
+            .contains("the disk holding data_dir is full: free space there")
+    })
+    .await;
+    assert!(!gw.log().contains("another deskbridge"));
+
+    // The vendor is back: the relay's next record cannot be written, and
+    // the daemon stops rather than promise what it cannot keep.
+    vendor.desk.set_fault(None, None);
+    let stopped = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = gw.exited() {
+            break status.code();
+        }
+        assert!(
+            stopped.elapsed() < std::time::Duration::from_secs(30),
+            "the daemon went on with a store it cannot write:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(code, Some(3), "{}", gw.log());
+
+    // Space again, and a restart: everything the desk sent arrives once,
+    // in order, what was refused included (the desk sent it again).
+    disk.resize("256m");
+    gw.spawn();
+    eventually("all delivered", 60, || async {
+        svc.desk.unsent() == 0
+            && vendor
+                .desk
+                .ticket(&vt)
+                .is_some_and(|v| v.comments.len() >= sent)
+    })
+    .await;
+    let got: Vec<String> = vendor
+        .desk
+        .ticket(&vt)
+        .unwrap()
+        .comments
+        .iter()
+        .map(|c| c.body[..5].to_string())
+        .collect();
+    let want: Vec<String> = (0..sent).map(|i| format!("{i:05}")).collect();
+    assert_eq!(got.len(), want.len(), "doubled or lost");
+    assert!(got == want, "out of order");
+}
