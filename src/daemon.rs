@@ -262,6 +262,20 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         source,
     })?;
     info!(%hooks_addr, %admin_addr, "deskbridge running");
+    // A store that cannot write keeps no promise: stop, so that the
+    // supervisor starts deskbridge again (it waits until there is space,
+    // say). Webhooks meanwhile get 503 or no answer, and are sent again.
+    let mut broken = ops.store.broken();
+    tokio::spawn(async move {
+        if let Ok(why) = broken.wait_for(Option::is_some).await {
+            error!(
+                "the store cannot write: {}; stopping (exit 3)",
+                why.as_deref().unwrap_or_default()
+            );
+            std::process::exit(3);
+        }
+    });
+
     // Said once at start, where whoever removed the endpoint looks first;
     // `deskbridge status` and /metrics go on saying it.
     let receives = |d: &str| config.can_receive(d);

@@ -293,6 +293,10 @@ struct Flusher {
     writes: std::sync::atomic::AtomicU64,
     served: std::sync::atomic::AtomicU64,
     micros: std::sync::atomic::AtomicU64,
+    /// Set by the first disk write that failed: sled refuses every write
+    /// after one (a full disk, say), so the store is done for until the
+    /// process starts again.
+    broken: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// How well flushes are grouped: `served / writes` callers share each disk
@@ -504,6 +508,7 @@ impl Store {
                 writes: Default::default(),
                 served: Default::default(),
                 micros: Default::default(),
+                broken: tokio::sync::watch::channel(None).0,
             }),
             grouper: Default::default(),
             db,
@@ -558,8 +563,13 @@ impl Store {
                     let target = f.state.lock().unwrap_or_else(|p| p.into_inner()).0;
                     let started = std::time::Instant::now();
                     let result = self.flush_now().await;
-                    if result.is_err() {
+                    if let Err(e) = &result {
                         f.unflushed.store(true, std::sync::atomic::Ordering::SeqCst);
+                        if matches!(e, StoreError::Sled(_)) {
+                            f.broken.send_modify(|b| {
+                                b.get_or_insert_with(|| e.to_string());
+                            });
+                        }
                     }
                     f.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     f.micros.fetch_add(
@@ -586,6 +596,12 @@ impl Store {
     /// Notes writes that need no flush now (nobody is told they are
     /// durable; a crash before the next flush only repeats idempotent
     /// work): the next group flush covers them, or `flush_unflushed`.
+    /// Tells when a disk write has failed, with why: from then on the store
+    /// can keep no promise (see `Flusher::broken`).
+    pub fn broken(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.flusher.broken.subscribe()
+    }
+
     pub fn flush_later(&self) {
         self.flusher
             .unflushed
