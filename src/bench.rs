@@ -438,7 +438,10 @@ to = "dst"
         })
         .collect();
     let flush = running.ops.store.flush_stats();
-    running.stop().await;
+    running
+        .stop()
+        .await
+        .map_err(|e| BenchError(format!("the store's last flush failed: {e}")))?;
     if let (BusKind::Amqp, Some(url)) = (bus, &amqp_url) {
         // Leave the broker as the bench found it.
         crate::bus::amqp::remove_topology(url, &prefix, &["dst"]).await;

@@ -300,11 +300,13 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
 }
 
 impl Running {
-    /// Stops taking work, lets in-flight requests finish, flushes.
-    pub async fn stop(mut self) {
+    /// Stops taking work, lets in-flight requests finish, flushes; says
+    /// whether the last flush failed.
+    pub async fn stop(mut self) -> Result<(), crate::store::StoreError> {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
-        let _ = self.ops.store.flush().await;
+        let flushed = self.ops.store.flush().await;
         let _ = std::fs::remove_file(self.ops.config.daemon.data_dir.join("daemon.json"));
+        flushed
     }
 }

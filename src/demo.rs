@@ -272,8 +272,9 @@ async fn story(dir: &Path, out: &mut dyn std::io::Write) -> Result<(), DemoError
     }
 
     let checks = verify(retail, &r1, acme, &a1, vendor, &v1);
-    running.stop().await;
+    let stopped = running.stop().await.map_err(setup);
     checks?;
+    stopped?;
     say(out, "== Checks passed: internal notes stayed home, the client's conversation did not reach the vendor,");
     say(out, "   the client's phone number did not leave Northwind, the file and the statuses crossed once.");
     Ok(())

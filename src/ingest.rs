@@ -162,10 +162,20 @@ impl Ingest {
             };
             let news: Vec<bool> = links.iter().map(|l| !unchanged(l)).collect();
             if let EventKind::StatusChanged { status } = ev.kind {
+                // A product that reports the status it holds reports ours
+                // too: one that deskbridge set over another link is still
+                // the partner's, not this company's own change.
+                let relayed = links.iter().any(|l| {
+                    l.sides(endpoint)
+                        .is_some_and(|(mine, _)| mine.status == Some(status) && mine.status_relayed)
+                });
+                // deskbridge's clock, as where it sets a status: the chain
+                // compares the two.
+                let now = chrono::Utc::now();
                 for link in &links {
                     let mut l = link.clone();
                     if let Some(side) = l.side_mut(endpoint) {
-                        side.set_status(status, ev.occurred_at, false);
+                        side.set_status(status, now, relayed);
                     }
                     tx.put_link(&l)?;
                 }

@@ -13,8 +13,8 @@ pub struct Side {
     pub ticket: Option<String>,
     /// The ticket's status as last seen by deskbridge.
     pub status: Option<Status>,
-    /// Since when it has that status (the change's own time where the
-    /// product said it; when deskbridge set it otherwise).
+    /// Since when it has that status, by deskbridge's clock: when it saw
+    /// the change, or made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_at: Option<DateTime<Utc>>,
     /// Whether deskbridge set that status here, relaying a partner's

@@ -286,7 +286,12 @@ async fn run(cli: Cli) -> Result<()> {
             let running = deskbridge::daemon::start(config, Default::default()).await?;
             wait_for_signal().await;
             tracing::info!("shutting down");
-            running.stop().await;
+            if let Err(e) = running.stop().await {
+                // As a failed write while running: the supervisor should
+                // know (and start it again, where that helps).
+                tracing::error!("the last flush failed: {e}");
+                std::process::exit(3);
+            }
         }
         Cmd::Check => match Config::load(&c.config) {
             Ok(config) => println!(

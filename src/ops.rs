@@ -182,19 +182,38 @@ impl Ops {
     }
 
     /// Of every link's side for `side`'s ticket, the one whose status
-    /// changed last.
+    /// changed last; while that status is done, done since the first of
+    /// them called it so.
     fn latest_side(&self, side: &crate::link::Side) -> Result<crate::link::Side, OpsError> {
         let Some(ticket) = &side.ticket else {
             return Ok(side.clone());
         };
-        Ok(self
+        let sides: Vec<crate::link::Side> = self
             .store
             .links_of(&side.endpoint, ticket)?
             .iter()
             .filter_map(|l| l.sides(&side.endpoint).map(|(mine, _)| mine.clone()))
             .filter(|s| s.ticket.as_deref() == Some(ticket))
+            .collect();
+        // Not from before a reopening another link saw.
+        let reopened = sides
+            .iter()
+            .filter(|s| !s.status.is_some_and(Status::is_done))
+            .filter_map(|s| s.status_at)
+            .max();
+        let first_done = sides
+            .iter()
+            .filter_map(|s| s.done_at)
+            .filter(|d| reopened.is_none_or(|r| *d >= r))
+            .min();
+        let mut latest = sides
+            .into_iter()
             .max_by_key(|s| s.status_at)
-            .unwrap_or_else(|| side.clone()))
+            .unwrap_or_else(|| side.clone());
+        if latest.done_at.is_some() {
+            latest.done_at = first_done.or(latest.done_at);
+        }
+        Ok(latest)
     }
 
     /// The chain `l` is part of: up to the first company (the link that

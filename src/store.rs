@@ -39,6 +39,12 @@ fn sled_hint(e: &sled::Error) -> &'static str {
         sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
             " (the disk holding data_dir is full: free space there, then start deskbridge again; what was answered 2xx is kept, what was refused the senders send again)"
         }
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::QuotaExceeded => {
+            " (the disk quota of the user running deskbridge is used up: raise it or free space, then start deskbridge again)"
+        }
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+            " (the file system holding data_dir is read-only: mount it writable, then start deskbridge again)"
+        }
         sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
             " (deskbridge may not write data_dir: check its owner and permissions)"
         }
@@ -532,6 +538,13 @@ impl Store {
     /// the disk write (group commit).
     pub async fn flush(&self) -> Result<(), StoreError> {
         let f = &self.flusher;
+        // After a failed disk write, no later flush may say yes: sled
+        // refuses them too, but this does not rest on its internals.
+        if let Some(why) = f.broken.borrow().as_ref() {
+            return Err(StoreError::Rejected(format!(
+                "the store failed a disk write earlier: {why}"
+            )));
+        }
         // A ticket taken after our writes: any flush that starts later
         // covers them, so one disk write serves every caller waiting.
         let (ticket, mut done) = self.flush_ticket();
@@ -565,11 +578,11 @@ impl Store {
                     let result = self.flush_now().await;
                     if let Err(e) = &result {
                         f.unflushed.store(true, std::sync::atomic::Ordering::SeqCst);
-                        if matches!(e, StoreError::Sled(_)) {
-                            f.broken.send_modify(|b| {
-                                b.get_or_insert_with(|| e.to_string());
-                            });
-                        }
+                        // A write sled failed (or a flush that panicked):
+                        // nothing written after it can be trusted.
+                        f.broken.send_modify(|b| {
+                            b.get_or_insert_with(|| e.to_string());
+                        });
                     }
                     f.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     f.micros.fetch_add(

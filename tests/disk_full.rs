@@ -44,6 +44,15 @@ impl Drop for Tmpfs {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_loses_and_doubles_nothing() {
+    // The test script runs as root (it installs the services); a
+    // developer's unprivileged run cannot mount, and is told so.
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!(
+            "SKIPPED: mounting the small disk needs root (bash scripts/test.sh runs as root)"
+        );
+        return;
+    }
     let svc = Party::start("svc").await;
     let vendor = Party::start("vendor").await;
     let dir = tempfile::tempdir().unwrap();
@@ -54,6 +63,8 @@ async fn a_full_disk_loses_and_doubles_nothing() {
         vendor.toml(dir.path(), "vendor", "")
     );
     let mut gw = Gateway::start_with(dir, &conf);
+    // Unmounted before the gateway's directory is removed.
+    let disk = disk;
     svc.connect(&gw);
     vendor.connect(&gw);
     let t = svc.desk.create_ticket("Disk", "x", &[], "Ann");
@@ -76,33 +87,27 @@ async fn a_full_disk_loses_and_doubles_nothing() {
         .desk
         .set_fault(Some(Fault::Status(503, "away".into())), None);
     let body = "y".repeat(4000);
+    // Sent as fast as the daemon takes them, until the disk is full and
+    // the daemon stops rather than promise what it cannot keep.
     let mut sent = 0;
-    while svc.desk.unsent() < 20 {
-        assert!(sent < 10_000, "the disk never filled");
-        for _ in 0..50 {
-            svc.desk.comment(
-                &t,
-                &format!("{sent:05} {body}"),
-                Audience::Partner,
-                "Ann",
-                &[],
-            );
-            sent += 1;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    // The daemon stops rather than promise what it cannot keep.
-    let stopped = std::time::Instant::now();
     let code = loop {
         if let Some(status) = gw.exited() {
             break status.code();
         }
-        assert!(
-            stopped.elapsed() < std::time::Duration::from_secs(30),
-            "the daemon went on with a store it cannot write:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(sent < 20_000, "the disk never filled:\n{}", gw.log());
+        if svc.desk.unsent() < 100 {
+            for _ in 0..50 {
+                svc.desk.comment(
+                    &t,
+                    &format!("{sent:05} {body}"),
+                    Audience::Partner,
+                    "Ann",
+                    &[],
+                );
+                sent += 1;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert_eq!(code, Some(3), "{}", gw.log());
     let log = gw.log();
@@ -127,6 +132,9 @@ async fn a_full_disk_loses_and_doubles_nothing() {
                 .is_some_and(|v| v.comments.len() >= sent)
     })
     .await;
+    // Nothing more comes (a double would come after the last one).
+    eventually("idle", 20, || async { gw.idle().await }).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let got: Vec<String> = vendor
         .desk
         .ticket(&vt)
