@@ -258,12 +258,15 @@ async fn metrics(State(o): State<Ops>) -> Response {
             out.push_str(&format!("{name}{labels} {v}\n"));
         }
     };
-    let per_dest = |f: &dyn Fn(&crate::relay::DestStatus) -> String| {
+    // A gauge absent for a destination where `f` has no value.
+    let per_dest_present = |f: &dyn Fn(&crate::relay::DestStatus) -> Option<String>| {
         s.destinations
             .iter()
-            .map(|(d, v)| (format!("{{destination=\"{d}\"}}"), f(v)))
+            .filter_map(|(d, v)| Some((format!("{{destination=\"{d}\"}}"), f(v)?)))
             .collect::<Vec<_>>()
     };
+    let per_dest =
+        |f: &dyn Fn(&crate::relay::DestStatus) -> String| per_dest_present(&|v| Some(f(v)));
     family(
         "deskbridge_links",
         "Links stored.",
@@ -316,33 +319,23 @@ async fn metrics(State(o): State<Ops>) -> Response {
         "deskbridge_at_broker",
         "Broker: messages ready in the destination's queue, as last read (absent while not connected).",
         "gauge",
-        per_dest(&|v| v.at_broker.map(|n| n.to_string()).unwrap_or_default())
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .collect(),
+        per_dest_present(&|v| v.at_broker.map(|n| n.to_string())),
     );
     let now = chrono::Utc::now();
     family(
         "deskbridge_oldest_waiting_seconds",
         "Age of the oldest message waiting for a destination (queued, parked, or in flight while deliveries fail): how far behind it is. Absent when nothing waits.",
         "gauge",
-        per_dest(&|v| {
+        per_dest_present(&|v| {
             v.oldest_waiting_since
                 .map(|t| format!("{:.3}", (now - t).num_milliseconds().max(0) as f64 / 1000.0))
-                .unwrap_or_default()
-        })
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .collect(),
+        }),
     );
     family(
         "deskbridge_unconfigured",
         "1 for a destination no longer in the configuration that still has messages queued or parked (they are not delivered).",
         "gauge",
-        per_dest(&|v| if v.unconfigured { "1".into() } else { String::new() })
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .collect(),
+        per_dest_present(&|v| v.unconfigured.then(|| "1".into())),
     );
     family(
         "deskbridge_delivered_total",

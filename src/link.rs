@@ -44,6 +44,11 @@ impl Side {
         }
     }
 
+    /// Whether both are the same ticket (one not created yet is none).
+    pub fn same_ticket(&self, other: &Side) -> bool {
+        self.ticket.is_some() && self.endpoint == other.endpoint && self.ticket == other.ticket
+    }
+
     /// Notes a status seen (or, `relayed`, set by deskbridge) at `at`. The
     /// same status again keeps its first time; done stays at its first
     /// time through resolved, closed or cancelled.

@@ -191,9 +191,9 @@ impl Ops {
         let sides: Vec<crate::link::Side> = self
             .store
             .links_of(&side.endpoint, ticket)?
-            .iter()
-            .filter_map(|l| l.sides(&side.endpoint).map(|(mine, _)| mine.clone()))
-            .filter(|s| s.ticket.as_deref() == Some(ticket))
+            .into_iter()
+            .flat_map(|l| [l.upstream, l.downstream])
+            .filter(|s| s.same_ticket(side))
             .collect();
         // Not from before a reopening another link saw.
         let reopened = sides
@@ -229,10 +229,7 @@ impl Ops {
                 .store
                 .links_of(&root.upstream.endpoint, ticket)?
                 .into_iter()
-                .find(|p| {
-                    p.downstream.endpoint == root.upstream.endpoint
-                        && p.downstream.ticket.as_deref() == Some(ticket)
-                });
+                .find(|p| p.downstream.same_ticket(&root.upstream));
             match parent {
                 Some(p) if seen.insert(p.id) => root = p,
                 _ => break,
@@ -279,10 +276,7 @@ impl Ops {
                 .store
                 .links_of(&link.downstream.endpoint, ticket)?
                 .into_iter()
-                .filter(|c| {
-                    c.upstream.endpoint == link.downstream.endpoint
-                        && c.upstream.ticket.as_deref() == Some(ticket)
-                })
+                .filter(|c| c.upstream.same_ticket(&link.downstream))
                 .collect();
             children.sort_by_key(|c| std::cmp::Reverse(c.created_at));
             todo.extend(children.into_iter().map(|c| (c, depth + 1)));
