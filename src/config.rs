@@ -342,6 +342,14 @@ pub struct RestConfig {
     /// This installation's statuses, over the profile's.
     #[serde(default)]
     pub statuses: crate::connector::rest::profile::StatusMap,
+    /// This installation's priorities, over the profile's.
+    #[serde(default)]
+    pub priorities: crate::connector::rest::fields::PriorityMap,
+    /// The product's custom fields that hold the ticket's fields: field
+    /// name → the custom field's id (`site = "3"`). Fields without one are
+    /// written into the description.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_fields: BTreeMap<String, String>,
     /// Lets the product's own webhooks (`POST /hooks/NAME`) wake the poll
     /// at once instead of at the next `poll_secs`: the token the product
     /// sends (`?token=` in the URL or the `X-Deskbridge-Token` header), or

@@ -230,6 +230,56 @@ impl Event {
     }
 }
 
+/// A due time as events carry it (`field_changed` of `due`).
+pub fn canonical_due(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A due time from an event's text: RFC 3339, or a date (its midnight UTC).
+pub fn parse_due(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
+}
+
+/// The ticket's fields beyond subject and description, canonical name and
+/// value, in the order they read best: priority, due, then the others.
+pub fn ticket_fields(t: &Ticket) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(p) = &t.priority {
+        out.push(("priority".to_string(), p.clone()));
+    }
+    if let Some(d) = t.due {
+        out.push(("due".to_string(), canonical_due(d)));
+    }
+    out.extend(t.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
+/// A field's name as people read it: `serial_number` → "Serial number".
+pub fn label(field: &str) -> String {
+    let name = field.replace('_', " ");
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => name,
+    }
+}
+
+/// A field's value as people read it (a due time without seconds).
+pub fn shown(field: &str, value: &str) -> String {
+    match (field, parse_due(value)) {
+        ("due", Some(t)) => t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        _ => value.to_string(),
+    }
+}
+
 const MARKER_OPEN: &str = "[deskbridge:";
 
 /// The small marker a relayed comment carries, so that the relay can find

@@ -289,7 +289,8 @@ impl Ingest {
             (EventKind::FieldChanged { field, value }, Some(t)) => match field.as_str() {
                 "subject" => t.subject = value.clone(),
                 "description" => t.description = value.clone(),
-                "priority" => t.priority = Some(value.clone()),
+                "priority" => t.priority = Some(value.clone()).filter(|v| !v.is_empty()),
+                "due" => t.due = crate::event::parse_due(value),
                 _ => {
                     t.fields.insert(field.clone(), value.clone());
                 }

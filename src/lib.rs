@@ -7,6 +7,7 @@ pub mod connector;
 pub mod daemon;
 pub mod demo;
 pub mod event;
+pub mod handover;
 pub mod ingest;
 pub mod link;
 pub mod ops;

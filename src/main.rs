@@ -294,13 +294,20 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Check => match Config::load(&c.config) {
-            Ok(config) => println!(
-                "{}: valid ({} parties, {} endpoints, {} transfer rules)",
-                c.config.display(),
-                config.parties.len(),
-                config.endpoints.len(),
-                config.transfers.len()
-            ),
+            Ok(config) => {
+                println!(
+                    "{}: valid ({} parties, {} endpoints, {} transfer rules)",
+                    c.config.display(),
+                    config.parties.len(),
+                    config.endpoints.len(),
+                    config.transfers.len()
+                );
+                // What each transfer hands over, and where it lands.
+                print!(
+                    "{}",
+                    deskbridge::handover::render(&deskbridge::handover::report(&config))
+                );
+            }
             Err(e) => {
                 for p in e.problems() {
                     eprintln!("{}: {p}", c.config.display());

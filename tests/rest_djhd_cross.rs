@@ -461,3 +461,123 @@ to = "rt"
     let status = gw.status().await;
     assert_eq!(status["dead_letters"], 0, "{status}");
 }
+
+/// A Redmine desk hands over an issue with its priority, due date and
+/// site; django-helpdesk shows each in its own field, and follows the
+/// desk's later changes. A change django-helpdesk does not take (a custom
+/// field the site does not have) becomes a dead letter with the reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn redmine_hands_over_its_fields_to_django_helpdesk() {
+    let (Some(rm), Some(dh)) = (redmine(), djhd()) else {
+        return;
+    };
+    let key = rm.service_key().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("redmine.key"), &key).unwrap();
+    let conf = format!(
+        r#"{PARTIES}[endpoints.redmine]
+party = "desk"
+kind = "rest"
+service_account = "{REDMINE_SERVICE_LOGIN}"
+[endpoints.redmine.rest]
+profile = "redmine"
+base_url = "{url}"
+credentials = {{ file = "{file}" }}
+project = "{project}"
+poll_secs = 1
+rate_limit_per_minute = 1200
+custom_fields = {{ site = "{site}", equipment = "{equipment}", serial_number = "{serial}" }}
+[endpoints.redmine.policy]
+allowed_fields = ["description", "priority", "due", "site", "equipment", "serial_number"]
+{djhd}custom_fields = {{ site = "site", serial_number = "no_such_field" }}
+[[transfers]]
+from = "redmine"
+to = "django-helpdesk"
+"#,
+        url = rm.url,
+        file = dir.path().join("redmine.key").display(),
+        project = rm.project,
+        site = rm.cf["site"],
+        equipment = rm.cf["equipment"],
+        serial = rm.cf["serial_number"],
+        djhd = djhd_endpoint(dir.path(), &dh, "vendor", None),
+    );
+    let gw = started(dir, &conf);
+    first_rounds().await;
+
+    let subject = format!("Till drawer stuck {}", uuid::Uuid::new_v4().simple());
+    let cf = |k: &str, v: &str| json!({"id": rm.cf[k].parse::<u64>().unwrap(), "value": v});
+    let (code, v) = rm
+        .call(
+            reqwest::Method::POST,
+            "/issues.json",
+            Some(
+                json!({"issue": {"project_id": rm.project, "subject": subject,
+                "description": "Drawer does not open.", "priority_id": 3,
+                "due_date": "2026-12-21",
+                "custom_fields": [cf("site", "Store 3, Hull"), cf("equipment", "Till TP-9")]}}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let issue = v["issue"]["id"].to_string();
+    let id = first_some(300, POLL, || dh.find_by_title(&subject))
+        .await
+        .unwrap_or_else(|| panic!("no django-helpdesk ticket:\n{}", gw.log()));
+    // Read back through django-helpdesk's own API.
+    let t = dh.ticket(&id).await;
+    assert_eq!(t["priority"], 2, "High is django-helpdesk's 2: {t}");
+    assert_eq!(t["due_date"], "2026-12-21T00:00:00Z", "{t}");
+    assert_eq!(t["custom_site"], "Store 3, Hull", "{t}");
+    // No custom field for the equipment here: in the text.
+    let description = t["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("Drawer does not open."),
+        "{description}"
+    );
+    assert!(
+        description.contains("Equipment: Till TP-9"),
+        "{description}"
+    );
+
+    // The desk raises the priority and changes the site: django-helpdesk
+    // follows.
+    rm.put_issue(
+        &issue,
+        json!({"priority_id": 4, "custom_fields": [cf("site", "Store 4, Hull")]}),
+    )
+    .await;
+    assert!(
+        within(120, POLL, || async {
+            let t = dh.ticket(&id).await;
+            t["priority"] == 1 && t["custom_site"] == "Store 4, Hull"
+        })
+        .await,
+        "timed out: django-helpdesk follows: {}\n{}",
+        dh.ticket(&id).await,
+        gw.log()
+    );
+
+    // A serial number for a custom field django-helpdesk does not have: it
+    // answers 200 and keeps nothing, so the change is a dead letter that
+    // says so, not a change counted as applied.
+    rm.put_issue(
+        &issue,
+        json!({"custom_fields": [cf("serial_number", "SN-12")]}),
+    )
+    .await;
+    assert!(
+        within(120, POLL, || async {
+            gw.status().await["dead_letters"] == 1
+        })
+        .await,
+        "timed out: a dead letter:\n{}",
+        gw.log()
+    );
+    let dead = gw.cli(&["dead"]);
+    let said = String::from_utf8_lossy(&dead.stdout);
+    assert!(
+        said.contains("did not take serial_number") && said.contains("custom_fields"),
+        "{said}"
+    );
+}

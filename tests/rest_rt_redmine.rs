@@ -67,8 +67,196 @@ fn config(dir: &std::path::Path, rt: &Rt, rm: &Redmine, redmine_key: &str) -> St
             "service_account = \"deskbridge\"",
             &format!("service_account = \"{REDMINE_SERVICE_LOGIN}\""),
         );
+    // The custom fields' ids of the test instances.
+    let rt_part = rt_part.replace(
+        "custom_fields = { site = \"4\", equipment = \"2\", serial_number = \"3\" }",
+        &format!(
+            "custom_fields = {{ site = \"{}\", equipment = \"{}\", serial_number = \"{}\" }}",
+            rt.cf["site"], rt.cf["equipment"], rt.cf["serial_number"]
+        ),
+    );
+    let rm_part = rm_part.replace(
+        "custom_fields = { site = \"1\", equipment = \"2\" }",
+        &format!(
+            "custom_fields = {{ site = \"{}\", equipment = \"{}\" }}",
+            rm.cf["site"], rm.cf["equipment"]
+        ),
+    );
+    assert!(rt_part.contains(&format!("site = \"{}\"", rt.cf["site"])));
+    assert!(rm_part.contains(&format!("site = \"{}\"", rm.cf["site"])));
     // Quick rounds for the test.
     format!("{rt_part}{rm_part}").replace("poll_secs = 10", "poll_secs = 1")
+}
+
+/// The value of a Redmine issue's custom field.
+fn rm_cf(issue: &Value, id: &str) -> Option<String> {
+    issue["custom_fields"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"].as_u64().map(|n| n.to_string()).as_deref() == Some(id))
+        .and_then(|c| c["value"].as_str())
+        .map(str::to_string)
+}
+
+/// The value of an RT ticket's custom field.
+fn rt_cf(ticket: &Value, id: &str) -> Option<String> {
+    ticket["CustomFields"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"].as_str() == Some(id))
+        .and_then(|c| c["values"][0].as_str())
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_hand_over_crosses_and_field_changes_cross_both_ways() {
+    let (Some(rt), Some(rm)) = (rt(), redmine()) else {
+        return;
+    };
+    let key = rm.service_key().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), &rt, &rm, &key);
+    let gw = Gateway::start_with(dir, &conf);
+    // check says where each field lands before any ticket is handed over.
+    let ok = gw.cli(&["check"]);
+    let said = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(ok.status.success(), "{said}");
+    assert!(said.contains("transfer rt → redmine:"), "{said}");
+    for (field, lands) in [
+        ("priority", "a field of its own (priority)"),
+        ("due", "a field of its own (due)"),
+        (
+            "site",
+            &format!("a field of its own (custom field {})", rm.cf["site"]),
+        ),
+        ("serial_number", "the text"),
+    ] {
+        assert!(
+            said.lines()
+                .any(|l| l.trim_start().starts_with(field) && l.ends_with(lands)),
+            "{field} → {lands}:\n{said}"
+        );
+    }
+
+    // 1. An RT ticket with priority 80, a due time and custom fields.
+    let subject = format!("Scale shows wrong weight {}", uuid::Uuid::new_v4().simple());
+    let mut cfs = serde_json::Map::new();
+    cfs.insert(rt.cf["site"].clone(), json!("Store 12, Leeds"));
+    cfs.insert(rt.cf["equipment"].clone(), json!("Scale DIGI SM-120"));
+    cfs.insert(rt.cf["serial_number"].clone(), json!("SN-4471"));
+    let (code, v) = rt
+        .call(
+            reqwest::Method::POST,
+            "/ticket",
+            Some(json!({"Queue": rt.queue, "Subject": subject,
+                "Content": "Weighs 20 g heavy.", "ContentType": "text/plain",
+                "Priority": 80, "Due": "2026-12-20T15:00:00Z", "CustomFields": cfs})),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let ticket = v["id"]
+        .as_str()
+        .map_or_else(|| v["id"].to_string(), String::from);
+    let issue = first_some(300, POLL, || rm.find_by_subject(&subject))
+        .await
+        .unwrap_or_else(|| panic!("no Redmine issue:\n{}", gw.log()));
+    // Read back through Redmine's own API.
+    let i = rm.issue(&issue).await;
+    assert_eq!(i["priority"]["name"], "High", "{i}");
+    assert_eq!(i["due_date"], "2026-12-20", "{i}");
+    assert_eq!(
+        rm_cf(&i, &rm.cf["site"]).as_deref(),
+        Some("Store 12, Leeds"),
+        "{i}"
+    );
+    assert_eq!(
+        rm_cf(&i, &rm.cf["equipment"]).as_deref(),
+        Some("Scale DIGI SM-120"),
+        "{i}"
+    );
+    // No place for the serial number in Redmine: in the text, not dropped.
+    let description = i["description"].as_str().unwrap_or_default();
+    assert!(description.contains("Weighs 20 g heavy."), "{description}");
+    assert!(
+        description.contains("Serial number: SN-4471"),
+        "{description}"
+    );
+
+    // 2. RT changes priority, due time and site: Redmine follows.
+    let mut cfs = serde_json::Map::new();
+    cfs.insert(rt.cf["site"].clone(), json!("Store 14, York"));
+    let (code, v) = rt
+        .call(
+            reqwest::Method::PUT,
+            &format!("/ticket/{ticket}"),
+            Some(json!({"Priority": 100, "Due": "2026-12-18T09:00:00Z", "CustomFields": cfs})),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        within(120, POLL, || async {
+            let i = rm.issue(&issue).await;
+            i["priority"]["name"] == "Urgent"
+                && i["due_date"] == "2026-12-18"
+                && rm_cf(&i, &rm.cf["site"]).as_deref() == Some("Store 14, York")
+        })
+        .await,
+        "timed out: Redmine follows RT's changes: {}\n{}",
+        rm.issue(&issue).await,
+        gw.log()
+    );
+    // A change with no place in Redmine is a note there.
+    let mut cfs = serde_json::Map::new();
+    cfs.insert(rt.cf["serial_number"].clone(), json!("SN-9000"));
+    let (code, v) = rt
+        .call(
+            reqwest::Method::PUT,
+            &format!("/ticket/{ticket}"),
+            Some(json!({"CustomFields": cfs})),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        within(120, POLL, || async {
+            let i = rm.issue(&issue).await;
+            notes_containing(&i, "changed Serial number: SN-9000").len() == 1
+        })
+        .await,
+        "timed out: the serial number's change is a note in Redmine:\n{}",
+        gw.log()
+    );
+
+    // 3. The vendor lowers the priority and moves the due date: RT follows,
+    // and nothing echoes back and forth.
+    rm.put_issue(&issue, json!({"priority_id": 2, "due_date": "2026-12-22"}))
+        .await;
+    assert!(
+        within(120, POLL, || async {
+            let t = rt.ticket(&ticket).await;
+            t["Priority"] == "50" && t["Due"] == "2026-12-22T00:00:00Z"
+        })
+        .await,
+        "timed out: RT follows Redmine's changes: {}\n{}",
+        rt.ticket(&ticket).await,
+        gw.log()
+    );
+    // Several rounds later, still as the vendor left them on both sides.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let t = rt.ticket(&ticket).await;
+    assert_eq!(t["Priority"], "50", "{t}");
+    assert_eq!(rt_cf(&t, &rt.cf["site"]).as_deref(), Some("Store 14, York"));
+    let i = rm.issue(&issue).await;
+    assert_eq!(i["priority"]["name"], "Normal", "{i}");
+    assert_eq!(i["due_date"], "2026-12-22", "{i}");
+    // Each change crossed once: one journal per priority change in Redmine.
+    let priority_changes = journals(&i)
+        .iter()
+        .flat_map(|j| j["details"].as_array().cloned().unwrap_or_default())
+        .filter(|d| d["name"] == "priority_id")
+        .count();
+    assert_eq!(priority_changes, 2, "{i}");
+    let status = gw.status().await;
+    assert_eq!(status["dead_letters"], 0, "{status}");
 }
 
 fn count_in_rt(history: &[Value], kind: &str, text: &str) -> usize {

@@ -142,6 +142,7 @@ env_ok() {
   key=$(sed -n 's/^REDMINE_API_KEY=//p' "$ENVF")
   grep -qx "REDMINE_URL=$BASE" "$ENVF" && grep -qx "REDMINE_PROJECT=$RM_TEST_PROJECT" "$ENVF" || return 1
   grep -q "^REDMINE_SERVICE_KEY=." "$ENVF" || return 1
+  grep -q "^REDMINE_CF_SERIAL=." "$ENVF" || return 1
   [ -n "$key" ] && [ "$(http_code -H "X-Redmine-API-Key: $key" "$BASE/projects/$RM_TEST_PROJECT.json")" = 200 ]
 }
 
@@ -187,6 +188,21 @@ manager = Role.find_by_name('Manager') or raise 'no Manager role'
 unless Member.where(user_id: svc.id, project_id: project.id).exists?
   Member.create!(principal: svc, project: project, roles: [manager])
 end
+# The custom fields a service company keeps on its issues: where
+# deskbridge puts a ticket's site, equipment and serial number.
+{ 'SITE' => 'Site', 'EQUIPMENT' => 'Equipment', 'SERIAL' => 'Serial number' }.each do |key, name|
+  cf = IssueCustomField.find_by_name(name)
+  unless cf
+    cf = IssueCustomField.new(name: name, field_format: 'string', is_for_all: true,
+                              visible: true, editable: true)
+    cf.trackers = Tracker.sorted.to_a
+    cf.save!
+    STDERR.puts "created custom field #{name}"
+  end
+  missing_trackers = Tracker.sorted.to_a - cf.trackers.to_a
+  cf.trackers << missing_trackers unless missing_trackers.empty?
+  puts "CF_#{key}=#{cf.id}"
+end
 puts "SERVICE_KEY=#{svc.api_key}"
 puts "API_KEY=#{admin.api_key}"
 RUBY
@@ -196,6 +212,11 @@ RUBY
   key=$(printf '%s\n' "$out" | sed -n 's/^API_KEY=//p' | tail -1)
   svc_key=$(printf '%s\n' "$out" | sed -n 's/^SERVICE_KEY=//p' | tail -1)
   [ -n "$key" ] && [ -n "$svc_key" ] || { cat "$slog" >&2; die "rails runner printed no API key"; }
+  local cf_site cf_equipment cf_serial
+  cf_site=$(printf '%s\n' "$out" | sed -n 's/^CF_SITE=//p' | tail -1)
+  cf_equipment=$(printf '%s\n' "$out" | sed -n 's/^CF_EQUIPMENT=//p' | tail -1)
+  cf_serial=$(printf '%s\n' "$out" | sed -n 's/^CF_SERIAL=//p' | tail -1)
+  [ -n "$cf_site" ] && [ -n "$cf_equipment" ] && [ -n "$cf_serial" ] || { cat "$slog" >&2; die "rails runner printed no custom field ids"; }
   write_env "$ENVF" <<ENV
 REDMINE_URL=$BASE
 REDMINE_API_KEY=$key
@@ -204,6 +225,9 @@ REDMINE_USER=admin
 REDMINE_PASSWORD=admin
 REDMINE_SERVICE_USER=deskbridge
 REDMINE_SERVICE_KEY=$svc_key
+REDMINE_CF_SITE=$cf_site
+REDMINE_CF_EQUIPMENT=$cf_equipment
+REDMINE_CF_SERIAL=$cf_serial
 ENV
   env_ok || die "the new key in $ENVF does not work against $BASE (REST API off?)"
 }

@@ -144,6 +144,24 @@ rt_setup() {
       die "create queue $qname: $msg\n" unless $ok;
       print STDERR "created queue $qname\n";
     }
+    # The custom fields a service company keeps on its tickets: where
+    # deskbridge puts a ticket'"'"'s site, equipment and serial number.
+    my %cfs = (SITE => "Site", EQUIPMENT => "Equipment", SERIAL => "Serial number");
+    for my $key (sort keys %cfs) {
+      my $cf = RT::CustomField->new($sys);
+      $cf->LoadByName(Name => $cfs{$key}, LookupType => "RT::Queue-RT::Ticket");
+      unless ($cf->id) {
+        my ($ok, $msg) = $cf->Create(Name => $cfs{$key}, Type => "FreeformSingle",
+          LookupType => "RT::Queue-RT::Ticket");
+        die "create custom field $cfs{$key}: $msg\n" unless $ok;
+        print STDERR "created custom field $cfs{$key}\n";
+      }
+      unless ($cf->IsAdded($q->id)) {
+        my ($ok, $msg) = $cf->AddToObject($q);
+        die "add custom field $cfs{$key} to $qname: $msg\n" unless $ok;
+      }
+      print "CF_$key=" . $cf->id . "\n";
+    }
     if ($want_token) {
       my $old = RT::AuthTokens->new($sys);
       $old->LimitOwner(VALUE => $u->id);
@@ -151,7 +169,7 @@ rt_setup() {
       my $t = RT::AuthToken->new($sys);
       my ($ok, $msg, $tok) = $t->Create(Owner => $u->id, Description => "deskbridge tests");
       die "create token: $msg\n" unless $ok && $tok;
-      print "$tok\n";
+      print "TOKEN=$tok\n";
     }
   ' "$RT_API_USER" "$RT_API_PW" "$RT_TEST_QUEUE" "$1"
 }
@@ -163,6 +181,7 @@ env_ok() {
   pw=$(sed -n 's/^RT_PASSWORD=//p' "$ENVF"); queue=$(sed -n 's/^RT_QUEUE=//p' "$ENVF")
   [ "$user" = "$RT_API_USER" ] && [ "$pw" = "$RT_API_PW" ] && [ "$queue" = "$RT_TEST_QUEUE" ] || return 1
   grep -qx "RT_URL=$BASE" "$ENVF" || return 1
+  grep -q "^RT_CF_SERIAL=." "$ENVF" || return 1
   [ -n "$tok" ] && [ "$(http_code -H "Authorization: token $tok" "$REST/queue/$RT_TEST_QUEUE")" = 200 ] \
     && [ "$(http_code -u "$user:$pw" "$REST/queue/$RT_TEST_QUEUE")" = 200 ]
 }
@@ -170,8 +189,14 @@ env_ok() {
 ensure_credentials() {
   if env_ok; then say "credentials in $ENVF work"; return; fi
   say "setting up API user '$RT_API_USER', queue '$RT_TEST_QUEUE' and a token (RT Perl API)"
-  local tok
-  tok=$(rt_setup 1 2>"$LOG_DIR/rt-setup.log") || { cat "$LOG_DIR/rt-setup.log" >&2; die "API user/token setup failed"; }
+  local out tok cf_site cf_equipment cf_serial
+  out=$(rt_setup 1 2>"$LOG_DIR/rt-setup.log") || { cat "$LOG_DIR/rt-setup.log" >&2; die "API user/token setup failed"; }
+  tok=$(printf '%s\n' "$out" | sed -n 's/^TOKEN=//p' | tail -1)
+  cf_site=$(printf '%s\n' "$out" | sed -n 's/^CF_SITE=//p' | tail -1)
+  cf_equipment=$(printf '%s\n' "$out" | sed -n 's/^CF_EQUIPMENT=//p' | tail -1)
+  cf_serial=$(printf '%s\n' "$out" | sed -n 's/^CF_SERIAL=//p' | tail -1)
+  [ -n "$tok" ] && [ -n "$cf_site" ] && [ -n "$cf_equipment" ] && [ -n "$cf_serial" ] \
+    || { cat "$LOG_DIR/rt-setup.log" >&2; die "the RT setup printed no token or custom field ids"; }
   write_env "$ENVF" <<ENV
 RT_URL=$BASE
 RT_REST_URL=$REST
@@ -181,6 +206,9 @@ RT_TOKEN=$tok
 RT_QUEUE=$RT_TEST_QUEUE
 RT_ROOT_USER=root
 RT_ROOT_PASSWORD=$RT_ROOT_PW
+RT_CF_SITE=$cf_site
+RT_CF_EQUIPMENT=$cf_equipment
+RT_CF_SERIAL=$cf_serial
 ENV
   env_ok || die "the new credentials in $ENVF do not work against $REST"
 }

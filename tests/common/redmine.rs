@@ -11,6 +11,9 @@ pub struct Redmine {
     pub url: String,
     pub key: String,
     pub project: String,
+    /// The custom fields the service script made: site, equipment,
+    /// serial_number → their ids.
+    pub cf: std::collections::BTreeMap<String, String>,
     pub http: reqwest::Client,
 }
 
@@ -21,6 +24,13 @@ pub fn redmine() -> Option<Redmine> {
         url: env.get("REDMINE_URL"),
         key: env.get("REDMINE_API_KEY"),
         project: env.get("REDMINE_PROJECT"),
+        cf: [
+            ("site", "REDMINE_CF_SITE"),
+            ("equipment", "REDMINE_CF_EQUIPMENT"),
+            ("serial_number", "REDMINE_CF_SERIAL"),
+        ]
+        .map(|(f, k)| (f.to_string(), env.get(k)))
+        .into(),
         http: reqwest::Client::new(),
     })
 }

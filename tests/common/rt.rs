@@ -15,6 +15,9 @@ pub struct Rt {
     /// RT's own user (root), who writes as the vendor's staff.
     pub root_user: String,
     pub root_password: String,
+    /// The custom fields the service script made: site, equipment,
+    /// serial_number → their ids.
+    pub cf: std::collections::BTreeMap<String, String>,
     pub http: reqwest::Client,
 }
 
@@ -28,6 +31,13 @@ pub fn rt() -> Option<Rt> {
         queue: env.get("RT_QUEUE"),
         root_user: env.get("RT_ROOT_USER"),
         root_password: env.get("RT_ROOT_PASSWORD"),
+        cf: [
+            ("site", "RT_CF_SITE"),
+            ("equipment", "RT_CF_EQUIPMENT"),
+            ("serial_number", "RT_CF_SERIAL"),
+        ]
+        .map(|(f, k)| (f.to_string(), env.get(k)))
+        .into(),
         http: reqwest::Client::new(),
     })
 }

@@ -221,25 +221,12 @@ impl MailSink {
             out.push_str(t.description.trim_end());
             out.push_str("\n\n");
         }
-        let mut facts: Vec<(String, String)> = t
-            .fields
-            .iter()
-            .map(|(k, v)| {
-                let mut name = k.replace('_', " ");
-                if let Some(first) = name.get(..1) {
-                    name = format!("{}{}", first.to_uppercase(), &name[1..]);
-                }
-                (name, v.clone())
-            })
-            .collect();
-        if let Some(p) = &t.priority {
-            facts.push(("Priority".into(), p.clone()));
-        }
-        if let Some(d) = &t.due {
-            facts.push(("Due".into(), d.format("%Y-%m-%d %H:%M UTC").to_string()));
-        }
-        for (k, v) in facts {
-            out.push_str(&format!("{k}: {v}\n"));
+        for (k, v) in crate::event::ticket_fields(t) {
+            out.push_str(&format!(
+                "{}: {}\n",
+                crate::event::label(&k),
+                crate::event::shown(&k, &v)
+            ));
         }
         let from = ev
             .partner
@@ -302,9 +289,11 @@ attach files as usual. A line of its own such as \"#status in_progress\" or \
             EventKind::StatusChanged { status } => {
                 format!("{who} set the ticket to: {}.\n", status_words(*status))
             }
-            EventKind::FieldChanged { field, value } => {
-                format!("{who} changed {}: {value}\n", field.replace('_', " "))
-            }
+            EventKind::FieldChanged { field, value } => format!(
+                "{who} changed {}: {}\n",
+                field.replace('_', " "),
+                crate::event::shown(field, value)
+            ),
         };
         let token = d
             .ticket

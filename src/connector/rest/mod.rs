@@ -4,6 +4,7 @@
 //! ticket history into events.
 
 pub mod client;
+pub mod fields;
 pub mod files;
 pub mod notify;
 pub mod poll;
@@ -24,6 +25,9 @@ pub struct RestEndpoint {
     pub profile: Profile,
     /// The profile's statuses with the endpoint's overrides.
     pub statuses: StatusMap,
+    /// Where the ticket's fields go, with the endpoint's priorities and
+    /// custom field ids.
+    pub places: fields::Places,
     /// Settings by name: the endpoint's, else the profile's defaults.
     pub settings: Vars,
     pub client: client::Client,
@@ -61,10 +65,18 @@ impl RestEndpoint {
         statuses.inbound.extend(r.statuses.inbound.clone());
         statuses.outbound.extend(r.statuses.outbound.clone());
         statuses.readback.extend(r.statuses.readback.clone());
+        let mut priorities = profile.priorities.clone();
+        priorities.extend(&r.priorities);
+        let places = fields::Places {
+            places: profile.fields.clone(),
+            priorities,
+            custom_ids: r.custom_fields.clone(),
+        };
         Ok(Arc::new(RestEndpoint {
             name: name.into(),
             profile,
             statuses,
+            places,
             settings,
             client,
             poll: std::time::Duration::from_secs(r.poll_secs.max(1)),

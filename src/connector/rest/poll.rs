@@ -69,6 +69,8 @@ pub struct Reader<'a> {
     pub endpoint: &'a str,
     pub profile: &'a Profile,
     pub statuses: &'a super::profile::StatusMap,
+    /// Where the ticket's fields are, and how their changes are named.
+    pub places: &'a super::fields::Places,
     pub me: &'a Identity,
     /// The name deskbridge's own writes are given (the endpoint's
     /// `service_account`), so ingest recognises them as its echo.
@@ -193,6 +195,15 @@ impl Reader<'_> {
         };
         if let Some(created) = self.time_at(ticket, &tp.created_at).filter(|t| *t >= from) {
             let status = text_at(ticket, &tp.status).and_then(|s| self.statuses.inbound.get(&s));
+            let mut fields = self
+                .places
+                .read(ticket, self.profile.time_format.as_deref());
+            let priority = fields
+                .remove("priority")
+                .or_else(|| tp.priority.as_deref().and_then(|p| text_at(ticket, p)));
+            let due = fields
+                .remove("due")
+                .and_then(|d| super::fields::parse_due(&d));
             let data = Ticket {
                 subject: text_at(ticket, &tp.subject).unwrap_or_default(),
                 description: text_at(ticket, &tp.description)
@@ -204,7 +215,9 @@ impl Reader<'_> {
                     })
                     .unwrap_or_default(),
                 status: status.copied(),
-                priority: tp.priority.as_deref().and_then(|p| text_at(ticket, p)),
+                priority,
+                due,
+                fields,
                 ..Ticket::default()
             };
             let mut ev = Event::new(&tid, EventKind::TicketCreated { ticket_data: data });
@@ -287,9 +300,10 @@ impl Reader<'_> {
                     },
                 ));
             }
-            let Some(status_field) = jp.status_field.as_deref() else {
+            let status_field = jp.status_field.as_deref();
+            if status_field.is_none() && !self.places.has_changes() {
                 continue;
-            };
+            }
             let changes = if jp.changes.is_empty() {
                 vec![entry.clone()]
             } else {
@@ -300,7 +314,16 @@ impl Reader<'_> {
                     .unwrap_or_default()
             };
             for ch in &changes {
-                if text_at(ch, &jp.change_field).as_deref() != Some(status_field) {
+                let Some(name) = text_at(ch, &jp.change_field) else {
+                    continue;
+                };
+                if Some(name.as_str()) != status_field {
+                    let value = ch.pointer(&jp.change_value).and_then(as_text);
+                    let tf = self.profile.time_format.as_deref();
+                    if let Some((field, value)) = self.places.change(&name, value.as_deref(), tf) {
+                        let what = format!("field-{field}");
+                        out.push(make(&what, EventKind::FieldChanged { field, value }));
+                    }
                     continue;
                 }
                 let Some(value) = ch.pointer(&jp.change_value).and_then(as_text) else {
@@ -601,6 +624,7 @@ impl Poller {
             endpoint: name,
             profile: &self.ep.profile,
             statuses: &self.ep.statuses,
+            places: &self.ep.places,
             me,
             service_account: &self.service_account,
         };
@@ -763,6 +787,7 @@ mod fixtures {
             endpoint: "vendor",
             profile: p,
             statuses: &p.statuses,
+            places: &super::super::fields::Places::of_profile(p),
             me: &me,
             service_account: "deskbridge",
         };
@@ -845,7 +870,7 @@ mod tests {
             panic!()
         };
         assert_eq!(ticket_data.status, Some(Status::Resolved));
-        assert_eq!(ticket_data.priority.as_deref(), Some("Normal"));
+        assert_eq!(ticket_data.priority.as_deref(), Some("normal"));
         let comment = |e: &Event| match &e.kind {
             EventKind::Comment { comment } => comment.clone(),
             _ => panic!("not a comment"),
@@ -898,6 +923,7 @@ mod tests {
             endpoint: "vendor",
             profile: &p,
             statuses: &p.statuses,
+            places: &super::super::fields::Places::of_profile(&p),
             me: &me,
             service_account: "deskbridge",
         };

@@ -111,6 +111,13 @@ pub struct Profile {
     pub ticket: TicketPointers,
     pub journal: JournalPointers,
     pub statuses: StatusMap,
+    /// Where the product keeps priority, due time and custom fields; what
+    /// has no place here is written into the text.
+    #[serde(default)]
+    pub fields: super::fields::FieldPlaces,
+    /// The product's priorities to and from the canonical ones.
+    #[serde(default)]
+    pub priorities: super::fields::PriorityMap,
     pub format: Format,
     /// How files cross. Without it, files are not sent: a comment names
     /// them instead.
@@ -617,10 +624,39 @@ pub struct Format {
     /// A relayed comment: `{{body}}`, `{{sender}}` (author and company),
     /// `{{marker}}`.
     pub comment: String,
+    /// One line of the fields block (`{{fields}}` in `description`, else
+    /// after the description): a field the product has no place for,
+    /// `{{name}}` and `{{value}}`.
+    #[serde(default = "default_field_line")]
+    pub field_line: String,
+    /// A later change of a field the product has no place for, written as
+    /// an internal note: `{{sender}}`, `{{name}}`, `{{value}}`, `{{marker}}`.
+    #[serde(default = "default_field_note")]
+    pub field_note: String,
+}
+
+fn default_field_line() -> String {
+    "{{name}}: {{value}}".into()
+}
+
+fn default_field_note() -> String {
+    "{{sender}} changed {{name}}: {{value}}\n\n{{marker}}".into()
 }
 
 /// The variables each template may use, besides the endpoint's settings.
 const TICKET_VARS: &[&str] = &["ticket"];
+/// What a new ticket's templates may name: its fields (the product's own
+/// values of priority and due; `field.site` and the like as sent; `fields`
+/// the text block of those with no place in the product).
+const TICKET_FIELD_VARS: &[&str] = &[
+    "subject",
+    "description",
+    "marker",
+    "priority",
+    "due",
+    "fields",
+    "field.*",
+];
 
 impl Profile {
     /// A shipped profile by name, or a profile file.
@@ -695,7 +731,12 @@ impl Profile {
                     Err(e) => p.push(format!("{at}: {e}")),
                     Ok(names) => {
                         for n in names {
-                            if !settings.contains(&n.as_str()) && !extra.contains(&n.as_str()) {
+                            // `field.*`: any field of the ticket, by name.
+                            let any_field = n.starts_with("field.") && extra.contains(&"field.*");
+                            if !settings.contains(&n.as_str())
+                                && !extra.contains(&n.as_str())
+                                && !any_field
+                            {
                                 p.push(format!("{at}: {}", TemplateError::Unknown(n.clone())));
                             }
                         }
@@ -713,7 +754,7 @@ impl Profile {
         check(
             "create_ticket",
             with_body(&self.create_ticket.path, &self.create_ticket.body),
-            &["subject", "description", "priority"],
+            TICKET_FIELD_VARS,
         );
         check(
             "find_ticket",
@@ -826,8 +867,80 @@ impl Profile {
         check(
             "format.description",
             vec![self.format.description.clone()],
-            &["description", "marker"],
+            TICKET_FIELD_VARS,
         );
+        check(
+            "format.field_line",
+            vec![self.format.field_line.clone()],
+            &["name", "value"],
+        );
+        check(
+            "format.field_note",
+            vec![self.format.field_note.clone()],
+            &["sender", "name", "value", "marker"],
+        );
+        if !self.format.field_note.contains("{{marker}}") {
+            later.push("format.field_note: must carry {{marker}}".into());
+        }
+        let fp = &self.fields;
+        for (at, place) in [("fields.priority", &fp.priority), ("fields.due", &fp.due)] {
+            let Some(place) = place else { continue };
+            let mut all = vec![];
+            template::json_strings(&place.write, &mut all);
+            check(&format!("{at}.write"), all, &["value"]);
+            if !place.read.starts_with('/') {
+                later.push(format!(
+                    "{at}.read: a JSON pointer starts with '/' (got {:?})",
+                    place.read
+                ));
+            }
+        }
+        if let Some(c) = &fp.custom {
+            let mut all = vec![];
+            template::json_strings(&c.write, &mut all);
+            check("fields.custom.write", all, &["id", "value"]);
+            check(
+                "fields.custom.change",
+                c.change.iter().cloned().collect(),
+                &["id"],
+            );
+            match (&c.list, &c.id) {
+                (Some(_), Some(_)) => {}
+                (None, None) => check("fields.custom.value", vec![c.value.clone()], &["id"]),
+                _ => later.push(
+                    "fields.custom: give list and id (an array of items), or neither (value names {{id}} in the ticket)"
+                        .into(),
+                ),
+            }
+        }
+        if let Some(u) = &fp.update {
+            check("fields.update", with_body(&u.path, &u.body), &["ticket"]);
+        }
+        for (at, value) in self
+            .priorities
+            .outbound
+            .keys()
+            .map(|k| ("priorities.outbound", k))
+            .chain(
+                self.priorities
+                    .inbound
+                    .values()
+                    .map(|v| ("priorities.inbound", v)),
+            )
+            .chain(
+                self.priorities
+                    .inbound_from
+                    .values()
+                    .map(|v| ("priorities.inbound_from", v)),
+            )
+        {
+            if !super::fields::PRIORITIES.contains(&value.as_str()) {
+                later.push(format!(
+                    "{at}: {value:?} is not a canonical priority ({})",
+                    super::fields::PRIORITIES.join(", ")
+                ));
+            }
+        }
         check(
             "format.comment",
             vec![self.format.comment.clone()],

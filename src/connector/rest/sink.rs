@@ -4,7 +4,8 @@
 //! writing twice. A status change is read back: products that ignore an
 //! invalid status with a 2xx are caught.
 
-use super::client::Answer;
+use super::client::{Answer, Payload};
+use super::fields::{self, Landing};
 use super::files;
 use super::profile::Method;
 use super::template::{self, Vars};
@@ -102,8 +103,10 @@ impl RestSink {
         (vec![], all.iter().map(|f| f.name.as_str()).collect())
     }
 
-    /// One of the profile's writes, with `send` attached when there are any
-    /// (`creating`: the write is create_ticket, whose files may go elsewhere).
+    /// One of the profile's writes, with `fields` (the ticket's fields'
+    /// body parts) merged into its body and `send` attached when there are
+    /// any (`creating`: the write is create_ticket, whose files may go
+    /// elsewhere).
     #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
@@ -111,18 +114,33 @@ impl RestSink {
         creating: bool,
         r: (Method, &str, Option<&serde_json::Value>),
         vars: &Vars,
+        fields: Option<serde_json::Value>,
         send: &[&Attachment],
         blobs: &BlobStore,
     ) -> Result<Answer, SinkError> {
         let (method, path, body) = r;
+        let mut body = body
+            .map(|b| template::render_json(b, vars))
+            .transpose()
+            .map_err(|e| permanent(format!("{}: profile request {what}: {e}", self.ep.name)))?;
+        if let Some(parts) = fields.filter(|f| f.as_object().is_some_and(|o| !o.is_empty())) {
+            fields::merge(
+                body.get_or_insert_with(|| serde_json::Value::Object(Default::default())),
+                parts,
+            );
+        }
         let Some(files) = self.ep.profile.files.as_ref().filter(|_| !send.is_empty()) else {
-            return self.ep.client.call(what, method, path, body, vars).await;
+            let payload = match &body {
+                Some(b) => Payload::Json(b),
+                None => Payload::None,
+            };
+            return self
+                .ep
+                .client
+                .call_with(what, method, path, payload, vars)
+                .await;
         };
-        let body = match body {
-            Some(b) => template::render_json(b, vars)
-                .map_err(|e| permanent(format!("{}: profile request {what}: {e}", self.ep.name)))?,
-            None => serde_json::Value::Object(Default::default()),
-        };
+        let body = body.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
         files::send_with_files(
             &self.ep, files, what, method, path, body, vars, send, blobs, creating,
         )
@@ -207,6 +225,116 @@ impl RestSink {
         Ok(None)
     }
 
+    /// Writes a comment (or a note) once: looked for by its marker first,
+    /// so a delivery repeated after a crash finds it instead of writing
+    /// twice.
+    async fn comment(
+        &self,
+        d: &Delivery<'_>,
+        ticket: &str,
+        text: String,
+        audience: Audience,
+        send: &[&Attachment],
+    ) -> Result<Applied, SinkError> {
+        let ev = &d.envelope.event;
+        let profile = &self.ep.profile;
+        if let Some(id) = self
+            .find_comment(ticket, ev, d.envelope.accepted_at)
+            .await?
+        {
+            return Ok(Applied {
+                ticket: None,
+                remote_ids: vec![format!("journal-{id}")],
+                ..Applied::default()
+            });
+        }
+        let written_after = chrono::Utc::now();
+        let r = match audience {
+            Audience::Internal => &profile.add_internal_note,
+            Audience::Public | Audience::Partner => &profile.add_comment,
+        };
+        // The files go in the same request as the comment, so the marker
+        // that finds the comment after a crash finds them too: they are
+        // never attached twice.
+        self.write(
+            "add comment",
+            false,
+            (r.method, &r.path, r.body.as_ref()),
+            &self
+                .ep
+                .vars(&[("ticket", ticket.to_string()), ("text", text)]),
+            None,
+            send,
+            d.blobs,
+        )
+        .await?;
+        // Its id, for echo checks; the marker and the service account
+        // recognise it even without, so a product whose history costs a
+        // request per entry (RT) is spared.
+        if profile.history.is_some() {
+            return Ok(Applied::default());
+        }
+        let id = self.find_comment(ticket, ev, Some(written_after)).await?;
+        if id.is_none() {
+            warn!(
+                ticket,
+                "the comment just written is not in the ticket's history"
+            );
+        }
+        Ok(Applied {
+            ticket: None,
+            remote_ids: id.map(|i| format!("journal-{i}")).into_iter().collect(),
+            ..Applied::default()
+        })
+    }
+
+    /// Sets a field the product has a place for, and reads it back: a
+    /// product that answers 2xx to a value it ignored (RT) is caught, and
+    /// the change becomes a dead letter instead of counting as applied.
+    /// Setting a value twice changes nothing, so a repeat needs no marker.
+    async fn set_field(
+        &self,
+        blobs: &BlobStore,
+        ticket: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Applied, SinkError> {
+        let name = &self.ep.name;
+        let product = &self.ep.profile.product;
+        let Some(u) = &self.ep.profile.fields.update else {
+            return Err(permanent(format!(
+                "{name}: the {product} profile has no fields.update request: the {field} of an existing ticket cannot be changed there"
+            )));
+        };
+        let part = self
+            .ep
+            .places
+            .write_one(field, value)
+            .map_err(|e| permanent(format!("{name}: {field}: {e}")))?;
+        self.write(
+            "update fields",
+            false,
+            (u.method, &u.path, u.body.as_ref()),
+            &self.ep.vars(&[("ticket", ticket.to_string())]),
+            Some(part),
+            &[],
+            blobs,
+        )
+        .await?;
+        let t = self.ep.read_ticket(ticket).await?;
+        let now = self
+            .ep
+            .places
+            .read(&t, self.ep.profile.time_format.as_deref());
+        let now = now.get(field).map(String::as_str).unwrap_or_default();
+        if !self.ep.places.same(field, now, value) {
+            return Err(permanent(format!(
+                "{name}: {product} did not take {field} {value:?} for ticket {ticket}: it reads {now:?} (a value the product does not know, or a field the service account may not change; check endpoints.{name}.rest.priorities and custom_fields)"
+            )));
+        }
+        Ok(Applied::default())
+    }
+
     async fn send(&self, d: Delivery<'_>) -> Result<Applied, SinkError> {
         let ev = &d.envelope.event;
         let profile = &self.ep.profile;
@@ -225,25 +353,48 @@ impl RestSink {
                         not_sent.extend(send.drain(n..).map(|f| f.name.as_str()));
                     }
                 }
+                let all = fields::ticket_fields(ticket_data);
+                let placed = self
+                    .ep
+                    .places
+                    .write(&all)
+                    .map_err(|e| permanent(format!("{}: {e}", self.ep.name)))?;
+                let block = fields::block(&profile.format.field_line, &placed.text)
+                    .map_err(|e| permanent(format!("format.field_line: {e}")))?;
                 let mut text = ticket_data.description.clone();
+                // Without {{fields}} in the format, the block follows the
+                // description: a field with no place is never dropped.
+                if !block.is_empty() && !profile.format.description.contains("{{fields") {
+                    if !text.trim().is_empty() {
+                        text = format!("{}\n\n", text.trim_end());
+                    }
+                    text.push_str(&block);
+                }
                 files::name_not_sent(&mut text, &not_sent);
-                let vars: Vars = [("description", text), ("marker", marker(ev.id))]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect();
+                let mut vars = self.ep.vars(&[
+                    ("subject", ticket_data.subject.clone()),
+                    ("description", text),
+                    ("marker", marker(ev.id)),
+                    ("fields", block),
+                ]);
+                for (k, v) in &all {
+                    vars.insert(format!("field.{k}"), v.clone());
+                }
+                // The product's own values, where it has them.
+                for (k, v) in self.ep.places.product_values(&all) {
+                    vars.insert(k, v);
+                }
                 let description = template::render_text(&profile.format.description, &vars)
                     .map_err(|e| permanent(format!("format.description: {e}")))?;
+                vars.insert("description".into(), description);
                 let c = &profile.create_ticket;
                 let answer = self
                     .write(
                         "create ticket",
                         true,
                         (c.method, &c.path, c.body.as_ref()),
-                        &self.ep.vars(&[
-                            ("subject", ticket_data.subject.clone()),
-                            ("description", description),
-                            ("priority", ticket_data.priority.clone().unwrap_or_default()),
-                        ]),
+                        &vars,
+                        Some(placed.body),
                         &send,
                         d.blobs,
                     )
@@ -264,55 +415,10 @@ impl RestSink {
                 let ticket = d.ticket.ok_or_else(|| {
                     permanent(format!("{}: the comment has no ticket", self.ep.name))
                 })?;
-                if let Some(id) = self
-                    .find_comment(ticket, ev, d.envelope.accepted_at)
-                    .await?
-                {
-                    return Ok(Applied {
-                        ticket: None,
-                        remote_ids: vec![format!("journal-{id}")],
-                        ..Applied::default()
-                    });
-                }
                 let (send, not_sent) = self.split_files(ev);
                 let text = comment_text(&profile.format.comment, ev, &comment.body, &not_sent)?;
-                let written_after = chrono::Utc::now();
-                let r = match comment.audience {
-                    Audience::Internal => &profile.add_internal_note,
-                    Audience::Public | Audience::Partner => &profile.add_comment,
-                };
-                // The files go in the same request as the comment, so the
-                // marker that finds the comment after a crash finds them
-                // too: they are never attached twice.
-                self.write(
-                    "add comment",
-                    false,
-                    (r.method, &r.path, r.body.as_ref()),
-                    &self
-                        .ep
-                        .vars(&[("ticket", ticket.to_string()), ("text", text)]),
-                    &send,
-                    d.blobs,
-                )
-                .await?;
-                // Its id, for echo checks; the marker and the service
-                // account recognise it even without, so a product whose
-                // history costs a request per entry (RT) is spared.
-                if profile.history.is_some() {
-                    return Ok(Applied::default());
-                }
-                let id = self.find_comment(ticket, ev, Some(written_after)).await?;
-                if id.is_none() {
-                    warn!(
-                        ticket,
-                        "the comment just written is not in the ticket's history"
-                    );
-                }
-                Ok(Applied {
-                    ticket: None,
-                    remote_ids: id.map(|i| format!("journal-{i}")).into_iter().collect(),
-                    ..Applied::default()
-                })
+                self.comment(&d, ticket, text, comment.audience, &send)
+                    .await
             }
             EventKind::StatusChanged { status } => {
                 let ticket = d.ticket.ok_or_else(|| {
@@ -365,13 +471,29 @@ impl RestSink {
                     ..Applied::default()
                 })
             }
-            EventKind::FieldChanged { field, .. } => {
-                // Field updates over REST are not mapped yet.
-                warn!(
-                    field,
-                    "field change not applied: the REST engine does not map fields yet"
-                );
-                Ok(Applied::default())
+            EventKind::FieldChanged { field, value } => {
+                let ticket = d.ticket.ok_or_else(|| {
+                    permanent(format!("{}: the field change has no ticket", self.ep.name))
+                })?;
+                if self.ep.places.landing(field, None) == Landing::Text {
+                    // No place in the product: a note, as the transfer put
+                    // the field into the description.
+                    let vars: Vars = [
+                        ("sender", sender(ev)),
+                        ("name", fields::label(field)),
+                        ("value", fields::shown(field, value)),
+                        ("marker", marker(ev.id)),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                    let text = template::render_text(&profile.format.field_note, &vars)
+                        .map_err(|e| permanent(format!("format.field_note: {e}")))?;
+                    return self
+                        .comment(&d, ticket, text, Audience::Internal, &[])
+                        .await;
+                }
+                self.set_field(d.blobs, ticket, field, value).await
             }
         }
     }

@@ -94,9 +94,12 @@ fn render_with(
             .find("}}")
             .ok_or_else(|| TemplateError::Unclosed(rest[..start].chars().take(40).collect()))?;
         let (name, filter) = split_filter(after[..end].trim())?;
-        let value = vars
-            .get(name)
-            .ok_or_else(|| TemplateError::Unknown(name.to_string()))?;
+        let value = match vars.get(name) {
+            Some(v) => v.as_str(),
+            // A ticket's field it does not have is empty.
+            None if optional(name) => "",
+            None => return Err(TemplateError::Unknown(name.to_string())),
+        };
         out.push_str(&encode(&apply_filter(value, filter)));
         rest = &after[end + 2..];
     }
@@ -139,11 +142,44 @@ pub fn render_json(
         ),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| Ok((k.clone(), render_json(v, vars)?)))
+                .filter(|(_, v)| !absent(v, vars))
+                // A key may be a placeholder too: RT names a custom field
+                // by its id as a key (`CustomFields: {"3": "..."}`).
+                .map(|(k, v)| {
+                    let key = if k.contains("{{") {
+                        render_text(k, vars)?
+                    } else {
+                        k.clone()
+                    };
+                    Ok((key, render_json(v, vars)?))
+                })
                 .collect::<Result<_, TemplateError>>()?,
         ),
         other => other.clone(),
     })
+}
+
+/// Names of a ticket's fields, which a ticket may lack.
+fn optional(name: &str) -> bool {
+    matches!(name, "priority" | "due") || name.starts_with("field.")
+}
+
+/// A body value that is exactly one placeholder of a field the ticket
+/// lacks: left out of the body, so the product applies its own default.
+fn absent(v: &serde_json::Value, vars: &Vars) -> bool {
+    let Some(inner) = v
+        .as_str()
+        .map(str::trim)
+        .and_then(|t| t.strip_prefix("{{"))
+        .and_then(|r| r.strip_suffix("}}"))
+    else {
+        return false;
+    };
+    if inner.contains("{{") || inner.contains("}}") {
+        return false;
+    }
+    let name = split_filter(inner).map_or(inner.trim(), |(n, _)| n);
+    optional(name) && vars.get(name).is_none_or(|v| v.is_empty())
 }
 
 /// A body string that is exactly one `{{name|int}}`: its value as a JSON
@@ -160,9 +196,11 @@ fn as_int(s: &str, vars: &Vars) -> Result<Option<serde_json::Value>, TemplateErr
     if filter != Some("int") {
         return Ok(None);
     }
-    let value = vars
-        .get(name)
-        .ok_or_else(|| TemplateError::Unknown(name.to_string()))?;
+    let value = match vars.get(name) {
+        Some(v) => v,
+        None if optional(name) => return Ok(Some(serde_json::Value::Null)),
+        None => return Err(TemplateError::Unknown(name.to_string())),
+    };
     Ok(Some(match value.trim().parse::<i64>() {
         Ok(n) => serde_json::Value::from(n),
         Err(_) => serde_json::Value::String(value.clone()),
@@ -174,7 +212,12 @@ pub fn json_strings(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {
         serde_json::Value::String(s) => out.push(s.clone()),
         serde_json::Value::Array(items) => items.iter().for_each(|i| json_strings(i, out)),
-        serde_json::Value::Object(map) => map.values().for_each(|i| json_strings(i, out)),
+        serde_json::Value::Object(map) => map.iter().for_each(|(k, i)| {
+            if k.contains("{{") {
+                out.push(k.clone());
+            }
+            json_strings(i, out)
+        }),
         _ => {}
     }
 }

@@ -1,0 +1,540 @@
+//! A ticket's fields beyond subject and description (priority, due time,
+//! the client's contact, site, equipment, custom fields): where a product
+//! keeps each, how deskbridge writes it there, reads it back and sees it
+//! change. A field the product has no place for is written into the text
+//! (the description's fields block, a later change as an internal note),
+//! never dropped.
+
+use super::template::{self, Vars};
+use super::{parse_time, text_at};
+pub use crate::event::{canonical_due, label, parse_due, shown, ticket_fields};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The canonical priorities every profile maps to and from; any other
+/// value crosses as text.
+pub const PRIORITIES: [&str; 4] = ["low", "normal", "high", "urgent"];
+
+/// Where the product keeps the fields it has a place for.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldPlaces {
+    /// The ticket's priority (values through `[priorities]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<FieldPlace>,
+    /// The ticket's due time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<FieldPlace>,
+    /// The product's custom fields: the endpoint's `custom_fields` names
+    /// which canonical field goes into which of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<CustomPlace>,
+    /// The request that changes fields of an existing ticket (`{{ticket}}`);
+    /// its body is each changed field's `write`, merged into this body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<super::profile::Request>,
+}
+
+/// One field's place in the product.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldPlace {
+    /// Pointer to the value in a ticket (read_ticket's answer at
+    /// `ticket.root`).
+    pub read: String,
+    /// JSON merged into create_ticket's body and into `update`'s:
+    /// `{{value}}` is the product's value.
+    pub write: Value,
+    /// The field's name in the history's changes (`journal.change_field`),
+    /// where the product records its changes there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+    /// How the product writes the time (chrono strftime, UTC), for `due`:
+    /// `%Y-%m-%d` for a date. RFC 3339 without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+/// The product's custom fields: an array of items (Redmine's, RT's), or
+/// keys of the ticket itself (django-helpdesk's `custom_site`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomPlace {
+    /// Pointer to the array of the ticket's custom fields; without it,
+    /// `value` is a pointer into the ticket naming `{{id}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+    /// In one item: its id (what the endpoint's `custom_fields` names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// In one item: its value (or, without `list`, in the ticket:
+    /// `/custom_{{id}}`).
+    pub value: String,
+    /// JSON merged into the bodies for each field: `{{id}}`, `{{value}}`.
+    pub write: Value,
+    /// A change's field name in the history, `{{id}}` being the custom
+    /// field's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+}
+
+/// The product's priorities to and from the canonical ones (low, normal,
+/// high, urgent).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityMap {
+    /// Product value → canonical priority.
+    #[serde(default)]
+    pub inbound: BTreeMap<String, String>,
+    /// For a numeric scale (RT's 0–99): each canonical priority from the
+    /// value given on, e.g. `{ "0" = "low", "25" = "normal" }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inbound_from: BTreeMap<String, String>,
+    /// Canonical priority → product value.
+    #[serde(default)]
+    pub outbound: BTreeMap<String, String>,
+}
+
+impl PriorityMap {
+    /// The canonical priority of a product value; the value itself when the
+    /// map has none (it then crosses as text).
+    pub fn to_canonical(&self, value: &str) -> String {
+        if let Some(c) = self.inbound.get(value) {
+            return c.clone();
+        }
+        if let Ok(n) = value.trim().parse::<f64>() {
+            let from = self
+                .inbound_from
+                .iter()
+                .filter_map(|(k, c)| Some((k.parse::<f64>().ok()?, c)))
+                .filter(|(k, _)| *k <= n)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((_, c)) = from {
+                return c.clone();
+            }
+        }
+        value.to_string()
+    }
+
+    pub fn extend(&mut self, other: &PriorityMap) {
+        self.inbound.extend(other.inbound.clone());
+        self.inbound_from.extend(other.inbound_from.clone());
+        self.outbound.extend(other.outbound.clone());
+    }
+}
+
+/// Where one field lands in a product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Landing {
+    /// A field of the product's own.
+    Field,
+    /// The text: the description's fields block, a change as a note.
+    Text,
+}
+
+/// An endpoint's places, with its custom field ids.
+#[derive(Clone, Debug, Default)]
+pub struct Places {
+    pub places: FieldPlaces,
+    pub priorities: PriorityMap,
+    /// Canonical field name → the product's custom field id.
+    pub custom_ids: BTreeMap<String, String>,
+}
+
+/// What a write of fields puts where.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Written {
+    /// Merged into the request body.
+    pub body: Value,
+    /// Fields with no place, as (field, value), for the text.
+    pub text: Vec<(String, String)>,
+}
+
+impl Places {
+    /// A profile's places, without an endpoint's custom fields.
+    pub fn of_profile(p: &super::profile::Profile) -> Places {
+        Places {
+            places: p.fields.clone(),
+            priorities: p.priorities.clone(),
+            custom_ids: BTreeMap::new(),
+        }
+    }
+
+    /// Whether the history names changes of fields this endpoint maps.
+    pub fn has_changes(&self) -> bool {
+        let p = &self.places;
+        p.priority.as_ref().is_some_and(|f| f.change.is_some())
+            || p.due.as_ref().is_some_and(|f| f.change.is_some())
+            || (p.custom.as_ref().is_some_and(|c| c.change.is_some())
+                && !self.custom_ids.is_empty())
+    }
+
+    /// Where `field` (with `value`, for a priority the map may lack) lands.
+    pub fn landing(&self, field: &str, value: Option<&str>) -> Landing {
+        let placed = match field {
+            "priority" => {
+                self.places.priority.is_some()
+                    && value.is_none_or(|v| self.priorities.outbound.contains_key(v))
+            }
+            "due" => self.places.due.is_some(),
+            f => self.places.custom.is_some() && self.custom_ids.contains_key(f),
+        };
+        if placed {
+            Landing::Field
+        } else {
+            Landing::Text
+        }
+    }
+
+    /// The product's value of a field's canonical value, or why there is none.
+    fn product_value(&self, field: &str, value: &str) -> Result<String, String> {
+        match field {
+            "priority" => self.priorities.outbound.get(value).cloned().ok_or_else(|| {
+                format!(
+                    "no product priority for {value:?} (known: {}; add it to the endpoint's rest.priorities.outbound)",
+                    self.priorities.outbound.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }),
+            "due" => {
+                let t = parse_due(value)
+                    .ok_or_else(|| format!("due time {value:?} is not an RFC 3339 time"))?;
+                let format = self.places.due.as_ref().and_then(|p| p.format.as_deref());
+                Ok(match format {
+                    Some(f) => t.format(f).to_string(),
+                    None => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                })
+            }
+            _ => Ok(value.to_string()),
+        }
+    }
+
+    /// The product's own values of priority and due, for templates that
+    /// name `{{priority}}` and `{{due}}` (absent where there is none).
+    pub fn product_values(&self, fields: &[(String, String)]) -> Vec<(String, String)> {
+        fields
+            .iter()
+            .filter(|(k, _)| k == "priority" || k == "due")
+            .filter_map(|(k, v)| Some((k.clone(), self.product_value(k, v).ok()?)))
+            .collect()
+    }
+
+    /// The body part that writes one field in its place; an error names
+    /// why it cannot (no place, a value the product has none for).
+    pub fn write_one(&self, field: &str, value: &str) -> Result<Value, String> {
+        let product = if value.is_empty() && field != "priority" {
+            // Cleared.
+            String::new()
+        } else {
+            self.product_value(field, value)?
+        };
+        let mut vars = Vars::new();
+        vars.insert("value".into(), product);
+        let tmpl = match field {
+            "priority" => self.places.priority.as_ref().map(|p| &p.write),
+            "due" => self.places.due.as_ref().map(|p| &p.write),
+            f => match (self.custom_ids.get(f), &self.places.custom) {
+                (Some(id), Some(c)) => {
+                    vars.insert("id".into(), id.clone());
+                    Some(&c.write)
+                }
+                _ => None,
+            },
+        };
+        let tmpl = tmpl.ok_or_else(|| format!("no place for the field {field}"))?;
+        template::render_json(tmpl, &vars).map_err(|e| e.to_string())
+    }
+
+    /// Whether a value read back is the value written, as the product
+    /// keeps it (a due time kept as a date is the same date).
+    pub fn same(&self, field: &str, read: &str, written: &str) -> bool {
+        if read == written {
+            return true;
+        }
+        match (
+            self.product_value(field, read),
+            self.product_value(field, written),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// The body parts that write these fields (canonical name → value);
+    /// what has no place goes to `text`. An error names a value the
+    /// product's place cannot take.
+    pub fn write(&self, fields: &[(String, String)]) -> Result<Written, String> {
+        let mut out = Written {
+            body: Value::Object(Default::default()),
+            text: vec![],
+        };
+        for (field, value) in fields {
+            if self.landing(field, Some(value)) == Landing::Text {
+                out.text.push((field.clone(), value.clone()));
+                continue;
+            }
+            let part = self
+                .write_one(field, value)
+                .map_err(|e| format!("{field}: {e}"))?;
+            merge(&mut out.body, part);
+        }
+        Ok(out)
+    }
+
+    /// The fields of a ticket as the product shows them, canonical.
+    pub fn read(&self, ticket: &Value, time_format: Option<&str>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(p) = &self.places.priority {
+            if let Some(v) = text_at(ticket, &p.read).filter(|v| !v.is_empty()) {
+                out.insert("priority".into(), self.priorities.to_canonical(&v));
+            }
+        }
+        if let Some(p) = &self.places.due {
+            if let Some(t) = text_at(ticket, &p.read).and_then(|v| product_time(&v, p, time_format))
+            {
+                out.insert("due".into(), canonical_due(t));
+            }
+        }
+        if let Some(c) = &self.places.custom {
+            let items = c
+                .list
+                .as_deref()
+                .and_then(|l| ticket.pointer(l))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for (field, id) in &self.custom_ids {
+                let value = match (&c.list, &c.id) {
+                    (Some(_), Some(id_ptr)) => items
+                        .iter()
+                        .find(|i| text_at(i, id_ptr).as_deref() == Some(id.as_str()))
+                        .and_then(|i| text_at(i, &c.value)),
+                    _ => {
+                        let mut vars = Vars::new();
+                        vars.insert("id".into(), id.clone());
+                        template::render_text(&c.value, &vars)
+                            .ok()
+                            .and_then(|p| text_at(ticket, &p))
+                    }
+                }
+                .filter(|v| !v.is_empty());
+                if let Some(v) = value {
+                    out.insert(field.clone(), v);
+                }
+            }
+        }
+        out
+    }
+
+    /// The canonical field and value of one history change, when it is a
+    /// change of a field this endpoint maps.
+    pub fn change(
+        &self,
+        name: &str,
+        value: Option<&str>,
+        time_format: Option<&str>,
+    ) -> Option<(String, String)> {
+        let value = value.unwrap_or_default();
+        if let Some(p) = &self.places.priority {
+            if p.change.as_deref() == Some(name) {
+                return Some(("priority".into(), self.priorities.to_canonical(value)));
+            }
+        }
+        if let Some(p) = &self.places.due {
+            if p.change.as_deref() == Some(name) {
+                // Cleared: an empty value.
+                let due = product_time(value, p, time_format).map(canonical_due);
+                return Some(("due".into(), due.unwrap_or_default()));
+            }
+        }
+        let c = self.places.custom.as_ref()?;
+        let change = c.change.as_deref()?;
+        self.custom_ids.iter().find_map(|(field, id)| {
+            let mut vars = Vars::new();
+            vars.insert("id".into(), id.clone());
+            let expected = template::render_text(change, &vars).ok()?;
+            (expected == name).then(|| (field.clone(), value.to_string()))
+        })
+    }
+}
+
+/// A time as the product shows it in this place.
+fn product_time(s: &str, p: &FieldPlace, time_format: Option<&str>) -> Option<DateTime<Utc>> {
+    if s.is_empty() {
+        return None;
+    }
+    let t = p
+        .format
+        .as_deref()
+        .and_then(|f| {
+            parse_time(s, Some(f)).or_else(|| {
+                chrono::NaiveDate::parse_from_str(s, f)
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|t| t.and_utc())
+            })
+        })
+        .or_else(|| parse_time(s, time_format))
+        .or_else(|| parse_due(s))
+        // RT's history writes times so.
+        .or_else(|| parse_time(s, Some("%Y-%m-%d %H:%M:%S")))?;
+    // RT reads an unset time as the epoch.
+    (t != DateTime::<Utc>::UNIX_EPOCH).then_some(t)
+}
+
+/// Objects merged key by key, arrays joined, anything else replaced.
+pub fn merge(into: &mut Value, part: Value) {
+    match (into, part) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => a.extend(b),
+        (slot, v) => *slot = v,
+    }
+}
+
+/// The block of fields written into a text, one `line` per field
+/// (`{{name}}`, `{{value}}`); empty when there are none.
+pub fn block(line: &str, fields: &[(String, String)]) -> Result<String, template::TemplateError> {
+    let mut out = String::new();
+    for (k, v) in fields {
+        let mut vars = Vars::new();
+        vars.insert("name".into(), label(k));
+        vars.insert("value".into(), shown(k, v));
+        out.push_str(&template::render_text(line, &vars)?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn redmine() -> Places {
+        let places: FieldPlaces = toml::from_str(
+            r#"
+            priority = { read = "/priority/id", write = { issue = { priority_id = "{{value|int}}" } }, change = "priority_id" }
+            due = { read = "/due_date", write = { issue = { due_date = "{{value}}" } }, change = "due_date", format = "%Y-%m-%d" }
+            custom = { list = "/custom_fields", id = "/id", value = "/value", write = { issue = { custom_fields = [ { id = "{{id|int}}", value = "{{value}}" } ] } }, change = "{{id}}" }
+            "#,
+        )
+        .unwrap();
+        Places {
+            places,
+            priorities: PriorityMap {
+                inbound: [("2", "normal"), ("3", "high")]
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .into(),
+                inbound_from: BTreeMap::new(),
+                outbound: [("normal", "2"), ("high", "3")]
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .into(),
+            },
+            custom_ids: [("site", "1"), ("serial_number", "2")]
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .into(),
+        }
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn placed_fields_merge_into_the_body_and_the_rest_goes_to_the_text() {
+        let w = redmine()
+            .write(&pairs(&[
+                ("priority", "high"),
+                ("due", "2026-12-08T17:00:00Z"),
+                ("site", "Store 12"),
+                ("serial_number", "SN-9"),
+                ("contract", "C-77"),
+            ]))
+            .unwrap();
+        assert_eq!(
+            w.body,
+            json!({"issue": {"priority_id": 3, "due_date": "2026-12-08",
+                "custom_fields": [{"id": 1, "value": "Store 12"}, {"id": 2, "value": "SN-9"}]}})
+        );
+        assert_eq!(w.text, pairs(&[("contract", "C-77")]));
+        // A priority the product has no value for is text on a transfer...
+        let w = redmine().write(&pairs(&[("priority", "P1")])).unwrap();
+        assert_eq!(w.text, pairs(&[("priority", "P1")]));
+        // ...and a due time that is not one is refused.
+        assert!(redmine()
+            .write(&pairs(&[("due", "tomorrow")]))
+            .unwrap_err()
+            .contains("not an RFC 3339 time"));
+    }
+
+    #[test]
+    fn a_ticket_and_its_changes_read_back_canonical() {
+        let p = redmine();
+        let t = json!({"priority": {"id": 3}, "due_date": "2026-12-08",
+            "custom_fields": [{"id": 1, "value": "Store 12"}, {"id": 2, "value": ""}]});
+        assert_eq!(
+            p.read(&t, None),
+            BTreeMap::from([
+                ("priority".to_string(), "high".to_string()),
+                ("due".to_string(), "2026-12-08T00:00:00Z".to_string()),
+                ("site".to_string(), "Store 12".to_string()),
+            ])
+        );
+        assert_eq!(
+            p.change("priority_id", Some("2"), None),
+            Some(("priority".into(), "normal".into()))
+        );
+        assert_eq!(
+            p.change("due_date", None, None),
+            Some(("due".into(), String::new()))
+        );
+        assert_eq!(
+            p.change("2", Some("SN-1"), None),
+            Some(("serial_number".into(), "SN-1".into()))
+        );
+        assert_eq!(p.change("subject", Some("x"), None), None);
+    }
+
+    #[test]
+    fn a_numeric_scale_reads_by_ranges() {
+        let m = PriorityMap {
+            inbound: BTreeMap::new(),
+            inbound_from: [
+                ("0", "low"),
+                ("25", "normal"),
+                ("65", "high"),
+                ("90", "urgent"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .into(),
+            outbound: BTreeMap::new(),
+        };
+        assert_eq!(m.to_canonical("80"), "high");
+        assert_eq!(m.to_canonical("0"), "low");
+        assert_eq!(m.to_canonical("99"), "urgent");
+        assert_eq!(m.to_canonical("P1"), "P1");
+    }
+
+    #[test]
+    fn the_text_block_reads_as_people_write() {
+        let b = block(
+            "{{name}}: {{value}}",
+            &pairs(&[("due", "2026-12-08T17:00:00Z"), ("serial_number", "SN-9")]),
+        )
+        .unwrap();
+        assert_eq!(b, "Due: 2026-12-08 17:00 UTC\nSerial number: SN-9\n");
+    }
+}

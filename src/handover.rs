@@ -1,0 +1,245 @@
+//! What a transfer hands over: for each transfer rule, each field the
+//! sending side allows, and where it lands in the receiving system (a
+//! field of its own, the text, or nowhere and why). `deskbridge check`
+//! prints it, so an operator sees before the first ticket what a partner
+//! will and will not get.
+
+use crate::config::{Config, ConnectorKind, EndpointConfig};
+use crate::connector::rest::fields::{Landing, Places};
+use crate::connector::rest::profile::Profile;
+
+/// Where one allowed field ends up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lands {
+    /// In a field of the receiving product (named).
+    Field(String),
+    /// In the text (the description's fields block, the mail's body).
+    Text,
+    /// Not handed over, and why.
+    Nowhere(String),
+}
+
+/// One transfer rule's hand-over.
+#[derive(Clone, Debug)]
+pub struct RuleReport {
+    pub from: String,
+    pub to: String,
+    pub fields: Vec<(String, Lands)>,
+}
+
+/// Fields every transfer carries in its own place.
+const BASE: [&str; 2] = ["subject", "description"];
+/// Fields the report names when the allowlist is `"*"`.
+const COMMON: [&str; 4] = ["description", "priority", "due", "attachments"];
+
+fn places(ep: &EndpointConfig) -> Option<(Profile, Places)> {
+    let r = ep.rest.as_ref()?;
+    let profile = Profile::load(r.profile.as_deref(), r.profile_file.as_deref()).ok()?;
+    let mut places = Places::of_profile(&profile);
+    places.priorities.extend(&r.priorities);
+    places.custom_ids = r.custom_fields.clone();
+    Some((profile, places))
+}
+
+/// Whether the sending endpoint ever reads `field` from its system.
+fn read_at(name: &str, ep: &EndpointConfig, field: &str) -> Result<(), String> {
+    if BASE.contains(&field) || field == "attachments" {
+        return Ok(());
+    }
+    match ep.kind {
+        ConnectorKind::Rest => {
+            let Some((profile, places)) = places(ep) else {
+                return Ok(());
+            };
+            let read = match field {
+                "priority" => places.places.priority.is_some() || profile.ticket.priority.is_some(),
+                "due" => places.places.due.is_some(),
+                f => places.places.custom.is_some() && places.custom_ids.contains_key(f),
+            };
+            if read {
+                return Ok(());
+            }
+            Err(match field {
+                "priority" | "due" => format!("{name} ({}) has no place for it", profile.product),
+                f if places.places.custom.is_some() => format!(
+                    "{name} does not read it: name its custom field in endpoints.{name}.rest.custom_fields.{f}"
+                ),
+                _ => format!("{name} ({}) has no custom fields", profile.product),
+            })
+        }
+        ConnectorKind::Webhook => {
+            let Some(m) = ep.webhook.as_ref().and_then(|w| w.mapping.as_ref()) else {
+                return Ok(());
+            };
+            let read = match field {
+                "priority" => m.priority.is_some(),
+                f => m.fields.contains_key(f),
+            };
+            if read {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name}'s webhook mapping does not read it (endpoints.{name}.webhook.mapping.fields.{field})"
+                ))
+            }
+        }
+        ConnectorKind::Email => Err(format!(
+            "{name} reads mail: only the subject, text and files"
+        )),
+    }
+}
+
+/// Where `field` lands in the receiving endpoint.
+fn lands_at(ep: &EndpointConfig, field: &str) -> Lands {
+    match ep.kind {
+        ConnectorKind::Webhook => Lands::Field("the event's JSON".into()),
+        ConnectorKind::Email => match field {
+            "subject" => Lands::Field("the mail's subject".into()),
+            "attachments" => Lands::Field("the mail's files".into()),
+            _ => Lands::Text,
+        },
+        ConnectorKind::Rest => {
+            let Some((profile, places)) = places(ep) else {
+                return Lands::Text;
+            };
+            match field {
+                "subject" | "description" => Lands::Field(field.into()),
+                "attachments" if profile.files.is_some() => Lands::Field("files".into()),
+                // Named in the text instead.
+                "attachments" => Lands::Text,
+                f => match places.landing(f, None) {
+                    Landing::Field => Lands::Field(match f {
+                        "priority" | "due" => f.to_string(),
+                        _ => format!("custom field {}", places.custom_ids[f]),
+                    }),
+                    Landing::Text => Lands::Text,
+                },
+            }
+        }
+    }
+}
+
+/// Every transfer rule's hand-over, in the order of the file.
+pub fn report(config: &Config) -> Vec<RuleReport> {
+    let mut out = Vec::new();
+    for rule in &config.transfers {
+        let (Some(from), Some(to)) = (
+            config.endpoints.get(&rule.from),
+            config.endpoints.get(&rule.to),
+        ) else {
+            continue;
+        };
+        let allowed = &from.policy.allowed_fields;
+        let mut names: Vec<String> = if allowed.iter().any(|f| f == "*") {
+            COMMON.iter().map(|s| s.to_string()).collect()
+        } else {
+            allowed.clone()
+        };
+        names.retain(|f| f != "*" && f != "author_email");
+        names.dedup();
+        let fields = names
+            .into_iter()
+            .map(|f| {
+                let lands = match read_at(&rule.from, from, &f) {
+                    Err(why) => Lands::Nowhere(why),
+                    Ok(()) => lands_at(to, &f),
+                };
+                (f, lands)
+            })
+            .collect();
+        out.push(RuleReport {
+            from: rule.from.clone(),
+            to: rule.to.clone(),
+            fields,
+        });
+    }
+    out
+}
+
+/// The report as `deskbridge check` prints it.
+pub fn render(reports: &[RuleReport]) -> String {
+    let mut s = String::new();
+    for r in reports {
+        s.push_str(&format!("transfer {} → {}:\n", r.from, r.to));
+        if r.fields.is_empty() {
+            s.push_str("  only the subject (allowed_fields is empty)\n");
+        }
+        let width = r.fields.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
+        for (f, lands) in &r.fields {
+            let where_ = match lands {
+                Lands::Field(name) => format!("a field of its own ({name})"),
+                Lands::Text => "the text".to_string(),
+                Lands::Nowhere(why) => format!("NOWHERE: {why}"),
+            };
+            s.push_str(&format!("  {f:width$}  → {where_}\n"));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_allowed_field_is_placed_texted_or_said_missing() {
+        let toml = r#"
+[parties.svc]
+name = "Service Co"
+role = "service_company"
+[parties.vendor]
+name = "Vendor"
+role = "vendor"
+[endpoints.svc]
+party = "svc"
+kind = "rest"
+policy.allowed_fields = ["description", "priority", "due", "site", "contract"]
+[endpoints.svc.rest]
+profile = "rt"
+base_url = "http://127.0.0.1:1"
+project = "General"
+credentials = { env = "NOPE" }
+custom_fields = { site = "4", contract = "5" }
+[endpoints.vendor]
+party = "vendor"
+kind = "rest"
+[endpoints.vendor.rest]
+profile = "redmine"
+base_url = "http://127.0.0.1:2"
+project = "p"
+credentials = { env = "NOPE" }
+custom_fields = { site = "1" }
+[[transfers]]
+from = "svc"
+to = "vendor"
+"#;
+        let config: Config = toml::from_str(toml).unwrap();
+        let r = report(&config);
+        let got: Vec<(String, Lands)> = r[0].fields.clone();
+        assert_eq!(
+            got,
+            vec![
+                ("description".into(), Lands::Field("description".into())),
+                ("priority".into(), Lands::Field("priority".into())),
+                ("due".into(), Lands::Field("due".into())),
+                ("site".into(), Lands::Field("custom field 1".into())),
+                ("contract".into(), Lands::Text),
+            ]
+        );
+        let mut config = config;
+        config
+            .endpoints
+            .get_mut("svc")
+            .unwrap()
+            .rest
+            .as_mut()
+            .unwrap()
+            .custom_fields
+            .remove("contract");
+        let r = report(&config);
+        assert!(
+            matches!(&r[0].fields[4].1, Lands::Nowhere(why) if why.contains("custom_fields.contract"))
+        );
+        assert!(render(&r).contains("contract     → NOWHERE"));
+    }
+}
