@@ -123,6 +123,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
             // fill the window the healthy ones need.
             link_window: (usize::from(config.bus.prefetch) / 4).max(1),
             order_wait: Duration::from_secs(config.bus.order_wait_secs),
+            onward: Some(ops.ingest.clone()),
         };
         let rx = shutdown_rx.clone();
         let name = dest.clone();

@@ -232,6 +232,26 @@ async fn story(dir: &Path, out: &mut dyn std::io::Write) -> Result<(), DemoError
     quiet(&running, &parties).await?;
     vendor.set_status(&v1, Status::Resolved, "Lee (Contoso)");
     quiet(&running, &parties).await?;
+    // For Acme the vendor's "resolved" is "check the result": its own
+    // ticket shows in_progress (status_from_partner), and that is what
+    // climbs on to the client, not the vendor's word.
+    let status_of = |desk: &SampleDesk, id: &str| desk.ticket(id).map(|t| t.status);
+    if status_of(acme, &a1) != Some(Status::InProgress) {
+        return Err(DemoError::Check(format!(
+            "Acme's ticket is at {:?}, not in_progress as its status_from_partner maps the vendor's resolved",
+            status_of(acme, &a1)
+        )));
+    }
+    if status_of(retail, &r1) != Some(Status::InProgress) {
+        return Err(DemoError::Check(format!(
+            "the client's ticket is at {:?}, not Acme's in_progress",
+            status_of(retail, &r1)
+        )));
+    }
+    say(
+        out,
+        "   Acme's ticket: in_progress (the vendor resolved; Acme checks), and so is the client's.",
+    );
     acme.comment(
         &a1,
         "Fixed with a firmware update; please confirm.",

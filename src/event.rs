@@ -230,6 +230,17 @@ impl Event {
     }
 }
 
+/// The same id for the same thing seen again (an entry read twice, an
+/// effect passed on twice); time-ordered by `at`.
+pub fn stable_id(endpoint: &str, what: &str, id: &str, at: DateTime<Utc>) -> Uuid {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("{endpoint}\0{what}\0{id}").as_bytes());
+    let mut bytes = [0u8; 10];
+    bytes.copy_from_slice(&digest[..10]);
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+}
+
 /// A due time as events carry it (`field_changed` of `due`).
 pub fn canonical_due(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

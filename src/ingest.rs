@@ -120,6 +120,81 @@ impl Ingest {
         })
     }
 
+    /// What deskbridge has just set on `endpoint`'s `ticket` over link `via`
+    /// (a status; a comment that landed public) now holds in that
+    /// company's system as if its own people had done it: it goes on along
+    /// the ticket's other links under each hop's own rules (share_status,
+    /// status_from_partner, the comment policy), so a status climbs a chain
+    /// hop by hop. Never back along `via`. The middle system reports the
+    /// change back as deskbridge's own (its echo, dropped): this is where
+    /// it is passed on instead. Once per (event, endpoint), however often a
+    /// redelivery repeats it. Returns how many messages it queued.
+    pub async fn onward(
+        &self,
+        endpoint: &str,
+        ticket: &str,
+        via: uuid::Uuid,
+        landed: &Event,
+    ) -> Result<usize, IngestError> {
+        let climbs = match &landed.kind {
+            EventKind::StatusChanged { .. } => true,
+            EventKind::Comment { comment } => comment.audience == crate::event::Audience::Public,
+            EventKind::TicketCreated { .. } | EventKind::FieldChanged { .. } => false,
+        };
+        if !climbs || !self.config.endpoints.contains_key(endpoint) {
+            return Ok(0);
+        }
+        let mut ev = landed.clone();
+        ev.id = crate::event::stable_id(
+            endpoint,
+            "onward",
+            &landed.id.to_string(),
+            landed.occurred_at,
+        );
+        ev.ticket = ticket.to_string();
+        ev.source_id = None;
+        ev.partner = None;
+        // The company passes it on: its partners see the company, not the
+        // person at the far end of the chain.
+        ev.author = None;
+        let me = self.clone();
+        let ep = endpoint.to_string();
+        let queued = self.store.ingest_tx(move |tx| {
+            if !tx.first_sight(&ep, &format!("event:{}", ev.id))? {
+                return Ok(vec![]);
+            }
+            let all = tx.links_of(&ep, &ev.ticket)?;
+            let has_downstream = all.iter().any(|l| l.is_upstream(&ep));
+            let now = chrono::Utc::now();
+            let mut out = Vec::new();
+            for link in all.iter().filter(|l| l.id != via) {
+                if let EventKind::StatusChanged { status } = ev.kind {
+                    let mut l = link.clone();
+                    if let Some(side) = l.side_mut(&ep) {
+                        if side.status == Some(status) {
+                            // That link has it already: no news there.
+                            continue;
+                        }
+                        side.set_status(status, now, true);
+                    }
+                    tx.put_link(&l)?;
+                }
+                if let Some(q) = me.route(tx, &ep, link, &ev, has_downstream)? {
+                    out.push(q);
+                }
+            }
+            Ok(out)
+        })?;
+        let n = queued.len();
+        if n > 0 {
+            self.store.flush().await?;
+        }
+        for (key, env) in queued {
+            self.queues.announce(key, env);
+        }
+        Ok(n)
+    }
+
     /// The store writes of one request, inside a transaction: `None` when
     /// its message id was seen before.
     #[allow(clippy::type_complexity)]

@@ -134,6 +134,9 @@ pub struct Dispatcher {
     /// Broker: how long a message delivered before its link's earlier one
     /// waits for it before it becomes a dead letter.
     pub order_wait: Duration,
+    /// Passes what was set on a ticket on along its other links (statuses
+    /// climbing a chain); `None` where nothing goes on (tests, tools).
+    pub onward: Option<crate::ingest::Ingest>,
 }
 
 /// The messages not yet handed to a worker, per link in queue order; the
@@ -1034,6 +1037,16 @@ impl Dispatcher {
             };
             match result {
                 Ok(applied) => {
+                    // Before the record: a crash between the two repeats
+                    // the delivery, and the onward copy is taken once.
+                    if let (Some(o), Some(t)) = (&self.onward, &ticket) {
+                        o.onward(&self.dest, t, env.link_id, &env.event)
+                            .await
+                            .map_err(|e| match e {
+                                crate::ingest::IngestError::Store(s) => s,
+                                other => StoreError::Rejected(other.to_string()),
+                            })?;
+                    }
                     // Recorded, not yet flushed: the link may go on at once
                     // (its next effect comes after this one anyway); the
                     // broker is acknowledged only after the group flush. A
@@ -1230,6 +1243,7 @@ mod tests {
             grace: Duration::from_secs(1),
             link_window: 8,
             order_wait: Duration::from_secs(300),
+            onward: None,
         };
         let (_notices_tx, notices) = mpsc::unbounded_channel();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -1370,6 +1384,7 @@ mod tests {
                 grace: Duration::from_secs(1),
                 link_window,
                 order_wait: ORDER_WAIT,
+                onward: None,
             };
             let (notices, rx) = mpsc::unbounded_channel();
             let (stop, stopped) = tokio::sync::watch::channel(false);

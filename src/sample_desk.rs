@@ -43,6 +43,8 @@ pub struct DeskTicket {
     pub description: String,
     pub status: Status,
     pub fields: BTreeMap<String, String>,
+    pub priority: Option<String>,
+    pub due: Option<chrono::DateTime<chrono::Utc>>,
     pub files: Vec<(String, Vec<u8>)>,
     pub comments: Vec<DeskComment>,
     /// The partner's name and ticket id, as deskbridge reported them.
@@ -231,6 +233,8 @@ impl SampleDesk {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            priority: None,
+            due: None,
             files: files
                 .iter()
                 .map(|(n, b)| (n.to_string(), b.to_vec()))
@@ -387,6 +391,12 @@ impl SampleDesk {
             out.push_str(&format!("  (partner: {party} #{pt})"));
         }
         out.push('\n');
+        if let Some(p) = &t.priority {
+            out.push_str(&format!("    priority: {p}\n"));
+        }
+        if let Some(d) = &t.due {
+            out.push_str(&format!("    due: {}\n", d.format("%Y-%m-%d %H:%M UTC")));
+        }
         if !t.fields.is_empty() {
             let f: Vec<String> = t.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
             out.push_str(&format!("    fields: {}\n", f.join(", ")));
@@ -554,6 +564,8 @@ fn apply(st: &mut DeskState, ev: &Event) -> Result<(serde_json::Value, Option<Ev
                     description: ticket_data.description.clone(),
                     status: Status::New,
                     fields: ticket_data.fields.clone(),
+                    priority: ticket_data.priority.clone(),
+                    due: ticket_data.due,
                     files: files(&ticket_data.attachments)?,
                     comments: vec![],
                     partner,
@@ -613,7 +625,13 @@ fn apply(st: &mut DeskState, ev: &Event) -> Result<(serde_json::Value, Option<Ev
                 .tickets
                 .get_mut(&ev.ticket)
                 .ok_or(format!("no ticket {}", ev.ticket))?;
-            t.fields.insert(field.clone(), value.clone());
+            match field.as_str() {
+                "priority" => t.priority = Some(value.clone()).filter(|v| !v.is_empty()),
+                "due" => t.due = crate::event::parse_due(value),
+                _ => {
+                    t.fields.insert(field.clone(), value.clone());
+                }
+            }
             Ok((json!({}), None))
         }
     }

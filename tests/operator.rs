@@ -397,7 +397,9 @@ async fn links_show_the_whole_chain_and_how_long_each_company_held_it() {
     // (over the second link: the chain reads each ticket's latest side).
     eventually("the vendor's resolution seen and relayed", 10, || async {
         let l = gw.get(&format!("/links/{first}")).await;
-        l["chain"][2]["status"] == "resolved" && l["chain"][1]["status"] == "resolved"
+        l["chain"][2]["status"] == "resolved"
+            && l["chain"][1]["status"] == "resolved"
+            && l["chain"][0]["status"] == "resolved"
     })
     .await;
 
@@ -423,8 +425,9 @@ async fn links_show_the_whole_chain_and_how_long_each_company_held_it() {
             at(0, "got_at").is_null() && at(0, "held_secs").is_null(),
             "{l}"
         );
-        // The service company's own in_progress went up to the client.
-        assert_eq!(at(0, "status"), "in_progress");
+        // The vendor's resolution, set on the service company's ticket,
+        // climbed on to the client.
+        assert_eq!(at(0, "status"), "resolved");
         assert_eq!(at(0, "status_relayed"), true);
         assert_eq!(at(1, "link"), first.as_str());
         assert_eq!(at(1, "status"), "resolved");
@@ -453,4 +456,141 @@ async fn links_show_the_whole_chain_and_how_long_each_company_held_it() {
             && text.contains("<- this link"),
         "{text}"
     );
+}
+
+/// A four-level chain of webhook desks: a retail chain's ticket goes to
+/// the service company, on to the vendor, on to a regional partner. What
+/// deskbridge sets on a middle company's ticket climbs on, hop by hop,
+/// under each hop's rules (the vendor checks its partner's work first:
+/// the partner's "resolved" is "in progress" for it), never back the way
+/// it came; the daemon is killed with SIGKILL on the way.
+#[tokio::test(flavor = "multi_thread")]
+async fn statuses_climb_a_four_level_chain_hop_by_hop() {
+    use deskbridge::event::Status;
+    let client = Party::start("client").await;
+    let svc = Party::start("svc").await;
+    let vendor = Party::start("vendor").await;
+    let partner = Party::start("partner").await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "{PARTIES}
+[parties.partner]
+name = \"Regional Partner\"
+role = \"subcontractor\"
+{}{}{}{}
+[[transfers]]
+from = \"client\"
+to = \"svc\"
+",
+        client.toml(dir.path(), "client", ""),
+        svc.toml(dir.path(), "svc", ""),
+        vendor.toml(
+            dir.path(),
+            "vendor",
+            "status_from_partner = { resolved = \"in_progress\" }"
+        ),
+        partner.toml(dir.path(), "partner", ""),
+    );
+    let mut gw = Gateway::start_with(dir, &conf);
+    for p in [&client, &svc, &vendor, &partner] {
+        p.connect(&gw);
+    }
+    let c = client
+        .desk
+        .create_ticket("Freezer 4 warm", "Store 12", &[], "Cy");
+    eventually("the service company's ticket", 20, || async {
+        svc.desk.tickets().len() == 1
+    })
+    .await;
+    // Each company hands it on in turn (`deskbridge transfer`).
+    let hand_on = |from: &Party, to: &str| {
+        let t = from.desk.tickets().remove(0).id;
+        let out = gw.cli(&[
+            "transfer",
+            "--from",
+            &format!("{}:{t}", from.endpoint),
+            "--to",
+            to,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    hand_on(&svc, "vendor");
+    eventually("the vendor's ticket", 20, || async {
+        vendor.desk.tickets().len() == 1
+    })
+    .await;
+    hand_on(&vendor, "partner");
+    eventually("the ticket reaches the regional partner", 20, || async {
+        partner.desk.tickets().len() == 1
+    })
+    .await;
+    let one = |p: &Party| p.desk.tickets().remove(0);
+    let (s, v, r) = (one(&svc).id, one(&vendor).id, one(&partner).id);
+    let statuses = || {
+        [
+            client.desk.ticket(&c).unwrap().status,
+            svc.desk.ticket(&s).unwrap().status,
+            vendor.desk.ticket(&v).unwrap().status,
+            partner.desk.ticket(&r).unwrap().status,
+        ]
+    };
+
+    // The partner starts work: every company up the chain sees it.
+    partner.desk.set_status(&r, Status::InProgress, "Rita");
+    eventually("in progress up to the client", 20, || async {
+        statuses() == [Status::InProgress; 4]
+    })
+    .await;
+
+    // The partner resolves: for the vendor that is "check the partner's
+    // work" (in progress), and that is what climbs, not "resolved".
+    gw.kill9();
+    partner.desk.set_status(&r, Status::Resolved, "Rita");
+    gw.spawn();
+    eventually(
+        "the partner's resolution taken and every queue empty",
+        20,
+        || async {
+            let st = gw.status().await;
+            partner.desk.unsent() == 0
+                && st["destinations"]
+                    .as_object()
+                    .is_some_and(|d| d.values().all(|x| x["queued"] == 0 && x["in_flight"] == 0))
+                && gw.get("/links").await.as_array().is_some_and(|ls| {
+                    ls.iter().any(|l| {
+                        l["downstream"]["endpoint"] == "partner"
+                            && l["downstream"]["status"] == "resolved"
+                    })
+                })
+        },
+    )
+    .await;
+    // Some rounds later, still so.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        statuses(),
+        [
+            Status::InProgress,
+            Status::InProgress,
+            Status::InProgress,
+            Status::Resolved
+        ],
+        "the vendor checks first; nothing bounced back down"
+    );
+
+    // The vendor confirms and resolves: up to the client, not back down.
+    vendor.desk.set_status(&v, Status::Resolved, "Vi");
+    eventually("resolved up to the client", 20, || async {
+        statuses() == [Status::Resolved; 4]
+    })
+    .await;
+    // Each company's ticket got each status once: the desks record one
+    // status entry per change they were sent.
+    let l = gw.get("/links").await;
+    assert_eq!(l.as_array().map(Vec::len), Some(3), "{l}");
+    assert_eq!(gw.status().await["dead_letters"], 0);
 }

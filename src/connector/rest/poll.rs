@@ -18,13 +18,11 @@ use crate::store::Store;
 use chrono::{DateTime, SecondsFormat, SubsecRound as _, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
-use uuid::Uuid;
 
 /// How far each round looks back before the cursor: a change committed a
 /// moment after a later one was listed is still seen.
@@ -77,14 +75,7 @@ pub struct Reader<'a> {
     pub service_account: &'a str,
 }
 
-/// The same id for the same entry, every time it is read; time-ordered.
-pub fn stable_id(endpoint: &str, what: &str, id: &str, at: DateTime<Utc>) -> Uuid {
-    let digest = sha2::Sha256::digest(format!("{endpoint}\0{what}\0{id}").as_bytes());
-    let mut bytes = [0u8; 10];
-    bytes.copy_from_slice(&digest[..10]);
-    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-    uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
-}
+pub use crate::event::stable_id;
 
 /// A flag as products write it: `true`, `1`, `"1"`, `"true"`.
 fn flag_value(v: &Value) -> Option<bool> {
@@ -898,7 +889,7 @@ mod tests {
         let all = events("2024-05-01T09:00:00Z");
         let later = events("2024-05-01T10:03:00Z");
         assert_eq!(later.len(), 3, "journals 13, 14, 15");
-        let ids: Vec<Uuid> = all.iter().map(|e| e.id).collect();
+        let ids: Vec<uuid::Uuid> = all.iter().map(|e| e.id).collect();
         for e in &later {
             assert!(ids.contains(&e.id), "the same entry keeps its event id");
         }
