@@ -435,6 +435,13 @@ pub struct PolicyConfig {
     /// one mapped to nothing is only noted.
     #[serde(default)]
     pub status_from_partner: BTreeMap<Status, Option<Status>>,
+    /// This system shows its partner's ticket id and status: in the
+    /// fields `partner_ticket` and `partner_status` (a REST endpoint's
+    /// custom fields where `custom_fields` names them, else an internal
+    /// note per change; a webhook's `field_changed` events; a new ticket
+    /// carries its upstream ticket's id in its fields).
+    #[serde(default = "default_true")]
+    pub show_partner: bool,
 }
 
 fn default_allowed_fields() -> Vec<String> {
@@ -457,6 +464,7 @@ impl Default for PolicyConfig {
             partner_comments: default_partner_comments(),
             share_status: true,
             status_from_partner: BTreeMap::new(),
+            show_partner: true,
         }
     }
 }

@@ -139,7 +139,10 @@ impl Ingest {
         let climbs = match &landed.kind {
             EventKind::StatusChanged { .. } => true,
             EventKind::Comment { comment } => comment.audience == crate::event::Audience::Public,
-            EventKind::TicketCreated { .. } | EventKind::FieldChanged { .. } => false,
+            // The new ticket's id goes back to the company that handed it
+            // over (`show_partner`).
+            EventKind::TicketCreated { .. } => true,
+            EventKind::FieldChanged { .. } => false,
         };
         if !climbs || !self.config.endpoints.contains_key(endpoint) {
             return Ok(0);
@@ -163,10 +166,20 @@ impl Ingest {
             if !tx.first_sight(&ep, &format!("event:{}", ev.id))? {
                 return Ok(vec![]);
             }
+            let mut out = Vec::new();
+            if let EventKind::TicketCreated { .. } = ev.kind {
+                // Its ticket is recorded on the link only after this.
+                if let Some(mut l) = tx.link(via)? {
+                    if let Some(side) = l.side_mut(&ep) {
+                        side.ticket = Some(ev.ticket.clone());
+                    }
+                    out.extend(me.show_partner(tx, &ep, &l, &ev, "partner_ticket", &ev.ticket)?);
+                }
+                return Ok(out);
+            }
             let all = tx.links_of(&ep, &ev.ticket)?;
             let has_downstream = all.iter().any(|l| l.is_upstream(&ep));
             let now = chrono::Utc::now();
-            let mut out = Vec::new();
             for link in all.iter().filter(|l| l.id != via) {
                 if let EventKind::StatusChanged { status } = ev.kind {
                     let mut l = link.clone();
@@ -181,6 +194,16 @@ impl Ingest {
                 }
                 if let Some(q) = me.route(tx, &ep, link, &ev, has_downstream)? {
                     out.push(q);
+                }
+                if let EventKind::StatusChanged { status } = ev.kind {
+                    out.extend(me.show_partner(
+                        tx,
+                        &ep,
+                        link,
+                        &ev,
+                        "partner_status",
+                        status.as_str(),
+                    )?);
                 }
             }
             Ok(out)
@@ -263,6 +286,16 @@ impl Ingest {
                 }
                 if let Some(q) = self.route(tx, endpoint, link, ev, has_downstream)? {
                     queued.push(q);
+                }
+                if let EventKind::StatusChanged { status } = ev.kind {
+                    queued.extend(self.show_partner(
+                        tx,
+                        endpoint,
+                        link,
+                        ev,
+                        "partner_status",
+                        status.as_str(),
+                    )?);
                 }
             }
             for rule in self.config.transfers.iter().filter(|r| r.from == endpoint) {
@@ -376,6 +409,61 @@ impl Ingest {
             tx.put_ticket(endpoint, &ev.ticket, t)?;
         }
         Ok(t)
+    }
+
+    /// Tells the other side of `link` about `endpoint`'s ticket (its id,
+    /// its status), where that side shows its partner's (`show_partner`)
+    /// and the sender shares its status. Not content of the ticket, so not
+    /// under `allowed_fields`: the partner's ticket id travels with every
+    /// relayed event anyway.
+    fn show_partner(
+        &self,
+        tx: &Tx<'_>,
+        endpoint: &str,
+        link: &Link,
+        cause: &Event,
+        field: &str,
+        value: &str,
+    ) -> TxResult<Option<(QueueKey, Envelope)>> {
+        let Some((mine, other)) = link.sides(endpoint) else {
+            return Ok(None);
+        };
+        let sender = self.config.policy(endpoint);
+        let receiver = self.config.policy(&other.endpoint);
+        if !receiver.show_partner
+            || !self.config.can_receive(&other.endpoint)
+            || (field == "partner_status" && !sender.share_status)
+        {
+            return Ok(None);
+        }
+        let ticket = mine.ticket.clone().unwrap_or_else(|| cause.ticket.clone());
+        let mut ev = Event::new(
+            &ticket,
+            EventKind::FieldChanged {
+                field: field.into(),
+                value: value.into(),
+            },
+        );
+        ev.id = crate::event::stable_id(
+            endpoint,
+            field,
+            &format!("{}@{}", cause.id, link.id),
+            cause.occurred_at,
+        );
+        ev.occurred_at = cause.occurred_at;
+        ev.partner = Some(crate::event::PartnerRef {
+            party: self.party_name(endpoint),
+            ticket: Some(ticket),
+        });
+        let mut env = Envelope {
+            link_id: link.id,
+            dest: other.endpoint.clone(),
+            origin: endpoint.into(),
+            event: ev,
+            accepted_at: Some(chrono::Utc::now()),
+            after: None,
+        };
+        Ok(Some((tx.enqueue(&mut env)?, env)))
     }
 
     fn route(
@@ -614,6 +702,8 @@ to = "b"
             .pending("b")
             .unwrap()
             .into_iter()
+            // (Each status also tells b the partner's status: show_partner.)
+            .filter(|(_, e)| !matches!(e.event.kind, EventKind::FieldChanged { .. }))
             .map(|(_, e)| match e.event.kind {
                 EventKind::StatusChanged { status } => status.to_string(),
                 other => other.name().to_string(),

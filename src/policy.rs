@@ -59,7 +59,9 @@ pub fn route(event: &Event, c: Crossing<'_>) -> Option<Event> {
             }
         }
         EventKind::FieldChanged { field, value } => {
-            if !field_allowed(c.sender, field) {
+            // What deskbridge wrote there about the partner is not the
+            // company's own content.
+            if !field_allowed(c.sender, field) || is_partner_view(field) {
                 return None;
             }
             EventKind::FieldChanged {
@@ -111,6 +113,11 @@ fn land_comment(comment: &Comment, c: Crossing<'_>) -> Option<Comment> {
         audience,
         attachments: comment.attachments.clone(),
     })
+}
+
+/// The fields where a system shows its partner's ticket (`show_partner`).
+pub fn is_partner_view(field: &str) -> bool {
+    matches!(field, "partner_ticket" | "partner_status")
 }
 
 /// Whether the sending side lets this piece of ticket content leave.
@@ -317,6 +324,7 @@ mod tests {
                 },
                 share_status: status,
                 status_from_partner: BTreeMap::new(),
+                show_partner: true,
             })
     }
 

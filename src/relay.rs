@@ -1039,7 +1039,10 @@ impl Dispatcher {
                 Ok(applied) => {
                     // Before the record: a crash between the two repeats
                     // the delivery, and the onward copy is taken once.
-                    if let (Some(o), Some(t)) = (&self.onward, &ticket) {
+                    // (A transfer's ticket is the one it just created.)
+                    if let (Some(o), Some(t)) =
+                        (&self.onward, applied.ticket.as_ref().or(ticket.as_ref()))
+                    {
                         o.onward(&self.dest, t, env.link_id, &env.event)
                             .await
                             .map_err(|e| match e {

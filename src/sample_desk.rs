@@ -49,6 +49,8 @@ pub struct DeskTicket {
     pub comments: Vec<DeskComment>,
     /// The partner's name and ticket id, as deskbridge reported them.
     pub partner: Option<(String, Option<String>)>,
+    /// The partner's ticket's status, as deskbridge reported it.
+    pub partner_status: Option<String>,
 }
 
 /// A fault to answer deliveries with, for tests.
@@ -241,6 +243,7 @@ impl SampleDesk {
                 .collect(),
             comments: vec![],
             partner: None,
+            partner_status: None,
         };
         st.tickets.insert(id.clone(), t.clone());
         drop(st);
@@ -388,7 +391,10 @@ impl SampleDesk {
         };
         let mut out = format!("{} #{} \"{}\" [{}]", self.name, t.id, t.subject, t.status);
         if let Some((party, Some(pt))) = &t.partner {
-            out.push_str(&format!("  (partner: {party} #{pt})"));
+            match &t.partner_status {
+                Some(st) => out.push_str(&format!("  (partner: {party} #{pt}, {st})")),
+                None => out.push_str(&format!("  (partner: {party} #{pt})")),
+            }
         }
         out.push('\n');
         if let Some(p) = &t.priority {
@@ -569,6 +575,7 @@ fn apply(st: &mut DeskState, ev: &Event) -> Result<(serde_json::Value, Option<Ev
                     files: files(&ticket_data.attachments)?,
                     comments: vec![],
                     partner,
+                    partner_status: None,
                 },
             );
             let mut echo = Event::new(
@@ -626,6 +633,11 @@ fn apply(st: &mut DeskState, ev: &Event) -> Result<(serde_json::Value, Option<Ev
                 .get_mut(&ev.ticket)
                 .ok_or(format!("no ticket {}", ev.ticket))?;
             match field.as_str() {
+                "partner_ticket" => {
+                    let party = ev.partner.as_ref().map(|p| p.party.clone());
+                    t.partner = Some((party.unwrap_or_default(), Some(value.clone())));
+                }
+                "partner_status" => t.partner_status = Some(value.clone()),
                 "priority" => t.priority = Some(value.clone()).filter(|v| !v.is_empty()),
                 "due" => t.due = crate::event::parse_due(value),
                 _ => {

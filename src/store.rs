@@ -355,6 +355,13 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    pub fn link(&self, id: Uuid) -> TxResult<Option<Link>> {
+        match self.links.get(id.as_bytes())? {
+            Some(b) => Ok(Some(corrupt("links", &b)?)),
+            None => Ok(None),
+        }
+    }
+
     pub fn put_link(&self, link: &Link) -> TxResult<()> {
         if self
             .links

@@ -588,6 +588,33 @@ to = \"svc\"
         statuses() == [Status::Resolved; 4]
     })
     .await;
+    // Each desk shows its partner's ticket and that ticket's status: the
+    // client sees the service company's, the service company the
+    // vendor's, the vendor its partner's; and each downstream ticket its
+    // upstream one.
+    let shows = |p: &Party, id: &str| {
+        let t = p.desk.ticket(id).unwrap();
+        let (party, ticket) = t.partner.unwrap_or_default();
+        (party, ticket.unwrap_or_default(), t.partner_status)
+    };
+    let is = |party: &str, ticket: &str, status: Option<&str>| {
+        (
+            party.to_string(),
+            ticket.to_string(),
+            status.map(str::to_string),
+        )
+    };
+    eventually(
+        "each desk shows its partner's ticket and status",
+        20,
+        || async {
+            shows(&client, &c) == is("Service Co", &s, Some("resolved"))
+                && shows(&svc, &s) == is("Vendor Co", &v, Some("resolved"))
+                && shows(&vendor, &v) == is("Regional Partner", &r, Some("resolved"))
+                && shows(&partner, &r).0 == "Vendor Co"
+        },
+    )
+    .await;
     // Each company's ticket got each status once: the desks record one
     // status entry per change they were sent.
     let l = gw.get("/links").await;

@@ -231,7 +231,10 @@ impl MailSink {
         let from = ev
             .partner
             .as_ref()
-            .map(|p| p.party.clone())
+            .map(|p| match &p.ticket {
+                Some(t) => format!("{} (their ticket {t})", p.party),
+                None => p.party.clone(),
+            })
             .unwrap_or_else(|| "deskbridge".into());
         out.push_str(&format!(
             "\n-- \nTicket {token}, handed over by {from}. Answer this mail to comment; \
@@ -288,6 +291,11 @@ attach files as usual. A line of its own such as \"#status in_progress\" or \
             }
             EventKind::StatusChanged { status } => {
                 format!("{who} set the ticket to: {}.\n", status_words(*status))
+            }
+            // A mailbox keeps no fields: the thread itself is the
+            // partner's ticket, named in every subject.
+            EventKind::FieldChanged { field, .. } if crate::policy::is_partner_view(field) => {
+                return Ok(Applied::default())
             }
             EventKind::FieldChanged { field, value } => format!(
                 "{who} changed {}: {}\n",

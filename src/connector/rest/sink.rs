@@ -353,7 +353,20 @@ impl RestSink {
                         not_sent.extend(send.drain(n..).map(|f| f.name.as_str()));
                     }
                 }
-                let all = fields::ticket_fields(ticket_data);
+                let mut all = fields::ticket_fields(ticket_data);
+                // The ticket it was handed over from, in a field of its own
+                // where the endpoint names one, else in the text.
+                if let Some((party, id)) = ev
+                    .partner
+                    .as_ref()
+                    .and_then(|p| Some((&p.party, p.ticket.as_ref()?)))
+                {
+                    let value = match self.ep.places.landing("partner_ticket", None) {
+                        Landing::Field => id.clone(),
+                        Landing::Text => format!("{party} {id}"),
+                    };
+                    all.push(("partner_ticket".into(), value));
+                }
                 let placed = self
                     .ep
                     .places
@@ -475,7 +488,27 @@ impl RestSink {
                 let ticket = d.ticket.ok_or_else(|| {
                     permanent(format!("{}: the field change has no ticket", self.ep.name))
                 })?;
-                if self.ep.places.landing(field, None) == Landing::Text {
+                let placed = self.ep.places.landing(field, None) == Landing::Field;
+                if crate::policy::is_partner_view(field) && !placed {
+                    // Where the product has no field for it: a note.
+                    let party = ev
+                        .partner
+                        .as_ref()
+                        .map_or("The partner", |p| p.party.as_str());
+                    let theirs = ev.partner.as_ref().and_then(|p| p.ticket.as_deref());
+                    let text = match (field.as_str(), theirs) {
+                        ("partner_ticket", _) => {
+                            format!("{party} took this over as its ticket {value}.")
+                        }
+                        (_, Some(t)) => format!("{party}'s ticket {t} is now {value}."),
+                        (_, None) => format!("{party}'s ticket is now {value}."),
+                    };
+                    let text = format!("{text}\n\n{}", marker(ev.id));
+                    return self
+                        .comment(&d, ticket, text, Audience::Internal, &[])
+                        .await;
+                }
+                if !placed {
                     // No place in the product: a note, as the transfer put
                     // the field into the description.
                     let vars: Vars = [
