@@ -9,6 +9,7 @@ pub mod demo;
 pub mod event;
 pub mod ingest;
 pub mod link;
+pub mod listen;
 pub mod ops;
 pub mod policy;
 pub mod probe;
