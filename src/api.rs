@@ -75,6 +75,9 @@ async fn hook(State(st): State<HookState>, Path(endpoint): Path<String>, req: Re
     let (parts, body) = req.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, w.max_body_bytes).await {
         Ok(b) => b,
+        Err(e) if crate::listen::timed_out(&e) => {
+            return error(StatusCode::REQUEST_TIMEOUT, e.to_string())
+        }
         Err(_) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -148,11 +151,17 @@ async fn product_hook(
     // issue), not its files.
     const LIMIT: usize = 4 * 1024 * 1024;
     let (parts, body) = req.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, LIMIT).await else {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body is larger than {LIMIT} bytes, or was cut off"),
-        );
+    let body = match axum::body::to_bytes(body, LIMIT).await {
+        Ok(b) => b,
+        Err(e) if crate::listen::timed_out(&e) => {
+            return error(StatusCode::REQUEST_TIMEOUT, e.to_string())
+        }
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body is larger than {LIMIT} bytes, or was cut off"),
+            )
+        }
     };
     let name = &ep.name;
     match notify::verify(

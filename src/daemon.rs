@@ -219,15 +219,20 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         pollers,
     });
     let admin = api::admin_router(ops.clone());
-    for (listener, router) in [(hooks_listener, hooks), (admin_listener, admin)] {
-        let mut rx = shutdown_rx.clone();
-        tasks.spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.changed().await;
-                })
-                .await;
-        });
+    let (mut hooks_limits, mut admin_limits) = config.daemon.listener.limits();
+    (hooks_limits.max_connections, admin_limits.max_connections) =
+        crate::listen::fit_file_limit(hooks_limits.max_connections, admin_limits.max_connections);
+    for (name, listener, router, limits) in [
+        ("partner", hooks_listener, hooks, hooks_limits),
+        ("admin", admin_listener, admin, admin_limits),
+    ] {
+        tasks.spawn(crate::listen::serve(
+            name,
+            listener,
+            router,
+            limits,
+            shutdown_rx.clone(),
+        ));
     }
 
     // Records left for a later flush (`Store::flush_later`, `flushed`:

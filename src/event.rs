@@ -7,9 +7,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// One change seen in one endpoint's ticket. (No deny_unknown_fields here:
-/// serde cannot combine it with the flattened kind.)
+/// One change seen in one endpoint's ticket. Unknown fields are refused at
+/// every level, this one included.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+// Read through EventWire: serde's deny_unknown_fields does not work beside
+// the flattened kind, which took every unknown top-level key silently.
+#[serde(try_from = "EventWire")]
 pub struct Event {
     /// UUID v7 (time-ordered), minted where the change was first seen.
     pub id: Uuid,
@@ -22,12 +25,132 @@ pub struct Event {
     /// transaction id): how echoes of deskbridge's own writes are recognised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
+    /// On a relayed event: the id the change has in the system where it
+    /// was made (that system's `source_id`), for settlements and audits.
+    /// Never used to recognise echoes: it is an id in another system's
+    /// namespace than the one the event arrives from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_source_id: Option<String>,
     /// Set on events relayed from a partner: who they are and their own
     /// ticket id, so each side sees its partner's ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner: Option<PartnerRef>,
     #[serde(flatten)]
     pub kind: EventKind,
+}
+
+/// An event as read: every top-level key named, so that one nobody knows
+/// (a misspelt `source_id`) is refused as it is inside the event.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventWire {
+    id: Uuid,
+    ticket: String,
+    occurred_at: DateTime<Utc>,
+    #[serde(default)]
+    author: Option<Author>,
+    #[serde(default)]
+    source_id: Option<String>,
+    #[serde(default)]
+    origin_source_id: Option<String>,
+    #[serde(default)]
+    partner: Option<PartnerRef>,
+    #[serde(rename = "type")]
+    kind: KindName,
+    #[serde(default)]
+    ticket_data: Option<Ticket>,
+    #[serde(default)]
+    comment: Option<Comment>,
+    #[serde(default)]
+    status: Option<Status>,
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum KindName {
+    TicketCreated,
+    Comment,
+    StatusChanged,
+    FieldChanged,
+}
+
+/// The top-level keys that belong to the kinds (beside `type`).
+pub const KIND_KEYS: [&str; 5] = ["ticket_data", "comment", "status", "field", "value"];
+
+impl TryFrom<EventWire> for Event {
+    type Error = String;
+
+    fn try_from(w: EventWire) -> Result<Event, String> {
+        let present = [
+            w.ticket_data.is_some(),
+            w.comment.is_some(),
+            w.status.is_some(),
+            w.field.is_some(),
+            w.value.is_some(),
+        ];
+        let (name, own): (&str, &[&str]) = match w.kind {
+            KindName::TicketCreated => ("ticket_created", &["ticket_data"]),
+            KindName::Comment => ("comment", &["comment"]),
+            KindName::StatusChanged => ("status_changed", &["status"]),
+            KindName::FieldChanged => ("field_changed", &["field", "value"]),
+        };
+        for (key, there) in KIND_KEYS.iter().zip(present) {
+            if there && !own.contains(key) {
+                return Err(format!(
+                    "unknown field `{key}` for type `{name}`, expected {}",
+                    own.iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ));
+            }
+        }
+        let missing = |key: &str| format!("missing field `{key}`");
+        let kind = match w.kind {
+            KindName::TicketCreated => EventKind::TicketCreated {
+                ticket_data: w.ticket_data.ok_or_else(|| missing("ticket_data"))?,
+            },
+            KindName::Comment => EventKind::Comment {
+                comment: w.comment.ok_or_else(|| missing("comment"))?,
+            },
+            KindName::StatusChanged => EventKind::StatusChanged {
+                status: w.status.ok_or_else(|| missing("status"))?,
+            },
+            KindName::FieldChanged => EventKind::FieldChanged {
+                field: w.field.ok_or_else(|| missing("field"))?,
+                value: w.value.ok_or_else(|| missing("value"))?,
+            },
+        };
+        Ok(Event {
+            id: w.id,
+            ticket: w.ticket,
+            occurred_at: w.occurred_at,
+            author: w.author,
+            source_id: w.source_id,
+            origin_source_id: w.origin_source_id,
+            partner: w.partner,
+            kind,
+        })
+    }
+}
+
+/// The event's JSON Schema says what EventWire does: no key beside the
+/// named ones (draft 7 counts only the `properties` beside
+/// `additionalProperties`, so the kinds' keys are named there too; their
+/// shapes stay in the `oneOf`).
+pub fn close_schema(schema: &mut schemars::schema::SchemaObject) {
+    let object = schema.object();
+    for key in std::iter::once("type").chain(KIND_KEYS) {
+        object
+            .properties
+            .entry(key.to_string())
+            .or_insert(schemars::schema::Schema::Bool(true));
+    }
+    object.additional_properties = Some(Box::new(schemars::schema::Schema::Bool(false)));
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -142,6 +265,61 @@ fn default_content_type() -> String {
     "application/octet-stream".into()
 }
 
+/// What is wrong with a file name, by the one rule every connector
+/// follows: a plain name (no directory), without control characters (a
+/// CR or LF would end a mail or multipart header), not `.` or `..`.
+pub fn file_name_problem(name: &str) -> Option<&'static str> {
+    let name = name.trim();
+    if name.is_empty() {
+        Some("must not be empty")
+    } else if name == "." || name == ".." {
+        Some("must not be . or ..")
+    } else if name.contains(['/', '\\']) {
+        Some("must be a plain file name, without a directory")
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters (CR, LF, NUL, ...)")
+    } else {
+        None
+    }
+}
+
+/// A name that keeps the rule above, from any: the last path component,
+/// without control characters; "attachment" when nothing is left.
+pub fn clean_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let clean: String = base.chars().filter(|c| !c.is_control()).collect();
+    let clean = clean.trim();
+    if clean.is_empty() || clean == "." || clean == ".." {
+        "attachment".into()
+    } else {
+        clean.to_string()
+    }
+}
+
+/// A content type fit for a header: cut at its first control character
+/// (what follows a CR or LF would be another header), and
+/// application/octet-stream for anything that is not `type/subtype`.
+pub fn clean_content_type(ct: &str) -> String {
+    let clean = ct
+        .split(|c: char| c.is_control())
+        .next()
+        .unwrap_or("")
+        .trim();
+    let essence = clean.split(';').next().unwrap_or("").trim();
+    match essence.split_once('/') {
+        Some((t, sub)) if !t.trim().is_empty() && !sub.trim().is_empty() => clean.to_string(),
+        _ => default_content_type(),
+    }
+}
+
+impl Attachment {
+    /// Applies the file name and content type rules above.
+    pub fn clean(&mut self) {
+        self.name = clean_file_name(&self.name);
+        self.content_type = clean_content_type(&self.content_type);
+    }
+}
+
 /// The canonical status set every profile maps to and from.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
@@ -207,6 +385,7 @@ impl Event {
             occurred_at: Utc::now(),
             author: None,
             source_id: None,
+            origin_source_id: None,
             partner: None,
             kind,
         }
@@ -343,6 +522,141 @@ mod tests {
         assert_eq!(json["comment"]["audience"], "partner");
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, ev);
+    }
+
+    fn event_json() -> serde_json::Value {
+        serde_json::json!({
+            "id": "0192f0c0-0000-7000-8000-000000000001",
+            "ticket": "R-1",
+            "occurred_at": "2026-11-23T10:00:00Z",
+            "type": "status_changed",
+            "status": "resolved",
+        })
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_at_the_top_level_too() {
+        let ok: Event = serde_json::from_value(event_json()).unwrap();
+        assert_eq!(
+            ok.kind,
+            EventKind::StatusChanged {
+                status: Status::Resolved
+            }
+        );
+        let mut misspelt = event_json();
+        misspelt["sourceid"] = "c9".into();
+        let err = serde_json::from_value::<Event>(misspelt)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `sourceid`"), "{err}");
+        // Another kind's key is as unknown as any other.
+        let mut foreign = event_json();
+        foreign["comment"] = serde_json::json!({ "body": "hi", "audience": "public" });
+        let err = serde_json::from_value::<Event>(foreign)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown field `comment` for type `status_changed`"),
+            "{err}"
+        );
+        let mut missing = event_json();
+        missing.as_object_mut().unwrap().remove("status");
+        let err = serde_json::from_value::<Event>(missing)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `status`"), "{err}");
+        // Inside, as before.
+        let mut inner = event_json();
+        inner["author"] = serde_json::json!({ "name": "Ann", "mail": "a@b" });
+        let err = serde_json::from_value::<Event>(inner)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `mail`"), "{err}");
+    }
+
+    #[test]
+    fn every_kind_roundtrips() {
+        let kinds = [
+            EventKind::TicketCreated {
+                ticket_data: Ticket {
+                    subject: "s".into(),
+                    ..Ticket::default()
+                },
+            },
+            EventKind::StatusChanged {
+                status: Status::Waiting,
+            },
+            EventKind::FieldChanged {
+                field: "site".into(),
+                value: "Main St 1".into(),
+            },
+        ];
+        for kind in kinds {
+            let mut ev = Event::new("T-1", kind);
+            ev.origin_source_id = Some("42".into());
+            let back: Event = serde_json::from_value(serde_json::to_value(&ev).unwrap()).unwrap();
+            assert_eq!(back, ev);
+        }
+    }
+
+    #[test]
+    fn the_schema_allows_exactly_the_keys_the_reader_takes() {
+        let schema = serde_json::to_value(schemars::schema_for!(Event)).unwrap();
+        let mut root = schemars::schema_for!(Event);
+        close_schema(&mut root.schema);
+        let closed = serde_json::to_value(&root).unwrap();
+        assert!(schema.get("additionalProperties").is_none());
+        assert_eq!(closed["additionalProperties"], false);
+        let keys: Vec<&str> = closed["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for k in [
+            "id",
+            "ticket",
+            "occurred_at",
+            "author",
+            "source_id",
+            "origin_source_id",
+            "partner",
+            "type",
+            "ticket_data",
+            "comment",
+            "status",
+            "field",
+            "value",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+        assert_eq!(keys.len(), 13, "{keys:?}");
+    }
+
+    #[test]
+    fn one_file_name_rule() {
+        for bad in [
+            "",
+            " ",
+            ".",
+            "..",
+            "a/b.pdf",
+            "..\\x",
+            "a\r\nBcc: x",
+            "nul\0",
+        ] {
+            assert!(file_name_problem(bad).is_some(), "{bad:?}");
+            let clean = clean_file_name(bad);
+            assert_eq!(file_name_problem(&clean), None, "{bad:?} -> {clean:?}");
+        }
+        assert_eq!(clean_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_file_name(".."), "attachment");
+        assert_eq!(clean_file_name("report\r\n.pdf"), "report.pdf");
+        assert_eq!(file_name_problem("Rechnung März.pdf"), None);
+        assert_eq!(clean_content_type("text/plain\r\nX-Evil: 1"), "text/plain");
+        assert_eq!(clean_content_type("image/png; name=a"), "image/png; name=a");
+        assert_eq!(clean_content_type("garbage"), "application/octet-stream");
+        assert_eq!(clean_content_type(""), "application/octet-stream");
     }
 
     #[test]

@@ -78,6 +78,9 @@ impl Ingest {
         for ev in &mut events {
             if let Some(files) = ev.attachments_mut() {
                 for f in files.iter_mut() {
+                    // One rule for names and types, whichever connector
+                    // read them: they end up in partners' headers.
+                    f.clean();
                     if let Some(b64) = f.content_base64.take() {
                         let bytes = base64::engine::general_purpose::STANDARD
                             .decode(b64.as_bytes())
@@ -533,6 +536,10 @@ impl Ingest {
         );
         ev.id = event_id;
         ev.author = trigger.author.clone();
+        // The hand-over happened when the origin says (settlements and
+        // deadlines count from there), as the change the origin knows.
+        ev.occurred_at = trigger.occurred_at;
+        ev.source_id = trigger.source_id.clone();
         let routed = self.route(tx, from, &link, &ev, true)?.ok_or_else(|| {
             sled::transaction::ConflictableTransactionError::Abort(
                 "a transfer is always routed downstream".to_string(),
@@ -641,6 +648,53 @@ to = "b"
         );
         assert_eq!(store.cursor("a").unwrap().as_deref(), Some(&b"page-2"[..]));
         assert_eq!(store.pending("b").unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transfer_keeps_the_origins_time_and_id_of_the_change() {
+        let (_d, ingest, store) = setup();
+        let mut ev = created("1");
+        ev.occurred_at = "2026-11-23T10:00:00Z".parse().unwrap();
+        ev.source_id = Some("ticket-1".into());
+        let mut files = ev.clone();
+        files.id = uuid::Uuid::now_v7();
+        files.ticket = "2".into();
+        if let Some(f) = files.attachments_mut() {
+            f.push(crate::event::Attachment {
+                name: "..".into(),
+                content_type: "text/plain\r\nX-Evil: 1".into(),
+                sha256: None,
+                size: None,
+                content_base64: Some("aGk=".into()),
+            });
+        }
+        ingest
+            .accept("a", None, vec![ev.clone(), files])
+            .await
+            .unwrap();
+        let mut c = comment("1", "for the vendor", Audience::Partner);
+        c.occurred_at = "2026-11-23T11:00:00Z".parse().unwrap();
+        c.source_id = Some("c9".into());
+        ingest.accept("a", None, vec![c.clone()]).await.unwrap();
+        let queued = store.pending("b").unwrap();
+        assert_eq!(queued.len(), 3);
+        for (_, env) in &queued {
+            let sent = &env.event;
+            let origin = if sent.ticket == "2" || sent.id == ev.id {
+                &ev
+            } else {
+                &c
+            };
+            assert_eq!(sent.occurred_at, origin.occurred_at, "{sent:?}");
+            assert_eq!(sent.origin_source_id, origin.source_id, "{sent:?}");
+            // Not under the name the receiver's echo check reads.
+            assert_eq!(sent.source_id, None, "{sent:?}");
+        }
+        // One rule for file names and content types, whatever the source.
+        let (_, with_file) = queued.iter().find(|(_, e)| e.event.ticket == "2").unwrap();
+        let f = &with_file.event.attachments()[0];
+        assert_eq!(f.name, "attachment");
+        assert_eq!(f.content_type, "text/plain");
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ pub mod event;
 pub mod handover;
 pub mod ingest;
 pub mod link;
+pub mod listen;
 pub mod ops;
 pub mod policy;
 pub mod probe;

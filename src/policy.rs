@@ -81,7 +81,14 @@ pub fn route(event: &Event, c: Crossing<'_>) -> Option<Event> {
         ticket: event.ticket.clone(),
         occurred_at: event.occurred_at,
         author,
+        // The receiver's echo check reads `source_id` as an id in the
+        // namespace of the endpoint the event comes from, which the
+        // origin's id is not: it crosses under its own name.
         source_id: None,
+        origin_source_id: event
+            .origin_source_id
+            .clone()
+            .or_else(|| event.source_id.clone()),
         partner: Some(PartnerRef {
             party: c.sender_party.to_string(),
             ticket: Some(event.ticket.clone()),

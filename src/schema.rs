@@ -18,10 +18,11 @@ pub fn all() -> Vec<(&'static str, String)> {
                 crate::connector::rest::profile::Profile
             )),
         ),
-        (
-            "event.schema.json",
-            pretty(schemars::schema_for!(crate::event::Event)),
-        ),
+        ("event.schema.json", {
+            let mut event = schemars::schema_for!(crate::event::Event);
+            crate::event::close_schema(&mut event.schema);
+            pretty(event)
+        }),
     ]
 }
 

@@ -95,6 +95,11 @@ fn created(ticket: &str, subject: &str, description: &str) -> Event {
     )
 }
 
+/// An attachments list with one small file.
+fn file(name: &str, content_type: &str) -> Value {
+    serde_json::json!([{ "name": name, "content_type": content_type, "content_base64": "aGk=" }])
+}
+
 fn body(ev: &Event) -> Vec<u8> {
     serde_json::to_vec(ev).unwrap()
 }
@@ -367,6 +372,49 @@ async fn malformed_or_incomplete_events_are_400_with_a_reason() {
             "ticket_deleted",
         ),
         ("id not a uuid", with(&["id"], "42".into()), "id: UUID"),
+        // Unknown fields: refused at the top level as inside.
+        (
+            "a misspelt top-level field",
+            with(&["sourceid"], "c9".into()),
+            "unknown field `sourceid`",
+        ),
+        (
+            "another kind's field",
+            with(&["status"], "resolved".into()),
+            "unknown field `status` for type `ticket_created`",
+        ),
+        (
+            "an unknown field inside",
+            with(&["ticket_data", "subjekt"], "x".into()),
+            "unknown field `subjekt`",
+        ),
+        // One rule for file names.
+        (
+            "a file named ..",
+            with(&["ticket_data", "attachments"], file("..", "text/plain")),
+            "must not be . or ..",
+        ),
+        (
+            "a file named .",
+            with(&["ticket_data", "attachments"], file(".", "text/plain")),
+            "must not be . or ..",
+        ),
+        (
+            "a line break in a file name",
+            with(
+                &["ticket_data", "attachments"],
+                file("a.pdf\r\nX-Evil: 1", "application/pdf"),
+            ),
+            "control characters",
+        ),
+        (
+            "a line break in a content type",
+            with(
+                &["ticket_data", "attachments"],
+                file("a.pdf", "application/pdf\nX-Evil: 1"),
+            ),
+            "control characters",
+        ),
     ];
     // All refused under one webhook-id: a refusal does not use it up.
     let msg = "msg_same";
@@ -652,4 +700,170 @@ async fn partner_payload_shape_is_mapped_and_unmapped_required_fields_are_400() 
     assert_eq!(c.body, "Technician on site at 14:00");
     assert_eq!(c.audience, Audience::Public);
     assert_eq!(bench.b.desk.tickets().len(), 1);
+}
+
+// ---- slow and idle clients (issue 18, item 9) ----
+
+/// Bench whose daemon has `[daemon.listener]` = `listener`, under an
+/// open-file limit of `file_limit` if given.
+async fn bench_listener(listener: &str, file_limit: Option<u64>) -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, old_secret) = Secret::generate();
+    let (_, secret) = Secret::generate();
+    let b = Party::start("b").await;
+    let rest = format!(
+        "[daemon.listener]\n{listener}\n{PARTIES}{a}{b}\n[[transfers]]\nfrom = \"a\"\nto = \"b\"\n",
+        a = endpoint_a(dir.path(), &[&old_secret, &secret], "", ""),
+        b = b.toml(dir.path(), "svc", ""),
+    );
+    let gw = match file_limit {
+        None => Gateway::start_with(dir, &rest),
+        Some(n) => Gateway::start_with_file_limit(dir, &rest, n),
+    };
+    Bench {
+        gw,
+        b,
+        old_secret,
+        secret,
+    }
+}
+
+/// A client that sent the start of a request and waits.
+fn half_open(port: u16, partial: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(partial.as_bytes()).unwrap();
+    s.set_nonblocking(true).unwrap();
+    s
+}
+
+/// Whether the daemon still holds this connection open (without waiting).
+fn held(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut buf = [0u8; 512];
+    matches!(s.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// A signed webhook that may fail to connect (no unwrap): Some(status).
+async fn try_post_signed(bench: &Bench, msg_id: &str, body: &[u8]) -> Option<u16> {
+    let s = Secret::parse(&bench.secret).unwrap();
+    let ts = now();
+    let r = reqwest::Client::new()
+        .post(bench.hook())
+        .header("content-type", "application/json")
+        .header(sign::HEADER_ID, msg_id)
+        .header(sign::HEADER_TIMESTAMP, ts.to_string())
+        .header(sign::HEADER_SIGNATURE, sign::sign(&s, msg_id, ts, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .ok()?;
+    Some(r.status().as_u16())
+}
+
+/// 300 half-open connections against a daemon whose open-file limit (256)
+/// they would exhaust: the partner listener's cap is lowered to fit the
+/// limit, the flood only pushes its own older connections out, and a
+/// valid webhook, `/health` and the admin API answer while it holds. The
+/// header deadline (120 s) is far beyond the 30 s the answers are given:
+/// they do not come from the slow clients being timed out.
+#[tokio::test(flavor = "multi_thread")]
+async fn half_open_connections_do_not_lock_out_webhooks_health_or_admin() {
+    let bench = bench_listener("header_read_timeout_secs = 120", Some(256)).await;
+    let port = bench.gw.port;
+    let mut slow: Vec<_> = (0..300)
+        .map(|_| {
+            half_open(
+                port,
+                "POST /hooks/a HTTP/1.1\r\nHost: deskbridge\r\nContent-Le",
+            )
+        })
+        .collect();
+
+    eventually("the admin API answers", 30, || async {
+        match reqwest::get(bench.gw.admin_url("/status")).await {
+            Ok(r) => r.status() == 200,
+            Err(_) => false,
+        }
+    })
+    .await;
+    let health = format!("http://127.0.0.1:{port}/health");
+    eventually("/health answers", 30, || async {
+        match reqwest::get(&health).await {
+            Ok(r) => r.status() == 200 && r.text().await.is_ok_and(|t| t == "ok"),
+            Err(_) => false,
+        }
+    })
+    .await;
+    let b = body(&created("R-1", "Till 3 does not print", ""));
+    eventually("a valid webhook is accepted", 30, || async {
+        try_post_signed(&bench, "msg_flood", &b).await == Some(200)
+    })
+    .await;
+    settle(&bench, 1).await;
+
+    // The flood holds no more than the cap fitted to the file limit:
+    // 256 - 32 (admin) - 128 (the rest of the daemon) = 96.
+    let open = slow.iter_mut().map(held).filter(|h| *h).count();
+    assert!(open <= 96, "{open} half-open connections still held");
+    // ... and holds them still: the answers above came past the flood,
+    // not after it had been timed out.
+    assert!(open > 0, "the daemon closed every half-open connection");
+    let log = bench.gw.log();
+    assert!(log.contains("the open-file limit is too low"), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+}
+
+/// Slow clients are cut off: headers that do not end, a body that does
+/// not come, a kept-alive connection left idle; an honest sender is
+/// served right after.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_headers_slow_bodies_and_idle_connections_are_cut_off() {
+    use std::io::{Read, Write};
+    let bench = bench_listener(
+        "header_read_timeout_secs = 1\nbody_read_timeout_secs = 1",
+        None,
+    )
+    .await;
+    let port = bench.gw.port;
+    // Blocking reads with a generous deadline: each must end (closed, or
+    // answered) long before it.
+    let wait = |s: &mut std::net::TcpStream| -> String {
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut out = Vec::new();
+        match s.read_to_end(&mut out) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("the daemon kept the connection: {e}"),
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+
+    let mut headers = half_open(port, "POST /hooks/a HTTP/1.1\r\nHost: deskbridge\r\n");
+    let got = wait(&mut headers);
+    assert!(!got.contains("200 OK"), "{got}");
+
+    let mut body = half_open(
+        port,
+        "POST /hooks/a HTTP/1.1\r\nHost: deskbridge\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\"",
+    );
+    let got = wait(&mut body);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("body_read_timeout_secs"), "{got}");
+
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: deskbridge\r\n\r\n")
+        .unwrap();
+    let got = wait(&mut idle);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+
+    let b = body_of_created();
+    assert_eq!(try_post_signed(&bench, "msg_after", &b).await, Some(200));
+    settle(&bench, 1).await;
+}
+
+fn body_of_created() -> Vec<u8> {
+    body(&created("R-2", "Scale shows 0", ""))
 }

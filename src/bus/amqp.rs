@@ -502,8 +502,26 @@ impl Broker {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), AmqpError> {
         let ch = conn.create_channel().await?;
+        let result = self
+            .publish_with(&ch, store, queues, dests, dead, shutdown)
+            .await;
+        if result.is_ok() {
+            close_quietly(&ch).await;
+        }
+        result
+    }
+
+    async fn publish_with(
+        &self,
+        ch: &Channel,
+        store: &Store,
+        queues: &Queues,
+        dests: &[String],
+        dead: &mut mpsc::UnboundedReceiver<(QueueKey, DeadLetter)>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), AmqpError> {
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        self.topology.declare(&ch, dests).await?;
+        self.topology.declare(ch, dests).await?;
         let exchange = self.topology.exchange();
         let mandatory = BasicPublishOptions {
             mandatory: true,
@@ -516,7 +534,7 @@ impl Broker {
             // Copies for the broker's dead-letter queues go even while the
             // outbox never empties.
             while let Ok((key, dl)) = dead.try_recv() {
-                self.copy_dead(&ch, &key, &dl).await?;
+                self.copy_dead(ch, &key, &dl).await?;
             }
             let now = tokio::time::Instant::now();
             let mut batch = Vec::new();
@@ -536,7 +554,7 @@ impl Broker {
                 tokio::select! {
                     _ = shutdown.changed() => return Ok(()),
                     _ = queues.announced() => {}
-                    Some((key, dl)) = dead.recv() => self.copy_dead(&ch, &key, &dl).await?,
+                    Some((key, dl)) = dead.recv() => self.copy_dead(ch, &key, &dl).await?,
                     _ = lingered(next_try) => {}
                     // A notice may be missed between the scan and the wait.
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -722,7 +740,26 @@ impl Broker {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), AmqpError> {
         let ch = conn.create_channel().await?;
-        self.topology.declare(&ch, &[dest.to_string()]).await?;
+        let depth_ch = conn.create_channel().await?;
+        let result = self
+            .consume_with(&ch, &depth_ch, dest, notices, shutdown)
+            .await;
+        if result.is_ok() {
+            close_quietly(&depth_ch).await;
+            close_quietly(&ch).await;
+        }
+        result
+    }
+
+    async fn consume_with(
+        &self,
+        ch: &Channel,
+        depth_ch: &Channel,
+        dest: &str,
+        notices: &mpsc::UnboundedSender<Notice>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), AmqpError> {
+        self.topology.declare(ch, &[dest.to_string()]).await?;
         ch.basic_qos(self.prefetch, BasicQosOptions::default())
             .await?;
         let mut consumer = ch
@@ -738,12 +775,12 @@ impl Broker {
         // (it reconnects): the dispatcher waits for readings to give up on
         // a missing message, and the status shows them.
         let mut depth = AbortOnDrop(tokio::spawn(self.clone().watch_depth(
-            conn.create_channel().await?,
+            depth_ch.clone(),
             dest.to_string(),
             notices.clone(),
         )));
         let (settle, mut settled) = mpsc::unbounded_channel::<u64>();
-        let mut acks = AckSender::new(&ch);
+        let mut acks = AckSender::new(ch);
         loop {
             let next = tokio::select! {
                 _ = shutdown.changed() => break,
@@ -957,6 +994,16 @@ impl AckSender {
 
 /// Fires once settled deliveries have waited `ACK_LINGER` behind an open
 /// one; never while none wait.
+/// Closes a channel before its connection, and waits for the broker's
+/// answer: a channel left to close itself when dropped races the
+/// connection's close, and lapin logs the loser at ERROR ("invalid channel
+/// state: Closing") on every clean stop. Bounded: the broker may be gone.
+async fn close_quietly(ch: &Channel) {
+    if ch.status().connected() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), ch.close(200, "shutting down")).await;
+    }
+}
+
 async fn lingered(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,

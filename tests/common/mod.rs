@@ -100,6 +100,8 @@ pub struct Gateway {
     pub config: PathBuf,
     pub port: u16,
     pub admin_port: u16,
+    /// The open-file limit the daemon runs under (`ulimit -n`), if set.
+    pub file_limit: Option<u64>,
     child: Option<Child>,
 }
 
@@ -112,6 +114,21 @@ impl Gateway {
     /// As `start_with`, on a port chosen beforehand (a partner gateway's
     /// config needs it).
     pub fn start_at(dir: tempfile::TempDir, port: u16, rest: &str) -> Gateway {
+        let mut gw = Gateway::configure(dir, port, rest);
+        gw.spawn();
+        gw
+    }
+
+    /// As `start_with`, the daemon under an open-file limit of `n`.
+    pub fn start_with_file_limit(dir: tempfile::TempDir, rest: &str, n: u64) -> Gateway {
+        let mut gw = Gateway::configure(dir, free_port(), rest);
+        gw.file_limit = Some(n);
+        gw.spawn();
+        gw
+    }
+
+    /// Writes the config; the daemon is not started.
+    fn configure(dir: tempfile::TempDir, port: u16, rest: &str) -> Gateway {
         let admin_port = free_port();
         let config = dir.path().join("deskbridge.toml");
         std::fs::write(
@@ -122,15 +139,14 @@ impl Gateway {
             ),
         )
         .unwrap();
-        let mut gw = Gateway {
+        Gateway {
             dir,
             config,
             port,
             admin_port,
+            file_limit: None,
             child: None,
-        };
-        gw.spawn();
-        gw
+        }
     }
 
     pub fn hook_url(&self, endpoint: &str) -> String {
@@ -148,7 +164,15 @@ impl Gateway {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .unwrap();
-        let child = Command::new(BIN)
+        let mut cmd = match self.file_limit {
+            None => Command::new(BIN),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+                c
+            }
+        };
+        let child = cmd
             .args(["run", "--config"])
             .arg(&self.config)
             .env("DESKBRIDGE_LOG", "info")

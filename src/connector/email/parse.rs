@@ -152,7 +152,7 @@ pub fn read(raw: &[u8]) -> Option<Mail> {
             MailFile {
                 name: part
                     .attachment_name()
-                    .map(safe_file_name)
+                    .map(crate::event::clean_file_name)
                     .unwrap_or_else(|| format!("attachment-{}", i + 1)),
                 content_type,
                 bytes,
@@ -180,18 +180,6 @@ pub fn read(raw: &[u8]) -> Option<Mail> {
         bounce,
         marked,
     })
-}
-
-/// A file name without directories or control characters.
-fn safe_file_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let clean: String = base.chars().filter(|c| !c.is_control()).collect();
-    let clean = clean.trim().to_string();
-    if clean.is_empty() || clean == "." || clean == ".." {
-        "attachment".into()
-    } else {
-        clean
-    }
 }
 
 /// RFC 3834 and the headers real responders set.

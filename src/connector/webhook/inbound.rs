@@ -62,10 +62,16 @@ fn validate(ev: &Event) -> Result<(), ParseError> {
         }
     }
     for a in ev.attachments() {
-        if a.name.trim().is_empty() || a.name.contains(['/', '\\', '\0']) {
+        if let Some(problem) = crate::event::file_name_problem(&a.name) {
             return Err(ParseError::Invalid(format!(
-                "attachment name {:?}: must be a plain file name",
+                "attachment name {:?}: {problem}",
                 a.name
+            )));
+        }
+        if a.content_type.chars().any(char::is_control) {
+            return Err(ParseError::Invalid(format!(
+                "attachment {}: content_type {:?} must not contain control characters",
+                a.name, a.content_type
             )));
         }
         // The content itself must come: a digest alone could name a file
