@@ -107,6 +107,12 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     let dests = config.receivers();
     let sink_names: Vec<String> = sinks.keys().cloned().collect();
     if let Some(b) = &broker {
+        // Before any connection is made: one that is up before it is
+        // expected would read as down for good.
+        b.expect(
+            std::iter::once("publisher".to_string())
+                .chain(sink_names.iter().map(|d| format!("consumer {d}"))),
+        );
         b.will_claim(sink_names.iter().cloned());
     }
     for (dest, sink) in sinks {
@@ -196,10 +202,6 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         tasks.spawn(poller.run(shutdown_rx.clone()));
     }
     if let Some(b) = &broker {
-        b.expect(
-            std::iter::once("publisher".to_string())
-                .chain(sink_names.iter().map(|d| format!("consumer {d}"))),
-        );
         tasks.spawn(b.clone().run_publisher(
             ops.store.clone(),
             queues.clone(),

@@ -234,7 +234,15 @@ struct Claims {
     /// A connection failed before every destination was claimed: the
     /// start does not wait for the broker (see `Broker::claimed`).
     trouble: bool,
+    /// When a lock was first refused at start: it is tried again for
+    /// `START_RETRY` before this deskbridge gives up (the broker may not
+    /// yet have closed the connection of this deskbridge's own previous
+    /// run, killed a moment ago).
+    first_refused: Option<tokio::time::Instant>,
 }
+
+/// See `Claims::first_refused`.
+const START_RETRY: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Debug)]
 pub struct Topology {
@@ -437,6 +445,13 @@ impl Broker {
             Err(e) if is_locked(&e) => {
                 let queue = self.topology.queue(dest);
                 let starting = self.claims.borrow().unclaimed.contains(dest);
+                let mut give_up = false;
+                if starting {
+                    self.claims.send_modify(|c| {
+                        let now = tokio::time::Instant::now();
+                        give_up = now - *c.first_refused.get_or_insert(now) >= START_RETRY;
+                    });
+                }
                 let why = if starting {
                     format!(
                         "another deskbridge consumes queue {queue} at this broker (it holds {lock}): two deskbridges must not share a queue, as each would get events for links that only the other knows. \
@@ -448,7 +463,7 @@ impl Broker {
                         "queue {queue} is held by another connection (its lock {lock}): this deskbridge's own earlier one, until the broker finds it dead (heartbeat timeout), or another deskbridge with the same bus.prefix; trying again"
                     )
                 };
-                if starting {
+                if give_up {
                     self.claims.send_modify(|c| c.refused = Some(why.clone()));
                 }
                 Err(AmqpError::Taken(why))
@@ -489,11 +504,6 @@ impl Broker {
     }
 
     fn down(&self, who: &str, why: String) {
-        self.claims.send_if_modified(|c| {
-            let news = !c.trouble && !c.unclaimed.is_empty();
-            c.trouble |= news;
-            news
-        });
         self.set(|s| {
             s.down.insert(who.to_string());
             s.connected = false;
@@ -574,6 +584,12 @@ impl Broker {
                     return Some(c);
                 }
                 Err(msg) => {
+                    // The start does not wait for a broker that is away.
+                    self.claims.send_if_modified(|c| {
+                        let news = !c.trouble && !c.unclaimed.is_empty();
+                        c.trouble |= news;
+                        news
+                    });
                     let (news, attempts) = said.failed(&msg);
                     if news {
                         warn!(who, error = %msg, attempts, "waiting for the broker");
