@@ -359,6 +359,12 @@ async fn metrics(State(o): State<Ops>) -> Response {
         per_dest(&|v| v.dead_lettered.to_string()),
     );
     family(
+        "deskbridge_not_ours_total",
+        "Broker messages since start for links this deskbridge does not know (another deskbridge on the same bus.prefix?), moved to the broker's dead-letter queue.",
+        "counter",
+        per_dest(&|v| v.foreign.to_string()),
+    );
+    family(
         "deskbridge_failing",
         "1 while the destination fails transiently.",
         "gauge",

@@ -37,7 +37,15 @@ pub enum DaemonError {
         path: String,
         source: std::io::Error,
     },
+    /// Another deskbridge holds this one's queues at the broker.
+    #[error("refused by the broker: {0}")]
+    Refused(String),
 }
+
+/// How long a start waits for the broker to say whether the queues are
+/// this deskbridge's, before pollers and listeners take work (a broker
+/// that is away does not hold the start: it answers when it is back).
+const CLAIM_WAIT: Duration = Duration::from_secs(15);
 
 /// A running daemon: its bound addresses and a way to stop it.
 pub struct Running {
@@ -46,6 +54,7 @@ pub struct Running {
     pub ops: Ops,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    broker: Option<Broker>,
 }
 
 /// The parts that exist with or without the daemon running.
@@ -97,6 +106,15 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
     let dests = config.receivers();
     let sink_names: Vec<String> = sinks.keys().cloned().collect();
+    if let Some(b) = &broker {
+        // Before any connection is made: one that is up before it is
+        // expected would read as down for good.
+        b.expect(
+            std::iter::once("publisher".to_string())
+                .chain(sink_names.iter().map(|d| format!("consumer {d}"))),
+        );
+        b.will_claim(sink_names.iter().cloned());
+    }
     for (dest, sink) in sinks {
         let notices = queues.register(&dest);
         let concurrency = config
@@ -142,6 +160,13 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
             );
         }
     }
+    // A second deskbridge on this bus prefix (a copied config) stops here,
+    // before it polls, listens or publishes anything.
+    if let Some(b) = &broker {
+        if let Ok(Err(why)) = tokio::time::timeout(CLAIM_WAIT, b.claimed()).await {
+            return Err(DaemonError::Refused(why));
+        }
+    }
     // REST endpoints: one poller each, feeding ingest.
     let rest_endpoints: HashMap<_, _> = connectors.rest.clone();
     let pollers = crate::connector::rest::poll::PollBoard::default();
@@ -178,10 +203,6 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         tasks.spawn(poller.run(shutdown_rx.clone()));
     }
     if let Some(b) = &broker {
-        b.expect(
-            std::iter::once("publisher".to_string())
-                .chain(sink_names.iter().map(|d| format!("consumer {d}"))),
-        );
         tasks.spawn(b.clone().run_publisher(
             ops.store.clone(),
             queues.clone(),
@@ -302,10 +323,21 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         ops,
         shutdown,
         tasks,
+        broker,
     })
 }
 
 impl Running {
+    /// Fires when the broker refuses this deskbridge its queues after the
+    /// start went on without it (the broker was away then): the reason,
+    /// with what to change. Never with the embedded bus.
+    pub async fn refused(&self) -> String {
+        match &self.broker {
+            Some(b) => b.refused().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Stops taking work, lets in-flight requests finish, flushes; says
     /// whether the last flush failed.
     pub async fn stop(mut self) -> Result<(), crate::store::StoreError> {

@@ -284,9 +284,24 @@ async fn run(cli: Cli) -> Result<()> {
             let config = load(&c)?;
             init_logging(config.daemon.log_json);
             let running = deskbridge::daemon::start(config, Default::default()).await?;
-            wait_for_signal().await;
-            tracing::info!("shutting down");
-            if let Err(e) = running.stop().await {
+            let refused = tokio::select! {
+                _ = wait_for_signal() => None,
+                why = running.refused() => Some(why),
+            };
+            match &refused {
+                Some(why) => tracing::error!("refused by the broker: {why}; stopping"),
+                None => tracing::info!("shutting down"),
+            }
+            let stopped = running.stop().await;
+            if let Some(why) = refused {
+                // What was taken meanwhile stays in this data_dir's outbox,
+                // for this deskbridge once it has a prefix of its own.
+                if let Err(e) = stopped {
+                    tracing::error!("the last flush failed: {e}");
+                }
+                anyhow::bail!("refused by the broker: {why}");
+            }
+            if let Err(e) = stopped {
                 // As a failed write while running: the supervisor should
                 // know (and start it again, where that helps).
                 tracing::error!("the last flush failed: {e}");
@@ -605,6 +620,12 @@ fn broker_part(d: &deskbridge::relay::DestStatus) -> String {
         out.push_str(&format!(
             ", {} links wait for an earlier message the broker has not delivered",
             d.waiting_links
+        ));
+    }
+    if d.foreign > 0 {
+        out.push_str(&format!(
+            ", {} messages for links this deskbridge does not know moved to the broker's dead-letter queue (another deskbridge on the same bus.prefix?)",
+            d.foreign
         ));
     }
     out

@@ -113,6 +113,13 @@ pub async fn probe_bus(config: &Config) -> Result<Report, String> {
                     ));
                 }
             }
+            Found::Holder { queue, held: true } => r.check(
+                true,
+                format!("queue {queue}: held by a running deskbridge (another one with this bus.prefix is refused at start)"),
+            ),
+            Found::Holder { queue, held: false } => {
+                r.note(format!("queue {queue}: no deskbridge holds it now"))
+            }
             Found::Missing(x) => r.note(format!(
                 "{x}: not declared yet (the daemon declares it on start)"
             )),

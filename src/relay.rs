@@ -43,6 +43,12 @@ pub struct DestStatus {
     pub at_broker: Option<u32>,
     pub delivered: u64,
     pub dead_lettered: u64,
+    /// Broker: messages since start for links this deskbridge does not
+    /// know (another deskbridge on the same `bus.prefix`, or a data_dir
+    /// replaced under a queue that still held messages), moved to the
+    /// broker's dead-letter queue of the destination.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub foreign: u64,
     /// Deliveries currently between retries.
     pub retrying: usize,
     /// The last transient failure while any delivery retries, and since when.
@@ -59,6 +65,10 @@ pub struct DestStatus {
     /// discarded (`deskbridge discard --queued-for`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unconfigured: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub type StatusBoard = Arc<Mutex<BTreeMap<String, DestStatus>>>;
@@ -626,6 +636,14 @@ impl Dispatcher {
                         }
                     }
                     Some(Notice::Delivered(key, env, acker)) => {
+                        // Not this deskbridge's to deliver: checked first,
+                        // as its seq is another store's and may equal one
+                        // of ours under way.
+                        if !me.store.has_link(env.link_id)? {
+                            me.not_ours(&key, &env);
+                            acker.reject();
+                            continue;
+                        }
                         let link = env.link_id;
                         let in_memory = backlog.link_len(link);
                         let known_here = owed.contains_key(&key.seq)
@@ -860,6 +878,20 @@ impl Dispatcher {
         }
     }
 
+    /// A broker message for a link that is not in this deskbridge's store
+    /// goes to the destination's dead-letter queue at the broker, where
+    /// whoever owns it can take it back (its link and seq are another
+    /// store's: a dead letter here could be neither replayed nor told from
+    /// ours). Not a stop: the daemon's own links go on.
+    fn not_ours(&self, key: &QueueKey, env: &Envelope) {
+        warn!(
+            dest = %self.dest, link = %env.link_id, event = %env.event.id, message = %key.id(),
+            "a message arrived for a link this deskbridge does not know, likely from another deskbridge on the same bus.prefix (give each its own bus.prefix), or its data_dir was replaced; moved to the broker's dead-letter queue of {}",
+            self.dest
+        );
+        with_status(&self.board, &self.dest, |s| s.foreign += 1);
+    }
+
     /// A message that waited `order_wait` for its link's earlier one, which
     /// the broker never delivered, becomes a dead letter that says so; its
     /// link waits behind it for the operator.
@@ -909,6 +941,31 @@ impl Dispatcher {
         self.store.flush().await?;
         with_status(&self.board, &self.dest, |s| s.dead_lettered += 1);
         Ok((key.clone(), dl))
+    }
+
+    /// A message whose link is not in the store, as a dead letter.
+    async fn unknown_link(
+        &self,
+        key: &QueueKey,
+        env: &Envelope,
+        attempts: u32,
+    ) -> Result<Done, StoreError> {
+        let error = format!(
+            "link {} is not in this deskbridge's store: the message came from another deskbridge (give each its own bus.prefix), or the data_dir was replaced. `deskbridge discard` drops it",
+            env.link_id
+        );
+        warn!(dest = %self.dest, link = %env.link_id, event = %env.event.id, %error, "dead letter");
+        let dl = DeadLetter {
+            envelope: env.clone(),
+            error,
+            attempts,
+            at: Utc::now(),
+            waited_for: None,
+        };
+        self.store.kill(key, &dl)?;
+        self.store.flush().await?;
+        with_status(&self.board, &self.dest, |s| s.dead_lettered += 1);
+        Ok(Done::Dead(Box::new((key.clone(), dl))))
     }
 
     /// Makes the message of a delivery task that panicked a dead letter.
@@ -1007,10 +1064,12 @@ impl Dispatcher {
                 }
             }
             attempts += 1;
-            let link = self
-                .store
-                .link(env.link_id)?
-                .ok_or_else(|| StoreError::Rejected(format!("link {} is missing", env.link_id)))?;
+            // Checked at delivery (broker); from the outbox a link always
+            // comes with its events. Should one be missing all the same,
+            // it is a dead letter that says so, not a stopped daemon.
+            let Some(link) = self.store.link(env.link_id)? else {
+                return self.unknown_link(key, env, attempts).await;
+            };
             let ticket = link
                 .sides(&self.dest)
                 .and_then(|(mine, _)| mine.ticket.clone());
@@ -1330,7 +1389,7 @@ mod tests {
         board: StatusBoard,
         link: Link,
         notices: mpsc::UnboundedSender<Notice>,
-        acks: mpsc::UnboundedSender<u64>,
+        acks: mpsc::UnboundedSender<crate::bus::amqp::Settle>,
         dead: mpsc::UnboundedReceiver<(QueueKey, DeadLetter)>,
         stop: tokio::sync::watch::Sender<bool>,
         run: tokio::task::JoinHandle<Result<(), StoreError>>,
@@ -1465,6 +1524,38 @@ mod tests {
     }
 
     const ORDER_WAIT: Duration = Duration::from_millis(400);
+
+    /// A message for a link this deskbridge does not know (another
+    /// deskbridge's, on the same bus prefix, with a seq of its own store
+    /// that equals one of ours) goes to the broker's dead-letter queue and
+    /// is counted; the relay goes on and delivers its own, once.
+    #[tokio::test]
+    async fn a_message_for_an_unknown_link_is_rejected_and_the_relay_goes_on() {
+        use crate::bus::amqp::Settle;
+        let sink = Order::new(None, None);
+        let mut one = OneLink::start(sink.clone(), 8, &[]);
+        let (acks, mut settled) = mpsc::unbounded_channel();
+        one.acks = acks;
+        let mut theirs = one.env("7");
+        theirs.link_id = Uuid::now_v7();
+        one.deliver_env(1, theirs);
+        one.deliver(1, "1");
+        async fn next(settled: &mut mpsc::UnboundedReceiver<Settle>) -> Option<Settle> {
+            tokio::time::timeout(Duration::from_secs(5), settled.recv())
+                .await
+                .expect("settled in time")
+        }
+        assert_eq!(next(&mut settled).await, Some(Settle::Reject(1)));
+        let board = one.board.clone();
+        let mut dead = std::mem::replace(&mut one.dead, mpsc::unbounded_channel().1);
+        // The ack waits for a flush, which the stop makes.
+        one.stop().await;
+        assert_eq!(next(&mut settled).await, Some(Settle::Ack(1)));
+        assert_eq!(sink.got(), ["1"]);
+        assert!(dead.try_recv().is_err(), "no dead letter in this store");
+        let b = board.lock().unwrap();
+        assert_eq!((b["b"].foreign, b["b"].delivered), (1, 1));
+    }
 
     /// The broker delivers a link's later message before its earlier one
     /// (it refused the earlier one from a publish batch and took the later,

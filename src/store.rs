@@ -1336,6 +1336,11 @@ impl Store {
             .collect()
     }
 
+    /// Whether the link is in this store (a key lookup, nothing read).
+    pub fn has_link(&self, id: Uuid) -> Result<bool, StoreError> {
+        Ok(self.links.contains_key(id.as_bytes())?)
+    }
+
     pub fn link(&self, id: Uuid) -> Result<Option<Link>, StoreError> {
         match self.links.get(id.as_bytes())? {
             Some(b) => Ok(Some(from_slice("links", &b)?)),

@@ -48,16 +48,32 @@ const DEPTH_EVERY: Duration = Duration::from_secs(5);
 /// to the broker, which delivers it again.
 pub struct Ack {
     tag: u64,
-    to: mpsc::UnboundedSender<u64>,
+    to: mpsc::UnboundedSender<Settle>,
+}
+
+/// How a delivery ends at the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    Ack(u64),
+    /// Rejected without requeue: the broker moves it to the destination's
+    /// dead-letter queue (`{p}.{dest}.dead`).
+    Reject(u64),
 }
 
 impl Ack {
     pub fn ack(self) {
-        let _ = self.to.send(self.tag);
+        let _ = self.to.send(Settle::Ack(self.tag));
+    }
+
+    /// Gives the delivery to the broker's dead-letter queue: for a message
+    /// that is not this deskbridge's to deliver (its link is in another
+    /// deskbridge's store), which must be neither applied nor dropped.
+    pub fn reject(self) {
+        let _ = self.to.send(Settle::Reject(self.tag));
     }
 
     #[cfg(test)]
-    pub(crate) fn for_test(tag: u64, to: mpsc::UnboundedSender<u64>) -> Ack {
+    pub(crate) fn for_test(tag: u64, to: mpsc::UnboundedSender<Settle>) -> Ack {
         Ack { tag, to }
     }
 }
@@ -81,6 +97,12 @@ impl AckRuns {
         if self.open.remove(&tag) {
             self.done.insert(tag);
         }
+    }
+
+    /// Rejected (already sent): no ack may name or cover it, and it no
+    /// longer holds back the run behind it.
+    fn rejected(&mut self, tag: u64) {
+        self.open.remove(&tag);
     }
 
     /// The acks to send now, as (tag, multiple): the settled run below the
@@ -119,6 +141,9 @@ pub enum AmqpError {
     Broker(String),
     #[error("broker returned a message as unroutable: is queue {0} missing?")]
     Unroutable(String),
+    /// Another connection holds a destination's lock.
+    #[error("{0}")]
+    Taken(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -184,7 +209,40 @@ pub struct Broker {
     pub board: BrokerBoard,
     pub prefetch: u16,
     pub window: usize,
+    claims: Arc<watch::Sender<Claims>>,
 }
+
+/// Which destination queues this deskbridge holds. Each consumer holds its
+/// queue's lock (`Topology::lock`, an exclusive queue: the broker lets one
+/// connection have it, and drops it with that connection), so that two
+/// deskbridges with one `bus.prefix` (a copied config) never share a queue:
+/// each would get messages for links that only the other's store knows.
+#[derive(Clone, Debug, Default)]
+struct Claims {
+    /// Destinations whose lock our consumer holds now: the publisher sends
+    /// only to these (a queue another deskbridge holds would take ours to
+    /// its relay).
+    held: BTreeSet<String>,
+    /// Destinations not yet claimed once since start. While any is, a
+    /// refused lock means another deskbridge was there first: this one
+    /// must stop. Later, it is our own old connection that the broker has
+    /// not yet found dead (or another deskbridge that came in between):
+    /// the consumer waits and tries again.
+    unclaimed: BTreeSet<String>,
+    /// Why this deskbridge may not use the queues (refused at start).
+    refused: Option<String>,
+    /// A connection failed before every destination was claimed: the
+    /// start does not wait for the broker (see `Broker::claimed`).
+    trouble: bool,
+    /// When a lock was first refused at start: it is tried again for
+    /// `START_RETRY` before this deskbridge gives up (the broker may not
+    /// yet have closed the connection of this deskbridge's own previous
+    /// run, killed a moment ago).
+    first_refused: Option<tokio::time::Instant>,
+}
+
+/// See `Claims::first_refused`.
+const START_RETRY: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Debug)]
 pub struct Topology {
@@ -203,6 +261,11 @@ impl Topology {
     }
     pub fn dead_queue(&self, dest: &str) -> String {
         format!("{}.{dest}.dead", self.prefix)
+    }
+    /// The exclusive queue that the deskbridge consuming `dest` holds
+    /// (see `Claims`); never carries messages.
+    pub fn lock(&self, dest: &str) -> String {
+        format!("{}.{dest}.lock", self.prefix)
     }
 
     /// Declares everything; safe to repeat. A queue that exists with other
@@ -322,7 +385,98 @@ impl Broker {
             })),
             prefetch: cfg.prefetch,
             window: cfg.publish_window,
+            claims: Arc::new(watch::channel(Claims::default()).0),
         })
+    }
+
+    /// The destinations whose queues this deskbridge's consumers will
+    /// claim: until each has been claimed once, the daemon is starting.
+    pub fn will_claim(&self, dests: impl IntoIterator<Item = String>) {
+        self.claims.send_modify(|c| c.unclaimed.extend(dests));
+    }
+
+    /// Waits until every destination's queue has been claimed once (Ok),
+    /// a claim was refused (the reason, with what to change), or a
+    /// connection failed first (Ok: the broker is away, and the claims are
+    /// made, or refused, when it is back; see `refused`).
+    pub async fn claimed(&self) -> Result<(), String> {
+        let mut rx = self.claims.subscribe();
+        let refused = rx
+            .wait_for(|c| c.unclaimed.is_empty() || c.refused.is_some() || c.trouble)
+            .await
+            .map(|c| c.refused.clone())
+            .map_err(|_| "the broker's tasks ended".to_string())?;
+        match refused {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    /// Fires when a claim was refused before every destination was claimed
+    /// once: another deskbridge uses this prefix's queues, and this one
+    /// must stop. Never otherwise.
+    pub async fn refused(&self) -> String {
+        let mut rx = self.claims.subscribe();
+        let refused = rx
+            .wait_for(|c| c.refused.is_some())
+            .await
+            .map(|c| c.refused.clone().unwrap_or_default());
+        match refused {
+            Ok(why) => why,
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Takes `dest`'s lock on this connection, or says who has it.
+    async fn claim(&self, ch: &Channel, dest: &str) -> Result<(), AmqpError> {
+        let lock = self.topology.lock(dest);
+        let opts = QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        };
+        match ch.queue_declare(&lock, opts, FieldTable::default()).await {
+            Ok(_) => {
+                self.claims.send_modify(|c| {
+                    c.held.insert(dest.to_string());
+                    c.unclaimed.remove(dest);
+                });
+                Ok(())
+            }
+            Err(e) if is_locked(&e) => {
+                let queue = self.topology.queue(dest);
+                let starting = self.claims.borrow().unclaimed.contains(dest);
+                let mut give_up = false;
+                if starting {
+                    self.claims.send_modify(|c| {
+                        let now = tokio::time::Instant::now();
+                        give_up = now - *c.first_refused.get_or_insert(now) >= START_RETRY;
+                    });
+                }
+                let why = if starting {
+                    format!(
+                        "another deskbridge consumes queue {queue} at this broker (it holds {lock}): two deskbridges must not share a queue, as each would get events for links that only the other knows. \
+                         Give this one its own bus.prefix (a copied config keeps the other's), or stop the other. \
+                         If this is the same deskbridge restarted after its machine or network failed, the broker drops the old connection within a minute or two (heartbeat timeout): start it again then"
+                    )
+                } else {
+                    format!(
+                        "queue {queue} is held by another connection (its lock {lock}): this deskbridge's own earlier one, until the broker finds it dead (heartbeat timeout), or another deskbridge with the same bus.prefix; trying again"
+                    )
+                };
+                if give_up {
+                    self.claims.send_modify(|c| c.refused = Some(why.clone()));
+                }
+                Err(AmqpError::Taken(why))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Our consumer's session on `dest` ended: its lock went with it.
+    fn unclaim(&self, dest: &str) {
+        self.claims.send_modify(|c| {
+            c.held.remove(dest);
+        });
     }
 
     fn set(&self, f: impl FnOnce(&mut BrokerStatus)) {
@@ -430,6 +584,12 @@ impl Broker {
                     return Some(c);
                 }
                 Err(msg) => {
+                    // The start does not wait for a broker that is away.
+                    self.claims.send_if_modified(|c| {
+                        let news = !c.trouble && !c.unclaimed.is_empty();
+                        c.trouble |= news;
+                        news
+                    });
                     let (news, attempts) = said.failed(&msg);
                     if news {
                         warn!(who, error = %msg, attempts, "waiting for the broker");
@@ -530,7 +690,11 @@ impl Broker {
         // Destinations whose queue refuses publishes, each with its own
         // pause: one full queue must not hold up the others.
         let mut refusing: HashMap<String, Refusing> = HashMap::new();
+        let mut claims = self.claims.subscribe();
         loop {
+            // Only to queues our consumers hold: another deskbridge's
+            // relay cannot deliver ours. The rest wait in the outbox.
+            let held = claims.borrow_and_update().held.clone();
             // Copies for the broker's dead-letter queues go even while the
             // outbox never empties.
             while let Ok((key, dl)) = dead.try_recv() {
@@ -539,7 +703,7 @@ impl Broker {
             let now = tokio::time::Instant::now();
             let mut batch = Vec::new();
             for dest in dests {
-                if refusing.get(dest).is_some_and(|r| r.until > now) {
+                if !held.contains(dest) || refusing.get(dest).is_some_and(|r| r.until > now) {
                     continue;
                 }
                 let some = store.outbox_batch(dest, self.window)?;
@@ -554,6 +718,7 @@ impl Broker {
                 tokio::select! {
                     _ = shutdown.changed() => return Ok(()),
                     _ = queues.announced() => {}
+                    _ = claims.changed() => {}
                     Some((key, dl)) = dead.recv() => self.copy_dead(ch, &key, &dl).await?,
                     _ = lingered(next_try) => {}
                     // A notice may be missed between the scan and the wait.
@@ -680,6 +845,7 @@ impl Broker {
             };
             sessions.start();
             let result = self.consume_on(&conn, &dest, &notices, &mut shutdown).await;
+            self.unclaim(&dest);
             self.set(|s| {
                 s.ready.remove(&dest);
             });
@@ -760,6 +926,19 @@ impl Broker {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), AmqpError> {
         self.topology.declare(ch, &[dest.to_string()]).await?;
+        self.claim(ch, dest).await?;
+        // Nothing is taken off any queue until every one is this
+        // deskbridge's (at start), or it stops, refused.
+        let mut claims = self.claims.subscribe();
+        let go = tokio::select! {
+            c = claims.wait_for(|c| c.unclaimed.is_empty() || c.refused.is_some()) => {
+                c.is_ok_and(|c| c.refused.is_none())
+            }
+            _ = shutdown.changed() => false,
+        };
+        if !go {
+            return Ok(());
+        }
         ch.basic_qos(self.prefetch, BasicQosOptions::default())
             .await?;
         let mut consumer = ch
@@ -779,13 +958,13 @@ impl Broker {
             dest.to_string(),
             notices.clone(),
         )));
-        let (settle, mut settled) = mpsc::unbounded_channel::<u64>();
+        let (settle, mut settled) = mpsc::unbounded_channel::<Settle>();
         let mut acks = AckSender::new(ch);
         loop {
             let next = tokio::select! {
                 _ = shutdown.changed() => break,
                 Some(t) = settled.recv() => {
-                    acks.settled(t, &mut settled);
+                    acks.settled(t, &mut settled).await?;
                     continue;
                 }
                 _ = lingered(acks.linger) => {
@@ -836,12 +1015,7 @@ impl Broker {
                     // is settled before any later multiple ack; bounded, as
                     // lapin may never answer once its connection is gone.
                     warn!(dest, "unreadable message moved to the dead-letter queue");
-                    tokio::time::timeout(
-                        ACK_SEND_TIMEOUT,
-                        ch.basic_reject(tag, BasicRejectOptions { requeue: false }),
-                    )
-                    .await
-                    .map_err(|_| AmqpError::Broker("a reject was not sent in time".into()))??;
+                    reject(&ch, tag).await?;
                 }
             }
         }
@@ -857,7 +1031,11 @@ impl Broker {
         loop {
             tokio::select! {
                 t = settled.recv() => match t {
-                    Some(t) => acks.settled(t, &mut settled),
+                    Some(t) => {
+                        if acks.settled(t, &mut settled).await.is_err() {
+                            return Ok(());
+                        }
+                    }
                     None => break,
                 },
                 _ = lingered(acks.linger) => acks.send(true),
@@ -956,14 +1134,28 @@ impl AckSender {
         }
     }
 
-    /// Takes `tag` and whatever else has settled meanwhile, and sends
-    /// the run that can go now.
-    fn settled(&mut self, tag: u64, more: &mut mpsc::UnboundedReceiver<u64>) {
-        self.runs.settled(tag);
-        while let Ok(t) = more.try_recv() {
-            self.runs.settled(t);
+    /// Takes `first` and whatever else has settled meanwhile, and sends
+    /// the run that can go now. A reject is sent (and awaited) before any
+    /// later ack is made: a multiple ack must not cover it, or the message
+    /// is gone instead of dead-lettered.
+    async fn settled(
+        &mut self,
+        first: Settle,
+        more: &mut mpsc::UnboundedReceiver<Settle>,
+    ) -> Result<(), AmqpError> {
+        let mut next = Some(first);
+        while let Some(s) = next {
+            match s {
+                Settle::Ack(t) => self.runs.settled(t),
+                Settle::Reject(t) => {
+                    reject(&self.ch, t).await?;
+                    self.runs.rejected(t);
+                }
+            }
+            next = more.try_recv().ok();
         }
         self.send(false);
+        Ok(())
     }
 
     fn send(&mut self, all: bool) {
@@ -990,6 +1182,18 @@ impl AckSender {
             (_, None) => Some(tokio::time::Instant::now() + ACK_LINGER),
         };
     }
+}
+
+/// Rejects a delivery without requeue (to the dead-letter queue); bounded,
+/// as lapin may never answer once its connection is gone.
+async fn reject(ch: &Channel, tag: u64) -> Result<(), AmqpError> {
+    tokio::time::timeout(
+        ACK_SEND_TIMEOUT,
+        ch.basic_reject(tag, BasicRejectOptions { requeue: false }),
+    )
+    .await
+    .map_err(|_| AmqpError::Broker("a reject was not sent in time".into()))??;
+    Ok(())
 }
 
 /// Fires once settled deliveries have waited `ACK_LINGER` behind an open
@@ -1020,6 +1224,12 @@ pub enum Found {
         dead: bool,
         messages: u32,
         consumers: u32,
+    },
+    /// Whether a running deskbridge holds a destination's queue (its
+    /// lock, `Topology::lock`, is another connection's).
+    Holder {
+        queue: String,
+        held: bool,
     },
     /// Not declared yet (the daemon declares it on start).
     Missing(String),
@@ -1064,6 +1274,22 @@ impl Topology {
                     Err(e) => missing_or_refused(e, q),
                 });
             }
+            let lock = self.lock(d);
+            let name: &str = &lock;
+            let r = on_own_channel(conn, |ch| async move { read_queue(&ch, name).await }).await;
+            let queue = self.queue(d);
+            out.push(match r {
+                Err(e) if is_locked(&e) => Found::Holder { queue, held: true },
+                Err(e) => match missing_or_refused(e, lock) {
+                    Found::Missing(_) => Found::Holder { queue, held: false },
+                    other => other,
+                },
+                // Declared, and not exclusive: not deskbridge's.
+                Ok(_) => Found::Refused(
+                    lock,
+                    "exists, declared by something else (deskbridge's is exclusive to one connection): delete it, or a deskbridge is refused this queue".into(),
+                ),
+            });
         }
         out
     }
@@ -1089,6 +1315,14 @@ where
     let r = check(ch.clone()).await;
     let _ = ch.close(200, "probe").await;
     r
+}
+
+/// A refusal because another connection has the queue exclusively
+/// (405 RESOURCE_LOCKED).
+fn is_locked(e: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(e, lapin::Error::ProtocolError(p)
+        if *p.kind() == AMQPErrorKind::Soft(AMQPSoftError::RESOURCELOCKED))
 }
 
 fn missing_or_refused(e: lapin::Error, name: String) -> Found {
@@ -1202,6 +1436,9 @@ mod tests {
         Settle(prop::sample::Index),
         /// Its token is dropped: the delivery stays open for good.
         Drop(prop::sample::Index),
+        /// Not this deskbridge's (an unknown link): rejected by the
+        /// dispatcher, to the dead-letter queue.
+        Refuse(prop::sample::Index),
         Take(bool),
     }
 
@@ -1211,6 +1448,7 @@ mod tests {
             1 => Just(Op::Reject),
             3 => any::<prop::sample::Index>().prop_map(Op::Settle),
             1 => any::<prop::sample::Index>().prop_map(Op::Drop),
+            1 => any::<prop::sample::Index>().prop_map(Op::Refuse),
             2 => any::<bool>().prop_map(Op::Take),
         ]
     }
@@ -1260,6 +1498,12 @@ mod tests {
                     }
                     Op::Drop(i) if !open.is_empty() => {
                         open.remove(i.index(open.len()));
+                    }
+                    Op::Refuse(i) if !open.is_empty() => {
+                        // The reject goes out before any later ack.
+                        let t = open.remove(i.index(open.len()));
+                        runs.rejected(t);
+                        unacked.remove(&t);
                     }
                     Op::Take(all) => apply(runs.take(all), &mut unacked, &settled)?,
                     _ => {}
