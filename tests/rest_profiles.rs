@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use deskbridge::blob::BlobStore;
 use deskbridge::bus::embedded::Queues;
 use deskbridge::config::Config;
-use deskbridge::connector::rest::poll::{Cursor, Poller};
+use deskbridge::connector::rest::poll::{Cursor, Identity, Poller, Reader};
 use deskbridge::connector::rest::RestEndpoint;
 use deskbridge::connector::{Delivery, Sink, SinkError};
 use deskbridge::event::{Audience, Comment, Event, EventKind, Status, Ticket};
@@ -916,44 +916,47 @@ fn freshdesk_case() -> Case {
 
 #[tokio::test]
 async fn servicenow() {
+    run(servicenow_case()).await;
+}
+
+fn servicenow_case() -> Case {
     const SYS_ID: &str = "9d385017c611228701d22104cc95c371";
-    run(Case {
-        profile: "servicenow",
-        auth: |s| {
-            s.header("authorization")
-                == Some(&format!("Basic {}", b64("deskbridge:s3cret-token")))
-        },
-        login: None,
-        find_file: "list.json",
-        find_ptr: "/result",
-        rest: r#"username = "deskbridge""#,
-        service_account: "deskbridge",
-        ticket: SYS_ID,
-        identity: Some("GET /api/now/table/sys_user"),
-        find: "GET /api/now/table/incident",
-        create: "POST /api/now/table/incident",
-        read: "GET /api/now/table/incident/9d385017c611228701d22104cc95c371",
-        history: Some("GET /api/now/table/sys_journal_field"),
-        comment: "PATCH /api/now/table/incident/9d385017c611228701d22104cc95c371",
-        note: "PATCH /api/now/table/incident/9d385017c611228701d22104cc95c371",
-        set_status: "PATCH /api/now/table/incident/9d385017c611228701d22104cc95c371",
-        list: "GET /api/now/table/incident",
-        list_ptr: "/result",
-        history_ptr: "/result",
-        text_ptr: "/value",
-        create_body: json!({"short_description": "Scale shows wrong weight",
-            "description": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}),
-        comment_body: |t| json!({"comments": t}),
-        note_body: |t| json!({"work_notes": t}),
-        status_body: |s| json!({"state": s}),
-        resolved: "6",
-        waiting: "3",
-        next_page: Some(("sysparm_offset", "1")),
-        since_param: "sysparm_query",
-        first_since: "gs.dateGenerate('2024-05-01','10:00:30')",
-        since_shown: "sys_updated_on>=javascript:gs.dateGenerate('2024-05-01','10:04:55')^ORDERBYsys_updated_on",
-    })
-    .await;
+    Case {
+    profile: "servicenow",
+    auth: |s| {
+        s.header("authorization")
+            == Some(&format!("Basic {}", b64("deskbridge:s3cret-token")))
+    },
+    login: None,
+    find_file: "list.json",
+    find_ptr: "/result",
+    rest: r#"username = "deskbridge""#,
+    service_account: "deskbridge",
+    ticket: SYS_ID,
+    identity: Some("GET /api/now/table/sys_user"),
+    find: "GET /api/now/table/incident",
+    create: "POST /api/now/table/incident",
+    read: "GET /api/now/table/incident/9d385017c611228701d22104cc95c371",
+    history: Some("GET /api/now/table/sys_journal_field"),
+    comment: "PATCH /api/now/table/incident/9d385017c611228701d22104cc95c371",
+    note: "PATCH /api/now/table/incident/9d385017c611228701d22104cc95c371",
+    set_status: "PATCH /api/now/table/incident/9d385017c611228701d22104cc95c371",
+    list: "GET /api/now/table/incident",
+    list_ptr: "/result",
+    history_ptr: "/result",
+    text_ptr: "/value",
+    create_body: json!({"short_description": "Scale shows wrong weight",
+        "description": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}),
+    comment_body: |t| json!({"comments": t}),
+    note_body: |t| json!({"work_notes": t}),
+    status_body: |s| json!({"state": s}),
+    resolved: "6",
+    waiting: "3",
+    next_page: Some(("sysparm_offset", "1")),
+    since_param: "sysparm_query",
+    first_since: "gs.dateGenerate('2024-05-01','10:00:30')",
+    since_shown: "sys_updated_on>=javascript:gs.dateGenerate('2024-05-01','10:04:55')^ORDERBYsys_updated_on",
+    }
 }
 
 fn zammad_case() -> Case {
@@ -998,46 +1001,49 @@ fn zammad_case() -> Case {
 
 #[tokio::test]
 async fn jira_service_management() {
-    run(Case {
-        profile: "jira-sm",
-        auth: |s| {
-            s.header("authorization")
-                == Some(&format!("Basic {}", b64("deskbridge@example.com:s3cret-token")))
-        },
-        login: None,
-        find_file: "list.json",
-        find_ptr: "/issues",
-        rest: "project = \"HELP\"\nusername = \"deskbridge@example.com\"\n[endpoints.prod.rest.settings]\nservice_desk_id = \"10\"\nrequest_type_id = \"25\"",
-        service_account: "deskbridge@example.com",
-        ticket: "HELP-42",
-        identity: Some("GET /rest/api/2/myself"),
-        find: "GET /rest/api/2/search",
-        create: "POST /rest/servicedeskapi/request",
-        read: "GET /rest/api/2/issue/HELP-42",
-        history: Some("GET /rest/servicedeskapi/request/HELP-42/comment"),
-        comment: "POST /rest/servicedeskapi/request/HELP-42/comment",
-        note: "POST /rest/servicedeskapi/request/HELP-42/comment",
-        set_status: "POST /rest/servicedeskapi/request/HELP-42/transition",
-        list: "GET /rest/api/2/search",
-        list_ptr: "/issues",
-        history_ptr: "/values",
-        text_ptr: "/body",
-        create_body: json!({"serviceDeskId": "10", "requestTypeId": "25",
-            "requestFieldValues": {"summary": "Scale shows wrong weight",
-            "description": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
-        comment_body: |t| json!({"body": t, "public": true}),
-        note_body: |t| json!({"body": t, "public": false}),
-        status_body: |s| json!({"id": s}),
-        // transition ids; the read-back names come from statuses.readback
-        resolved: "41",
-        waiting: "31",
-        next_page: Some(("startAt", "1")),
-        since_param: "jql",
-        first_since: "updated>=\"2024/05/01 10:00\"",
-        // lookback_secs = 120
-        since_shown: "project=HELP AND updated>=\"2024/05/01 10:03\" ORDER BY updated ASC",
-    })
-    .await;
+    run(jira_case()).await;
+}
+
+fn jira_case() -> Case {
+    Case {
+    profile: "jira-sm",
+    auth: |s| {
+        s.header("authorization")
+            == Some(&format!("Basic {}", b64("deskbridge@example.com:s3cret-token")))
+    },
+    login: None,
+    find_file: "list.json",
+    find_ptr: "/issues",
+    rest: "project = \"HELP\"\nusername = \"deskbridge@example.com\"\n[endpoints.prod.rest.settings]\nservice_desk_id = \"10\"\nrequest_type_id = \"25\"",
+    service_account: "deskbridge@example.com",
+    ticket: "HELP-42",
+    identity: Some("GET /rest/api/2/myself"),
+    find: "GET /rest/api/2/search",
+    create: "POST /rest/servicedeskapi/request",
+    read: "GET /rest/api/2/issue/HELP-42",
+    history: Some("GET /rest/servicedeskapi/request/HELP-42/comment"),
+    comment: "POST /rest/servicedeskapi/request/HELP-42/comment",
+    note: "POST /rest/servicedeskapi/request/HELP-42/comment",
+    set_status: "POST /rest/servicedeskapi/request/HELP-42/transition",
+    list: "GET /rest/api/2/search",
+    list_ptr: "/issues",
+    history_ptr: "/values",
+    text_ptr: "/body",
+    create_body: json!({"serviceDeskId": "10", "requestTypeId": "25",
+        "requestFieldValues": {"summary": "Scale shows wrong weight",
+        "description": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+    comment_body: |t| json!({"body": t, "public": true}),
+    note_body: |t| json!({"body": t, "public": false}),
+    status_body: |s| json!({"id": s}),
+    // transition ids; the read-back names come from statuses.readback
+    resolved: "41",
+    waiting: "31",
+    next_page: Some(("startAt", "1")),
+    since_param: "jql",
+    first_since: "updated>=\"2024/05/01 10:00\"",
+    // lookback_secs = 120
+    since_shown: "project=HELP AND updated>=\"2024/05/01 10:03\" ORDER BY updated ASC",
+    }
 }
 
 /// Each shipped profile, as an operator would configure it, passes
@@ -1115,7 +1121,11 @@ credentials = {{ file = "{token}" }}
 
 #[tokio::test]
 async fn glpi() {
-    run(Case {
+    run(glpi_case()).await;
+}
+
+fn glpi_case() -> Case {
+    Case {
         profile: "glpi",
         rest: "[endpoints.prod.rest.settings]\napp_token = \"app-token-1\"",
         service_account: "deskbridge",
@@ -1148,7 +1158,7 @@ async fn glpi() {
         history_ptr: "",
         text_ptr: "/content",
         create_body: json!({"input": {"name": "Scale shows wrong weight",
-            "content": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+        "content": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
         comment_body: |t| json!({"input": {"itemtype": "Ticket", "items_id": 71, "content": t, "is_private": 0}}),
         note_body: |t| json!({"input": {"itemtype": "Ticket", "items_id": 71, "content": t, "is_private": 1}}),
         status_body: |s| json!({"input": {"status": s.parse::<i64>().unwrap()}}),
@@ -1158,8 +1168,7 @@ async fn glpi() {
         since_param: "criteria[0][value]",
         first_since: "2024-05-01 10:00:30",
         since_shown: "2024-05-01 10:04:55",
-    })
-    .await;
+    }
 }
 
 /// GLPI: one session for many requests; a refused session token (expired)
@@ -1244,11 +1253,18 @@ settings = {{ app_token = "app-token-1" }}
 
 #[tokio::test]
 async fn okdesk() {
-    run(Case {
+    run(okdesk_case()).await;
+}
+
+fn okdesk_case() -> Case {
+    Case {
         profile: "okdesk",
         rest: "[endpoints.prod.rest.settings]\nauthor_id = \"7\"",
         service_account: "deskbridge",
-        auth: |s| s.param("api_token").as_deref() == Some("s3cret-token") && s.header("authorization").is_none(),
+        auth: |s| {
+            s.param("api_token").as_deref() == Some("s3cret-token")
+                && s.header("authorization").is_none()
+        },
         login: None,
         find_file: "list.json",
         find_ptr: "",
@@ -1266,7 +1282,7 @@ async fn okdesk() {
         history_ptr: "",
         text_ptr: "/content",
         create_body: json!({"issue": {"title": "Scale shows wrong weight",
-            "description": "Calibration lost<br><br>[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+        "description": "Calibration lost<br><br>[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
         // HTML, its line breaks kept
         comment_body: |t| json!({"comment": {"content": t.replace('\n', "<br>"), "author_id": 7, "public": true}}),
         note_body: |t| json!({"comment": {"content": t.replace('\n', "<br>"), "author_id": 7, "public": false}}),
@@ -1278,8 +1294,7 @@ async fn okdesk() {
         first_since: "01-05-2024",
         // lookback_secs = 86400, back to the start's day
         since_shown: "01-05-2024",
-    })
-    .await;
+    }
 }
 
 /// A shipped profile's `[webhook]` and its product's documented payload
@@ -1735,4 +1750,397 @@ fn jira_webhook_is_verified_by_its_signature() {
         .unwrap()
         .replace("SD-12", "SD-13");
     assert!(verify(changed.as_bytes()).is_err());
+}
+
+// ------------------------------------------------------------- the fields
+
+/// One field change and how the product shows it once taken.
+struct Change {
+    field: &'static str,
+    value: &'static str,
+    /// The update's body the product must receive.
+    body: Value,
+    /// Where the ticket (under `ticket.root`) shows it, and as what.
+    at: &'static str,
+    shown: Value,
+}
+
+/// A product's fields: a transfer with priority high, due 2026-12-08
+/// 17:00 UTC and the site "Store 12"; later changes; the fixture's ticket
+/// read canonical.
+struct FieldsCase {
+    case: Case,
+    /// The product's id of the custom field the site goes into (`None`: the
+    /// product has no custom fields).
+    site: Option<&'static str>,
+    create_body: Value,
+    /// The update request ("METHOD /path") and the changes it carries;
+    /// `None`: the product has no such request.
+    update: Option<(&'static str, Vec<Change>)>,
+    /// What the poller reads in ticket.json: priority, due, site.
+    read: (&'static str, Option<&'static str>, Option<&'static str>),
+}
+
+fn marker_of(id: &str) -> String {
+    format!("[deskbridge:{}]", Uuid::parse_str(id).unwrap().simple())
+}
+
+async fn fields(fc: FieldsCase) {
+    let mut case = fc.case;
+    if let Some(site) = fc.site {
+        // Before the case's own lines, which may open a sub-table.
+        let rest = format!("custom_fields = {{ site = \"{site}\" }}\n{}", case.rest);
+        case.rest = Box::leak(rest.into_boxed_str());
+    }
+    let fake = Fake::start().await;
+    let env = Env::new(&case, &fake).await;
+    let fx = |f: &str| fixture(case.profile, f);
+    if let Some(login) = case.login {
+        fake.on(login, vec![Reply::Json(fx("session.json"))]);
+    }
+    let profile = &env.ep.profile;
+    let ticket = fx("ticket.json");
+    let root = profile.ticket.root.clone();
+
+    // 1. The transfer: each field in the product's own place, in the one
+    // creation request.
+    let none_found = with(fx(case.find_file), case.find_ptr, json!([]));
+    fake.on(case.find, vec![Reply::Json(none_found)]);
+    fake.on(case.create, vec![Reply::Json(fx("created.json"))]);
+    let transfer = event(
+        TRANSFER,
+        EventKind::TicketCreated {
+            ticket_data: Ticket {
+                subject: "Scale shows wrong weight".into(),
+                description: "Calibration lost".into(),
+                priority: Some("high".into()),
+                due: Some("2026-12-08T17:00:00Z".parse().unwrap()),
+                fields: [("site".to_string(), "Store 12".to_string())].into(),
+                ..Ticket::default()
+            },
+        },
+    );
+    let (r, _) = env.deliver(transfer, None).await;
+    assert_eq!(
+        r.unwrap().ticket.as_deref(),
+        Some(case.ticket),
+        "{}",
+        case.profile
+    );
+    let seen = fake.take();
+    let w = writes(&seen);
+    assert_eq!(w.len(), 1, "one creation: {w:#?}");
+    assert_eq!(key_of(w[0]), case.create);
+    assert_eq!(w[0].body, fc.create_body, "{}", case.profile);
+
+    // 2. Later changes: written by the update request and read back.
+    match &fc.update {
+        Some((update, changes)) => {
+            fake.on(update, vec![Reply::Json(ticket.clone())]);
+            for c in changes {
+                let taken = with(ticket.clone(), &format!("{root}{}", c.at), c.shown.clone());
+                fake.on(case.read, vec![Reply::Json(taken)]);
+                let ev = event(
+                    &Uuid::now_v7().to_string(),
+                    EventKind::FieldChanged {
+                        field: c.field.into(),
+                        value: c.value.into(),
+                    },
+                );
+                let (r, _) = env.deliver(ev, Some(case.ticket)).await;
+                r.unwrap_or_else(|e| panic!("{} {}: {e:?}", case.profile, c.field));
+                let seen = fake.take();
+                let w = writes(&seen);
+                assert_eq!(w.len(), 1, "one update: {w:#?}");
+                assert_eq!(key_of(w[0]), *update);
+                assert_eq!(w[0].body, c.body, "{} {}", case.profile, c.field);
+                assert!(
+                    seen.iter().any(|s| key_of(s) == case.read),
+                    "read back: {seen:#?}"
+                );
+            }
+            // Answered 2xx but not taken (a value the product does not
+            // know): read back, a dead letter with the reason.
+            let c = &changes[0];
+            fake.on(case.read, vec![Reply::Json(ticket.clone())]);
+            let ev = event(
+                &Uuid::now_v7().to_string(),
+                EventKind::FieldChanged {
+                    field: c.field.into(),
+                    value: c.value.into(),
+                },
+            );
+            let (r, attempts) = env.deliver(ev, Some(case.ticket)).await;
+            assert_eq!(attempts, 1);
+            let err = r.unwrap_err();
+            assert!(
+                matches!(&err, SinkError::Permanent { message } if message.contains(&format!("did not take {}", c.field))),
+                "{err:?}"
+            );
+        }
+        None => {
+            // No request changes an existing ticket's fields: a dead letter
+            // that says so, nothing written.
+            let ev = event(
+                &Uuid::now_v7().to_string(),
+                EventKind::FieldChanged {
+                    field: "priority".into(),
+                    value: "urgent".into(),
+                },
+            );
+            let (r, attempts) = env.deliver(ev, Some(case.ticket)).await;
+            assert_eq!(attempts, 1);
+            let err = r.unwrap_err();
+            assert!(
+                matches!(&err, SinkError::Permanent { message } if message.contains("no fields.update request")),
+                "{err:?}"
+            );
+            assert!(writes(&fake.take()).is_empty());
+        }
+    }
+
+    // 3. The poller reads the ticket's fields canonical.
+    let me = Identity {
+        user_id: "0".into(),
+        login: "nobody".into(),
+        kind: None,
+    };
+    let reader = Reader {
+        endpoint: "prod",
+        profile,
+        statuses: &env.ep.statuses,
+        places: &env.ep.places,
+        me: &me,
+        service_account: case.service_account,
+    };
+    let at = if root.is_empty() {
+        &ticket
+    } else {
+        ticket.pointer(&root).unwrap()
+    };
+    let from = "2024-05-01T09:00:00Z".parse().unwrap();
+    let evs = reader.events(at, &[], from);
+    let Some(EventKind::TicketCreated { ticket_data: t }) = evs.first().map(|e| &e.kind) else {
+        panic!("{evs:#?}")
+    };
+    let (priority, due, site) = fc.read;
+    assert_eq!(t.priority.as_deref(), Some(priority), "{}", case.profile);
+    assert_eq!(t.due, due.map(|d| d.parse().unwrap()), "{}", case.profile);
+    assert_eq!(
+        t.fields.get("site").map(String::as_str),
+        site,
+        "{}",
+        case.profile
+    );
+}
+
+fn created_text(description: &str) -> String {
+    format!("{description}\n\n{}", marker_of(TRANSFER))
+}
+
+#[tokio::test]
+async fn zendesk_fields() {
+    fields(FieldsCase {
+        case: zendesk_case(),
+        site: Some("27642"),
+        create_body: json!({"ticket": {"subject": "Scale shows wrong weight",
+            "comment": {"body": created_text("Calibration lost")},
+            "priority": "high", "type": "task", "due_at": "2026-12-08T17:00:00Z",
+            "custom_fields": [{"id": 27642, "value": "Store 12"}]}}),
+        update: Some((
+            "PUT /api/v2/tickets/35436.json",
+            vec![
+                Change {
+                    field: "priority",
+                    value: "urgent",
+                    body: json!({"ticket": {"priority": "urgent"}}),
+                    at: "/priority",
+                    shown: json!("urgent"),
+                },
+                Change {
+                    field: "site",
+                    value: "Store 14",
+                    body: json!({"ticket": {"custom_fields": [{"id": 27642, "value": "Store 14"}]}}),
+                    at: "/custom_fields/0/value",
+                    shown: json!("Store 14"),
+                },
+            ],
+        )),
+        read: ("high", Some("2024-05-03T17:00:00Z"), Some("745")),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn freshdesk_fields() {
+    fields(FieldsCase {
+        case: freshdesk_case(),
+        site: Some("cf_site"),
+        create_body: json!({"subject": "Scale shows wrong weight",
+            "description": created_text("Calibration lost"),
+            "email": "desk@service.example", "status": 2, "priority": 3,
+            "due_by": "2026-12-08T17:00:00Z", "custom_fields": {"cf_site": "Store 12"}}),
+        update: Some((
+            "PUT /api/v2/tickets/20",
+            vec![
+                Change {
+                    field: "priority",
+                    value: "urgent",
+                    body: json!({"priority": 4}),
+                    at: "/priority",
+                    shown: json!(4),
+                },
+                Change {
+                    field: "due",
+                    value: "2026-12-09T10:00:00Z",
+                    body: json!({"due_by": "2026-12-09T10:00:00Z"}),
+                    at: "/due_by",
+                    shown: json!("2026-12-09T10:00:00Z"),
+                },
+                Change {
+                    field: "site",
+                    value: "Store 14",
+                    body: json!({"custom_fields": {"cf_site": "Store 14"}}),
+                    at: "/custom_fields/cf_site",
+                    shown: json!("Store 14"),
+                },
+            ],
+        )),
+        read: ("low", Some("2024-05-04T10:00:00Z"), Some("Store 12")),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn servicenow_fields() {
+    fields(FieldsCase {
+        case: servicenow_case(),
+        site: Some("u_site"),
+        // High: impact 2 (Medium), urgency 1 (High).
+        create_body: json!({"short_description": "Scale shows wrong weight",
+            "description": created_text("Calibration lost"),
+            "impact": "2", "urgency": "1", "due_date": "2026-12-08 17:00:00",
+            "u_site": "Store 12"}),
+        update: Some((
+            "PATCH /api/now/table/incident/9d385017c611228701d22104cc95c371",
+            vec![
+                Change {
+                    field: "priority",
+                    value: "urgent",
+                    body: json!({"impact": "1", "urgency": "1"}),
+                    at: "/priority",
+                    shown: json!("1"),
+                },
+                Change {
+                    field: "due",
+                    value: "2026-12-09T10:00:00Z",
+                    body: json!({"due_date": "2026-12-09 10:00:00"}),
+                    at: "/due_date",
+                    shown: json!("2026-12-09 10:00:00"),
+                },
+            ],
+        )),
+        read: ("high", Some("2024-05-03T17:00:00Z"), Some("Store 12")),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn zammad_fields() {
+    fields(FieldsCase {
+        case: zammad_case(),
+        site: Some("site"),
+        // No due time in Zammad: it goes into the first article's text.
+        create_body: json!({"title": "Scale shows wrong weight", "group": "Users",
+            "customer": "desk@service.example", "priority_id": 3, "site": "Store 12",
+            "article": {"subject": "Scale shows wrong weight",
+            "body": created_text("Calibration lost\n\nDue: 2026-12-08 17:00 UTC\n"),
+            "content_type": "text/plain", "type": "note", "internal": false}}),
+        update: Some((
+            "PUT /api/v1/tickets/3",
+            vec![
+                // Zammad's highest is 3 high.
+                Change {
+                    field: "priority",
+                    value: "urgent",
+                    body: json!({"priority_id": 3}),
+                    at: "/priority_id",
+                    shown: json!(3),
+                },
+                Change {
+                    field: "site",
+                    value: "Store 14",
+                    body: json!({"site": "Store 14"}),
+                    at: "/site",
+                    shown: json!("Store 14"),
+                },
+            ],
+        )),
+        read: ("normal", None, Some("Store 12")),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn jira_service_management_fields() {
+    fields(FieldsCase {
+        case: jira_case(),
+        site: Some("customfield_10050"),
+        create_body: json!({"serviceDeskId": "10", "requestTypeId": "25",
+            "requestFieldValues": {"summary": "Scale shows wrong weight",
+            "description": created_text("Calibration lost"),
+            "priority": {"name": "High"}, "duedate": "2026-12-08",
+            "customfield_10050": "Store 12"}}),
+        update: None,
+        read: ("normal", Some("2024-05-03T00:00:00Z"), Some("Store 12")),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn glpi_fields() {
+    fields(FieldsCase {
+        case: glpi_case(),
+        // GLPI has no custom fields of its own: the site goes into the text.
+        site: None,
+        create_body: json!({"input": {"name": "Scale shows wrong weight",
+            "content": created_text("Calibration lost\n\nSite: Store 12\n"),
+            "priority": 4, "time_to_resolve": "2026-12-08 17:00:00"}}),
+        update: Some((
+            "PUT /Ticket/71",
+            vec![
+                Change {
+                    field: "priority",
+                    value: "urgent",
+                    body: json!({"input": {"priority": 5}}),
+                    at: "/priority",
+                    shown: json!(5),
+                },
+                Change {
+                    field: "due",
+                    value: "2026-12-09T10:00:00Z",
+                    body: json!({"input": {"time_to_resolve": "2026-12-09 10:00:00"}}),
+                    at: "/time_to_resolve",
+                    shown: json!("2026-12-09 10:00:00"),
+                },
+            ],
+        )),
+        read: ("normal", Some("2024-05-03T17:00:00Z"), None),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn okdesk_fields() {
+    fields(FieldsCase {
+        case: okdesk_case(),
+        site: Some("site"),
+        create_body: json!({"issue": {"title": "Scale shows wrong weight",
+            "description": format!("Calibration lost<br><br>{}", marker_of(TRANSFER)),
+            "priority": "high", "deadline_at": "2026-12-08T17:00:00Z",
+            "custom_parameters": {"site": "Store 12"}}}),
+        update: None,
+        read: ("low", Some("2024-05-03T17:00:00Z"), Some("Store 12")),
+    })
+    .await;
 }

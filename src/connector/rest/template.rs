@@ -28,6 +28,7 @@ fn split_filter(raw: &str) -> Result<(&str, Option<&str>), TemplateError> {
         Some((name, "int")) => Ok((name, Some("int"))),
         Some((name, "html")) => Ok((name, Some("html"))),
         Some((name, "django")) => Ok((name, Some("django"))),
+        Some((name, f)) if part_index(f).is_some() => Ok((name, Some(f))),
         Some((_, f)) => Err(TemplateError::Filter(f.to_string())),
     }
 }
@@ -44,8 +45,20 @@ fn apply_filter(value: &str, filter: Option<&str>) -> String {
             .replace('"', "&quot;")
             .replace('\n', "<br>"),
         Some("django") => django_literal(value),
-        _ => value.to_string(),
+        Some(f) => match part_index(f) {
+            Some(n) => value.split('/').nth(n - 1).unwrap_or_default().to_string(),
+            None => value.to_string(),
+        },
+        None => value.to_string(),
     }
+}
+
+/// `partN` (1–9): the Nth of a value's parts separated by `/`, for a
+/// product value that is several fields at once (ServiceNow's priority is
+/// written as its impact and urgency: `"2/1"`).
+fn part_index(filter: &str) -> Option<usize> {
+    let n: usize = filter.strip_prefix("part")?.parse().ok()?;
+    (1..=9).contains(&n).then_some(n)
 }
 
 /// Text that the product renders as a Django template (django-helpdesk
@@ -240,6 +253,17 @@ mod tests {
             split_filter("text|django").unwrap(),
             ("text", Some("django"))
         );
+    }
+
+    #[test]
+    fn part_filters_split_a_value_of_several_fields() {
+        let body = json!({"impact": "{{value|part1}}", "urgency": "{{value|part2}}"});
+        assert_eq!(
+            render_json(&body, &vars(&[("value", "2/1")])).unwrap(),
+            json!({"impact": "2", "urgency": "1"})
+        );
+        assert!(split_filter("value|part0").is_err());
+        assert!(split_filter("value|partx").is_err());
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vars {
