@@ -1015,7 +1015,7 @@ impl Broker {
                     // is settled before any later multiple ack; bounded, as
                     // lapin may never answer once its connection is gone.
                     warn!(dest, "unreadable message moved to the dead-letter queue");
-                    reject(&ch, tag).await?;
+                    reject(ch, tag).await?;
                 }
             }
         }
