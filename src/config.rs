@@ -479,7 +479,9 @@ pub struct WebhookMapping {
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Ticket content that may leave this system besides the subject:
-    /// `description`, `priority`, `due`, `attachments`, `author_email`, or
+    /// `description`, `priority`, `due`, `attachments`, `author_name` (who
+    /// wrote a comment or opened the ticket; without it partners see this
+    /// company's name), `author_email` (with `author_name`), or
     /// a key of the ticket's fields (`site`, `equipment`, `client_phone`...);
     /// `"*"` for everything (a partner gateway that filtered already).
     #[serde(default = "default_allowed_fields")]

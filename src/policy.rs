@@ -70,7 +70,12 @@ pub fn route(event: &Event, c: Crossing<'_>) -> Option<Event> {
             }
         }
     };
-    let mut author = event.author.clone();
+    // A person crosses by name only where the sender allows it; otherwise
+    // the receiver sees the company (the partner's name on what lands).
+    let mut author = event
+        .author
+        .clone()
+        .filter(|_| field_allowed(c.sender, "author_name"));
     if let Some(a) = &mut author {
         if !field_allowed(c.sender, "author_email") {
             a.email = None;
@@ -229,6 +234,26 @@ mod tests {
     }
 
     #[test]
+    fn a_person_crosses_by_name_only_where_allowed() {
+        let mut ev = comment("x", Audience::Partner);
+        ev.author = Some(Author {
+            name: "Ann Client".into(),
+            email: Some("ann@client.example".into()),
+        });
+        let p = PolicyConfig::default();
+        let out = route(&ev, crossing(Direction::Downstream, &p, &p)).unwrap();
+        assert_eq!(out.author, None, "the company, not the person");
+        assert_eq!(out.partner.unwrap().party, "Vendor Ltd");
+        let named = PolicyConfig {
+            allowed_fields: vec!["author_name".into()],
+            ..PolicyConfig::default()
+        };
+        let out = route(&ev, crossing(Direction::Downstream, &named, &p)).unwrap();
+        let a = out.author.unwrap();
+        assert_eq!((a.name.as_str(), a.email), ("Ann Client", None));
+    }
+
+    #[test]
     fn rules_can_open_the_client_conversation_and_forward_replies() {
         let p = PolicyConfig {
             share_client_conversation: true,
@@ -302,16 +327,18 @@ mod tests {
         ]
     }
 
-    const FIELD_NAMES: [&str; 9] = [
+    const FIELD_NAMES: [&str; 11] = [
         "*",
         "description",
         "priority",
         "due",
         "attachments",
+        "author_name",
         "author_email",
         "site",
         "client_phone",
         "equipment",
+        "serial_number",
     ];
 
     fn arb_policy() -> impl Strategy<Value = PolicyConfig> {
@@ -320,19 +347,26 @@ mod tests {
             any::<bool>(),
             any::<bool>(),
             any::<bool>(),
+            proptest::collection::btree_map(
+                proptest::sample::select(Status::ALL.to_vec()),
+                proptest::option::of(proptest::sample::select(Status::ALL.to_vec())),
+                0..4,
+            ),
         )
-            .prop_map(|(fields, share, public, status)| PolicyConfig {
-                allowed_fields: fields.into_iter().map(String::from).collect(),
-                share_client_conversation: share,
-                partner_comments: if public {
-                    Landing::Public
-                } else {
-                    Landing::Internal
+            .prop_map(
+                |(fields, share, public, status, from_partner)| PolicyConfig {
+                    allowed_fields: fields.into_iter().map(String::from).collect(),
+                    share_client_conversation: share,
+                    partner_comments: if public {
+                        Landing::Public
+                    } else {
+                        Landing::Internal
+                    },
+                    share_status: status,
+                    status_from_partner: from_partner,
+                    show_partner: true,
                 },
-                share_status: status,
-                status_from_partner: BTreeMap::new(),
-                show_partner: true,
-            })
+            )
     }
 
     fn arb_event() -> impl Strategy<Value = Event> {
@@ -341,7 +375,7 @@ mod tests {
             (arb_audience(), secret(), any::<bool>()).prop_map(|(a, body, with_file)| {
                 let mut ev = comment(&body, a);
                 ev.author = Some(Author {
-                    name: "Ann".into(),
+                    name: "SECRET-Ann-Client".into(),
                     email: Some("ann@client.example".into()),
                 });
                 if with_file {
@@ -362,24 +396,54 @@ mod tests {
                 secret(),
                 0..6
             )
-            .prop_map(|m| {
+            .prop_flat_map(|m| (Just(m), 0i64..4_000_000_000, any::<bool>()))
+            .prop_map(|(m, due_secs, with_file)| {
                 let fields: BTreeMap<String, String> = m
                     .into_iter()
-                    .filter(|(k, _)| !["description", "priority", "due"].contains(k))
+                    .filter(|(k, _)| {
+                        ![
+                            "description",
+                            "priority",
+                            "due",
+                            "attachments",
+                            "author_name",
+                            "author_email",
+                            "*",
+                        ]
+                        .contains(k)
+                    })
                     .map(|(k, v)| (k.to_string(), v))
                     .collect();
-                Event::new(
+                let mut ev = Event::new(
                     "T1",
                     EventKind::TicketCreated {
                         ticket_data: Ticket {
                             subject: "Till 4 down".into(),
                             description: "SECRET-description".into(),
                             priority: Some("SECRET-priority".into()),
+                            due: chrono::DateTime::from_timestamp(due_secs, 0),
                             fields,
+                            attachments: if with_file {
+                                vec![Attachment {
+                                    name: "SECRET-ticket-file.pdf".into(),
+                                    content_type: "application/pdf".into(),
+                                    sha256: None,
+                                    size: None,
+                                    content_base64: None,
+                                }]
+                            } else {
+                                vec![]
+                            },
                             ..Ticket::default()
                         },
                     },
-                )
+                );
+                // The requester, as the product names who opened it.
+                ev.author = Some(Author {
+                    name: "SECRET-Ann-Client".into(),
+                    email: Some("ann@client.example".into()),
+                });
+                ev
             }),
             (proptest::sample::select(FIELD_NAMES.to_vec()), secret()).prop_map(|(f, v)| {
                 Event::new(
@@ -439,6 +503,12 @@ mod tests {
                         if !field_allowed(&sender, "priority") {
                             prop_assert!(!text.contains("SECRET-priority"));
                         }
+                        if !field_allowed(&sender, "due") {
+                            prop_assert!(ticket_data.due.is_none(), "due time leaked");
+                        }
+                        if !field_allowed(&sender, "attachments") {
+                            prop_assert!(!text.contains("SECRET-ticket-file"));
+                        }
                     }
                     (EventKind::FieldChanged { field, .. }, _) => {
                         prop_assert!(field_allowed(&sender, field));
@@ -446,8 +516,11 @@ mod tests {
                     (EventKind::StatusChanged { .. }, _) => prop_assert!(sender.share_status),
                     (a, b) => prop_assert!(false, "kind changed: {:?} -> {:?}", a, b),
                 }
-                if !field_allowed(&sender, "author_email") {
+                if !field_allowed(&sender, "author_email") || !field_allowed(&sender, "author_name") {
                     prop_assert!(!text.contains("ann@client.example"));
+                }
+                if !field_allowed(&sender, "author_name") {
+                    prop_assert!(!text.contains("SECRET-Ann-Client"), "a person's name crossed");
                 }
                 // bodies of internal notes appear in nothing that crossed
                 // (unless the same text was also written as a non-internal comment)

@@ -471,6 +471,8 @@ timeout_secs = 1
             match env.event.kind {
                 EventKind::Comment { comment } => comments.push(comment.body),
                 EventKind::StatusChanged { status } => statuses.push(status),
+                // The product's status, shown to the desk as its partner's.
+                EventKind::FieldChanged { field, .. } if field == "partner_status" => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -863,7 +865,7 @@ fn zendesk_case() -> Case {
         history_ptr: "/comments",
         text_ptr: "/body",
         create_body: json!({"ticket": {"subject": "Scale shows wrong weight",
-            "comment": {"body": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}}),
+            "comment": {"body": "Calibration lost\n\nPartner ticket: Service Co D1\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}}),
         comment_body: |t| json!({"ticket": {"comment": {"body": t, "public": true}}}),
         note_body: |t| json!({"ticket": {"comment": {"body": t, "public": false}}}),
         status_body: |s| json!({"ticket": {"status": s}}),
@@ -900,7 +902,7 @@ fn freshdesk_case() -> Case {
         history_ptr: "",
         text_ptr: "/body_text",
         create_body: json!({"subject": "Scale shows wrong weight",
-            "description": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]",
+            "description": "Calibration lost\n\nPartner ticket: Service Co D1\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]",
             "email": "desk@service.example", "status": 2, "priority": 1}),
         comment_body: |t| json!({"body": t}),
         note_body: |t| json!({"body": t, "private": true}),
@@ -946,7 +948,7 @@ fn servicenow_case() -> Case {
     history_ptr: "/result",
     text_ptr: "/value",
     create_body: json!({"short_description": "Scale shows wrong weight",
-        "description": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}),
+        "description": "Calibration lost\n\nPartner ticket: Service Co D1\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}),
     comment_body: |t| json!({"comments": t}),
     note_body: |t| json!({"work_notes": t}),
     status_body: |s| json!({"state": s}),
@@ -984,7 +986,7 @@ fn zammad_case() -> Case {
         text_ptr: "/body",
         create_body: json!({"title": "Scale shows wrong weight", "group": "Users",
             "customer": "desk@service.example", "article": {"subject": "Scale shows wrong weight",
-            "body": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]",
+            "body": "Calibration lost\n\nPartner ticket: Service Co D1\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]",
             "content_type": "text/plain", "type": "note", "internal": false}}),
         comment_body: |t| json!({"ticket_id": 3, "body": t, "content_type": "text/plain", "type": "note", "internal": false}),
         note_body: |t| json!({"ticket_id": 3, "body": t, "content_type": "text/plain", "type": "note", "internal": true}),
@@ -1031,7 +1033,7 @@ fn jira_case() -> Case {
     text_ptr: "/body",
     create_body: json!({"serviceDeskId": "10", "requestTypeId": "25",
         "requestFieldValues": {"summary": "Scale shows wrong weight",
-        "description": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+        "description": "Calibration lost\n\nPartner ticket: Service Co D1\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
     comment_body: |t| json!({"body": t, "public": true}),
     note_body: |t| json!({"body": t, "public": false}),
     status_body: |s| json!({"id": s}),
@@ -1158,7 +1160,7 @@ fn glpi_case() -> Case {
         history_ptr: "",
         text_ptr: "/content",
         create_body: json!({"input": {"name": "Scale shows wrong weight",
-        "content": "Calibration lost\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+        "content": "Calibration lost\n\nPartner ticket: Service Co D1\n\n[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
         comment_body: |t| json!({"input": {"itemtype": "Ticket", "items_id": 71, "content": t, "is_private": 0}}),
         note_body: |t| json!({"input": {"itemtype": "Ticket", "items_id": 71, "content": t, "is_private": 1}}),
         status_body: |s| json!({"input": {"status": s.parse::<i64>().unwrap()}}),
@@ -1282,7 +1284,7 @@ fn okdesk_case() -> Case {
         history_ptr: "",
         text_ptr: "/content",
         create_body: json!({"issue": {"title": "Scale shows wrong weight",
-        "description": "Calibration lost<br><br>[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
+        "description": "Calibration lost<br><br>Partner ticket: Service Co D1<br><br>[deskbridge:0190f6b1a2b37c4d8e9f0a1b2c3d4e01]"}}),
         // HTML, its line breaks kept
         comment_body: |t| json!({"comment": {"content": t.replace('\n', "<br>"), "author_id": 7, "public": true}}),
         note_body: |t| json!({"comment": {"content": t.replace('\n', "<br>"), "author_id": 7, "public": false}}),
@@ -1934,8 +1936,17 @@ async fn fields(fc: FieldsCase) {
     );
 }
 
+/// A transferred ticket's text: its description, the fields block (the
+/// upstream ticket's id always in it: no profile here names a custom field
+/// for it), the marker.
 fn created_text(description: &str) -> String {
-    format!("{description}\n\n{}", marker_of(TRANSFER))
+    let partner = "Partner ticket: Service Co D1";
+    let text = if description.ends_with('\n') {
+        format!("{description}{partner}")
+    } else {
+        format!("{description}\n\n{partner}")
+    };
+    format!("{text}\n\n{}", marker_of(TRANSFER))
 }
 
 #[tokio::test]
@@ -2136,7 +2147,7 @@ async fn okdesk_fields() {
         case: okdesk_case(),
         site: Some("site"),
         create_body: json!({"issue": {"title": "Scale shows wrong weight",
-            "description": format!("Calibration lost<br><br>{}", marker_of(TRANSFER)),
+            "description": format!("Calibration lost<br><br>Partner ticket: Service Co D1<br><br>{}", marker_of(TRANSFER)),
             "priority": "high", "deadline_at": "2026-12-08T17:00:00Z",
             "custom_parameters": {"site": "Store 12"}}}),
         update: None,

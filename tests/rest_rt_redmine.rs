@@ -69,17 +69,17 @@ fn config(dir: &std::path::Path, rt: &Rt, rm: &Redmine, redmine_key: &str) -> St
         );
     // The custom fields' ids of the test instances.
     let rt_part = rt_part.replace(
-        "custom_fields = { site = \"4\", equipment = \"2\", serial_number = \"3\" }",
+        "custom_fields = { site = \"4\", equipment = \"2\", serial_number = \"3\", partner_ticket = \"5\", partner_status = \"6\" }",
         &format!(
-            "custom_fields = {{ site = \"{}\", equipment = \"{}\", serial_number = \"{}\" }}",
-            rt.cf["site"], rt.cf["equipment"], rt.cf["serial_number"]
+            "custom_fields = {{ site = \"{}\", equipment = \"{}\", serial_number = \"{}\", partner_ticket = \"{}\", partner_status = \"{}\" }}",
+            rt.cf["site"], rt.cf["equipment"], rt.cf["serial_number"], rt.cf["partner_ticket"], rt.cf["partner_status"]
         ),
     );
     let rm_part = rm_part.replace(
-        "custom_fields = { site = \"1\", equipment = \"2\" }",
+        "custom_fields = { site = \"1\", equipment = \"2\", partner_ticket = \"4\" }",
         &format!(
-            "custom_fields = {{ site = \"{}\", equipment = \"{}\" }}",
-            rm.cf["site"], rm.cf["equipment"]
+            "custom_fields = {{ site = \"{}\", equipment = \"{}\", partner_ticket = \"{}\" }}",
+            rm.cf["site"], rm.cf["equipment"], rm.cf["partner_ticket"]
         ),
     );
     assert!(rt_part.contains(&format!("site = \"{}\"", rt.cf["site"])));
@@ -180,6 +180,48 @@ async fn the_whole_hand_over_crosses_and_field_changes_cross_both_ways() {
     assert!(
         description.contains("Serial number: SN-4471"),
         "{description}"
+    );
+
+    // 1b. Each shows the other's ticket id; the desk sees the vendor's
+    // status as it changes (a custom field in RT), the vendor the desk's
+    // (a private note in Redmine: no custom field for it there).
+    assert!(
+        within(60, POLL, || async {
+            rt_cf(&rt.ticket(&ticket).await, &rt.cf["partner_ticket"]).as_deref()
+                == Some(issue.as_str())
+        })
+        .await,
+        "timed out: RT shows the Redmine issue's id: {}\n{}",
+        rt.ticket(&ticket).await,
+        gw.log()
+    );
+    assert_eq!(
+        rm_cf(&i, &rm.cf["partner_ticket"]).as_deref(),
+        Some(ticket.as_str()),
+        "{i}"
+    );
+    rm.put_issue(&issue, json!({"status_id": 2})).await;
+    assert!(
+        within(60, POLL, || async {
+            let t = rt.ticket(&ticket).await;
+            rt_cf(&t, &rt.cf["partner_status"]).as_deref() == Some("in_progress")
+                && t["Status"] == "open"
+        })
+        .await,
+        "timed out: RT shows the vendor's status: {}\n{}",
+        rt.ticket(&ticket).await,
+        gw.log()
+    );
+    rt.set_status(&ticket, "stalled").await;
+    assert!(
+        within(60, POLL, || async {
+            let i = rm.issue(&issue).await;
+            notes_containing(&i, "is now waiting").len() == 1 && i["status"]["id"] == 4
+        })
+        .await,
+        "timed out: Redmine notes the desk's status: {}\n{}",
+        rm.issue(&issue).await,
+        gw.log()
     );
 
     // 2. RT changes priority, due time and site: Redmine follows.

@@ -28,6 +28,8 @@ pub fn redmine() -> Option<Redmine> {
             ("site", "REDMINE_CF_SITE"),
             ("equipment", "REDMINE_CF_EQUIPMENT"),
             ("serial_number", "REDMINE_CF_SERIAL"),
+            ("partner_ticket", "REDMINE_CF_PARTNER_TICKET"),
+            ("partner_status", "REDMINE_CF_PARTNER_STATUS"),
         ]
         .map(|(f, k)| (f.to_string(), env.get(k)))
         .into(),

@@ -113,7 +113,12 @@ pub async fn desk_and_gateway(ep: RestEndpoint<'_>) -> (Party, Gateway) {
     let dir = tempfile::tempdir().unwrap();
     let conf = format!(
         "{PARTIES}{desk}{endpoint}\n[[transfers]]\nfrom = \"desk\"\nto = \"{name}\"\n",
-        desk = desk.toml(dir.path(), "svc", ""),
+        // Its staff's names go with what they write (`author_name`).
+        desk = desk.toml(
+            dir.path(),
+            "svc",
+            "allowed_fields = [\"description\", \"priority\", \"due\", \"attachments\", \"author_name\"]"
+        ),
         endpoint = ep.toml(dir.path()),
         name = ep.name,
     );

@@ -35,6 +35,8 @@ pub fn rt() -> Option<Rt> {
             ("site", "RT_CF_SITE"),
             ("equipment", "RT_CF_EQUIPMENT"),
             ("serial_number", "RT_CF_SERIAL"),
+            ("partner_ticket", "RT_CF_PARTNER_TICKET"),
+            ("partner_status", "RT_CF_PARTNER_STATUS"),
         ]
         .map(|(f, k)| (f.to_string(), env.get(k)))
         .into(),

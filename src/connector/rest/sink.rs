@@ -381,7 +381,7 @@ impl RestSink {
                     if !text.trim().is_empty() {
                         text = format!("{}\n\n", text.trim_end());
                     }
-                    text.push_str(&block);
+                    text.push_str(block.trim_end());
                 }
                 files::name_not_sent(&mut text, &not_sent);
                 let mut vars = self.ep.vars(&[
