@@ -55,6 +55,8 @@ pub enum Payload<'a> {
 pub struct Answer {
     /// The body as JSON; `Null` when empty (204).
     pub json: serde_json::Value,
+    /// The product's clock when it answered (its `Date` header).
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Client {
@@ -421,6 +423,12 @@ impl Client {
         let permanent = |message: String| SinkError::Permanent { message };
         let status = resp.status();
         let retry_after = crate::retry::retry_after(resp.headers());
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.with_timezone(&chrono::Utc));
         let text = resp.text().await.map_err(|e| self.transient(what, e))?;
         if status.is_success() {
             let json = if text.trim().is_empty() {
@@ -433,7 +441,7 @@ impl Client {
                     ))
                 })?
             };
-            return Ok(Answer { json });
+            return Ok(Answer { json, date });
         }
         let product_text: String = text.trim().chars().take(MAX_ERROR_TEXT).collect();
         // Without the query: it may carry the key.

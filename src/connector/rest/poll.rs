@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 /// moment after a later one was listed is still seen.
 const LOOKBACK: chrono::Duration = chrono::Duration::seconds(5);
 
-/// The most tickets one round lists.
+/// The most tickets one round lists from a list filtered by change time.
 const MAX_LISTED: u64 = 10_000;
 
 /// Where polling stands, stored with the events it produced.
@@ -42,7 +42,26 @@ pub struct Cursor {
     /// status as last seen, by ticket id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub statuses: BTreeMap<String, String>,
+    /// Tickets read in the look-back at the edge of the window: by id, the
+    /// update time they were read at and when deskbridge read them. Listed
+    /// again round after round while nothing newer happens, such a ticket
+    /// is not read again once it was read well after that update time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub edge: BTreeMap<String, Edge>,
 }
+
+/// A ticket read at the window's edge (`Cursor::edge`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Edge {
+    /// Its update time as the product wrote it.
+    pub updated: String,
+    /// When deskbridge read it.
+    pub read_at: DateTime<Utc>,
+}
+
+/// Without the product's clock (no `Date` header), deskbridge's, taken
+/// this much earlier: a product's clock may be behind.
+const SKEW: chrono::Duration = chrono::Duration::seconds(60);
 
 impl Cursor {
     /// Changes at or after this time are read in the next round, looking
@@ -397,6 +416,10 @@ pub struct PollStatus {
     pub rounds: u64,
     /// Events taken from the product.
     pub taken: u64,
+    /// Tickets read in the last round (listed and changed since read;
+    /// an idle product: none).
+    #[serde(default)]
+    pub last_round_reads: u64,
     /// When a round last succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ok: Option<DateTime<Utc>>,
@@ -460,7 +483,8 @@ impl Poller {
     /// whether more changes wait.
     pub async fn poll_now(&self) -> Result<(usize, bool), String> {
         let me = self.identity().await.map_err(|e| e.message)?;
-        self.round(&me).await.map_err(|e| e.message)
+        let (n, more, _) = self.round(&me).await.map_err(|e| e.message)?;
+        Ok((n, more))
     }
 
     /// Runs until `shutdown` fires.
@@ -500,12 +524,13 @@ impl Poller {
             // `deaf`: after a failure, the backoff (and a Retry-After)
             // holds even when the product's webhooks ask for more.
             let (wait, deaf) = match self.round(&me).await {
-                Ok((n, more)) => {
+                Ok((n, more, reads)) => {
                     retry = Retry::new(RetryPolicy::default());
                     said = Default::default();
                     crate::connector::with_entry(&self.board, &name, |s| {
                         s.rounds += 1;
                         s.taken += n as u64;
+                        s.last_round_reads = reads as u64;
                         s.last_ok = Some(Utc::now());
                         s.failing = None;
                     });
@@ -544,8 +569,9 @@ impl Poller {
         }
     }
 
-    /// One round: the events taken, and whether more changes wait.
-    async fn round(&self, me: &Identity) -> Result<(usize, bool), RoundError> {
+    /// One round: the events taken, whether more changes wait, and the
+    /// tickets it read.
+    async fn round(&self, me: &Identity) -> Result<(usize, bool, usize), RoundError> {
         let name = &self.ep.name;
         let stored = self.store.cursor(name).map_err(round_error)?;
         let cursor = match stored.as_deref().map(serde_json::from_slice::<Cursor>) {
@@ -562,9 +588,10 @@ impl Poller {
                     since: now,
                     floor: now,
                     statuses: BTreeMap::new(),
+                    edge: BTreeMap::new(),
                 };
                 self.commit(vec![], &c).await?;
-                return Ok((0, false));
+                return Ok((0, false, 0));
             }
         };
         let lp = &self.ep.profile.list_changes;
@@ -576,8 +603,13 @@ impl Poller {
         let updated_ptr = lp.updated_at.as_deref().unwrap_or(&tp.updated_at);
         let mut listed = Vec::new();
         let mut offset = 0u64;
+        // When this round read, by the product's clock: the tickets are
+        // read after it.
+        let mut read_at = None;
+        let mut first_of_last_page: Option<String> = None;
         let more = loop {
             let answer = list_page(&self.ep, from, offset).await?;
+            read_at = read_at.or(Some(answer.date.unwrap_or_else(|| Utc::now() - SKEW)));
             let page = answer
                 .json
                 .pointer(list_ptr)
@@ -585,6 +617,15 @@ impl Poller {
                 .cloned()
                 .unwrap_or_default();
             let n = page.len();
+            // A product that ignores the paging answers the same page
+            // again: what was read is taken, the rest waits for the next
+            // round.
+            let first = page.first().and_then(|t| text_at(t, id_ptr));
+            if offset > 0 && first.is_some() && first == first_of_last_page {
+                warn!(endpoint = %name, "list_changes: the product answered the same page for the next one (it ignores the paging?); going on in the next round");
+                break true;
+            }
+            first_of_last_page = first;
             listed.extend(page);
             if last_page(lp, &answer.json, n) {
                 break false;
@@ -600,9 +641,11 @@ impl Poller {
                 break true;
             }
             offset += lp.page_size as u64;
-            // A product that ignores the paging answers the same full page
-            // for ever: take what was read, and go on next round.
-            if offset >= MAX_LISTED {
+            // A filtered list this long is a second with more changes than
+            // one round takes: the rest next round. An unfiltered one is
+            // walked to its end however large the desk (a round that
+            // stopped early would never reach the later tickets).
+            if !lp.unfiltered && offset >= MAX_LISTED {
                 warn!(endpoint = %name, "list_changes: {MAX_LISTED} tickets changed in one second, or the product ignores the paging; going on in the next round");
                 break true;
             }
@@ -619,6 +662,10 @@ impl Poller {
             me,
             service_account: &self.service_account,
         };
+        let back = cursor.since - from;
+        let mut edge = BTreeMap::new();
+        let mut skipped = 0usize;
+        let mut reads = 0usize;
         for item in &listed {
             let Some(id) = text_at(item, id_ptr) else {
                 continue;
@@ -626,6 +673,22 @@ impl Poller {
             if lp.unfiltered && listed_before(item, updated_ptr, tf, from) {
                 continue;
             }
+            // Read before at this very update time, long enough after it
+            // that nothing of that time can still appear: the look-back
+            // lists it again, but there is nothing new to read.
+            let listed_at = text_at(item, updated_ptr);
+            if let (Some(e), Some(u)) = (cursor.edge.get(&id), &listed_at) {
+                // (A second more: products write whole seconds.)
+                let settled = super::parse_time(u, tf)
+                    .is_some_and(|t| e.read_at >= t + back + chrono::Duration::seconds(1));
+                if &e.updated == u && settled {
+                    edge.insert(id.clone(), e.clone());
+                    skipped += 1;
+                    continue;
+                }
+            }
+            let read_at = read_at.unwrap_or_else(|| Utc::now() - SKEW);
+            reads += 1;
             let ticket = match self.ep.read_ticket(&id).await {
                 Ok(t) => t,
                 Err(e @ crate::connector::SinkError::Transient { .. }) => return Err(e.into()),
@@ -636,6 +699,9 @@ impl Poller {
             };
             if let Some(u) = super::time_at(&ticket, &tp.updated_at, tf) {
                 since = since.max(u);
+            }
+            if let Some(updated) = listed_at {
+                edge.insert(id.clone(), Edge { updated, read_at });
             }
             let entries = self.ep.entries(&id, &ticket, Some(from)).await?;
             let mut evs = reader.events(&ticket, &entries, from);
@@ -651,17 +717,24 @@ impl Poller {
                 }
             }
         }
+        if skipped > 0 {
+            debug!(endpoint = %name, skipped, "tickets listed again with nothing new: not read");
+        }
+        // Only what the next round's look-back can list again.
+        let next_from = (since - back).max(cursor.floor);
+        edge.retain(|_, e| super::parse_time(&e.updated, tf).is_none_or(|t| t >= next_from));
         let n = events.len();
         self.commit(
             events,
             &Cursor {
                 since,
                 statuses,
+                edge,
                 ..cursor
             },
         )
         .await?;
-        Ok((n, more))
+        Ok((n, more, reads))
     }
 
     /// Downloads the files of a comment (or a new ticket) of the
@@ -955,12 +1028,14 @@ mod tests {
             since: t("2024-05-01T10:00:00Z"),
             floor: t("2024-05-01T09:59:58Z"),
             statuses: BTreeMap::new(),
+            edge: BTreeMap::new(),
         };
         assert_eq!(c.window(None), t("2024-05-01T09:59:58Z"));
         let c = Cursor {
             since: t("2024-05-01T10:00:00Z"),
             floor: t("2024-05-01T09:00:00Z"),
             statuses: BTreeMap::new(),
+            edge: BTreeMap::new(),
         };
         assert_eq!(c.window(None), t("2024-05-01T09:59:55Z"));
         assert_eq!(c.window(Some(300)), t("2024-05-01T09:55:00Z"));
