@@ -697,6 +697,25 @@ password = { env = "DESKBRIDGE_TEST_UNSET_IMAP_PASSWORD" }
             (imap.port(), imap.mailbox.as_str(), imap.idle),
             (993, "INBOX", true)
         );
+        assert_eq!(
+            (imap.sent_mailbox.as_str(), imap.unsure_wait_secs),
+            ("Sent", 300)
+        );
+        // The Sent folder cannot be the one read: its copies would pass
+        // for the blind copies that prove a mail went out.
+        let all = crate::config::Config::parse(&text.replace(
+            "password = { env = \"DESKBRIDGE_TEST_UNSET_IMAP_PASSWORD\" }",
+            &format!(
+                "password = {{ file = \"{}\" }}\nsent_mailbox = \"inbox\"",
+                pw.path().display()
+            ),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            all.contains("endpoints.mail.email.imap.sent_mailbox: must differ from imap.mailbox"),
+            "{all}"
+        );
     }
 
     #[test]
