@@ -13,6 +13,7 @@
 
 pub mod parse;
 pub mod poll;
+pub mod sent;
 pub mod sink;
 
 use crate::config::SecretSource;
@@ -151,6 +152,23 @@ pub struct ImapConfig {
     /// ones (a company's own CA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// The folder every mail deskbridge sends is copied to before it is
+    /// sent (created if missing): after a crash, a mail found there is not
+    /// sent again. Must not be `mailbox`.
+    #[serde(default = "default_sent_mailbox")]
+    pub sent_mailbox: String,
+    /// Seconds a mail that a crash left unsure (copied to `sent_mailbox`,
+    /// not known to be sent) waits for its blind copy to arrive in
+    /// `mailbox` before it is sent again.
+    #[serde(default = "default_unsure_wait_secs")]
+    pub unsure_wait_secs: u64,
+}
+
+fn default_sent_mailbox() -> String {
+    "Sent".into()
+}
+fn default_unsure_wait_secs() -> u64 {
+    300
 }
 
 impl SmtpConfig {
@@ -370,7 +388,8 @@ impl MailEndpoint {
 pub struct MailboxStatus {
     /// Mails that became comments, status changes or tickets.
     pub taken: u64,
-    /// Automatic replies, bounces and deskbridge's own mail, left alone.
+    /// Automatic replies and bounces, left alone (deskbridge's own mail,
+    /// such as the blind copies of what it sends, is not counted).
     pub left_alone: u64,
     /// Mail from senders not allowed, or answering no known ticket.
     pub not_applied: u64,
@@ -537,6 +556,17 @@ pub fn config_problems(at: &str, e: &EmailConfig, p: &mut Vec<String>) {
         if i.timeout_secs == 0 {
             p.push(format!("{at}.imap.timeout_secs: must be more than 0"));
         }
+        if i.sent_mailbox.trim().is_empty() || i.sent_mailbox.contains(['"', '\\', '\r', '\n']) {
+            p.push(format!(
+                "{at}.imap.sent_mailbox: a folder name like Sent (got {:?})",
+                i.sent_mailbox
+            ));
+        } else if i.sent_mailbox.eq_ignore_ascii_case(&i.mailbox) {
+            p.push(format!(
+                "{at}.imap.sent_mailbox: must differ from imap.mailbox ({:?}): the copies of sent mail would be taken for proof that they arrived",
+                i.mailbox
+            ));
+        }
     }
 }
 
@@ -666,6 +696,25 @@ password = { env = "DESKBRIDGE_TEST_UNSET_IMAP_PASSWORD" }
         assert_eq!(
             (imap.port(), imap.mailbox.as_str(), imap.idle),
             (993, "INBOX", true)
+        );
+        assert_eq!(
+            (imap.sent_mailbox.as_str(), imap.unsure_wait_secs),
+            ("Sent", 300)
+        );
+        // The Sent folder cannot be the one read: its copies would pass
+        // for the blind copies that prove a mail went out.
+        let all = crate::config::Config::parse(&text.replace(
+            "password = { env = \"DESKBRIDGE_TEST_UNSET_IMAP_PASSWORD\" }",
+            &format!(
+                "password = {{ file = \"{}\" }}\nsent_mailbox = \"inbox\"",
+                pw.path().display()
+            ),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            all.contains("endpoints.mail.email.imap.sent_mailbox: must differ from imap.mailbox"),
+            "{all}"
         );
     }
 

@@ -394,6 +394,11 @@ impl MailPoller {
                     more = false;
                     break;
                 }
+                // Every mail sent comes back as a blind copy (the proof
+                // that it went, see `sent.rs`): nothing to report.
+                Err(Skip::Own) => {
+                    debug!(endpoint = %self.ep.name, uid, message_id = %mail.message_id, "deskbridge's own mail: left alone");
+                }
                 Err(skip) => {
                     report(&self.ep.name, uid, &mail, &skip);
                     with_mailbox(&self.board, &self.ep.name, |s| match &skip {

@@ -3,17 +3,21 @@
 //!
 //! Sending is not idempotent at the server, so the Message-ID is: it is
 //! derived from the ticket token and the event id, and the Date from the
-//! event. A delivery repeated after a crash (SMTP accepted, deskbridge
-//! died before recording it) sends the very same mail again, which mail
-//! clients and deskbridge's own inbound side recognise by its Message-ID;
-//! it never becomes a second, different mail.
+//! event. With `imap`, every mail is copied to the Sent folder before it
+//! is sent and looked up there first (see `sent.rs`), so a delivery
+//! repeated after a crash (SMTP accepted, deskbridge died before
+//! recording it) does not send it again. Without `imap` there is nowhere
+//! to look: the repeat sends the very same mail again, which mail clients
+//! recognise by its Message-ID.
 
 use super::parse::OWN_HEADER;
+use super::sent::{Copy, SentFolder};
 use super::{MailEndpoint, Security, Thread};
 use crate::connector::rest::sink::sender;
 use crate::connector::{Delivery, Sink, SinkError};
 use crate::event::{Audience, Event, EventKind, Status, Ticket};
 use crate::store::Applied;
+use chrono::Utc;
 use futures::future::BoxFuture;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
@@ -27,6 +31,8 @@ use tracing::{info, warn};
 pub struct MailSink {
     pub ep: Arc<MailEndpoint>,
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// The record of what went out; `None` without `imap`.
+    sent: Option<SentFolder>,
 }
 
 fn permanent(message: String) -> SinkError {
@@ -38,6 +44,21 @@ fn transient(message: String) -> SinkError {
         message,
         retry_after: None,
     }
+}
+
+/// A failed send, and whether the server certainly did not take it.
+struct NotSent(SinkError, bool);
+
+/// A connection refused: nothing was said to the server.
+fn connection_refused(e: &lettre::transport::smtp::Error) -> bool {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// A status as a person reads it.
@@ -76,6 +97,7 @@ impl MailSink {
         }
         Ok(MailSink {
             transport: b.build(),
+            sent: ep.cfg.imap.is_some().then(|| SentFolder::new(ep.clone())),
             ep,
         })
     }
@@ -197,21 +219,114 @@ impl MailSink {
         built.map_err(|e| permanent(format!("{}: cannot build the mail: {e}", self.ep.name)))
     }
 
+    /// Sends a mail once: with a Sent folder, looked up there first and
+    /// copied there before it goes (see `sent.rs`).
     async fn send(&self, m: Message, message_id: &str) -> Result<(), SinkError> {
+        let name = &self.ep.name;
+        let raw = m.formatted();
+        let mut envelope = m.envelope().clone();
+        let Some(sent) = &self.sent else {
+            return self
+                .smtp(&envelope, &raw, message_id)
+                .await
+                .map_err(|f| f.0);
+        };
+        // The IMAP server down is a retry, never a send without its record.
+        match sent.look(message_id).await.map_err(transient)? {
+            Copy::Sent => {
+                info!(endpoint = %name, message_id, "found in the Sent folder: sent before a restart, not sent again");
+                return Ok(());
+            }
+            Copy::Pending(copied) => {
+                if sent.arrived(message_id).await.map_err(transient)? {
+                    info!(endpoint = %name, message_id, "a restart left it unsure; its blind copy arrived, so it was sent: not sent again");
+                    self.settle(sent, message_id, true).await;
+                    return Ok(());
+                }
+                let waited = copied
+                    .map(|t| (Utc::now() - t).to_std().unwrap_or_default())
+                    .unwrap_or_default();
+                let wait = sent.unsure_wait();
+                if waited < wait {
+                    info!(endpoint = %name, message_id, "a restart left it unsure: waiting for its blind copy before sending again");
+                    return Err(SinkError::Transient {
+                        message: format!(
+                            "{name}: {message_id} may have been sent before a restart: waiting up to {} s for its blind copy to arrive before sending it again",
+                            wait.as_secs()
+                        ),
+                        retry_after: Some((wait - waited).min(Duration::from_secs(5))),
+                    });
+                }
+                warn!(endpoint = %name, message_id, waited_secs = waited.as_secs(), "a restart left it unsure and no blind copy arrived: sending it again under the same Message-ID");
+            }
+            Copy::Absent => sent.append_pending(&raw).await.map_err(transient)?,
+        }
+        // The blind copy to deskbridge's own mailbox is the proof, after a
+        // crash, that the server took the mail (the Bcc is only in the
+        // envelope: the mail itself is the one copied).
+        if let Ok(own) = super::normalize_address(&self.ep.cfg.from).parse() {
+            let mut to = envelope.to().to_vec();
+            to.push(own);
+            if let Ok(e) = lettre::address::Envelope::new(envelope.from().cloned(), to) {
+                envelope = e;
+            }
+        }
+        match self.smtp(&envelope, &raw, message_id).await {
+            Ok(()) => {
+                self.settle(sent, message_id, true).await;
+                Ok(())
+            }
+            Err(NotSent(e, certain)) => {
+                // Certainly not taken: the copy goes, and the retry need
+                // not wait for a blind copy that cannot come.
+                if certain {
+                    self.settle(sent, message_id, false).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks the copy; a failure only costs a look for the blind copy if
+    /// the delivery is ever repeated, so it is logged, not returned.
+    async fn settle(&self, sent: &SentFolder, message_id: &str, ok: bool) {
+        if let Err(e) = sent.settle(message_id, ok).await {
+            warn!(endpoint = %self.ep.name, message_id, error = %e, "the Sent folder's copy is not marked");
+        }
+    }
+
+    async fn smtp(
+        &self,
+        envelope: &lettre::address::Envelope,
+        raw: &[u8],
+        message_id: &str,
+    ) -> Result<(), NotSent> {
         let s = &self.ep.cfg.smtp;
-        match self.transport.send(m).await {
+        match self.transport.send_raw(envelope, raw).await {
             Ok(_) => {
                 info!(endpoint = %self.ep.name, message_id, "mail sent");
                 Ok(())
             }
             // 5xx: the server refuses this mail (an unknown recipient, a
             // size limit); trying again will not help.
-            Err(e) if e.is_permanent() => Err(permanent(format!(
-                "SMTP {}:{} refused the mail: {e}",
-                s.host,
-                s.port()
-            ))),
-            Err(e) => Err(transient(format!("SMTP {}:{}: {e}", s.host, s.port()))),
+            Err(e) if e.is_permanent() => Err(NotSent(
+                permanent(format!(
+                    "SMTP {}:{} refused the mail: {e}",
+                    s.host,
+                    s.port()
+                )),
+                true,
+            )),
+            // A 4xx, a TLS failure or no connection: certainly not taken.
+            // A connection lost or timed out may have been after the
+            // server took it: unsure.
+            Err(e) => {
+                let certain = e.is_transient() || e.is_tls() || connection_refused(&e);
+                Err(NotSent(
+                    transient(format!("SMTP {}:{}: {e}", s.host, s.port())),
+                    certain,
+                ))
+            }
         }
     }
 
