@@ -150,6 +150,18 @@ impl Ingest {
         if !climbs || !self.config.endpoints.contains_key(endpoint) {
             return Ok(0);
         }
+        // Most tickets have the one link the event came over: nothing goes
+        // on, and no transaction is spent on finding that out.
+        let created = matches!(landed.kind, EventKind::TicketCreated { .. });
+        if !created
+            && !self
+                .store
+                .links_of(endpoint, ticket)?
+                .iter()
+                .any(|l| l.id != via)
+        {
+            return Ok(0);
+        }
         let mut ev = landed.clone();
         ev.id = crate::event::stable_id(
             endpoint,
@@ -458,15 +470,7 @@ impl Ingest {
             party: self.party_name(endpoint),
             ticket: Some(ticket),
         });
-        let mut env = Envelope {
-            link_id: link.id,
-            dest: other.endpoint.clone(),
-            origin: endpoint.into(),
-            event: ev,
-            accepted_at: Some(chrono::Utc::now()),
-            after: None,
-        };
-        Ok(Some((tx.enqueue(&mut env)?, env)))
+        Ok(Some(enqueue(tx, link, &other.endpoint, endpoint, ev)?))
     }
 
     fn route(
@@ -504,15 +508,7 @@ impl Ingest {
         ) else {
             return Ok(None);
         };
-        let mut env = Envelope {
-            link_id: link.id,
-            dest: other.endpoint.clone(),
-            origin: endpoint.into(),
-            event: routed,
-            accepted_at: Some(chrono::Utc::now()),
-            after: None,
-        };
-        Ok(Some((tx.enqueue(&mut env)?, env)))
+        Ok(Some(enqueue(tx, link, &other.endpoint, endpoint, routed)?))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -554,6 +550,25 @@ impl Ingest {
             .map(|p| p.name.clone())
             .unwrap_or_else(|| endpoint.to_string())
     }
+}
+
+/// Queues `event` from `origin` for `dest` over `link`.
+fn enqueue(
+    tx: &Tx<'_>,
+    link: &Link,
+    dest: &str,
+    origin: &str,
+    event: Event,
+) -> TxResult<(QueueKey, Envelope)> {
+    let mut env = Envelope {
+        link_id: link.id,
+        dest: dest.into(),
+        origin: origin.into(),
+        event,
+        accepted_at: Some(chrono::Utc::now()),
+        after: None,
+    };
+    Ok((tx.enqueue(&mut env)?, env))
 }
 
 fn matches(cond: Option<&Condition>, t: &Ticket) -> bool {

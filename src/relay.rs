@@ -930,10 +930,21 @@ impl Dispatcher {
             by.id()
         );
         warn!(dest = %self.dest, link = %env.link_id, event = %env.event.id, %error, "dead letter");
+        self.dead_letter(key, env, error, 0).await
+    }
+
+    /// Moves a message to the dead letters, durably, and counts it.
+    async fn dead_letter(
+        &self,
+        key: &QueueKey,
+        envelope: Envelope,
+        error: String,
+        attempts: u32,
+    ) -> Result<(QueueKey, DeadLetter), StoreError> {
         let dl = DeadLetter {
-            envelope: env,
+            envelope,
             error,
-            attempts: 0,
+            attempts,
             at: Utc::now(),
             waited_for: None,
         };
@@ -955,17 +966,8 @@ impl Dispatcher {
             env.link_id
         );
         warn!(dest = %self.dest, link = %env.link_id, event = %env.event.id, %error, "dead letter");
-        let dl = DeadLetter {
-            envelope: env.clone(),
-            error,
-            attempts,
-            at: Utc::now(),
-            waited_for: None,
-        };
-        self.store.kill(key, &dl)?;
-        self.store.flush().await?;
-        with_status(&self.board, &self.dest, |s| s.dead_lettered += 1);
-        Ok(Done::Dead(Box::new((key.clone(), dl))))
+        let dead = self.dead_letter(key, env.clone(), error, attempts).await?;
+        Ok(Done::Dead(Box::new(dead)))
     }
 
     /// Makes the message of a delivery task that panicked a dead letter.
@@ -1121,17 +1123,10 @@ impl Dispatcher {
                 }
                 Err(SinkError::Permanent { message }) => {
                     warn!(error = %message, "dead letter");
-                    let dl = DeadLetter {
-                        envelope: env.clone(),
-                        error: message,
-                        attempts,
-                        at: Utc::now(),
-                        waited_for: None,
-                    };
-                    self.store.kill(key, &dl)?;
-                    self.store.flush().await?;
-                    with_status(&self.board, &self.dest, |s| s.dead_lettered += 1);
-                    return Ok(Done::Dead(Box::new((key.clone(), dl))));
+                    let dead = self
+                        .dead_letter(key, env.clone(), message, attempts)
+                        .await?;
+                    return Ok(Done::Dead(Box::new(dead)));
                 }
                 Err(SinkError::Transient {
                     message,

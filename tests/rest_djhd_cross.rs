@@ -76,6 +76,32 @@ role = "vendor"
 
 "#;
 
+/// The Redmine desk's endpoint (its key written to `dir`): `rest` ends its
+/// `rest` table, `policy` is its policy table.
+fn redmine_desk(dir: &Path, rm: &Redmine, key: &str, rest: &str, policy: &str) -> String {
+    std::fs::write(dir.join("redmine.key"), key).unwrap();
+    format!(
+        r#"[endpoints.redmine]
+party = "desk"
+kind = "rest"
+service_account = "{REDMINE_SERVICE_LOGIN}"
+[endpoints.redmine.rest]
+profile = "redmine"
+base_url = "{url}"
+credentials = {{ file = "{file}" }}
+project = "{project}"
+poll_secs = 1
+rate_limit_per_minute = 1200
+{rest}
+[endpoints.redmine.policy]
+{policy}
+"#,
+        url = rm.url,
+        file = dir.join("redmine.key").display(),
+        project = rm.project,
+    )
+}
+
 fn started(dir: tempfile::TempDir, conf: &str) -> Gateway {
     let gw = Gateway::start_with(dir, conf);
     let ok = gw.cli(&["check"]);
@@ -101,30 +127,10 @@ async fn redmine_desk_escalates_to_django_helpdesk_vendor() {
     };
     let key = rm.service_key().await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("redmine.key"), &key).unwrap();
     let conf = format!(
-        r#"{PARTIES}[endpoints.redmine]
-party = "desk"
-kind = "rest"
-service_account = "{REDMINE_SERVICE_LOGIN}"
-[endpoints.redmine.rest]
-profile = "redmine"
-base_url = "{url}"
-credentials = {{ file = "{file}" }}
-project = "{project}"
-poll_secs = 1
-rate_limit_per_minute = 1200
-[endpoints.redmine.policy]
-{DESK_POLICY}
-{djhd}
-[[transfers]]
-from = "redmine"
-to = "django-helpdesk"
-"#,
-        url = rm.url,
-        file = dir.path().join("redmine.key").display(),
-        project = rm.project,
-        djhd = djhd_endpoint(dir.path(), &dh, "vendor", None),
+        "{PARTIES}{}{}\n[[transfers]]\nfrom = \"redmine\"\nto = \"django-helpdesk\"\n",
+        redmine_desk(dir.path(), &rm, &key, "", DESK_POLICY),
+        djhd_endpoint(dir.path(), &dh, "vendor", None),
     );
     let mut gw = started(dir, &conf);
     first_rounds().await;
@@ -473,34 +479,15 @@ async fn redmine_hands_over_its_fields_to_django_helpdesk() {
     };
     let key = rm.service_key().await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("redmine.key"), &key).unwrap();
+    let rest = format!(
+        "custom_fields = {{ site = \"{}\", equipment = \"{}\", serial_number = \"{}\" }}",
+        rm.cf["site"], rm.cf["equipment"], rm.cf["serial_number"]
+    );
+    let policy = r#"allowed_fields = ["description", "priority", "due", "site", "equipment", "serial_number"]"#;
     let conf = format!(
-        r#"{PARTIES}[endpoints.redmine]
-party = "desk"
-kind = "rest"
-service_account = "{REDMINE_SERVICE_LOGIN}"
-[endpoints.redmine.rest]
-profile = "redmine"
-base_url = "{url}"
-credentials = {{ file = "{file}" }}
-project = "{project}"
-poll_secs = 1
-rate_limit_per_minute = 1200
-custom_fields = {{ site = "{site}", equipment = "{equipment}", serial_number = "{serial}" }}
-[endpoints.redmine.policy]
-allowed_fields = ["description", "priority", "due", "site", "equipment", "serial_number"]
-{djhd}custom_fields = {{ site = "site", serial_number = "no_such_field" }}
-[[transfers]]
-from = "redmine"
-to = "django-helpdesk"
-"#,
-        url = rm.url,
-        file = dir.path().join("redmine.key").display(),
-        project = rm.project,
-        site = rm.cf["site"],
-        equipment = rm.cf["equipment"],
-        serial = rm.cf["serial_number"],
-        djhd = djhd_endpoint(dir.path(), &dh, "vendor", None),
+        "{PARTIES}{}{}custom_fields = {{ site = \"site\", serial_number = \"no_such_field\" }}\n[[transfers]]\nfrom = \"redmine\"\nto = \"django-helpdesk\"\n",
+        redmine_desk(dir.path(), &rm, &key, &rest, policy),
+        djhd_endpoint(dir.path(), &dh, "vendor", None),
     );
     let gw = started(dir, &conf);
     first_rounds().await;

@@ -88,6 +88,27 @@ fn config(dir: &std::path::Path, rt: &Rt, rm: &Redmine, redmine_key: &str) -> St
     format!("{rt_part}{rm_part}").replace("poll_secs = 10", "poll_secs = 1")
 }
 
+/// RT's `CustomFields` object: the test instance's ids of these fields.
+fn rt_cfs(rt: &Rt, values: &[(&str, &str)]) -> Value {
+    let map: serde_json::Map<String, Value> = values
+        .iter()
+        .map(|(f, v)| (rt.cf[*f].clone(), json!(v)))
+        .collect();
+    Value::Object(map)
+}
+
+/// Changes an RT ticket as its staff would (root).
+async fn rt_update(rt: &Rt, ticket: &str, body: Value) {
+    let (code, v) = rt
+        .call(
+            reqwest::Method::PUT,
+            &format!("/ticket/{ticket}"),
+            Some(body),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+}
+
 /// The value of a Redmine issue's custom field.
 fn rm_cf(issue: &Value, id: &str) -> Option<String> {
     issue["custom_fields"]
@@ -140,10 +161,14 @@ async fn the_whole_hand_over_crosses_and_field_changes_cross_both_ways() {
 
     // 1. An RT ticket with priority 80, a due time and custom fields.
     let subject = format!("Scale shows wrong weight {}", uuid::Uuid::new_v4().simple());
-    let mut cfs = serde_json::Map::new();
-    cfs.insert(rt.cf["site"].clone(), json!("Store 12, Leeds"));
-    cfs.insert(rt.cf["equipment"].clone(), json!("Scale DIGI SM-120"));
-    cfs.insert(rt.cf["serial_number"].clone(), json!("SN-4471"));
+    let cfs = rt_cfs(
+        &rt,
+        &[
+            ("site", "Store 12, Leeds"),
+            ("equipment", "Scale DIGI SM-120"),
+            ("serial_number", "SN-4471"),
+        ],
+    );
     let (code, v) = rt
         .call(
             reqwest::Method::POST,
@@ -225,16 +250,13 @@ async fn the_whole_hand_over_crosses_and_field_changes_cross_both_ways() {
     );
 
     // 2. RT changes priority, due time and site: Redmine follows.
-    let mut cfs = serde_json::Map::new();
-    cfs.insert(rt.cf["site"].clone(), json!("Store 14, York"));
-    let (code, v) = rt
-        .call(
-            reqwest::Method::PUT,
-            &format!("/ticket/{ticket}"),
-            Some(json!({"Priority": 100, "Due": "2026-12-18T09:00:00Z", "CustomFields": cfs})),
-        )
-        .await;
-    assert_eq!(code, 200, "{v}");
+    let cfs = rt_cfs(&rt, &[("site", "Store 14, York")]);
+    rt_update(
+        &rt,
+        &ticket,
+        json!({"Priority": 100, "Due": "2026-12-18T09:00:00Z", "CustomFields": cfs}),
+    )
+    .await;
     assert!(
         within(120, POLL, || async {
             let i = rm.issue(&issue).await;
@@ -248,16 +270,8 @@ async fn the_whole_hand_over_crosses_and_field_changes_cross_both_ways() {
         gw.log()
     );
     // A change with no place in Redmine is a note there.
-    let mut cfs = serde_json::Map::new();
-    cfs.insert(rt.cf["serial_number"].clone(), json!("SN-9000"));
-    let (code, v) = rt
-        .call(
-            reqwest::Method::PUT,
-            &format!("/ticket/{ticket}"),
-            Some(json!({"CustomFields": cfs})),
-        )
-        .await;
-    assert_eq!(code, 200, "{v}");
+    let cfs = rt_cfs(&rt, &[("serial_number", "SN-9000")]);
+    rt_update(&rt, &ticket, json!({ "CustomFields": cfs })).await;
     assert!(
         within(120, POLL, || async {
             let i = rm.issue(&issue).await;
