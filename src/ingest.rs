@@ -124,7 +124,7 @@ impl Ingest {
     }
 
     /// What deskbridge has just set on `endpoint`'s `ticket` over link `via`
-    /// (a status; a comment that landed public) now holds in that
+    /// (a status; a comment from below that landed public) now holds in that
     /// company's system as if its own people had done it: it goes on along
     /// the ticket's other links under each hop's own rules (share_status,
     /// status_from_partner, the comment policy), so a status climbs a chain
@@ -195,7 +195,18 @@ impl Ingest {
             let all = tx.links_of(&ep, &ev.ticket)?;
             let has_downstream = all.iter().any(|l| l.is_upstream(&ep));
             let now = chrono::Utc::now();
-            for link in all.iter().filter(|l| l.id != via) {
+            // A comment only climbs: what came from below and landed
+            // public here goes up to whom this company answers, never
+            // down to its other partners. A status goes every way.
+            let is_comment = matches!(ev.kind, EventKind::Comment { .. });
+            let from_below = all.iter().any(|l| l.id == via && l.is_upstream(&ep));
+            if is_comment && !from_below {
+                return Ok(out);
+            }
+            for link in all
+                .iter()
+                .filter(|l| l.id != via && !(is_comment && l.is_upstream(&ep)))
+            {
                 if let EventKind::StatusChanged { status } = ev.kind {
                     let mut l = link.clone();
                     if let Some(side) = l.side_mut(&ep) {
@@ -745,6 +756,102 @@ to = "b"
         // the transfer and the one partner comment, nothing else
         assert_eq!(store.pending("b").unwrap().len(), 2);
         assert_eq!(store.links().unwrap().len(), 1);
+    }
+
+    /// client (a) → service company (b) → vendor (c), each receiving.
+    const CHAIN: &str = r#"
+[parties.a]
+name = "A Co"
+role = "client"
+[parties.b]
+name = "B Co"
+role = "service_company"
+[parties.c]
+name = "C Co"
+role = "vendor"
+[endpoints.a]
+party = "a"
+kind = "webhook"
+[endpoints.a.webhook]
+url = "http://127.0.0.1:9/never-called"
+outbound_secret = { env = "DESKBRIDGE_UNIT_TEST_SECRET" }
+[endpoints.b]
+party = "b"
+kind = "webhook"
+[endpoints.b.webhook]
+url = "http://127.0.0.1:9/never-called"
+outbound_secret = { env = "DESKBRIDGE_UNIT_TEST_SECRET" }
+[endpoints.b.policy]
+share_client_conversation = true
+partner_comments = "public"
+[endpoints.c]
+party = "c"
+kind = "webhook"
+[endpoints.c.webhook]
+url = "http://127.0.0.1:9/never-called"
+outbound_secret = { env = "DESKBRIDGE_UNIT_TEST_SECRET" }
+"#;
+
+    #[tokio::test]
+    async fn what_lands_on_a_middle_ticket_goes_on_a_comment_only_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("DESKBRIDGE_UNIT_TEST_SECRET", "whsec_dGVzdHNlY3JldA==");
+        let config = Arc::new(Config::parse(CHAIN).unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        let blobs = BlobStore::open(dir.path().join("files"), 1024).unwrap();
+        let ingest = Ingest::new(config, store.clone(), blobs, Queues::default());
+        let mut up = Link::new("a", "1", "b");
+        up.downstream.ticket = Some("2".into());
+        let mut down = Link::new("b", "2", "c");
+        down.downstream.ticket = Some("3".into());
+        let (u, d) = (up.clone(), down.clone());
+        store
+            .ingest_tx(move |tx| {
+                tx.put_link(&u)?;
+                tx.put_link(&d)
+            })
+            .unwrap();
+        let kinds = |dest: &str| -> Vec<String> {
+            store
+                .pending(dest)
+                .unwrap()
+                .into_iter()
+                .map(|(_, e)| e.event.kind.name().to_string())
+                .collect()
+        };
+        // The vendor's comment, landed public at b, climbs to the client.
+        let from_below = comment("3", "parts ordered", Audience::Public);
+        assert_eq!(
+            ingest.onward("b", "2", down.id, &from_below).await.unwrap(),
+            1
+        );
+        assert_eq!(kinds("a"), ["comment"]);
+        // Again (a redelivery): taken once.
+        assert_eq!(
+            ingest.onward("b", "2", down.id, &from_below).await.unwrap(),
+            0
+        );
+        // The client's comment, landed public at b, does not go down to
+        // b's other partners (b shares its client conversation only by
+        // what b itself writes).
+        let from_above = comment("1", "my phone is 555", Audience::Public);
+        assert_eq!(
+            ingest.onward("b", "2", up.id, &from_above).await.unwrap(),
+            0
+        );
+        assert!(kinds("c").is_empty(), "{:?}", kinds("c"));
+        // A status goes every way but back: the client's cancellation,
+        // set on b, reaches the vendor (and b shows it its partner's
+        // status is now b's), not the client again.
+        let cancelled = Event::new(
+            "1",
+            EventKind::StatusChanged {
+                status: crate::event::Status::Cancelled,
+            },
+        );
+        ingest.onward("b", "2", up.id, &cancelled).await.unwrap();
+        assert_eq!(kinds("c"), ["status_changed", "field_changed"]);
+        assert_eq!(kinds("a"), ["comment"]);
     }
 
     #[tokio::test]
