@@ -35,9 +35,7 @@ const COMMON: [&str; 4] = ["description", "priority", "due", "attachments"];
 fn places(ep: &EndpointConfig) -> Option<(Profile, Places)> {
     let r = ep.rest.as_ref()?;
     let profile = Profile::load(r.profile.as_deref(), r.profile_file.as_deref()).ok()?;
-    let mut places = Places::of_profile(&profile);
-    places.priorities.extend(&r.priorities);
-    places.custom_ids = r.custom_fields.clone();
+    let places = Places::of_endpoint(&profile, r);
     Some((profile, places))
 }
 

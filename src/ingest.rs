@@ -624,9 +624,13 @@ to = "b"
 "#;
 
     fn setup() -> (tempfile::TempDir, Ingest, Store) {
+        setup_with(CONFIG)
+    }
+
+    fn setup_with(conf: &str) -> (tempfile::TempDir, Ingest, Store) {
         let dir = tempfile::tempdir().unwrap();
         std::env::set_var("DESKBRIDGE_UNIT_TEST_SECRET", "whsec_dGVzdHNlY3JldA==");
-        let config = Arc::new(Config::parse(CONFIG).unwrap());
+        let config = Arc::new(Config::parse(conf).unwrap());
         let store = Store::open(dir.path()).unwrap();
         let blobs = BlobStore::open(dir.path().join("files"), 1024).unwrap();
         let ingest = Ingest::new(config, store.clone(), blobs, Queues::default());
@@ -794,12 +798,7 @@ outbound_secret = { env = "DESKBRIDGE_UNIT_TEST_SECRET" }
 
     #[tokio::test]
     async fn what_lands_on_a_middle_ticket_goes_on_a_comment_only_up() {
-        let dir = tempfile::tempdir().unwrap();
-        std::env::set_var("DESKBRIDGE_UNIT_TEST_SECRET", "whsec_dGVzdHNlY3JldA==");
-        let config = Arc::new(Config::parse(CHAIN).unwrap());
-        let store = Store::open(dir.path()).unwrap();
-        let blobs = BlobStore::open(dir.path().join("files"), 1024).unwrap();
-        let ingest = Ingest::new(config, store.clone(), blobs, Queues::default());
+        let (_dir, ingest, store) = setup_with(CHAIN);
         let mut up = Link::new("a", "1", "b");
         up.downstream.ticket = Some("2".into());
         let mut down = Link::new("b", "2", "c");

@@ -120,25 +120,38 @@ impl SentFolder {
             .map_err(|e| format!("SELECT {sent}: {e}"))
     }
 
+    /// The UIDs (an IMAP set) of the Sent folder's copies matching
+    /// `query`; `None` when there are none.
+    async fn copies(
+        s: &mut Session<Conn>,
+        sent: &str,
+        query: &str,
+    ) -> Result<Option<String>, String> {
+        Self::select_sent(s, sent).await?;
+        let uids = s
+            .uid_search(query)
+            .await
+            .map_err(|e| format!("SEARCH {sent}: {e}"))?;
+        if uids.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            uids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ))
+    }
+
     /// What the Sent folder knows of `message_id`.
     pub async fn look(&self, message_id: &str) -> Result<Copy, String> {
         let (sent, _, _) = self.names();
         let (sent, query) = (sent.to_string(), search_for(message_id));
         self.with("looking in the Sent folder", move |s| {
             Box::pin(async move {
-                Self::select_sent(s, &sent).await?;
-                let uids = s
-                    .uid_search(&query)
-                    .await
-                    .map_err(|e| format!("SEARCH {sent}: {e}"))?;
-                if uids.is_empty() {
+                let Some(set) = Self::copies(s, &sent, &query).await? else {
                     return Ok(Copy::Absent);
-                }
-                let set = uids
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
+                };
                 let fetched: Vec<_> = s
                     .uid_fetch(set, "(UID FLAGS INTERNALDATE)")
                     .await
@@ -204,19 +217,9 @@ impl SentFolder {
         let (sent, query) = (sent.to_string(), search_for(message_id));
         self.with("marking the Sent folder's copy", move |s| {
             Box::pin(async move {
-                Self::select_sent(s, &sent).await?;
-                let uids = s
-                    .uid_search(&query)
-                    .await
-                    .map_err(|e| format!("SEARCH {sent}: {e}"))?;
-                if uids.is_empty() {
+                let Some(set) = Self::copies(s, &sent, &query).await? else {
                     return Ok(());
-                }
-                let set = uids
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
+                };
                 let change = if sent_ok {
                     "-FLAGS.SILENT (\\Draft)"
                 } else {

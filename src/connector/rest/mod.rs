@@ -65,13 +65,7 @@ impl RestEndpoint {
         statuses.inbound.extend(r.statuses.inbound.clone());
         statuses.outbound.extend(r.statuses.outbound.clone());
         statuses.readback.extend(r.statuses.readback.clone());
-        let mut priorities = profile.priorities.clone();
-        priorities.extend(&r.priorities);
-        let places = fields::Places {
-            places: profile.fields.clone(),
-            priorities,
-            custom_ids: r.custom_fields.clone(),
-        };
+        let places = fields::Places::of_endpoint(&profile, r);
         Ok(Arc::new(RestEndpoint {
             name: name.into(),
             profile,
