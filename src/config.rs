@@ -506,7 +506,10 @@ pub struct PolicyConfig {
     /// fields `partner_ticket` and `partner_status` (a REST endpoint's
     /// custom fields where `custom_fields` names them, else an internal
     /// note per change; a webhook's `field_changed` events; a new ticket
-    /// carries its upstream ticket's id in its fields).
+    /// carries its upstream ticket's id in its fields). A REST endpoint
+    /// that also names `upstream_ticket` and `upstream_status` shows the
+    /// company that handed the work over there, apart from the partner it
+    /// was handed on to (a ticket in the middle of a chain has both).
     #[serde(default = "default_true")]
     pub show_partner: bool,
 }

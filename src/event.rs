@@ -500,9 +500,43 @@ pub fn strip_markers(body: &str) -> String {
     out
 }
 
+/// A ticket's text as deskbridge read it back from a product, without the
+/// markers deskbridge wrote there: what is handed on down a chain is the
+/// company's text, not deskbridge's bookkeeping.
+pub fn clean_text(text: &str) -> String {
+    let stripped = strip_markers(&text.replace("\r\n", "\n"));
+    let mut out = String::with_capacity(stripped.len());
+    let mut blank = 0;
+    for line in stripped.trim().lines() {
+        let line = line.trim_end();
+        blank = if line.is_empty() { blank + 1 } else { 0 };
+        // The marker's own paragraph leaves a run of blank lines behind.
+        if blank < 2 {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.trim_end().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_back_text_loses_deskbridges_markers_and_their_blank_lines() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let text = format!(
+            "Prints blank receipts.\r\n\r\n{}\r\n\r\n{}\n\nSerial number: SN-9\n",
+            marker(a),
+            marker(b)
+        );
+        assert_eq!(
+            clean_text(&text),
+            "Prints blank receipts.\n\nSerial number: SN-9"
+        );
+        assert_eq!(clean_text("One.\n\nTwo."), "One.\n\nTwo.");
+    }
 
     #[test]
     fn comment_event_roundtrips_with_flat_type_tag() {

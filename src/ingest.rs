@@ -418,11 +418,17 @@ impl Ingest {
     fn update_snapshot(&self, tx: &Tx<'_>, endpoint: &str, ev: &Event) -> TxResult<Option<Ticket>> {
         let mut t = tx.ticket(endpoint, &ev.ticket)?;
         match (&ev.kind, &mut t) {
-            (EventKind::TicketCreated { ticket_data }, _) => t = Some(ticket_data.clone()),
+            (EventKind::TicketCreated { ticket_data }, _) => {
+                let mut data = ticket_data.clone();
+                // A ticket deskbridge created carries its marker: not
+                // handed on further down the chain.
+                data.description = crate::event::clean_text(&data.description);
+                t = Some(data)
+            }
             (EventKind::StatusChanged { status }, Some(t)) => t.status = Some(*status),
             (EventKind::FieldChanged { field, value }, Some(t)) => match field.as_str() {
                 "subject" => t.subject = value.clone(),
-                "description" => t.description = value.clone(),
+                "description" => t.description = crate::event::clean_text(value),
                 "priority" => t.priority = Some(value.clone()).filter(|v| !v.is_empty()),
                 "due" => t.due = crate::event::parse_due(value),
                 _ => {

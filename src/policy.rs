@@ -127,9 +127,14 @@ fn land_comment(comment: &Comment, c: Crossing<'_>) -> Option<Comment> {
     })
 }
 
-/// The fields where a system shows its partner's ticket (`show_partner`).
+/// The fields where a system shows its partner's ticket (`show_partner`);
+/// `upstream_*` where a ticket in the middle of a chain shows the company
+/// that handed it over apart from the partner it handed it on to.
 pub fn is_partner_view(field: &str) -> bool {
-    matches!(field, "partner_ticket" | "partner_status")
+    matches!(
+        field,
+        "partner_ticket" | "partner_status" | "upstream_ticket" | "upstream_status"
+    )
 }
 
 /// Whether the sending side lets this piece of ticket content leave.

@@ -223,52 +223,67 @@ impl SampleDesk {
         author: &str,
         files: &[(&str, &[u8])],
     ) -> String {
+        self.open(
+            Ticket {
+                subject: subject.into(),
+                description: description.into(),
+                fields: fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                attachments: files
+                    .iter()
+                    .map(|(n, b)| Attachment {
+                        name: n.to_string(),
+                        content_type: "application/octet-stream".into(),
+                        sha256: None,
+                        size: None,
+                        content_base64: Some(base64::engine::general_purpose::STANDARD.encode(b)),
+                    })
+                    .collect(),
+                ..Ticket::default()
+            },
+            author,
+        )
+    }
+
+    /// A new ticket as its user fills it in: priority, due time, fields
+    /// and files (given inline, base64).
+    pub fn open(&self, mut ticket: Ticket, author: &str) -> String {
+        ticket.status = Some(Status::New);
         let mut st = self.lock();
         st.next_id += 1;
         let id = st.next_id.to_string();
+        let files = ticket
+            .attachments
+            .iter()
+            .map(|a| {
+                let b = a.content_base64.as_deref().unwrap_or_default();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .unwrap_or_default();
+                (a.name.clone(), bytes)
+            })
+            .collect();
         let t = DeskTicket {
             id: id.clone(),
-            subject: subject.into(),
-            description: description.into(),
+            subject: ticket.subject.clone(),
+            description: ticket.description.clone(),
             status: Status::New,
-            fields: fields
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            priority: None,
-            due: None,
-            files: files
-                .iter()
-                .map(|(n, b)| (n.to_string(), b.to_vec()))
-                .collect(),
+            fields: ticket.fields.clone(),
+            priority: ticket.priority.clone(),
+            due: ticket.due,
+            files,
             comments: vec![],
             partner: None,
             partner_status: None,
         };
-        st.tickets.insert(id.clone(), t.clone());
+        st.tickets.insert(id.clone(), t);
         drop(st);
         let mut ev = Event::new(
             &id,
             EventKind::TicketCreated {
-                ticket_data: Ticket {
-                    subject: t.subject,
-                    description: t.description,
-                    status: Some(Status::New),
-                    fields: t.fields,
-                    attachments: files
-                        .iter()
-                        .map(|(n, b)| Attachment {
-                            name: n.to_string(),
-                            content_type: "application/octet-stream".into(),
-                            sha256: None,
-                            size: None,
-                            content_base64: Some(
-                                base64::engine::general_purpose::STANDARD.encode(b),
-                            ),
-                        })
-                        .collect(),
-                    ..Ticket::default()
-                },
+                ticket_data: ticket,
             },
         );
         ev.author = Some(Author {

@@ -494,3 +494,473 @@ async fn rt_desk_escalates_to_redmine_vendor_through_sigkills() {
     let status = gw.status().await;
     assert_eq!(status["dead_letters"], 0, "{status}");
 }
+
+/// The `[endpoints.rt]` table of a service company on RT, in the middle
+/// of a chain: its custom fields show the vendor's ticket and status and,
+/// apart, the client's.
+fn rt_endpoint(dir: &std::path::Path, rt: &Rt, policy: &str) -> String {
+    std::fs::write(dir.join("rt.token"), &rt.token).unwrap();
+    let cf = |f: &str| format!("{f} = \"{}\"", rt.cf[f]);
+    format!(
+        r#"
+[endpoints.rt]
+party = "acme"
+kind = "rest"
+service_account = "{user}"
+[endpoints.rt.rest]
+profile = "rt"
+base_url = "{base}"
+credentials = {{ file = "{token}" }}
+project = "{queue}"
+poll_secs = 1
+custom_fields = {{ {fields} }}
+[endpoints.rt.policy]
+{policy}
+"#,
+        user = rt.user,
+        base = rt.rest,
+        token = dir.join("rt.token").display(),
+        queue = rt.queue,
+        fields = [
+            "site",
+            "equipment",
+            "partner_ticket",
+            "partner_status",
+            "upstream_ticket",
+            "upstream_status"
+        ]
+        .map(cf)
+        .join(", "),
+    )
+}
+
+/// The `[endpoints.redmine]` table of a vendor on Redmine, the same way.
+fn redmine_endpoint(dir: &std::path::Path, rm: &Redmine, key: &str, policy: &str) -> String {
+    std::fs::write(dir.join("redmine.key"), key).unwrap();
+    let cf = |f: &str| format!("{f} = \"{}\"", rm.cf[f]);
+    format!(
+        r#"
+[endpoints.redmine]
+party = "printco"
+kind = "rest"
+service_account = "{REDMINE_SERVICE_LOGIN}"
+[endpoints.redmine.rest]
+profile = "redmine"
+base_url = "{base}"
+credentials = {{ file = "{key}" }}
+project = "{project}"
+poll_secs = 1
+custom_fields = {{ {fields} }}
+[endpoints.redmine.policy]
+{policy}
+"#,
+        base = rm.url,
+        key = dir.join("redmine.key").display(),
+        project = rm.project,
+        fields = [
+            "site",
+            "equipment",
+            "partner_ticket",
+            "partner_status",
+            "upstream_ticket",
+            "upstream_status"
+        ]
+        .map(cf)
+        .join(", "),
+    )
+}
+
+/// What crosses between these companies: the ticket's text, priority,
+/// due time, files, site and equipment; not the client's contact.
+const HAND_OVER: &str =
+    r#"allowed_fields = ["description", "priority", "due", "attachments", "site", "equipment"]"#;
+
+/// A four-level chain through real connectors: a retail chain's desk
+/// (webhook) → a service company on Request Tracker → a vendor on Redmine
+/// → a regional partner with only a mailbox. Each company's view is read
+/// in its own system: its partner's ticket and status (and, in the
+/// middle, its client's apart), the deadline, the statuses climbing hop by
+/// hop; and what it must not see: internal notes, the client's
+/// conversation, the client's contact. The daemon is SIGKILLed while the
+/// partner's answer is on its way; nothing is lost or doubled.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_four_level_chain_through_webhook_rt_redmine_and_mail() {
+    use common::mail::MailServer;
+    use deskbridge::event::{Audience, Status, Ticket};
+    let (Some(rt), Some(rm)) = (rt(), redmine()) else {
+        return;
+    };
+    let key = rm.service_key().await;
+    let mail = MailServer::start();
+    let retail = Party::start("retail").await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        r#"
+[parties.chain]
+name = "Fresh Foods"
+role = "client"
+[parties.acme]
+name = "Acme Service"
+role = "service_company"
+[parties.printco]
+name = "PrintCo"
+role = "vendor"
+[parties.north]
+name = "North Field Services"
+role = "subcontractor"
+{retail}{rt_ep}{rm_ep}{mail_ep}
+[[transfers]]
+from = "retail"
+to = "rt"
+"#,
+        retail = retail.toml(dir.path(), "chain", HAND_OVER),
+        // The vendor does not see Acme's conversation with its client.
+        rt_ep = rt_endpoint(dir.path(), &rt, HAND_OVER),
+        // PrintCo's public notes go to its regional partner too; the
+        // partner's answers land as private notes (PrintCo checks first).
+        rm_ep = redmine_endpoint(
+            dir.path(),
+            &rm,
+            &key,
+            &format!("{HAND_OVER}\nshare_client_conversation = true")
+        ),
+        mail_ep = mail
+            .endpoint(
+                dir.path(),
+                "regional",
+                "north",
+                "agent",
+                "partner = [\"North Field <vendor@localhost>\"]",
+                "",
+            )
+            .replace("Acme Desk", "PrintCo Dispatch"),
+    );
+    let mut gw = Gateway::start_with(dir, &conf);
+    retail.connect(&gw);
+    let ok = gw.cli(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    // 1. A store's till printer fails: the retail chain's desk opens a
+    // ticket with a deadline, and the store manager's name and phone.
+    let subject = format!("Till 3 printer dead {}", uuid::Uuid::new_v4().simple());
+    let due = "2026-12-20T15:00:00Z";
+    const PHONE: &str = "+44 7700 900123";
+    const MANAGER: &str = "Mary Jonesworth";
+    let r = retail.desk.open(
+        Ticket {
+            subject: subject.clone(),
+            description: "Receipt printer on till 3 prints blank receipts.".into(),
+            priority: Some("high".into()),
+            due: Some(due.parse().unwrap()),
+            fields: [
+                ("site", "Store 12, Leeds"),
+                ("equipment", "Epson TM-T88VI"),
+                ("client_phone", PHONE),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+            ..Ticket::default()
+        },
+        MANAGER,
+    );
+    retail.desk.comment(
+        &r,
+        "Store 12 is on probation, watch the costs",
+        Audience::Internal,
+        MANAGER,
+        &[],
+    );
+    let svc = first_some(300, POLL, || rt.find_by_subject(&subject))
+        .await
+        .unwrap_or_else(|| panic!("no RT ticket:\n{}", gw.log()));
+    let t = rt.ticket(&svc).await;
+    assert_eq!(t["Due"], due, "{t}");
+    assert_eq!(t["Priority"], "80", "high, on RT's scale: {t}");
+    assert_eq!(
+        rt_cf(&t, &rt.cf["site"]).as_deref(),
+        Some("Store 12, Leeds")
+    );
+    assert_eq!(
+        rt_cf(&t, &rt.cf["upstream_ticket"]).as_deref(),
+        Some(r.as_str()),
+        "RT shows the client's ticket: {t}"
+    );
+    eventually("the retail desk shows Acme's ticket", 60, || async {
+        retail.desk.ticket(&r).unwrap().partner == Some(("Acme Service".into(), Some(svc.clone())))
+    })
+    .await;
+
+    // 2. Acme answers its client, notes something for itself, and hands
+    // the ticket on to the vendor.
+    rt.write(&svc, "correspond", "A technician is on the way")
+        .await;
+    rt.write(&svc, "comment", "Gold contract: bill at the premium rate")
+        .await;
+    let hand_on = |from: String, to: &'static str| {
+        let gw = &gw;
+        async move {
+            // The poller must have seen the ticket deskbridge created.
+            for _ in 0..300 {
+                let out = gw.cli(&["transfer", "--from", &from, "--to", to]);
+                if out.status.success() {
+                    return;
+                }
+                let err = String::from_utf8_lossy(&out.stderr).to_string();
+                assert!(err.contains("has not seen"), "{err}");
+                tokio::time::sleep(POLL).await;
+            }
+            panic!("{from} never seen:\n{}", gw.log());
+        }
+    };
+    hand_on(format!("rt:{svc}"), "redmine").await;
+    let vendor = first_some(300, POLL, || rm.find_by_subject(&subject))
+        .await
+        .unwrap_or_else(|| panic!("no Redmine issue:\n{}", gw.log()));
+    let i = rm.issue(&vendor).await;
+    assert_eq!(i["priority"]["name"], "High", "{i}");
+    assert_eq!(i["due_date"], "2026-12-20", "{i}");
+    assert_eq!(
+        rm_cf(&i, &rm.cf["equipment"]).as_deref(),
+        Some("Epson TM-T88VI")
+    );
+    assert_eq!(
+        rm_cf(&i, &rm.cf["upstream_ticket"]).as_deref(),
+        Some(svc.as_str()),
+        "Redmine shows Acme's ticket: {i}"
+    );
+    assert!(
+        within(60, POLL, || async {
+            let t = rt.ticket(&svc).await;
+            rt_cf(&t, &rt.cf["partner_ticket"]).as_deref() == Some(vendor.as_str())
+                && rt_cf(&t, &rt.cf["upstream_ticket"]).as_deref() == Some(r.as_str())
+        })
+        .await,
+        "timed out: RT shows the vendor's ticket and still the client's: {}\n{}",
+        rt.ticket(&svc).await,
+        gw.log()
+    );
+
+    // 3. PrintCo notes for itself, tells Acme, and hands the job on to
+    // its regional partner, who has only a mailbox.
+    rm.put_issue(
+        &vendor,
+        json!({"notes": "Supplier margin on fuser kits is 40%", "private_notes": true}),
+    )
+    .await;
+    rm.put_issue(&vendor, json!({"notes": "Parts ordered, a partner visits"}))
+        .await;
+    // (Once Acme has it: a note written before the hand-over is not the
+    // regional partner's business.)
+    assert!(
+        within(60, POLL, || async {
+            count_in_rt(&rt.history(&svc).await, "Comment", "Parts ordered") == 1
+        })
+        .await,
+        "timed out: PrintCo's note reaches Acme:\n{}",
+        gw.log()
+    );
+    hand_on(format!("redmine:{vendor}"), "regional").await;
+    eventually("the job is mailed to the regional partner", 60, || async {
+        !mail.mails("vendor").is_empty()
+    })
+    .await;
+    let (first, _, _) = mail.mails("vendor").remove(0);
+    let token = first.subject[1..first.subject.find(']').unwrap()].to_string();
+    assert_eq!(first.subject, format!("[{token}] {subject}"));
+    for want in [
+        "prints blank receipts",
+        "Store 12, Leeds",
+        "Epson TM-T88VI",
+        "2026-12-20",
+    ] {
+        assert!(first.text.contains(want), "{want}: {}", first.text);
+    }
+    // The companies' texts, not deskbridge's bookkeeping in them.
+    assert!(!first.text.contains("[deskbridge:"), "{}", first.text);
+    assert!(
+        within(60, POLL, || async {
+            let i = rm.issue(&vendor).await;
+            rm_cf(&i, &rm.cf["partner_ticket"]).as_deref() == Some(token.as_str())
+                && rm_cf(&i, &rm.cf["upstream_ticket"]).as_deref() == Some(svc.as_str())
+        })
+        .await,
+        "timed out: Redmine shows the partner's ticket: {}\n{}",
+        rm.issue(&vendor).await,
+        gw.log()
+    );
+    // PrintCo's next public note goes to the partner, by mail.
+    rm.put_issue(&vendor, json!({"notes": "Bring fuser kit FK-200"}))
+        .await;
+    eventually("PrintCo's note is mailed", 60, || async {
+        mail.mails("vendor").len() == 2
+    })
+    .await;
+
+    // 4. The partner answers and resolves while the daemon is killed.
+    gw.kill9();
+    let reply = format!(
+        "From: North Field <vendor@localhost>\nTo: agent@localhost\nSubject: Re: [{token}] {subject}\nDate: {date}\nMessage-ID: <north-1@localhost>\nIn-Reply-To: <{answers}>\nReferences: <{answers}>\n\nFuser replaced, 200 receipts printed fine.\n#status resolved\n",
+        date = chrono::Utc::now().to_rfc2822(),
+        answers = first.message_id,
+    );
+    mail.send("vendor@localhost", "agent@localhost", &reply)
+        .await;
+    gw.spawn();
+
+    // 5. The resolution climbs hop by hop: PrintCo, Acme, the retail chain;
+    // each shows its partner's status.
+    assert!(
+        within(120, POLL, || async {
+            let i = rm.issue(&vendor).await;
+            i["status"]["id"] == 3
+                && rm_cf(&i, &rm.cf["partner_status"]).as_deref() == Some("resolved")
+        })
+        .await,
+        "timed out: Redmine resolved: {}\n{}",
+        rm.issue(&vendor).await,
+        gw.log()
+    );
+    assert!(
+        within(120, POLL, || async {
+            let t = rt.ticket(&svc).await;
+            t["Status"] == "resolved"
+                && rt_cf(&t, &rt.cf["partner_status"]).as_deref() == Some("resolved")
+        })
+        .await,
+        "timed out: RT resolved: {}\n{}",
+        rt.ticket(&svc).await,
+        gw.log()
+    );
+    eventually("the retail desk resolved", 120, || async {
+        let t = retail.desk.ticket(&r).unwrap();
+        t.status == Status::Resolved && t.partner_status.as_deref() == Some("resolved")
+    })
+    .await;
+
+    // 6. The retail chain confirms and closes: down the chain, to the
+    // partner's mailbox; the middle companies see their client's status.
+    retail.desk.set_status(&r, Status::Closed, MANAGER);
+    assert!(
+        within(120, POLL, || async { mail.mails("vendor").len() == 3 }).await,
+        "timed out: the closing is mailed to the partner: {}\n{}\n{}",
+        rt.ticket(&svc).await,
+        rm.issue(&vendor).await,
+        gw.log()
+    );
+    let texts: Vec<String> = mail.mails("vendor").into_iter().map(|m| m.0.text).collect();
+    assert!(
+        texts[2].contains("set the ticket to: closed"),
+        "{texts:#?}\n{}",
+        gw.log()
+    );
+    assert!(
+        within(60, POLL, || async {
+            let i = rm.issue(&vendor).await;
+            let t = rt.ticket(&svc).await;
+            i["status"]["id"] == 5
+                && rm_cf(&i, &rm.cf["upstream_status"]).as_deref() == Some("closed")
+                && rt_cf(&t, &rt.cf["upstream_status"]).as_deref() == Some("closed")
+        })
+        .await,
+        "timed out: Redmine closed, both show their client's status: {}\n{}\n{}",
+        rm.issue(&vendor).await,
+        rt.ticket(&svc).await,
+        gw.log()
+    );
+
+    // 7. Some rounds later: each company's view, in its own system.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let retail_t = retail.desk.ticket(&r).unwrap();
+    let retail_seen: Vec<&str> = retail_t
+        .comments
+        .iter()
+        .filter(|c| c.event.is_some())
+        .map(|c| c.body.as_str())
+        .collect();
+    assert_eq!(
+        retail_seen
+            .iter()
+            .filter(|b| b.contains("A technician is on the way"))
+            .count(),
+        1,
+        "{retail_seen:?}"
+    );
+    let rt_history = rt.history(&svc).await;
+    let rt_all = format!(
+        "{}{}",
+        rt.ticket(&svc).await,
+        serde_json::to_string(&rt_history).unwrap()
+    );
+    let rm_all = rm.issue(&vendor).await.to_string();
+    let mails: Vec<String> = mail.mails("vendor").into_iter().map(|m| m.1).collect();
+    assert_eq!(mails.len(), 3, "nothing mailed twice");
+    // The vendor's notes reach Acme once, as its internal comments.
+    assert_eq!(count_in_rt(&rt_history, "Comment", "Parts ordered"), 1);
+    assert_eq!(count_in_rt(&rt_history, "Comment", "fuser kit FK-200"), 1);
+    // The partner's answer lands once at PrintCo, privately, and climbs no
+    // further (PrintCo checks the work first).
+    let answer = notes_containing(&rm.issue(&vendor).await, "Fuser replaced");
+    assert_eq!(answer.len(), 1, "{rm_all}");
+    assert_eq!(answer[0]["private_notes"], true, "{rm_all}");
+    for (who, seen, not) in [
+        (
+            "the retail chain",
+            retail_seen.join("\n"),
+            &[
+                "Gold contract",
+                "Parts ordered",
+                "Supplier margin",
+                "Fuser replaced",
+                "FK-200",
+            ][..],
+        ),
+        (
+            "Acme (RT)",
+            rt_all.clone(),
+            &[
+                PHONE,
+                MANAGER,
+                "on probation",
+                "Supplier margin",
+                "Fuser replaced",
+            ][..],
+        ),
+        (
+            "PrintCo (Redmine)",
+            rm_all.clone(),
+            &[
+                PHONE,
+                MANAGER,
+                "on probation",
+                "Gold contract",
+                "technician is on the way",
+            ][..],
+        ),
+        (
+            "North Field (mail)",
+            mails.join("\n"),
+            &[
+                PHONE,
+                MANAGER,
+                "on probation",
+                "Gold contract",
+                "technician is on the way",
+                "Supplier margin",
+                "Parts ordered",
+            ][..],
+        ),
+    ] {
+        for secret in not {
+            assert!(!seen.contains(secret), "{who} sees {secret:?}:\n{seen}");
+        }
+    }
+    let status = gw.status().await;
+    assert_eq!(status["dead_letters"], 0, "{status}\n{}", gw.log());
+    let links = gw.get("/links").await;
+    assert_eq!(links.as_array().map(Vec::len), Some(3), "{links}");
+}

@@ -142,7 +142,7 @@ env_ok() {
   key=$(sed -n 's/^REDMINE_API_KEY=//p' "$ENVF")
   grep -qx "REDMINE_URL=$BASE" "$ENVF" && grep -qx "REDMINE_PROJECT=$RM_TEST_PROJECT" "$ENVF" || return 1
   grep -q "^REDMINE_SERVICE_KEY=." "$ENVF" || return 1
-  grep -q "^REDMINE_CF_PARTNER_STATUS=." "$ENVF" || return 1
+  grep -q "^REDMINE_CF_UPSTREAM_STATUS=." "$ENVF" || return 1
   [ -n "$key" ] && [ "$(http_code -H "X-Redmine-API-Key: $key" "$BASE/projects/$RM_TEST_PROJECT.json")" = 200 ]
 }
 
@@ -190,9 +190,11 @@ unless Member.where(user_id: svc.id, project_id: project.id).exists?
 end
 # The custom fields a service company keeps on its issues: where
 # deskbridge puts a ticket's site, equipment and serial number.
-# And where it shows the partner's ticket id and status.
+# And where it shows the partner's ticket id and status, and in the
+# middle of a chain the client's (the company that handed it the work).
 { 'SITE' => 'Site', 'EQUIPMENT' => 'Equipment', 'SERIAL' => 'Serial number',
-  'PARTNER_TICKET' => 'Partner ticket', 'PARTNER_STATUS' => 'Partner status' }.each do |key, name|
+  'PARTNER_TICKET' => 'Partner ticket', 'PARTNER_STATUS' => 'Partner status',
+  'UPSTREAM_TICKET' => 'Client ticket', 'UPSTREAM_STATUS' => 'Client status' }.each do |key, name|
   cf = IssueCustomField.find_by_name(name)
   unless cf
     cf = IssueCustomField.new(name: name, field_format: 'string', is_for_all: true,
@@ -214,13 +216,16 @@ RUBY
   key=$(printf '%s\n' "$out" | sed -n 's/^API_KEY=//p' | tail -1)
   svc_key=$(printf '%s\n' "$out" | sed -n 's/^SERVICE_KEY=//p' | tail -1)
   [ -n "$key" ] && [ -n "$svc_key" ] || { cat "$slog" >&2; die "rails runner printed no API key"; }
-  local cf_site cf_equipment cf_serial cf_pticket cf_pstatus
+  local cf_site cf_equipment cf_serial cf_pticket cf_pstatus cf_uticket cf_ustatus
   cf_site=$(printf '%s\n' "$out" | sed -n 's/^CF_SITE=//p' | tail -1)
   cf_equipment=$(printf '%s\n' "$out" | sed -n 's/^CF_EQUIPMENT=//p' | tail -1)
   cf_serial=$(printf '%s\n' "$out" | sed -n 's/^CF_SERIAL=//p' | tail -1)
   cf_pticket=$(printf '%s\n' "$out" | sed -n 's/^CF_PARTNER_TICKET=//p' | tail -1)
   cf_pstatus=$(printf '%s\n' "$out" | sed -n 's/^CF_PARTNER_STATUS=//p' | tail -1)
-  [ -n "$cf_site" ] && [ -n "$cf_equipment" ] && [ -n "$cf_serial" ] && [ -n "$cf_pticket" ] && [ -n "$cf_pstatus" ] || { cat "$slog" >&2; die "rails runner printed no custom field ids"; }
+  cf_uticket=$(printf '%s\n' "$out" | sed -n 's/^CF_UPSTREAM_TICKET=//p' | tail -1)
+  cf_ustatus=$(printf '%s\n' "$out" | sed -n 's/^CF_UPSTREAM_STATUS=//p' | tail -1)
+  [ -n "$cf_site" ] && [ -n "$cf_equipment" ] && [ -n "$cf_serial" ] && [ -n "$cf_pticket" ] && [ -n "$cf_pstatus" ] \
+    && [ -n "$cf_uticket" ] && [ -n "$cf_ustatus" ] || { cat "$slog" >&2; die "rails runner printed no custom field ids"; }
   write_env "$ENVF" <<ENV
 REDMINE_URL=$BASE
 REDMINE_API_KEY=$key
@@ -234,6 +239,8 @@ REDMINE_CF_EQUIPMENT=$cf_equipment
 REDMINE_CF_SERIAL=$cf_serial
 REDMINE_CF_PARTNER_TICKET=$cf_pticket
 REDMINE_CF_PARTNER_STATUS=$cf_pstatus
+REDMINE_CF_UPSTREAM_TICKET=$cf_uticket
+REDMINE_CF_UPSTREAM_STATUS=$cf_ustatus
 ENV
   env_ok || die "the new key in $ENVF does not work against $BASE (REST API off?)"
 }

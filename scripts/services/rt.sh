@@ -146,11 +146,13 @@ rt_setup() {
     }
     # The custom fields a service company keeps on its tickets: where
     # deskbridge puts a ticket'"'"'s site, equipment and serial number, and its
-    # partner'"'"'s ticket id and status.
+    # partner'"'"'s ticket id and status, and in the middle of a chain the
+    # client'"'"'s (the company that handed it the work).
     # (In this order, so that a new instance gives them the same ids.)
     my %cfs = (SITE => "Site", EQUIPMENT => "Equipment", SERIAL => "Serial number",
-      PARTNER_TICKET => "Partner ticket", PARTNER_STATUS => "Partner status");
-    for my $key (qw(EQUIPMENT SERIAL SITE PARTNER_TICKET PARTNER_STATUS)) {
+      PARTNER_TICKET => "Partner ticket", PARTNER_STATUS => "Partner status",
+      UPSTREAM_TICKET => "Client ticket", UPSTREAM_STATUS => "Client status");
+    for my $key (qw(EQUIPMENT SERIAL SITE PARTNER_TICKET PARTNER_STATUS UPSTREAM_TICKET UPSTREAM_STATUS)) {
       my $cf = RT::CustomField->new($sys);
       $cf->LoadByName(Name => $cfs{$key}, LookupType => "RT::Queue-RT::Ticket");
       unless ($cf->id) {
@@ -184,7 +186,7 @@ env_ok() {
   pw=$(sed -n 's/^RT_PASSWORD=//p' "$ENVF"); queue=$(sed -n 's/^RT_QUEUE=//p' "$ENVF")
   [ "$user" = "$RT_API_USER" ] && [ "$pw" = "$RT_API_PW" ] && [ "$queue" = "$RT_TEST_QUEUE" ] || return 1
   grep -qx "RT_URL=$BASE" "$ENVF" || return 1
-  grep -q "^RT_CF_PARTNER_STATUS=." "$ENVF" || return 1
+  grep -q "^RT_CF_UPSTREAM_STATUS=." "$ENVF" || return 1
   [ -n "$tok" ] && [ "$(http_code -H "Authorization: token $tok" "$REST/queue/$RT_TEST_QUEUE")" = 200 ] \
     && [ "$(http_code -u "$user:$pw" "$REST/queue/$RT_TEST_QUEUE")" = 200 ]
 }
@@ -192,7 +194,7 @@ env_ok() {
 ensure_credentials() {
   if env_ok; then say "credentials in $ENVF work"; return; fi
   say "setting up API user '$RT_API_USER', queue '$RT_TEST_QUEUE' and a token (RT Perl API)"
-  local out tok cf_site cf_equipment cf_serial cf_pticket cf_pstatus
+  local out tok cf_site cf_equipment cf_serial cf_pticket cf_pstatus cf_uticket cf_ustatus
   out=$(rt_setup 1 2>"$LOG_DIR/rt-setup.log") || { cat "$LOG_DIR/rt-setup.log" >&2; die "API user/token setup failed"; }
   tok=$(printf '%s\n' "$out" | sed -n 's/^TOKEN=//p' | tail -1)
   cf_site=$(printf '%s\n' "$out" | sed -n 's/^CF_SITE=//p' | tail -1)
@@ -200,8 +202,10 @@ ensure_credentials() {
   cf_serial=$(printf '%s\n' "$out" | sed -n 's/^CF_SERIAL=//p' | tail -1)
   cf_pticket=$(printf '%s\n' "$out" | sed -n 's/^CF_PARTNER_TICKET=//p' | tail -1)
   cf_pstatus=$(printf '%s\n' "$out" | sed -n 's/^CF_PARTNER_STATUS=//p' | tail -1)
+  cf_uticket=$(printf '%s\n' "$out" | sed -n 's/^CF_UPSTREAM_TICKET=//p' | tail -1)
+  cf_ustatus=$(printf '%s\n' "$out" | sed -n 's/^CF_UPSTREAM_STATUS=//p' | tail -1)
   [ -n "$tok" ] && [ -n "$cf_site" ] && [ -n "$cf_equipment" ] && [ -n "$cf_serial" ] \
-    && [ -n "$cf_pticket" ] && [ -n "$cf_pstatus" ] \
+    && [ -n "$cf_pticket" ] && [ -n "$cf_pstatus" ] && [ -n "$cf_uticket" ] && [ -n "$cf_ustatus" ] \
     || { cat "$LOG_DIR/rt-setup.log" >&2; die "the RT setup printed no token or custom field ids"; }
   write_env "$ENVF" <<ENV
 RT_URL=$BASE
@@ -217,6 +221,8 @@ RT_CF_EQUIPMENT=$cf_equipment
 RT_CF_SERIAL=$cf_serial
 RT_CF_PARTNER_TICKET=$cf_pticket
 RT_CF_PARTNER_STATUS=$cf_pstatus
+RT_CF_UPSTREAM_TICKET=$cf_uticket
+RT_CF_UPSTREAM_STATUS=$cf_ustatus
 ENV
   env_ok || die "the new credentials in $ENVF do not work against $REST"
 }

@@ -4,6 +4,7 @@
 
 pub mod djhd;
 pub mod faulty;
+pub mod mail;
 pub mod redmine;
 pub mod rest;
 pub mod rt;

@@ -12,7 +12,7 @@ pub struct Redmine {
     pub key: String,
     pub project: String,
     /// The custom fields the service script made: site, equipment,
-    /// serial_number → their ids.
+    /// serial_number, partner_* and upstream_* → their ids.
     pub cf: std::collections::BTreeMap<String, String>,
     pub http: reqwest::Client,
 }
@@ -30,6 +30,8 @@ pub fn redmine() -> Option<Redmine> {
             ("serial_number", "REDMINE_CF_SERIAL"),
             ("partner_ticket", "REDMINE_CF_PARTNER_TICKET"),
             ("partner_status", "REDMINE_CF_PARTNER_STATUS"),
+            ("upstream_ticket", "REDMINE_CF_UPSTREAM_TICKET"),
+            ("upstream_status", "REDMINE_CF_UPSTREAM_STATUS"),
         ]
         .map(|(f, k)| (f.to_string(), env.get(k)))
         .into(),

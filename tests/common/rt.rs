@@ -16,7 +16,7 @@ pub struct Rt {
     pub root_user: String,
     pub root_password: String,
     /// The custom fields the service script made: site, equipment,
-    /// serial_number → their ids.
+    /// serial_number, partner_* and upstream_* → their ids.
     pub cf: std::collections::BTreeMap<String, String>,
     pub http: reqwest::Client,
 }
@@ -37,6 +37,8 @@ pub fn rt() -> Option<Rt> {
             ("serial_number", "RT_CF_SERIAL"),
             ("partner_ticket", "RT_CF_PARTNER_TICKET"),
             ("partner_status", "RT_CF_PARTNER_STATUS"),
+            ("upstream_ticket", "RT_CF_UPSTREAM_TICKET"),
+            ("upstream_status", "RT_CF_UPSTREAM_STATUS"),
         ]
         .map(|(f, k)| (f.to_string(), env.get(k)))
         .into(),

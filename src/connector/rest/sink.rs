@@ -361,11 +361,12 @@ impl RestSink {
                     .as_ref()
                     .and_then(|p| Some((&p.party, p.ticket.as_ref()?)))
                 {
-                    let value = match self.ep.places.landing("partner_ticket", None) {
+                    let field = self.view_field(&d, "partner_ticket");
+                    let value = match self.ep.places.landing(field, None) {
                         Landing::Field => id.clone(),
                         Landing::Text => format!("{party} {id}"),
                     };
-                    all.push(("partner_ticket".into(), value));
+                    all.push((field.into(), value));
                 }
                 let placed = self
                     .ep
@@ -488,6 +489,7 @@ impl RestSink {
                 let ticket = d.ticket.ok_or_else(|| {
                     permanent(format!("{}: the field change has no ticket", self.ep.name))
                 })?;
+                let field = &self.view_field(&d, field).to_string();
                 let placed = self.ep.places.landing(field, None) == Landing::Field;
                 if crate::policy::is_partner_view(field) && !placed {
                     // Where the product has no field for it: a note.
@@ -497,7 +499,7 @@ impl RestSink {
                         .map_or("The partner", |p| p.party.as_str());
                     let theirs = ev.partner.as_ref().and_then(|p| p.ticket.as_deref());
                     let text = match (field.as_str(), theirs) {
-                        ("partner_ticket", _) => {
+                        ("partner_ticket" | "upstream_ticket", _) => {
                             format!("{party} took this over as its ticket {value}.")
                         }
                         (_, Some(t)) => format!("{party}'s ticket {t} is now {value}."),
@@ -528,6 +530,27 @@ impl RestSink {
                 }
                 self.set_field(d.blobs, ticket, field, value).await
             }
+        }
+    }
+}
+
+impl RestSink {
+    /// Where a partner's ticket id or status lands: on a ticket in the
+    /// middle of a chain, the company that handed the work over is shown
+    /// apart from the partner it was handed on to, where the endpoint
+    /// names `upstream_ticket` / `upstream_status` custom fields.
+    fn view_field<'f>(&self, d: &Delivery<'_>, field: &'f str) -> &'f str {
+        let from_upstream = d.link.upstream.endpoint == d.envelope.origin
+            && d.link.downstream.endpoint == d.envelope.dest;
+        let upstream = match field {
+            "partner_ticket" => "upstream_ticket",
+            "partner_status" => "upstream_status",
+            _ => return field,
+        };
+        if from_upstream && self.ep.places.landing(upstream, None) == Landing::Field {
+            upstream
+        } else {
+            field
         }
     }
 }
