@@ -725,6 +725,12 @@ impl Config {
             if rule.from == rule.to {
                 p.push(format!("{at}: from and to are the same endpoint"));
             }
+            let due = rule.when.as_ref().and_then(|c| c.fields.get("due"));
+            if let Some(due) = due.filter(|d| crate::event::parse_due(d).is_none()) {
+                p.push(format!(
+                    "{at}.when.fields.due: {due:?} is neither a date (2026-12-20) nor an RFC 3339 time"
+                ));
+            }
         }
         p
     }

@@ -289,6 +289,10 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         source,
     })?;
     info!(%hooks_addr, %admin_addr, "deskbridge running");
+    // `check` refuses these; a daemon started anyway says so.
+    for p in crate::handover::never_firing(&crate::handover::report(&config)) {
+        warn!("{p}");
+    }
     // A store that cannot write keeps no promise: stop, so that the
     // supervisor starts deskbridge again (it waits until there is space,
     // say). Webhooks meanwhile get 503 or no answer, and are sent again.

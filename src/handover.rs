@@ -22,9 +22,14 @@ pub enum Lands {
 /// One transfer rule's hand-over.
 #[derive(Clone, Debug)]
 pub struct RuleReport {
+    /// Its place in `transfers`.
+    pub index: usize,
     pub from: String,
     pub to: String,
     pub fields: Vec<(String, Lands)>,
+    /// Fields the rule's `when` names that the sending endpoint never
+    /// reads, and why: the rule never fires.
+    pub never_read: Vec<(String, String)>,
 }
 
 /// Fields every transfer carries in its own place.
@@ -76,8 +81,12 @@ fn read_at(name: &str, ep: &EndpointConfig, field: &str) -> Result<(), String> {
             if read {
                 Ok(())
             } else {
+                let at = match field {
+                    "priority" => "priority".to_string(),
+                    f => format!("fields.{f}"),
+                };
                 Err(format!(
-                    "{name}'s webhook mapping does not read it (endpoints.{name}.webhook.mapping.fields.{field})"
+                    "{name}'s webhook mapping does not read it (endpoints.{name}.webhook.mapping.{at})"
                 ))
             }
         }
@@ -120,7 +129,7 @@ fn lands_at(ep: &EndpointConfig, field: &str) -> Lands {
 /// Every transfer rule's hand-over, in the order of the file.
 pub fn report(config: &Config) -> Vec<RuleReport> {
     let mut out = Vec::new();
-    for rule in &config.transfers {
+    for (index, rule) in config.transfers.iter().enumerate() {
         let (Some(from), Some(to)) = (
             config.endpoints.get(&rule.from),
             config.endpoints.get(&rule.to),
@@ -145,10 +154,22 @@ pub fn report(config: &Config) -> Vec<RuleReport> {
                 (f, lands)
             })
             .collect();
+        let never_read = rule
+            .when
+            .iter()
+            .flat_map(|c| c.fields.keys())
+            .filter_map(|f| {
+                read_at(&rule.from, from, f)
+                    .err()
+                    .map(|why| (f.clone(), why))
+            })
+            .collect();
         out.push(RuleReport {
+            index,
             from: rule.from.clone(),
             to: rule.to.clone(),
             fields,
+            never_read,
         });
     }
     out
@@ -171,8 +192,30 @@ pub fn render(reports: &[RuleReport]) -> String {
             };
             s.push_str(&format!("  {f:width$}  → {where_}\n"));
         }
+        for (f, why) in &r.never_read {
+            s.push_str(&format!(
+                "  NEVER FIRES: its condition names {f}, which {} never reads: {why}\n",
+                r.from
+            ));
+        }
     }
     s
+}
+
+/// The rules that can never fire, one line each (`deskbridge check`
+/// fails on them).
+pub fn never_firing(reports: &[RuleReport]) -> Vec<String> {
+    reports
+        .iter()
+        .flat_map(|r| {
+            r.never_read.iter().map(move |(f, why)| {
+                format!(
+                    "transfers[{}].when.fields.{f}: the rule never fires: {why}",
+                    r.index
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -239,5 +282,52 @@ to = "vendor"
             matches!(&r[0].fields[4].1, Lands::Nowhere(why) if why.contains("custom_fields.contract"))
         );
         assert!(render(&r).contains("contract     → NOWHERE"));
+    }
+
+    #[test]
+    fn a_rule_on_a_field_the_sender_never_reads_never_fires_and_is_named() {
+        let toml = r#"
+[parties.svc]
+name = "Service Co"
+role = "service_company"
+[parties.vendor]
+name = "Vendor"
+role = "vendor"
+[endpoints.svc]
+party = "svc"
+kind = "rest"
+[endpoints.svc.rest]
+profile = "rt"
+base_url = "http://127.0.0.1:1"
+project = "General"
+credentials = { env = "NOPE" }
+custom_fields = { site = "4" }
+[endpoints.vendor]
+party = "vendor"
+kind = "webhook"
+[endpoints.vendor.webhook]
+url = "http://127.0.0.1:2"
+outbound_secret = { env = "NOPE" }
+[[transfers]]
+from = "svc"
+to = "vendor"
+when = { fields = { site = "Leeds", priority = "urgent" } }
+[[transfers]]
+from = "svc"
+to = "vendor"
+when = { fields = { equipment = "Scale DIGI SM-120" } }
+"#;
+        let config: Config = toml::from_str(toml).unwrap();
+        let r = report(&config);
+        assert!(r[0].never_read.is_empty(), "{:?}", r[0].never_read);
+        assert_eq!(r[1].never_read.len(), 1);
+        let never = never_firing(&r);
+        assert_eq!(never.len(), 1, "{never:?}");
+        assert!(
+            never[0].starts_with("transfers[1].when.fields.equipment: the rule never fires")
+                && never[0].contains("endpoints.svc.rest.custom_fields.equipment"),
+            "{never:?}"
+        );
+        assert!(render(&r).contains("NEVER FIRES"), "{}", render(&r));
     }
 }

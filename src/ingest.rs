@@ -596,7 +596,20 @@ fn matches(cond: Option<&Condition>, t: &Ticket) -> bool {
         }
     }
     c.fields.iter().all(|(k, v)| match k.as_str() {
-        "priority" => t.priority.as_deref() == Some(v.as_str()),
+        // Canonical (low, normal, high, urgent), whatever the product
+        // calls it; "Urgent" is meant as urgent.
+        "priority" => t
+            .priority
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case(v)),
+        // A time, or a date: due that day (UTC).
+        "due" => t.due.is_some_and(|d| match crate::event::parse_due(v) {
+            Some(want) if v.len() == 10 => d.date_naive() == want.date_naive(),
+            Some(want) => d == want,
+            None => false,
+        }),
+        "subject" => &t.subject == v,
+        "description" => &t.description == v,
         _ => t.fields.get(k) == Some(v),
     })
 }
@@ -731,6 +744,57 @@ to = "b"
         let f = &with_file.event.attachments()[0];
         assert_eq!(f.name, "attachment");
         assert_eq!(f.content_type, "text/plain");
+    }
+
+    #[tokio::test]
+    async fn a_rule_on_priority_or_due_fires_once_on_the_change_that_meets_it() {
+        let conf = CONFIG.replace(
+            "to = \"b\"\n",
+            "to = \"b\"\nwhen = { fields = { priority = \"Urgent\", due = \"2026-12-20\" } }\n",
+        );
+        let (_d, ingest, store) = setup_with(&conf);
+        let change = |field: &str, value: &str| {
+            Event::new(
+                "1",
+                EventKind::FieldChanged {
+                    field: field.into(),
+                    value: value.into(),
+                },
+            )
+        };
+        ingest.accept("a", None, vec![created("1")]).await.unwrap();
+        ingest
+            .accept("a", None, vec![change("priority", "urgent")])
+            .await
+            .unwrap();
+        assert!(store.pending("b").unwrap().is_empty(), "due is not met yet");
+        // Any time that day (UTC) is that date.
+        ingest
+            .accept("a", None, vec![change("due", "2026-12-20T15:00:00Z")])
+            .await
+            .unwrap();
+        let queued = store.pending("b").unwrap();
+        assert_eq!(queued.len(), 1);
+        let EventKind::TicketCreated { ticket_data } = &queued[0].1.event.kind else {
+            panic!("{:?}", queued[0].1.event.kind)
+        };
+        assert_eq!(ticket_data.priority.as_deref(), Some("urgent"));
+        // Later changes of the same fields are relayed, never a second
+        // hand-over.
+        ingest
+            .accept(
+                "a",
+                None,
+                vec![change("priority", "high"), change("priority", "urgent")],
+            )
+            .await
+            .unwrap();
+        let queued = store.pending("b").unwrap();
+        let transfers = queued
+            .iter()
+            .filter(|(_, e)| matches!(e.event.kind, EventKind::TicketCreated { .. }))
+            .count();
+        assert_eq!(transfers, 1, "{queued:?}");
     }
 
     #[tokio::test]

@@ -318,10 +318,17 @@ async fn run(cli: Cli) -> Result<()> {
                     config.transfers.len()
                 );
                 // What each transfer hands over, and where it lands.
-                print!(
-                    "{}",
-                    deskbridge::handover::render(&deskbridge::handover::report(&config))
-                );
+                let reports = deskbridge::handover::report(&config);
+                print!("{}", deskbridge::handover::render(&reports));
+                // A rule on a field the sending side never reads would
+                // wait forever without a word.
+                let never = deskbridge::handover::never_firing(&reports);
+                for p in &never {
+                    eprintln!("{}: {p}", c.config.display());
+                }
+                if !never.is_empty() {
+                    std::process::exit(1);
+                }
             }
             Err(e) => {
                 for p in e.problems() {

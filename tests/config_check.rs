@@ -114,6 +114,76 @@ to = "vendor"
 }
 
 #[test]
+fn a_transfer_rule_on_a_field_never_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rule.toml");
+    let token = dir.path().join("rt.token");
+    std::fs::write(&token, "1-2-3").unwrap();
+    let secret = dir.path().join("out.secret");
+    std::fs::write(
+        &secret,
+        deskbridge::connector::webhook::sign::Secret::generate().1,
+    )
+    .unwrap();
+    let config = |custom_fields: &str| {
+        format!(
+            r#"
+[parties.svc]
+name = "Service Co"
+role = "service_company"
+[parties.vendor]
+name = "Vendor"
+role = "vendor"
+[endpoints.rt]
+party = "svc"
+kind = "rest"
+service_account = "deskbridge"
+[endpoints.rt.rest]
+profile = "rt"
+base_url = "http://127.0.0.1:9/REST/2.0"
+project = "General"
+credentials = {{ file = "{}" }}
+{custom_fields}
+[endpoints.vendor]
+party = "vendor"
+kind = "webhook"
+[endpoints.vendor.webhook]
+url = "http://127.0.0.1:9/hooks"
+outbound_secret = {{ file = "{}" }}
+
+[[transfers]]
+from = "rt"
+to = "vendor"
+when = {{ fields = {{ equipment = "Scale DIGI SM-120", priority = "Urgent" }} }}
+"#,
+            token.display(),
+            secret.display()
+        )
+    };
+    std::fs::write(&path, config("")).unwrap();
+    let out = check(&path, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("transfers[0].when.fields.equipment: the rule never fires")
+            && err.contains("endpoints.rt.rest.custom_fields.equipment"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("fields.priority"),
+        "RT reads the priority: {err}"
+    );
+    // Named where RT keeps it: the rule can fire.
+    std::fs::write(&path, config("custom_fields = { equipment = \"2\" }")).unwrap();
+    let out = check(&path, false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn unknown_field_and_wrong_type_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("typo.toml");

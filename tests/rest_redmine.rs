@@ -184,6 +184,91 @@ statuses = { outbound = { waiting = "99" } }
     assert_eq!(rm.issue(&issue_id).await["status"]["id"], 3);
 }
 
+/// A transfer rule on the priority, with Redmine as the sending side: an
+/// issue opened Normal stays home; when the vendor's staff make it
+/// Urgent, it goes to the partner once, with its priority and custom
+/// field; later priority changes cross as changes, never as a second
+/// hand-over (not even when it is Urgent again). In a project of the
+/// test's own: parallel tests make issues urgent too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_on_the_priority_hands_over_when_redmine_staff_raise_it() {
+    let Some(rm) = redmine() else { return };
+    let rm = rm.own_project("rule").await;
+    let service_key = rm.service_key().await;
+    let extra = format!(
+        "custom_fields = {{ equipment = \"{}\" }}\n",
+        rm.cf["equipment"]
+    );
+    let (desk, gw) = product_to_desk(
+        RestEndpoint {
+            name: "redmine",
+            service_account: REDMINE_SERVICE_LOGIN,
+            base_url: &rm.url,
+            credentials: &service_key,
+            credentials_file: "redmine.key",
+            project: &rm.project,
+            extra: &extra,
+        },
+        r#"allowed_fields = ["description", "priority", "due", "equipment"]"#,
+        r#"{ fields = { priority = "urgent" } }"#,
+    )
+    .await;
+
+    // 1. Opened Normal: read by rounds that began after it was opened, and
+    //    not handed over.
+    let subject = format!("Scale drifts {}", uuid::Uuid::new_v4().simple());
+    let equipment = json!([{"id": rm.cf["equipment"].parse::<u64>().unwrap(),
+        "value": "Scale DIGI SM-120"}]);
+    let id = rm
+        .create(
+            &subject,
+            "Weighs 20 g heavy.",
+            json!({"priority_id": 2, "due_date": "2026-12-20", "custom_fields": equipment}),
+        )
+        .await;
+    rounds_pass(&gw, "redmine", 3).await;
+    assert!(desk.desk.tickets().is_empty(), "{}", gw.log());
+    assert_eq!(gw.status().await["links"], 0);
+
+    // 2. Made Urgent: handed over, with its priority, due date and equipment.
+    rm.put_issue(&id, json!({"priority_id": 4})).await;
+    let arrived = within(60, POLL, || async { !desk.desk.tickets().is_empty() }).await;
+    assert!(arrived, "not handed over:\n{}", gw.log());
+    let dt = desk.desk.tickets().remove(0);
+    assert_eq!(dt.subject, subject);
+    assert_eq!(dt.priority.as_deref(), Some("urgent"), "{dt:?}");
+    assert_eq!(
+        dt.due.map(|d| d.date_naive().to_string()).as_deref(),
+        Some("2026-12-20"),
+        "{dt:?}"
+    );
+    assert_eq!(
+        dt.fields.get("equipment").map(String::as_str),
+        Some("Scale DIGI SM-120"),
+        "{dt:?}"
+    );
+    link_knows(&gw, "the link knows the Redmine issue", &id).await;
+
+    // 3. High, then Urgent again: each change crosses, no second hand-over.
+    rm.put_issue(&id, json!({"priority_id": 3})).await;
+    eventually("the desk follows the priority's change", 60, || async {
+        desk.desk.ticket(&dt.id).unwrap().priority.as_deref() == Some("high")
+    })
+    .await;
+    rm.put_issue(&id, json!({"priority_id": 4})).await;
+    eventually(
+        "the desk follows the priority's change back",
+        60,
+        || async { desk.desk.ticket(&dt.id).unwrap().priority.as_deref() == Some("urgent") },
+    )
+    .await;
+    rounds_pass(&gw, "redmine", 3).await;
+    assert_eq!(desk.desk.tickets().len(), 1, "{}", gw.log());
+    let status = gw.status().await;
+    assert_eq!(status["links"], 1, "{status}");
+    assert_eq!(status["dead_letters"], 0, "{status}");
+}
+
 #[test]
 fn probe_names_refused_credentials() {
     let Some(rm) = redmine() else { return };

@@ -167,6 +167,86 @@ statuses = { outbound = { waiting = "nosuch" } }
     assert_eq!(rt.ticket(&id).await["Status"], "resolved");
 }
 
+/// A transfer rule on a field, with RT as the sending side: a ticket
+/// opened without the field stays home; when RT's staff set the custom
+/// field the rule names, the ticket goes to the partner once, the field's
+/// value with it; later changes of the field cross as changes, never as a
+/// second hand-over (not even when it takes the rule's value again).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_on_a_custom_field_hands_over_when_rt_staff_set_it() {
+    let Some(rt) = rt() else { return };
+    // The test's own value: tickets of parallel tests in the shared queue
+    // (some with equipment "Scale DIGI SM-120") never meet the rule.
+    let scale = format!(
+        "Scale DIGI SM-120 #{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let extra = format!(
+        "custom_fields = {{ equipment = \"{}\" }}\n",
+        rt.cf["equipment"]
+    );
+    let (desk, gw) = product_to_desk(
+        RestEndpoint {
+            name: "rt",
+            service_account: &rt.user,
+            base_url: &rt.rest,
+            credentials: &rt.token,
+            credentials_file: "rt.token",
+            project: &rt.queue,
+            extra: &extra,
+        },
+        r#"allowed_fields = ["description", "priority", "equipment"]"#,
+        &format!("{{ fields = {{ equipment = \"{scale}\" }} }}"),
+    )
+    .await;
+
+    // 1. Opened without the field: read by rounds that began after it was
+    //    opened, and not handed over.
+    let subject = format!("Scale drifts {}", uuid::Uuid::new_v4().simple());
+    let id = rt
+        .create(
+            &subject,
+            "Weighs 20 g heavy.",
+            serde_json::json!({"Priority": 80}),
+        )
+        .await;
+    rounds_pass(&gw, "rt", 3).await;
+    assert!(desk.desk.tickets().is_empty(), "{}", gw.log());
+    assert_eq!(gw.status().await["links"], 0);
+
+    // 2. RT's staff set the equipment: handed over, the value with it.
+    rt.set_cfs(&id, &[("equipment", &scale)]).await;
+    let arrived = within(60, POLL, || async { !desk.desk.tickets().is_empty() }).await;
+    assert!(arrived, "not handed over:\n{}", gw.log());
+    let dt = desk.desk.tickets().remove(0);
+    assert_eq!(dt.subject, subject);
+    assert!(dt.description.contains("Weighs 20 g heavy."), "{dt:?}");
+    assert_eq!(dt.fields.get("equipment"), Some(&scale), "{dt:?}");
+    assert_eq!(dt.priority.as_deref(), Some("high"), "{dt:?}");
+    link_knows(&gw, "the link knows the RT ticket", &id).await;
+
+    // 3. Another value, then the rule's again: each change crosses, the
+    //    ticket is not handed over a second time.
+    rt.set_cfs(&id, &[("equipment", "Scale DIGI SM-300")]).await;
+    eventually("the desk follows the equipment's change", 60, || async {
+        desk.desk.ticket(&dt.id).unwrap().fields.get("equipment")
+            == Some(&"Scale DIGI SM-300".to_string())
+    })
+    .await;
+    rt.set_cfs(&id, &[("equipment", &scale)]).await;
+    eventually(
+        "the desk follows the equipment's change back",
+        60,
+        || async { desk.desk.ticket(&dt.id).unwrap().fields.get("equipment") == Some(&scale) },
+    )
+    .await;
+    rounds_pass(&gw, "rt", 3).await;
+    assert_eq!(desk.desk.tickets().len(), 1, "{}", gw.log());
+    let status = gw.status().await;
+    assert_eq!(status["links"], 1, "{status}");
+    assert_eq!(status["dead_letters"], 0, "{status}");
+}
+
 #[test]
 fn probe_names_refused_credentials() {
     let Some(rt) = rt() else { return };

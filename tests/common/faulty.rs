@@ -39,6 +39,8 @@ struct Plan {
     rules: Vec<Rule>,
     /// "METHOD path fault" for every fault served.
     served: Vec<String>,
+    /// "METHOD path?query" of every request, in order.
+    seen: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -118,6 +120,11 @@ impl FaultyProxy {
     pub fn served(&self) -> Vec<String> {
         self.plan.lock().unwrap().served.clone()
     }
+
+    /// "METHOD path?query" of every request so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.plan.lock().unwrap().seen.clone()
+    }
 }
 
 async fn forward(State(s): State<Shared>, req: Request) -> Response {
@@ -130,6 +137,7 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
         .unwrap_or_default();
     let fault = {
         let mut plan = s.plan.lock().unwrap();
+        plan.seen.push(format!("{} {path_q}", parts.method));
         let text = String::from_utf8_lossy(&body);
         let hit = plan.rules.iter_mut().find(|r| {
             !r.faults.is_empty()

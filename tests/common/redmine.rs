@@ -224,3 +224,56 @@ impl Redmine {
         .await;
     }
 }
+
+impl Redmine {
+    /// A project of the test's own (made through the API as admin, every
+    /// tracker, the service account a manager in it), so that parallel
+    /// tests' issues are not in what it polls: this `Redmine` with
+    /// `project` set to it. The custom fields are for all projects.
+    pub async fn own_project(&self, what: &str) -> Redmine {
+        let ident = format!("{what}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let trackers: Vec<Value> = self.get("/trackers.json").await["trackers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].clone())
+            .collect();
+        let (code, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/projects.json",
+                Some(
+                    json!({"project": {"name": ident, "identifier": ident, "is_public": false,
+                    "enabled_module_names": ["issue_tracking"], "tracker_ids": trackers}}),
+                ),
+            )
+            .await;
+        assert_eq!(code, 201, "creating project {ident}: {v}");
+        let own = Redmine {
+            url: self.url.clone(),
+            key: self.key.clone(),
+            project: ident,
+            cf: self.cf.clone(),
+            http: self.http.clone(),
+        };
+        // The service account joins it.
+        own.service_key().await;
+        own
+    }
+
+    /// Opens an issue in the project as the admin; its id.
+    pub async fn create(&self, subject: &str, text: &str, more: Value) -> String {
+        let mut issue = json!({"project_id": self.project, "subject": subject,
+            "description": text});
+        merge_into(&mut issue, more);
+        let (code, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/issues.json",
+                Some(json!({ "issue": issue })),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+        v["issue"]["id"].to_string()
+    }
+}

@@ -57,6 +57,13 @@ pub async fn send(mut req: reqwest::RequestBuilder, body: Option<Value>) -> (u16
     (code, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// `part`'s keys set in `into` (both JSON objects).
+pub fn merge_into(into: &mut Value, part: Value) {
+    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), part) {
+        a.extend(b);
+    }
+}
+
 /// The REST endpoint "vendor" side of the gateway config.
 pub struct RestEndpoint<'a> {
     /// Both the endpoint's name and its profile.
@@ -73,7 +80,7 @@ pub struct RestEndpoint<'a> {
 
 impl RestEndpoint<'_> {
     /// Its `[endpoints.NAME]` tables; the credentials go to a file in `dir`.
-    fn toml(&self, dir: &Path) -> String {
+    pub fn toml(&self, dir: &Path) -> String {
         let credentials_file = dir.join(self.credentials_file);
         std::fs::write(&credentials_file, self.credentials).unwrap();
         format!(
@@ -151,6 +158,49 @@ pub async fn desk_and_gateway(ep: RestEndpoint<'_>) -> (Party, Gateway) {
         "the probe printed the credentials"
     );
     (desk, gw)
+}
+
+/// The product `ep`, as the service company (party "svc", its policy
+/// `policy`), handing its tickets to a sample desk (party "vendor") when
+/// `when` holds, through a started gateway that passed `deskbridge check`.
+pub async fn product_to_desk(ep: RestEndpoint<'_>, policy: &str, when: &str) -> (Party, Gateway) {
+    let desk = Party::start("desk").await;
+    let dir = tempfile::tempdir().unwrap();
+    let product = ep
+        .toml(dir.path())
+        .replacen("party = \"vendor\"", "party = \"svc\"", 1);
+    let conf = format!(
+        "{PARTIES}{desk}{product}[endpoints.{name}.policy]\n{policy}\n\n[[transfers]]\nfrom = \"{name}\"\nto = \"desk\"\nwhen = {when}\n",
+        desk = desk.toml(dir.path(), "vendor", ""),
+        name = ep.name,
+    );
+    let gw = Gateway::start_with(dir, &conf);
+    desk.connect(&gw);
+    let ok = gw.cli(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    (desk, gw)
+}
+
+/// The poller of `endpoint` as /status shows it (rounds, taken,
+/// last_round_reads).
+pub async fn poller(gw: &Gateway, endpoint: &str) -> Value {
+    gw.status().await["pollers"][endpoint].clone()
+}
+
+/// Waits until `n` more polling rounds of `endpoint` have ended: at least
+/// `n - 1` of them began after this was called.
+pub async fn rounds_pass(gw: &Gateway, endpoint: &str, n: u64) {
+    let rounds = |p: Value| p["rounds"].as_u64().unwrap_or(0);
+    let from = rounds(poller(gw, endpoint).await);
+    eventually(&format!("{n} rounds of {endpoint}"), 60, || async {
+        rounds(poller(gw, endpoint).await) >= from + n
+    })
+    .await;
 }
 
 /// `deskbridge probe` of an endpoint whose credentials are wrong: what it

@@ -235,3 +235,61 @@ impl Rt {
         );
     }
 }
+
+impl Rt {
+    /// A queue of the test's own (made through REST2 as root), so that
+    /// parallel tests' tickets are not in what it polls: this `Rt` with
+    /// `queue` set to it. Custom fields are not applied to it (REST2 cannot).
+    pub async fn own_queue(&self, what: &str) -> Rt {
+        let name = format!("{what}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let (code, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/queue",
+                Some(json!({"Name": name, "Description": "deskbridge live test, its own"})),
+            )
+            .await;
+        assert_eq!(code, 201, "creating queue {name}: {v}");
+        Rt {
+            rest: self.rest.clone(),
+            user: self.user.clone(),
+            token: self.token.clone(),
+            queue: name,
+            root_user: self.root_user.clone(),
+            root_password: self.root_password.clone(),
+            cf: self.cf.clone(),
+            http: self.http.clone(),
+        }
+    }
+
+    /// Opens a ticket in the queue as root; its id.
+    pub async fn create(&self, subject: &str, text: &str, more: Value) -> String {
+        let mut body = json!({"Queue": self.queue, "Subject": subject,
+            "Content": text, "ContentType": "text/plain"});
+        merge_into(&mut body, more);
+        let (code, v) = self
+            .call(reqwest::Method::POST, "/ticket", Some(body))
+            .await;
+        assert_eq!(code, 201, "{v}");
+        v["id"]
+            .as_str()
+            .map_or_else(|| v["id"].to_string(), String::from)
+    }
+
+    /// Sets custom fields (canonical name → value) as RT's staff would.
+    pub async fn set_cfs(&self, id: &str, values: &[(&str, &str)]) {
+        let cfs: serde_json::Map<String, Value> = values
+            .iter()
+            .map(|(f, v)| (self.cf[*f].clone(), json!(v)))
+            .collect();
+        let (code, v) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/ticket/{id}"),
+                Some(json!({ "CustomFields": cfs })),
+            )
+            .await;
+        assert_eq!(code, 200, "custom fields of {id}: {v}");
+        assert!(!v.to_string().contains("could not"), "{v}");
+    }
+}

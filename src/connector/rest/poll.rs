@@ -414,7 +414,8 @@ pub async fn list_page(
 pub struct PollStatus {
     /// Rounds that read the product's changes.
     pub rounds: u64,
-    /// Events taken from the product.
+    /// Events taken from the product (new ones: an entry read again in
+    /// the look-back is not counted again).
     pub taken: u64,
     /// Tickets read in the last round (listed and changed since read;
     /// an idle product: none).
@@ -723,9 +724,21 @@ impl Poller {
         // Only what the next round's look-back can list again.
         let next_from = (since - back).max(cursor.floor);
         edge.retain(|_, e| super::parse_time(&e.updated, tf).is_none_or(|t| t >= next_from));
-        let n = events.len();
+        // An entry read again in the look-back gives the same event, which
+        // ingest drops by its id: not taken again, not counted again.
+        let mut fresh = Vec::with_capacity(events.len());
+        for ev in events {
+            let seen = self
+                .store
+                .was_seen(name, &format!("event:{}", ev.id))
+                .map_err(round_error)?;
+            if !seen {
+                fresh.push(ev);
+            }
+        }
+        let n = fresh.len();
         self.commit(
-            events,
+            fresh,
             &Cursor {
                 since,
                 statuses,
