@@ -7,6 +7,9 @@
 //! is there exactly once, nothing private crossed, nothing echoed, and
 //! every armed fault was served.
 mod common;
+/// What an idle RT ↔ Redmine pair reads each round.
+#[path = "rest_live_faults/idle.rs"]
+mod idle;
 
 use common::djhd::*;
 use common::faulty::{Fault, FaultyProxy};

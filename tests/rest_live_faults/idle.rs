@@ -4,13 +4,11 @@
 //! no event is taken, nothing is delivered. Each product is reached
 //! through a proxy that counts the requests; the test has its own RT queue
 //! and Redmine project, so parallel tests' tickets are not in its lists.
-mod common;
-
-use common::faulty::FaultyProxy;
-use common::redmine::*;
-use common::rest::*;
-use common::rt::*;
-use common::*;
+use crate::common::faulty::FaultyProxy;
+use crate::common::redmine::*;
+use crate::common::rest::*;
+use crate::common::rt::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
