@@ -46,16 +46,16 @@ log "services"
 ensure_rabbitmq
 # The amqps test's private node makes a throwaway CA with openssl.
 command -v openssl >/dev/null || apt_install openssl
-# Redmine 5 for tests/rest_redmine.rs (installed from Debian's packages when
+# Redmine 5 for tests/suite/rest_redmine.rs (installed from Debian's packages when
 # missing); credentials in /run/deskbridge-test/redmine.env.
 bash scripts/services/redmine.sh start
-# Request Tracker 5 for tests/rest_rt.rs (installed from Debian's packages
+# Request Tracker 5 for tests/suite/rest_rt.rs (installed from Debian's packages
 # when missing); credentials in /run/deskbridge-test/rt.env.
 bash scripts/services/rt.sh start
-# django-helpdesk 2.6 for tests/rest_djhd.rs (a venv from PyPI and a generated
+# django-helpdesk 2.6 for tests/suite/rest_djhd.rs (a venv from PyPI and a generated
 # Django site when missing); credentials in /run/deskbridge-test/django-helpdesk.env.
 bash scripts/services/django-helpdesk.sh start
-# Mail for tests/mail.rs: dovecot-imapd and python3-aiosmtpd from Debian's
+# Mail for tests/suite/mail.rs: dovecot-imapd and python3-aiosmtpd from Debian's
 # packages; each test starts its own private SMTP + IMAP pair on free
 # loopback ports (no system MTA, so nothing competes for port 25).
 bash scripts/services/mail.sh start

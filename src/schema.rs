@@ -1,4 +1,4 @@
-//! JSON Schemas generated from the Rust types; `tests/schemas.rs` fails
+//! JSON Schemas generated from the Rust types; `tests/suite/config_check.rs` fails
 //! when the files in schemas/ drift from the code.
 
 use std::path::Path;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mail servers for the e-mail connector's live tests (tests/mail.rs).
+# Mail servers for the e-mail connector's live tests (tests/suite/mail.rs).
 #
 # Usage:
 #   scripts/services/mail.sh start

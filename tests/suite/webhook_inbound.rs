@@ -3,9 +3,7 @@
 //! queued, nothing reaches the destination desk). Plus the happy path, a
 //! repeated webhook-id, secret rotation and a partner's own payload shape.
 
-mod common;
-
-use common::{eventually, now, post_signed, Gateway, Party, PARTIES};
+use crate::common::{eventually, now, post_signed, Gateway, Party, PARTIES};
 use deskbridge::connector::webhook::sign::{self, Secret};
 use deskbridge::event::{Audience, Event, EventKind, Ticket};
 use serde_json::Value;

@@ -1,6 +1,5 @@
 //! `deskbridge check` on the shipped examples and on broken files, and the
 //! published JSON Schemas against the code.
-mod common;
 
 use std::process::Command;
 
@@ -28,7 +27,7 @@ const SECRET_VARS: &[&str] = &[
 ];
 
 fn check(path: &std::path::Path, with_secrets: bool) -> std::process::Output {
-    let mut cmd = Command::new(common::BIN);
+    let mut cmd = Command::new(crate::common::BIN);
     cmd.args(["check", "--config"]).arg(path);
     for v in SECRET_VARS {
         if with_secrets {

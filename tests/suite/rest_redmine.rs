@@ -2,11 +2,10 @@
 //! (the vendor) through the REST connector and its Redmine profile.
 //! Redmine is started by scripts/test.sh (scripts/services/redmine.sh),
 //! which writes /run/deskbridge-test/redmine.env.
-mod common;
 
-use common::redmine::*;
-use common::rest::*;
-use common::*;
+use crate::common::redmine::*;
+use crate::common::rest::*;
+use crate::common::*;
 use deskbridge::event::Status;
 use serde_json::json;
 use std::time::Duration;

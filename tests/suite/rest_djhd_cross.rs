@@ -3,13 +3,12 @@
 //! on Request Tracker 5, every side over the REST connector (the first
 //! with the daemon killed by SIGKILL while both sides write). The services
 //! are started by scripts/test.sh (scripts/services/*.sh).
-mod common;
 
-use common::djhd::*;
-use common::redmine::*;
-use common::rest::*;
-use common::rt::*;
-use common::*;
+use crate::common::djhd::*;
+use crate::common::redmine::*;
+use crate::common::rest::*;
+use crate::common::rt::*;
+use crate::common::*;
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;

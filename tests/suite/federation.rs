@@ -1,9 +1,8 @@
 //! Two companies' gateways federate through the webhook connector: Acme's
 //! desk → Acme's deskbridge → Contoso's deskbridge → Contoso's desk, and
 //! back, each side applying its own company's policy.
-mod common;
 
-use common::*;
+use crate::common::*;
 use deskbridge::connector::webhook::sign::Secret;
 use deskbridge::event::{Audience, Status};
 

@@ -1,8 +1,7 @@
 //! What an operator sees and does: links, status, transfer by command,
 //! a clean stop on SIGTERM, and the commands working with the daemon down.
-mod common;
 
-use common::*;
+use crate::common::*;
 use deskbridge::event::Audience;
 
 #[tokio::test(flavor = "multi_thread")]

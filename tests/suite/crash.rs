@@ -7,9 +7,7 @@
 //! `CRASH_SEED=<n>` repeats one run's kill delays (where they land in the
 //! stream still depends on timing).
 
-mod common;
-
-use common::{eventually, Gateway, Party, PARTIES};
+use crate::common::{eventually, Gateway, Party, PARTIES};
 use deskbridge::event::Audience;
 use deskbridge::sample_desk::{DeskTicket, SampleDesk};
 use rand::rngs::StdRng;

@@ -1,7 +1,6 @@
 //! The RabbitMQ transport against the machine's broker (127.0.0.1:5672).
-mod common;
 
-use common::*;
+use crate::common::*;
 use deskbridge::event::Audience;
 
 fn bus(prefix: &str) -> String {

@@ -4,9 +4,8 @@
 //! or no answer) so their senders send them again, and once there is space
 //! a restart delivers everything once and in order. The disk is a small tmpfs
 //! mounted for the test (the tests run as root).
-mod common;
 
-use common::*;
+use crate::common::*;
 use deskbridge::event::Audience;
 use deskbridge::sample_desk::Fault;
 use std::process::Command;

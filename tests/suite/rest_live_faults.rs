@@ -6,17 +6,15 @@
 //! product is read back directly: every ticket, comment and status change
 //! is there exactly once, nothing private crossed, nothing echoed, and
 //! every armed fault was served.
-mod common;
 /// What an idle RT ↔ Redmine pair reads each round.
-#[path = "rest_live_faults/idle.rs"]
 mod idle;
 
-use common::djhd::*;
-use common::faulty::{Fault, FaultyProxy};
-use common::redmine::*;
-use common::rest::*;
-use common::rt::*;
-use common::*;
+use crate::common::djhd::*;
+use crate::common::faulty::{Fault, FaultyProxy};
+use crate::common::redmine::*;
+use crate::common::rest::*;
+use crate::common::rt::*;
+use crate::common::*;
 use deskbridge::event::Status;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -4,11 +4,10 @@
 //! follow-up, status change) to /hooks/django-helpdesk?token=…, and the
 //! gateway then read the change through the API. Webhooks with a wrong or
 //! missing token are refused and change nothing.
-mod common;
 
-use common::djhd::*;
-use common::eventually;
-use common::rest::*;
+use crate::common::djhd::*;
+use crate::common::eventually;
+use crate::common::rest::*;
 use std::time::Duration;
 
 const POLL: Duration = Duration::from_millis(100);

@@ -1,8 +1,6 @@
-mod common;
-
 #[test]
 fn demo_runs_the_three_party_story_and_exits_zero() {
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(crate::common::BIN)
         .arg("demo")
         .output()
         .unwrap();

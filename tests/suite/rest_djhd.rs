@@ -3,11 +3,10 @@
 //! django-helpdesk profile. django-helpdesk is started by scripts/test.sh
 //! (scripts/services/django-helpdesk.sh), which writes
 //! /run/deskbridge-test/django-helpdesk.env.
-mod common;
 
-use common::djhd::*;
-use common::rest::*;
-use common::*;
+use crate::common::djhd::*;
+use crate::common::rest::*;
+use crate::common::*;
 use deskbridge::event::Status;
 use std::time::Duration;
 

@@ -6,10 +6,8 @@
 //! mailed them straight from their Maildir, and answer with raw mails sent
 //! over SMTP to deskbridge's mailbox, as a mail client would.
 
-mod common;
-
-use common::mail::MailServer;
-use common::{eventually, Gateway, Party};
+use crate::common::mail::MailServer;
+use crate::common::{eventually, Gateway, Party};
 use deskbridge::event::{Audience, Status};
 use deskbridge::sample_desk::DeskTicket;
 

@@ -2,11 +2,10 @@
 //! Tracker 5 (the vendor) through the REST connector and its RT profile.
 //! RT is started by scripts/test.sh (scripts/services/rt.sh), which writes
 //! /run/deskbridge-test/rt.env.
-mod common;
 
-use common::rest::*;
-use common::rt::*;
-use common::*;
+use crate::common::rest::*;
+use crate::common::rt::*;
+use crate::common::*;
 use std::time::Duration;
 
 /// How often the test looks at RT or the desk while waiting.

@@ -15,9 +15,7 @@
 //! unique prefix, and delete their queues at the end. Exactly-once is
 //! counted by what the destination desk holds, not by raw deliveries.
 
-mod common;
-
-use common::{eventually, free_port, Gateway, Party, PARTIES};
+use crate::common::{eventually, free_port, Gateway, Party, PARTIES};
 use deskbridge::bus::amqp::{on_tokio, Topology};
 use deskbridge::event::Audience;
 use deskbridge::sample_desk::{Fault, SampleDesk};

@@ -4,9 +4,7 @@
 //! destination does not stop another one. Exactly-once is counted by what
 //! the destination desk holds (tickets, comments), not by raw deliveries.
 
-mod common;
-
-use common::{eventually, Gateway, Party, PARTIES};
+use crate::common::{eventually, Gateway, Party, PARTIES};
 use deskbridge::event::Audience;
 use deskbridge::sample_desk::{Fault, SampleDesk};
 use serde_json::Value;

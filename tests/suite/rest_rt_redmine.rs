@@ -2,13 +2,12 @@
 //! Redmine 5, both over the REST connector, as examples/rt-to-redmine.toml
 //! does. The daemon is killed with SIGKILL while both sides write; every
 //! comment arrives exactly once and nothing echoes back.
-mod common;
 
+use crate::common::redmine::*;
+use crate::common::rest::*;
+use crate::common::rt::*;
+use crate::common::*;
 use base64::Engine as _;
-use common::redmine::*;
-use common::rest::*;
-use common::rt::*;
-use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -585,7 +584,7 @@ const HAND_OVER: &str =
 /// partner's answer is on its way; nothing is lost or doubled.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_four_level_chain_through_webhook_rt_redmine_and_mail() {
-    use common::mail::MailServer;
+    use crate::common::mail::MailServer;
     use deskbridge::event::{Audience, Status, Ticket};
     let (Some(rt), Some(rm)) = (rt(), redmine()) else {
         return;
