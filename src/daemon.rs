@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -55,6 +55,20 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     broker: Option<Broker>,
+    /// Why the daemon can keep no promise any more (the store cannot
+    /// write, a relay stopped on a store error): `main` exits with 3.
+    fatal: watch::Receiver<Option<String>>,
+}
+
+/// Records the first fatal reason; later ones add nothing.
+fn set_fatal(tx: &watch::Sender<Option<String>>, why: String) {
+    tx.send_if_modified(|v| {
+        if v.is_some() {
+            return false;
+        }
+        *v = Some(why);
+        true
+    });
 }
 
 /// The parts that exist with or without the daemon running.
@@ -96,6 +110,8 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         config.daemon.max_file_bytes,
     )?;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let (fatal_tx, fatal) = watch::channel::<Option<String>>(None);
+    let fatal_tx = Arc::new(fatal_tx);
     let mut tasks = JoinSet::new();
 
     let broker = match config.bus.kind {
@@ -145,11 +161,11 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         };
         let rx = shutdown_rx.clone();
         let name = dest.clone();
+        let fatal_tx = fatal_tx.clone();
         tasks.spawn(async move {
             if let Err(e) = d.run(notices, rx).await {
                 // The store failed under us: nothing more can be promised.
-                error!(dest = name, "relay stopped: {e}");
-                std::process::exit(3);
+                set_fatal(&fatal_tx, format!("the relay for {name} stopped: {e}"));
             }
         });
         if let Some(b) = &broker {
@@ -297,13 +313,14 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     // supervisor starts deskbridge again (it waits until there is space,
     // say). Webhooks meanwhile get 503 or no answer, and are sent again.
     let mut broken = ops.store.broken();
+    let store_fatal = fatal_tx.clone();
     tokio::spawn(async move {
         if let Ok(why) = broken.wait_for(Option::is_some).await {
-            error!(
-                "the store cannot write: {}; stopping (exit 3)",
+            let why = format!(
+                "the store cannot write: {}",
                 why.as_deref().unwrap_or_default()
             );
-            std::process::exit(3);
+            set_fatal(&store_fatal, why);
         }
     });
 
@@ -328,10 +345,24 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         shutdown,
         tasks,
         broker,
+        fatal,
     })
 }
 
 impl Running {
+    /// Fires when the daemon can keep no promise any more (the store
+    /// cannot write): the reason. The caller stops the process with exit
+    /// code 3, for its supervisor to start it again.
+    pub async fn fatal(&self) -> String {
+        let mut rx = self.fatal.clone();
+        let why = rx.wait_for(Option::is_some).await.map(|w| w.clone());
+        match why {
+            Ok(why) => why.unwrap_or_default(),
+            // The daemon's tasks are gone: nothing fatal can come.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Fires when the broker refuses this deskbridge its queues after the
     /// start went on without it (the broker was away then): the reason,
     /// with what to change. Never with the embedded bus.

@@ -287,6 +287,12 @@ async fn run(cli: Cli) -> Result<()> {
             let refused = tokio::select! {
                 _ = wait_for_signal() => None,
                 why = running.refused() => Some(why),
+                why = running.fatal() => {
+                    // Nothing more can be promised; what was answered 2xx
+                    // is in the store, and the supervisor starts us again.
+                    tracing::error!("{why}; stopping (exit 3)");
+                    std::process::exit(3);
+                }
             };
             match &refused {
                 Some(why) => tracing::error!("refused by the broker: {why}; stopping"),
