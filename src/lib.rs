@@ -11,6 +11,7 @@ pub mod handover;
 pub mod ingest;
 pub mod link;
 pub mod listen;
+pub mod metrics;
 pub mod ops;
 pub mod policy;
 pub mod probe;
