@@ -17,8 +17,8 @@ use std::time::Duration;
 const POLL: Duration = Duration::from_millis(200);
 
 /// The django-helpdesk endpoint's tables, for `party`. With `page_size`,
-/// the shipped profile as a profile file listing that many tickets a page
-/// (every test ticket is then on a later page: the list is walked live).
+/// the shipped profile as a profile file listing that many follow-ups a
+/// page (a round then walks several pages back from the list's end).
 fn djhd_endpoint(dir: &Path, dh: &Djhd, party: &str, page_size: Option<u32>) -> String {
     std::fs::write(dir.join("djhd.password"), &dh.password).unwrap();
     let profile = match page_size {
@@ -30,7 +30,7 @@ fn djhd_endpoint(dir: &Path, dh: &Djhd, party: &str, page_size: Option<u32>) -> 
             ))
             .unwrap();
             let file = dir.join("django-helpdesk.toml");
-            let small = shipped.replace("page_size = 200", &format!("page_size = {n}"));
+            let small = shipped.replace("page_size = 100", &format!("page_size = {n}"));
             assert_ne!(small, shipped, "the profile's page_size moved");
             std::fs::write(&file, small).unwrap();
             format!("profile_file = \"{}\"", file.display())
@@ -309,14 +309,14 @@ rate_limit_per_minute = 1200
 from = "django-helpdesk"
 to = "rt"
 "#,
-        djhd = djhd_endpoint(dir.path(), &dh, "desk", Some(2)),
+        djhd = djhd_endpoint(dir.path(), &dh, "desk", Some(5)),
         rt_user = rt.user,
         rt_url = rt.rest,
         file = dir.path().join("rt.token").display(),
         queue = rt.queue,
     );
     // On a fresh instance this may be the first test to write: two older
-    // tickets put the test's own past the first page of 2.
+    // tickets, whose follow-ups come before the test's own in the list.
     loop {
         let (_, all) = dh
             .call(reqwest::Method::GET, "/tickets/?page_size=1", None)
@@ -358,7 +358,7 @@ to = "rt"
         .await;
     assert!(
         all["count"].as_u64().unwrap() > 2,
-        "not on a later page: {all}"
+        "the list is more than a page: {all}"
     );
     let ticket = first_some(300, POLL, || rt.find_by_subject(&subject))
         .await
