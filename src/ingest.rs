@@ -182,7 +182,13 @@ impl Ingest {
                 return Ok(vec![]);
             }
             let mut out = Vec::new();
-            if let EventKind::TicketCreated { .. } = ev.kind {
+            if let EventKind::TicketCreated { ticket_data } = &ev.kind {
+                // The ticket deskbridge made is known as it was made, until
+                // the endpoint reports it: a poller that lists history
+                // entries need not read it to know it is no new ticket.
+                if tx.ticket(&ep, &ev.ticket)?.is_none() {
+                    tx.put_ticket(&ep, &ev.ticket, ticket_data)?;
+                }
                 // Its ticket is recorded on the link only after this.
                 if let Some(mut l) = tx.link(via)? {
                     if let Some(side) = l.side_mut(&ep) {
@@ -353,6 +359,20 @@ impl Ingest {
             tx.set_cursor(endpoint, c)?;
         }
         Ok(Some((queued, links_created)))
+    }
+
+    /// Keeps `data` as the ticket's snapshot where deskbridge has none: a
+    /// ticket created before deskbridge started, read for the first time
+    /// when it changed. Transfer rules with a condition and `deskbridge
+    /// transfer` can then hand it over. Returns whether it was new.
+    pub fn learn(&self, endpoint: &str, ticket: &str, data: Ticket) -> Result<bool, IngestError> {
+        Ok(self.store.ingest_tx(|tx| {
+            if tx.ticket(endpoint, ticket)?.is_some() {
+                return Ok(false);
+            }
+            tx.put_ticket(endpoint, ticket, &data)?;
+            Ok(true)
+        })?)
     }
 
     /// `deskbridge transfer`: hands a ticket deskbridge has seen to `to`.

@@ -502,8 +502,11 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 for (name, p) in &s.pollers {
                     println!(
-                        "  {name} polling: {} rounds, {} events taken, last read {}; the product's webhooks: {} taken, {} refused{}",
+                        "  {name} polling: {} rounds (the last: {} list requests, {} tickets read, {} ms), {} events taken, last read {}; the product's webhooks: {} taken, {} refused{}",
                         p.rounds,
+                        p.last_round_pages,
+                        p.last_round_reads,
+                        p.last_round_ms,
                         p.taken,
                         p.last_ok.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into()),
                         p.webhooks,

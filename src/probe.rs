@@ -199,7 +199,7 @@ async fn probe_rest(
         Ok(answer) => {
             let n = answer
                 .json
-                .pointer(&p.ticket.list)
+                .pointer(lp.list.as_deref().unwrap_or(&p.ticket.list))
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             let more = if n >= lp.page_size as usize {
@@ -208,17 +208,16 @@ async fn probe_rest(
                 ""
             };
             // An unfiltered list is every ticket, not the day's changes.
-            let which = if lp.unfiltered {
-                "listed (the product lists every ticket; those unchanged are not read)"
+            let which = if lp.entries.is_some() {
+                " history entries listed (every ticket's, oldest first: read from the end back to the last change seen)"
+            } else if lp.unfiltered {
+                " ticket(s) listed (the product lists every ticket; those unchanged are not read)"
             } else {
-                "changed in the last 24 hours"
+                " ticket(s) changed in the last 24 hours"
             };
             r.check(
                 true,
-                format!(
-                    "reads changes: {n}{more} ticket(s) {which}{}",
-                    project_words(&rest)
-                ),
+                format!("reads changes: {n}{more}{which}{}", project_words(&rest)),
             );
         }
         Err(e) => r.check(false, format!("cannot read changes: {}", explain(&e, name))),

@@ -868,6 +868,12 @@ impl Store {
         Ok(self.cursors.get(endpoint)?.map(|v| v.to_vec()))
     }
 
+    /// Whether ingest keeps a snapshot of the ticket (it saw the ticket
+    /// created, or learnt it): outside a transaction, a hint.
+    pub fn knows_ticket(&self, endpoint: &str, ticket: &str) -> Result<bool, StoreError> {
+        Ok(self.tickets.get(pair_key(endpoint, ticket))?.is_some())
+    }
+
     /// Whether ingest already took a key (outside a transaction: a hint
     /// to skip work for what ingest would drop anyway).
     pub fn was_seen(&self, scope: &str, key: &str) -> Result<bool, StoreError> {

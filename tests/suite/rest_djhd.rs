@@ -7,7 +7,7 @@
 use crate::common::djhd::*;
 use crate::common::rest::*;
 use crate::common::*;
-use deskbridge::event::Status;
+use deskbridge::event::{Audience, Status};
 use std::time::Duration;
 
 /// How often the test looks at django-helpdesk or the desk while waiting.
@@ -168,4 +168,223 @@ fn probe_names_refused_credentials() {
         said.contains("endpoints.django-helpdesk.rest.credentials"),
         "{said}"
     );
+}
+
+/// The follow-ups of `ticket` among the newest `n` of every ticket (the
+/// follow-ups list runs by date): read without reading the ticket, which
+/// costs django-helpdesk a pass over every ticket.
+async fn newest_followups(dh: &Djhd, ticket: u64, n: u32) -> Vec<serde_json::Value> {
+    let (code, v) = dh
+        .call(
+            reqwest::Method::GET,
+            &format!("/followups/?page=last&page_size={n}"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["ticket"] == ticket)
+        .cloned()
+        .collect()
+}
+
+/// The desk's ticket handed over from django-helpdesk's `upstream`.
+fn desk_ticket_of(desk: &Party, upstream: u64) -> Option<deskbridge::sample_desk::DeskTicket> {
+    let upstream = upstream.to_string();
+    desk.desk
+        .tickets()
+        .into_iter()
+        .find(|t| t.partner.as_ref().and_then(|p| p.1.as_deref()) == Some(upstream.as_str()))
+}
+
+/// A django-helpdesk holding 25,000 tickets, seeded straight into its
+/// database (a private instance: the shared one serves other tests). Its
+/// oldest and its newest ticket are reopened, which hands each to the
+/// vendor's desk (a transfer rule on the status: tickets created before
+/// deskbridge started are learnt when they change); a public follow-up on
+/// each crosses once, the vendor's reply reaches both once. Idle rounds
+/// list the newest follow-ups only: no ticket read, no event taken. What a
+/// round costs is printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_desk_of_25000_tickets_reaches_its_oldest_and_newest_ticket() {
+    const TICKETS: u64 = 25_000;
+    let Some(p) = PrivateDjhd::start() else {
+        return;
+    };
+    let (oldest, newest, secs) = p.seed(TICKETS);
+    assert_eq!(newest - oldest + 1, TICKETS);
+    eprintln!("django-helpdesk: {TICKETS} tickets seeded in {secs:.2} s (one SQL transaction)");
+    let dh = &p.dh;
+    let desk = Party::start("desk").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("djhd.password"), &dh.password).unwrap();
+    // Each ticket django-helpdesk's API serves costs it a pass over every
+    // ticket (README, the profile): minutes here, hence the timeout.
+    let conf = format!(
+        r#"{PARTIES}
+[endpoints.django-helpdesk]
+party = "svc"
+kind = "rest"
+service_account = "{user}"
+[endpoints.django-helpdesk.rest]
+profile = "django-helpdesk"
+base_url = "{url}"
+username = "{user}"
+credentials = {{ file = "{file}" }}
+project = "{queue}"
+settings = {{ user_id = "{user_id}" }}
+poll_secs = 1
+timeout_secs = 900
+rate_limit_per_minute = 1200
+[endpoints.django-helpdesk.policy]
+share_client_conversation = true
+{desk}
+[[transfers]]
+from = "django-helpdesk"
+to = "desk"
+when = {{ status = "reopened" }}
+"#,
+        user = dh.user,
+        url = dh.url,
+        file = dir.path().join("djhd.password").display(),
+        queue = dh.queue,
+        user_id = dh.user_id,
+        desk = desk.toml(dir.path(), "vendor", ""),
+    );
+    let gw = Gateway::start_with(dir, &conf);
+    desk.connect(&gw);
+    let ok = gw.cli(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let poller = || async { gw.status().await["pollers"]["django-helpdesk"].clone() };
+    eventually("the first rounds", 60, || async {
+        poller().await["rounds"].as_u64().unwrap_or(0) >= 2
+    })
+    .await;
+
+    // 1. Idle, 25,000 tickets: what a round costs.
+    let idle = |what: &'static str| async move {
+        let before = poller().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let after = poller().await;
+        let rounds = after["rounds"].as_u64().unwrap() - before["rounds"].as_u64().unwrap();
+        eprintln!(
+            "django-helpdesk, {TICKETS} tickets, idle ({what}): {rounds} rounds in 5 s; the last: {} list request(s), {} ticket(s) read, {} ms",
+            after["last_round_pages"], after["last_round_reads"], after["last_round_ms"]
+        );
+        assert!(rounds >= 2, "{after}");
+        assert_eq!(
+            after["taken"], before["taken"],
+            "idle: nothing taken: {after}"
+        );
+        assert_eq!(
+            after["last_round_reads"], 0,
+            "idle: no ticket read: {after}"
+        );
+        assert_eq!(
+            after["last_round_pages"], 1,
+            "idle: the newest follow-ups only: {after}"
+        );
+    };
+    idle("before").await;
+
+    // 2. The oldest and the newest ticket are reopened: each is read once
+    //    (learnt), and the rule hands it to the desk.
+    for id in [oldest, newest] {
+        dh.follow_up(&id.to_string(), "", false, Some(2)).await;
+    }
+    eventually("both tickets reach the desk", 900, || async {
+        desk_ticket_of(&desk, oldest).is_some() && desk_ticket_of(&desk, newest).is_some()
+    })
+    .await;
+    let at_desk = |id| desk_ticket_of(&desk, id).unwrap();
+    assert_eq!(at_desk(oldest).subject, "Seeded ticket 1 of 25000");
+    assert_eq!(at_desk(newest).subject, "Seeded ticket 25000 of 25000");
+    let learnt = poller().await;
+    eprintln!(
+        "django-helpdesk, {TICKETS} tickets: a round that read a reopened ticket (learnt, handed over): {} list request(s), {} ticket(s) read, {} ms",
+        learnt["last_round_pages"], learnt["last_round_reads"], learnt["last_round_ms"]
+    );
+
+    // 3. A public follow-up on each crosses once; the desk's reply on each
+    //    comes back once. No ticket is read for them: deskbridge knows both.
+    for id in [oldest, newest] {
+        dh.follow_up(
+            &id.to_string(),
+            &format!("Drawer sticks on {id}"),
+            true,
+            None,
+        )
+        .await;
+    }
+    eventually("both follow-ups reach the desk", 120, || async {
+        [oldest, newest].iter().all(|&id| {
+            at_desk(id)
+                .comments
+                .iter()
+                .any(|c| c.body.contains(&format!("Drawer sticks on {id}")))
+        })
+    })
+    .await;
+    for id in [oldest, newest] {
+        let t = at_desk(id);
+        desk.desk.comment(
+            &t.id,
+            &format!("New drawer for {id} shipped"),
+            Audience::Public,
+            "Vic",
+            &[],
+        );
+    }
+    eventually("both replies reach django-helpdesk", 120, || async {
+        let mut all = true;
+        for id in [oldest, newest] {
+            let f = newest_followups(dh, id, 100).await;
+            all &= followups_containing(&f, &format!("New drawer for {id} shipped")).len() == 1;
+        }
+        all
+    })
+    .await;
+    let busy = poller().await;
+    assert_eq!(
+        busy["last_round_reads"], 0,
+        "known tickets' follow-ups are read from the list: {busy}"
+    );
+
+    // 4. Quiet again: nothing doubled or echoed, idle rounds as before.
+    eventually("the gateway is idle", 60, || gw.idle()).await;
+    idle("after").await;
+    for id in [oldest, newest] {
+        let t = at_desk(id);
+        let sticks = format!("Drawer sticks on {id}");
+        assert_eq!(
+            t.comments
+                .iter()
+                .filter(|c| c.body.contains(&sticks))
+                .count(),
+            1,
+            "{t:?}"
+        );
+        assert!(
+            !t.comments
+                .iter()
+                .any(|c| c.body.contains("shipped") && c.event.is_some()),
+            "the desk's own reply came back: {t:?}"
+        );
+        let f = newest_followups(dh, id, 100).await;
+        assert_eq!(followups_containing(&f, &sticks).len(), 1, "{f:#?}");
+        assert_eq!(
+            followups_containing(&f, &format!("New drawer for {id} shipped")).len(),
+            1,
+            "{f:#?}"
+        );
+    }
+    let status = gw.status().await;
+    assert_eq!(status["dead_letters"], 0, "{status}");
 }

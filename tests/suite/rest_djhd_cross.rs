@@ -16,8 +16,8 @@ use std::time::Duration;
 const POLL: Duration = Duration::from_millis(200);
 
 /// The django-helpdesk endpoint's tables, for `party`. With `page_size`,
-/// the shipped profile as a profile file listing that many tickets a page
-/// (every test ticket is then on a later page: the list is walked live).
+/// the shipped profile as a profile file listing that many follow-ups a
+/// page (a round then walks several pages back from the list's end).
 fn djhd_endpoint(dir: &Path, dh: &Djhd, party: &str, page_size: Option<u32>) -> String {
     std::fs::write(dir.join("djhd.password"), &dh.password).unwrap();
     let profile = match page_size {
@@ -29,7 +29,7 @@ fn djhd_endpoint(dir: &Path, dh: &Djhd, party: &str, page_size: Option<u32>) -> 
             ))
             .unwrap();
             let file = dir.join("django-helpdesk.toml");
-            let small = shipped.replace("page_size = 200", &format!("page_size = {n}"));
+            let small = shipped.replace("page_size = 100", &format!("page_size = {n}"));
             assert_ne!(small, shipped, "the profile's page_size moved");
             std::fs::write(&file, small).unwrap();
             format!("profile_file = \"{}\"", file.display())
@@ -78,10 +78,22 @@ role = "vendor"
 /// The Redmine desk's endpoint (its key written to `dir`): `rest` ends its
 /// `rest` table, `policy` is its policy table.
 fn redmine_desk(dir: &Path, rm: &Redmine, key: &str, rest: &str, policy: &str) -> String {
+    redmine_endpoint(dir, rm, key, "desk", rest, policy)
+}
+
+/// Redmine's endpoint for `party`, as `redmine_desk`.
+fn redmine_endpoint(
+    dir: &Path,
+    rm: &Redmine,
+    key: &str,
+    party: &str,
+    rest: &str,
+    policy: &str,
+) -> String {
     std::fs::write(dir.join("redmine.key"), key).unwrap();
     format!(
         r#"[endpoints.redmine]
-party = "desk"
+party = "{party}"
 kind = "rest"
 service_account = "{REDMINE_SERVICE_LOGIN}"
 [endpoints.redmine.rest]
@@ -308,14 +320,14 @@ rate_limit_per_minute = 1200
 from = "django-helpdesk"
 to = "rt"
 "#,
-        djhd = djhd_endpoint(dir.path(), &dh, "desk", Some(2)),
+        djhd = djhd_endpoint(dir.path(), &dh, "desk", Some(5)),
         rt_user = rt.user,
         rt_url = rt.rest,
         file = dir.path().join("rt.token").display(),
         queue = rt.queue,
     );
     // On a fresh instance this may be the first test to write: two older
-    // tickets put the test's own past the first page of 2.
+    // tickets, whose follow-ups come before the test's own in the list.
     loop {
         let (_, all) = dh
             .call(reqwest::Method::GET, "/tickets/?page_size=1", None)
@@ -357,7 +369,7 @@ to = "rt"
         .await;
     assert!(
         all["count"].as_u64().unwrap() > 2,
-        "not on a later page: {all}"
+        "the list is more than a page: {all}"
     );
     let ticket = first_some(300, POLL, || rt.find_by_subject(&subject))
         .await
@@ -566,4 +578,203 @@ async fn redmine_hands_over_its_fields_to_django_helpdesk() {
         said.contains("did not take serial_number") && said.contains("custom_fields"),
         "{said}"
     );
+}
+
+/// The value of a Redmine issue's custom field.
+fn rm_cf(issue: &serde_json::Value, id: &str) -> Option<String> {
+    issue["custom_fields"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"].as_u64().map(|n| n.to_string()).as_deref() == Some(id))
+        .and_then(|c| c["value"].as_str())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// How many of the issue's journal entries change custom field `id`.
+fn rm_cf_changes(issue: &serde_json::Value, id: &str) -> usize {
+    journals(issue)
+        .iter()
+        .flat_map(|j| j["details"].as_array().cloned().unwrap_or_default())
+        .filter(|d| d["property"] == "cf" && d["name"].as_str() == Some(id))
+        .count()
+}
+
+/// Each side shows its partner's ticket id and status, in its own custom
+/// fields, read back through each product's API: django-helpdesk (a
+/// private instance, with the set-up's `partner_ticket` and
+/// `partner_status`) and Redmine. `djhd_upstream`: django-helpdesk hands
+/// its ticket over to Redmine (it learns Redmine's id after the transfer),
+/// else Redmine hands over to django-helpdesk (the new ticket carries the
+/// issue's id). deskbridge's writes there do not come back as changes, no
+/// note is written where a field holds it, nothing is doubled.
+async fn each_side_shows_its_partner(djhd_upstream: bool) {
+    let (Some(rm), Some(p)) = (redmine(), PrivateDjhd::start()) else {
+        return;
+    };
+    let dh = &p.dh;
+    for f in ["partner_ticket", "partner_status"] {
+        assert!(
+            p.custom_fields.iter().any(|c| c == f),
+            "{:?}",
+            p.custom_fields
+        );
+    }
+    let key = rm.service_key().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rm_fields = format!(
+        "custom_fields = {{ partner_ticket = \"{}\", partner_status = \"{}\" }}",
+        rm.cf["partner_ticket"], rm.cf["partner_status"]
+    );
+    let dh_fields = "custom_fields = { partner_ticket = \"partner_ticket\", partner_status = \"partner_status\" }\n";
+    let (djhd_party, rm_party, from, to) = if djhd_upstream {
+        ("desk", "vendor", "django-helpdesk", "redmine")
+    } else {
+        ("vendor", "desk", "redmine", "django-helpdesk")
+    };
+    let conf = format!(
+        "{PARTIES}{}{dh_fields}[endpoints.django-helpdesk.policy]\n{DESK_POLICY}\n{}\n[[transfers]]\nfrom = \"{from}\"\nto = \"{to}\"\n",
+        djhd_endpoint(dir.path(), dh, djhd_party, None),
+        redmine_endpoint(dir.path(), &rm, &key, rm_party, &rm_fields, DESK_POLICY),
+    );
+    let gw = started(dir, &conf);
+    first_rounds().await;
+
+    // 1. The hand-over: each side shows the other's ticket id.
+    let subject = format!("Label printer jams {}", uuid::Uuid::new_v4().simple());
+    let (id, issue) = if djhd_upstream {
+        let (code, v) = dh
+            .call(
+                reqwest::Method::POST,
+                "/tickets/",
+                Some(
+                    json!({"queue": dh.queue.parse::<u64>().unwrap(), "title": subject,
+                    "description": "Jams every tenth label.", "priority": 3,
+                    "submitter_email": "dana@example.net"}),
+                ),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+        let id = v["id"].to_string();
+        let issue = first_some(300, POLL, || rm.find_by_subject(&subject))
+            .await
+            .unwrap_or_else(|| panic!("no Redmine issue:\n{}", gw.log()));
+        (id, issue)
+    } else {
+        let (code, v) = rm
+            .call(
+                reqwest::Method::POST,
+                "/issues.json",
+                Some(
+                    json!({"issue": {"project_id": rm.project, "subject": subject,
+                    "description": "Jams every tenth label."}}),
+                ),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+        let issue = v["issue"]["id"].to_string();
+        let id = first_some(300, POLL, || dh.find_by_title(&subject))
+            .await
+            .unwrap_or_else(|| panic!("no django-helpdesk ticket:\n{}", gw.log()));
+        (id, issue)
+    };
+    let shown =
+        |t: &serde_json::Value, f: &str| t[format!("custom_{f}")].as_str().map(str::to_string);
+    assert!(
+        within(60, POLL, || async {
+            shown(&dh.ticket(&id).await, "partner_ticket").as_deref() == Some(issue.as_str())
+                && rm_cf(&rm.issue(&issue).await, &rm.cf["partner_ticket"]).as_deref()
+                    == Some(id.as_str())
+        })
+        .await,
+        "timed out: each shows the other's id: {}\n{}\n{}",
+        dh.ticket(&id).await,
+        rm.issue(&issue).await,
+        gw.log()
+    );
+    let notes_before = dh.followups(&id).await.len();
+
+    // 2. Redmine's staff change its status: django-helpdesk shows each.
+    for (status_id, canonical) in [(2, "in_progress"), (4, "waiting")] {
+        rm.put_issue(&issue, json!({ "status_id": status_id }))
+            .await;
+        assert!(
+            within(60, POLL, || async {
+                shown(&dh.ticket(&id).await, "partner_status").as_deref() == Some(canonical)
+            })
+            .await,
+            "timed out: django-helpdesk shows Redmine's {canonical}: {}\n{}",
+            dh.ticket(&id).await,
+            gw.log()
+        );
+    }
+
+    // 3. django-helpdesk's staff resolve: Redmine shows it, in its field
+    //    (and follows: the status is mirrored).
+    dh.follow_up(&id, "", false, Some(3)).await;
+    assert!(
+        within(60, POLL, || async {
+            let i = rm.issue(&issue).await;
+            rm_cf(&i, &rm.cf["partner_status"]).as_deref() == Some("resolved")
+                && i["status"]["id"] == 3
+        })
+        .await,
+        "timed out: Redmine shows django-helpdesk's resolved: {}\n{}",
+        rm.issue(&issue).await,
+        gw.log()
+    );
+
+    // 4. Quiet rounds: the fields stay, nothing echoed or doubled, and no
+    //    note was written where a field holds it.
+    eventually("the gateway is idle", 60, || gw.idle()).await;
+    let f = dh.followups(&id).await;
+    let i = rm.issue(&issue).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let t = dh.ticket(&id).await;
+    assert_eq!(t["followup_set"].as_array().unwrap().len(), f.len(), "{t}");
+    assert_eq!(journals(&rm.issue(&issue).await).len(), journals(&i).len());
+    assert_eq!(
+        shown(&t, "partner_ticket").as_deref(),
+        Some(issue.as_str()),
+        "{t}"
+    );
+    // django-helpdesk wrote one follow-up of its own since the hand-over
+    // (the resolution), plus none for the partner's fields.
+    assert_eq!(f.len(), notes_before + 1, "{f:#?}");
+    for text in ["took this over", "is now"] {
+        assert!(followups_containing(&f, text).is_empty(), "{f:#?}");
+        assert!(notes_containing(&i, text).is_empty(), "{i}");
+    }
+    assert_eq!(
+        f.iter().filter(|f| f["new_status"] == 3).count(),
+        1,
+        "{f:#?}"
+    );
+    assert_eq!(
+        rm_cf(&i, &rm.cf["partner_ticket"]).as_deref(),
+        Some(id.as_str())
+    );
+    // Redmine's partner status changed once (to resolved), its partner
+    // ticket was set once (on the issue's creation, or one change after).
+    assert_eq!(rm_cf_changes(&i, &rm.cf["partner_status"]), 1, "{i}");
+    assert!(rm_cf_changes(&i, &rm.cf["partner_ticket"]) <= 1, "{i}");
+    // Redmine's status changes: the staff's two, and the resolution once.
+    let status_changes = journals(&i)
+        .iter()
+        .flat_map(|j| j["details"].as_array().cloned().unwrap_or_default())
+        .filter(|d| d["name"] == "status_id")
+        .count();
+    assert_eq!(status_changes, 3, "{i}");
+    let status = gw.status().await;
+    assert_eq!(status["dead_letters"], 0, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn django_helpdesk_desk_shows_its_redmine_vendors_ticket_and_status() {
+    each_side_shows_its_partner(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn django_helpdesk_vendor_shows_its_redmine_desks_ticket_and_status() {
+    each_side_shows_its_partner(false).await;
 }

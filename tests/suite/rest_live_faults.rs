@@ -55,7 +55,7 @@ impl Product {
                 create: ("POST", "/api/tickets/"),
                 comment: ("POST", "/api/followups/"),
                 status: ("POST", "/api/followups/", "new_status"),
-                list: "/api/tickets/?page=",
+                list: "/api/followups/?page=",
             },
         }
     }
@@ -129,7 +129,7 @@ impl Product {
             }
             Product::Djhd(dh) => {
                 let (code, v) = dh
-                    .call(reqwest::Method::GET, "/tickets/?page_size=1000", None)
+                    .call(reqwest::Method::GET, "/tickets/?page=last&page_size=1000", None)
                     .await;
                 assert_eq!(code, 200, "{v}");
                 let all = ids(&v["results"], |t| {

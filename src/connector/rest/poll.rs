@@ -57,6 +57,11 @@ pub struct Edge {
     pub updated: String,
     /// When deskbridge read it.
     pub read_at: DateTime<Utc>,
+    /// The history entry that opened it (its description), while that
+    /// entry can still be listed: never taken for a comment when its
+    /// entries are read without the ticket (`list_changes.entries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opening: Option<String>,
 }
 
 /// Without the product's clock (no `Date` header), deskbridge's, taken
@@ -180,56 +185,71 @@ impl Reader<'_> {
         (a, false)
     }
 
+    /// The ticket as it stands, as a transfer hands it over.
+    pub fn ticket_data(&self, ticket: &Value, entries: &[Value]) -> Ticket {
+        let tp = &self.profile.ticket;
+        let jp = &self.profile.journal;
+        let status = text_at(ticket, &tp.status).and_then(|s| self.statuses.inbound.get(&s));
+        let mut fields = self
+            .places
+            .read(ticket, self.profile.time_format.as_deref());
+        let priority = fields
+            .remove("priority")
+            .or_else(|| tp.priority.as_deref().and_then(|p| text_at(ticket, p)));
+        let due = fields
+            .remove("due")
+            .and_then(|d| super::fields::parse_due(&d));
+        let first = self.opening(entries);
+        Ticket {
+            subject: text_at(ticket, &tp.subject).unwrap_or_default(),
+            description: text_at(ticket, &tp.description)
+                .or_else(|| {
+                    entries
+                        .iter()
+                        .find(|e| self.is_description(e, first.as_deref()))
+                        .and_then(|e| text_at(e, &jp.text))
+                })
+                .unwrap_or_default(),
+            status: status.copied(),
+            priority,
+            due,
+            fields,
+            ..Ticket::default()
+        }
+    }
+
+    /// The id of the entry that opened the ticket, where the first entry
+    /// is its description (`journal.first_is_description`).
+    pub fn opening(&self, entries: &[Value]) -> Option<String> {
+        let jp = &self.profile.journal;
+        if jp.first_is_description {
+            entries.first().and_then(|e| text_at(e, &jp.id))
+        } else {
+            None
+        }
+    }
+
+    /// An entry that is the ticket's description, never a comment: of a
+    /// description kind, or the opening entry.
+    fn is_description(&self, entry: &Value, opening: Option<&str>) -> bool {
+        let jp = &self.profile.journal;
+        let kind = jp.kind.as_deref().and_then(|k| text_at(entry, k));
+        (!jp.description_kinds.is_empty()
+            && kind.is_some_and(|k| jp.description_kinds.contains(&k)))
+            || (opening.is_some() && text_at(entry, &jp.id).as_deref() == opening)
+    }
+
     /// Events of one ticket (the object at the profile's `ticket.root`)
     /// from entries at or after `from`, oldest first.
     /// `entries` is the ticket's history (`RestEndpoint::entries`).
     pub fn events(&self, ticket: &Value, entries: &[Value], from: DateTime<Utc>) -> Vec<Event> {
         let tp = &self.profile.ticket;
-        let jp = &self.profile.journal;
         let Some(tid) = text_at(ticket, &tp.id) else {
             return vec![];
         };
         let mut out = Vec::new();
-        let kind_of = |entry: &Value| jp.kind.as_deref().and_then(|k| text_at(entry, k));
-        let is_description = |entry: &Value| {
-            !jp.description_kinds.is_empty()
-                && kind_of(entry).is_some_and(|k| jp.description_kinds.contains(&k))
-        };
-        let first = if jp.first_is_description {
-            entries.first().and_then(|e| text_at(e, &jp.id))
-        } else {
-            None
-        };
-        let is_description = |entry: &Value| {
-            is_description(entry) || (first.is_some() && text_at(entry, &jp.id) == first)
-        };
         if let Some(created) = self.time_at(ticket, &tp.created_at).filter(|t| *t >= from) {
-            let status = text_at(ticket, &tp.status).and_then(|s| self.statuses.inbound.get(&s));
-            let mut fields = self
-                .places
-                .read(ticket, self.profile.time_format.as_deref());
-            let priority = fields
-                .remove("priority")
-                .or_else(|| tp.priority.as_deref().and_then(|p| text_at(ticket, p)));
-            let due = fields
-                .remove("due")
-                .and_then(|d| super::fields::parse_due(&d));
-            let data = Ticket {
-                subject: text_at(ticket, &tp.subject).unwrap_or_default(),
-                description: text_at(ticket, &tp.description)
-                    .or_else(|| {
-                        entries
-                            .iter()
-                            .find(|e| is_description(e))
-                            .and_then(|e| text_at(e, &jp.text))
-                    })
-                    .unwrap_or_default(),
-                status: status.copied(),
-                priority,
-                due,
-                fields,
-                ..Ticket::default()
-            };
+            let data = self.ticket_data(ticket, entries);
             let mut ev = Event::new(&tid, EventKind::TicketCreated { ticket_data: data });
             ev.id = stable_id(self.endpoint, "ticket", &tid, created);
             ev.occurred_at = created;
@@ -237,6 +257,29 @@ impl Reader<'_> {
             ev.author = self.author(ticket, &tp.author_id, &tp.author_name, None).0;
             out.push(ev);
         }
+        let opening = self.opening(entries);
+        out.extend(self.entry_events(&tid, ticket, entries, from, opening.as_deref()));
+        out.sort_by_key(|e| (e.occurred_at, e.id));
+        out
+    }
+
+    /// Events of ticket `tid`'s history entries at or after `from`, oldest
+    /// first; `opening` is the entry that opened the ticket (its
+    /// description, never a comment). `ticket` may be `Null`: entries
+    /// listed without their ticket (`list_changes.entries`).
+    pub fn entry_events(
+        &self,
+        tid: &str,
+        ticket: &Value,
+        entries: &[Value],
+        from: DateTime<Utc>,
+        opening: Option<&str>,
+    ) -> Vec<Event> {
+        let tp = &self.profile.ticket;
+        let jp = &self.profile.journal;
+        let mut out = Vec::new();
+        let kind_of = |entry: &Value| jp.kind.as_deref().and_then(|k| text_at(entry, k));
+        let is_description = |entry: &Value| self.is_description(entry, opening);
         for entry in entries {
             let Some(jid) = text_at(entry, &jp.id) else {
                 continue;
@@ -259,7 +302,7 @@ impl Reader<'_> {
             );
             let source_id = format!("journal-{jid}");
             let make = |what: &str, kind: EventKind| {
-                let mut ev = Event::new(&tid, kind);
+                let mut ev = Event::new(tid, kind);
                 ev.id = stable_id(self.endpoint, what, &jid, id_at);
                 ev.occurred_at = at;
                 ev.author = author.clone();
@@ -309,6 +352,25 @@ impl Reader<'_> {
                         },
                     },
                 ));
+            }
+            // A history whose entries carry the status they set.
+            if let Some(v) = jp
+                .status_value
+                .as_deref()
+                .and_then(|p| entry.pointer(p))
+                .and_then(as_text)
+            {
+                match self.statuses.inbound.get(&v) {
+                    Some(status) => {
+                        out.push(make("status", EventKind::StatusChanged { status: *status }))
+                    }
+                    None => warn!(
+                        endpoint = self.endpoint,
+                        ticket = %tid,
+                        "status {v} has no canonical status (endpoints.{}.rest.statuses.inbound): not relayed",
+                        self.endpoint
+                    ),
+                }
             }
             let status_field = jp.status_field.as_deref();
             if status_field.is_none() && !self.places.has_changes() {
@@ -409,18 +471,136 @@ pub async fn list_page(
         .await
 }
 
+/// What one round listed: the items oldest first, when the product
+/// answered (its `Date`), how many list requests it took, and whether
+/// more changes wait for the next round.
+pub struct Listed {
+    pub items: Vec<Value>,
+    pub date: Option<DateTime<Utc>>,
+    pub requests: u64,
+    pub more: bool,
+}
+
+/// The items of one list_changes answer.
+fn page_items(ep: &RestEndpoint, answer: &Value) -> Vec<Value> {
+    let lp = &ep.profile.list_changes;
+    answer
+        .pointer(lp.list.as_deref().unwrap_or(&ep.profile.ticket.list))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A list that runs oldest change first, read from its last page back to
+/// the first page that starts before `from` (`list_changes.from_end`): the
+/// pages with changes at or after `from`, oldest first. Items added while
+/// it reads only lengthen the list at its end, so the pages counted back
+/// from the first answer's count keep their items.
+pub async fn list_from_end(
+    ep: &RestEndpoint,
+    fe: &super::profile::FromEnd,
+    from: DateTime<Utc>,
+) -> Result<Listed, crate::connector::SinkError> {
+    list_back(ep, fe, |_| from).await
+}
+
+/// As `list_from_end`, the window's start given by the product's clock
+/// (its first answer's `Date`, when it sends one).
+async fn list_back(
+    ep: &RestEndpoint,
+    fe: &super::profile::FromEnd,
+    window: impl Fn(Option<DateTime<Utc>>) -> DateTime<Utc>,
+) -> Result<Listed, crate::connector::SinkError> {
+    // (The first request's `since`, if the path has one, is not filtered on.)
+    let from = window(None);
+    let lp = &ep.profile.list_changes;
+    let updated_ptr = lp
+        .updated_at
+        .as_deref()
+        .unwrap_or(&ep.profile.ticket.updated_at);
+    let tf = ep.profile.time_format.as_deref();
+    let mut vars = list_vars(ep, from, 0);
+    vars.insert("page".into(), fe.last.clone());
+    let answer = ep
+        .client
+        .call("list changes", lp.method, &lp.path, None, &vars)
+        .await?;
+    let count = answer
+        .json
+        .pointer(&fe.count)
+        .and_then(|c| c.as_u64().or_else(|| as_text(c)?.parse().ok()))
+        .ok_or_else(|| crate::connector::SinkError::Permanent {
+            message: format!(
+                "{}: list_changes answered without a count at {} (list_changes.from_end.count)",
+                ep.name, fe.count
+            ),
+        })?;
+    let from = window(answer.date);
+    let size = u64::from(lp.page_size);
+    let mut page = count.div_ceil(size).max(1);
+    let mut pages = vec![page_items(ep, &answer.json)];
+    let mut requests = 1;
+    // Back while the oldest item read is still in the window.
+    while page > 1
+        && pages
+            .last()
+            .and_then(|p| p.first())
+            .is_none_or(|t| !listed_before(t, updated_ptr, tf, from))
+    {
+        page -= 1;
+        let a = list_page(ep, from, (page - 1) * size).await?;
+        requests += 1;
+        pages.push(page_items(ep, &a.json));
+    }
+    Ok(Listed {
+        items: pages.into_iter().rev().flatten().collect(),
+        date: answer.date,
+        requests,
+        more: false,
+    })
+}
+
+/// The history entries of every ticket listed since `since` (by
+/// deskbridge's clock, translated to the product's by its `Date`, a
+/// minute earlier), oldest first, where the list is one of entries read
+/// from its end (`list_changes.entries` and `from_end`); `None` elsewhere.
+/// The sink looks for its own writes there: no ticket is read.
+pub async fn recent_entries(
+    ep: &RestEndpoint,
+    since: DateTime<Utc>,
+) -> Result<Option<Vec<Value>>, crate::connector::SinkError> {
+    let lp = &ep.profile.list_changes;
+    let (Some(fe), Some(_)) = (&lp.from_end, &lp.entries) else {
+        return Ok(None);
+    };
+    let asked = Utc::now();
+    let window = |date: Option<DateTime<Utc>>| {
+        // Without the product's clock, a margin for it: its `Date` is
+        // whole seconds, and a product's clock may be behind.
+        let skew = date.map_or(-SKEW, |d| d - asked);
+        since + skew - chrono::Duration::seconds(60)
+    };
+    Ok(Some(list_back(ep, fe, window).await?.items))
+}
+
 /// What a REST endpoint's poller did, for `deskbridge status`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PollStatus {
     /// Rounds that read the product's changes.
     pub rounds: u64,
-    /// Events taken from the product (new ones: an entry read again in
-    /// the look-back is not counted again).
+    /// Events taken from the product.
     pub taken: u64,
     /// Tickets read in the last round (listed and changed since read;
     /// an idle product: none).
     #[serde(default)]
     pub last_round_reads: u64,
+    /// List requests in the last round (an idle product: the list's pages,
+    /// or only its last one where it is read from the end).
+    #[serde(default)]
+    pub last_round_pages: u64,
+    /// How long the last round took, in milliseconds.
+    #[serde(default)]
+    pub last_round_ms: u64,
     /// When a round last succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ok: Option<DateTime<Utc>>,
@@ -475,6 +655,28 @@ fn round_error(e: impl std::fmt::Display) -> RoundError {
     }
 }
 
+/// What one round did (`Poller::round`).
+#[derive(Default)]
+struct Round {
+    /// Events taken.
+    taken: usize,
+    /// More changes wait: the next round runs at once.
+    more: bool,
+    /// Tickets read.
+    reads: usize,
+    /// List requests.
+    pages: u64,
+}
+
+/// What a round builds up while it takes the listed tickets.
+struct RoundState {
+    since: DateTime<Utc>,
+    statuses: BTreeMap<String, String>,
+    edge: BTreeMap<String, Edge>,
+    events: Vec<Event>,
+    reads: usize,
+}
+
 impl Poller {
     async fn identity(&self) -> Result<Identity, RoundError> {
         Ok(self.ep.identity(&self.service_account).await?)
@@ -484,8 +686,8 @@ impl Poller {
     /// whether more changes wait.
     pub async fn poll_now(&self) -> Result<(usize, bool), String> {
         let me = self.identity().await.map_err(|e| e.message)?;
-        let (n, more, _) = self.round(&me).await.map_err(|e| e.message)?;
-        Ok((n, more))
+        let r = self.round(&me).await.map_err(|e| e.message)?;
+        Ok((r.taken, r.more))
     }
 
     /// Runs until `shutdown` fires.
@@ -524,14 +726,22 @@ impl Poller {
         loop {
             // `deaf`: after a failure, the backoff (and a Retry-After)
             // holds even when the product's webhooks ask for more.
+            let began = std::time::Instant::now();
             let (wait, deaf) = match self.round(&me).await {
-                Ok((n, more, reads)) => {
+                Ok(Round {
+                    taken: n,
+                    more,
+                    reads,
+                    pages,
+                }) => {
                     retry = Retry::new(RetryPolicy::default());
                     said = Default::default();
                     crate::connector::with_entry(&self.board, &name, |s| {
                         s.rounds += 1;
                         s.taken += n as u64;
                         s.last_round_reads = reads as u64;
+                        s.last_round_pages = pages;
+                        s.last_round_ms = began.elapsed().as_millis() as u64;
                         s.last_ok = Some(Utc::now());
                         s.failing = None;
                     });
@@ -570,9 +780,9 @@ impl Poller {
         }
     }
 
-    /// One round: the events taken, whether more changes wait, and the
-    /// tickets it read.
-    async fn round(&self, me: &Identity) -> Result<(usize, bool, usize), RoundError> {
+    /// One round: the events taken, whether more changes wait, and what
+    /// it cost.
+    async fn round(&self, me: &Identity) -> Result<Round, RoundError> {
         let name = &self.ep.name;
         let stored = self.store.cursor(name).map_err(round_error)?;
         let cursor = match stored.as_deref().map(serde_json::from_slice::<Cursor>) {
@@ -592,31 +802,160 @@ impl Poller {
                     edge: BTreeMap::new(),
                 };
                 self.commit(vec![], &c).await?;
-                return Ok((0, false, 0));
+                return Ok(Round::default());
             }
         };
         let lp = &self.ep.profile.list_changes;
         let from = cursor.window(lp.lookback_secs);
         let tp = &self.ep.profile.ticket;
         let tf = self.ep.profile.time_format.as_deref();
-        let list_ptr = lp.list.as_deref().unwrap_or(&tp.list);
+        let id_ptr = lp.id.as_deref().unwrap_or(&tp.id);
+        let updated_ptr = lp.updated_at.as_deref().unwrap_or(&tp.updated_at);
+        let listed = match &lp.from_end {
+            Some(fe) => list_from_end(&self.ep, fe, from).await?,
+            None => self.list_forward(&cursor, from).await?,
+        };
+        // When this round read, by the product's clock: the tickets are
+        // read after it.
+        let read_at = listed.date.unwrap_or_else(|| Utc::now() - SKEW);
+        let reader = Reader {
+            endpoint: name,
+            profile: &self.ep.profile,
+            statuses: &self.ep.statuses,
+            places: &self.ep.places,
+            me,
+            service_account: &self.service_account,
+        };
+        let mut st = RoundState {
+            since: cursor.since,
+            statuses: cursor.statuses.clone(),
+            edge: BTreeMap::new(),
+            events: Vec::new(),
+            reads: 0,
+        };
+        let back = cursor.since - from;
+        let unfiltered = lp.unfiltered || lp.from_end.is_some();
+        let mut skipped = 0usize;
+        // A list of history entries: each ticket's entries together, in
+        // the order of their first entry.
+        let mut tickets: Vec<(String, Option<String>, Vec<Value>)> = Vec::new();
+        for item in &listed.items {
+            if unfiltered && listed_before(item, updated_ptr, tf, from) {
+                continue;
+            }
+            let id = match &lp.entries {
+                Some(tptr) => text_at(item, tptr),
+                None => text_at(item, id_ptr),
+            };
+            let Some(id) = id else {
+                continue;
+            };
+            let updated = text_at(item, updated_ptr);
+            match tickets.iter_mut().find(|(t, _, _)| *t == id) {
+                // Listed again (the list moved under the paging): as last listed.
+                Some((_, u, entries)) => {
+                    *u = updated;
+                    if lp.entries.is_some() {
+                        entries.push(item.clone());
+                    }
+                }
+                None => tickets.push((id, updated, vec![item.clone()])),
+            }
+        }
+        for (id, listed_at, entries) in tickets {
+            if lp.entries.is_some() && self.store.knows_ticket(name, &id).map_err(round_error)? {
+                // Known: its listed entries are its news, no read.
+                let opening = cursor.edge.get(&id).and_then(|e| e.opening.clone());
+                if let Some(e) = cursor.edge.get(&id) {
+                    st.edge.insert(id.clone(), e.clone());
+                }
+                for e in &entries {
+                    if let Some(u) = super::time_at(e, updated_ptr, tf) {
+                        st.since = st.since.max(u);
+                    }
+                }
+                let mut evs =
+                    reader.entry_events(&id, &Value::Null, &entries, from, opening.as_deref());
+                for ev in &mut evs {
+                    self.attach_files(&Value::Null, &entries, ev).await?;
+                }
+                st.events.extend(evs);
+                continue;
+            }
+            // Read before at this very update time, long enough after it
+            // that nothing of that time can still appear: the look-back
+            // lists it again, but there is nothing new to read.
+            if let (Some(e), Some(u)) = (cursor.edge.get(&id), &listed_at) {
+                // (A second more: products write whole seconds.)
+                let settled = super::parse_time(u, tf)
+                    .is_some_and(|t| e.read_at >= t + back + chrono::Duration::seconds(1));
+                if &e.updated == u && settled {
+                    st.edge.insert(id.clone(), e.clone());
+                    skipped += 1;
+                    continue;
+                }
+            }
+            self.read_one(&reader, &mut st, &id, listed_at, from, read_at)
+                .await?;
+        }
+        if skipped > 0 {
+            debug!(endpoint = %name, skipped, "tickets listed again with nothing new: not read");
+        }
+        // Only what the next round's look-back can list again.
+        let next_from = (st.since - back).max(cursor.floor);
+        st.edge
+            .retain(|_, e| super::parse_time(&e.updated, tf).is_none_or(|t| t >= next_from));
+        // What ingest took before (listed again in the look-back) is not
+        // counted as taken again.
+        let mut events = st.events;
+        events.retain(|ev| {
+            !self
+                .store
+                .was_seen(name, &format!("event:{}", ev.id))
+                .unwrap_or(false)
+        });
+        let n = events.len();
+        self.commit(
+            events,
+            &Cursor {
+                since: st.since,
+                statuses: st.statuses,
+                edge: st.edge,
+                ..cursor
+            },
+        )
+        .await?;
+        Ok(Round {
+            taken: n,
+            more: listed.more,
+            reads: st.reads,
+            pages: listed.requests,
+        })
+    }
+
+    /// The list walked forward from its first page: to its end when the
+    /// product does not filter it, else up to a page past the cursor.
+    async fn list_forward(
+        &self,
+        cursor: &Cursor,
+        from: DateTime<Utc>,
+    ) -> Result<Listed, RoundError> {
+        let name = &self.ep.name;
+        let lp = &self.ep.profile.list_changes;
+        let tp = &self.ep.profile.ticket;
+        let tf = self.ep.profile.time_format.as_deref();
         let id_ptr = lp.id.as_deref().unwrap_or(&tp.id);
         let updated_ptr = lp.updated_at.as_deref().unwrap_or(&tp.updated_at);
         let mut listed = Vec::new();
         let mut offset = 0u64;
-        // When this round read, by the product's clock: the tickets are
-        // read after it.
-        let mut read_at = None;
+        let mut date = None;
+        let mut requests = 0;
         let mut first_of_last_page: Option<String> = None;
         let more = loop {
             let answer = list_page(&self.ep, from, offset).await?;
-            read_at = read_at.or(Some(answer.date.unwrap_or_else(|| Utc::now() - SKEW)));
-            let page = answer
-                .json
-                .pointer(list_ptr)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            requests += 1;
+            date = date.or(Some(answer.date.unwrap_or_else(|| Utc::now() - SKEW)));
+            let page = page_items(&self.ep, &answer.json);
             let n = page.len();
             // A product that ignores the paging answers the same page
             // again: what was read is taken, the rest waits for the next
@@ -651,103 +990,78 @@ impl Poller {
                 break true;
             }
         };
-        let mut since = cursor.since;
-        let mut statuses = cursor.statuses.clone();
-        let snapshot = self.ep.profile.journal.status_field.is_none();
-        let mut events = Vec::new();
-        let reader = Reader {
-            endpoint: name,
-            profile: &self.ep.profile,
-            statuses: &self.ep.statuses,
-            places: &self.ep.places,
-            me,
-            service_account: &self.service_account,
+        Ok(Listed {
+            items: listed,
+            date,
+            requests,
+            more,
+        })
+    }
+
+    /// Reads one listed ticket and takes its events. A ticket deskbridge
+    /// sees for the first time, created before the window (before
+    /// deskbridge started), is learnt as it stands: transfer rules and
+    /// `deskbridge transfer` can hand it over.
+    async fn read_one(
+        &self,
+        reader: &Reader<'_>,
+        st: &mut RoundState,
+        id: &str,
+        listed_at: Option<String>,
+        from: DateTime<Utc>,
+        read_at: DateTime<Utc>,
+    ) -> Result<(), RoundError> {
+        let name = &self.ep.name;
+        let tp = &self.ep.profile.ticket;
+        let tf = self.ep.profile.time_format.as_deref();
+        st.reads += 1;
+        let ticket = match self.ep.read_ticket(id).await {
+            Ok(t) => t,
+            Err(e @ crate::connector::SinkError::Transient { .. }) => return Err(e.into()),
+            Err(e) => {
+                warn!(endpoint = %name, ticket = %id, "{e}");
+                return Ok(());
+            }
         };
-        let back = cursor.since - from;
-        let mut edge = BTreeMap::new();
-        let mut skipped = 0usize;
-        let mut reads = 0usize;
-        for item in &listed {
-            let Some(id) = text_at(item, id_ptr) else {
-                continue;
-            };
-            if lp.unfiltered && listed_before(item, updated_ptr, tf, from) {
-                continue;
-            }
-            // Read before at this very update time, long enough after it
-            // that nothing of that time can still appear: the look-back
-            // lists it again, but there is nothing new to read.
-            let listed_at = text_at(item, updated_ptr);
-            if let (Some(e), Some(u)) = (cursor.edge.get(&id), &listed_at) {
-                // (A second more: products write whole seconds.)
-                let settled = super::parse_time(u, tf)
-                    .is_some_and(|t| e.read_at >= t + back + chrono::Duration::seconds(1));
-                if &e.updated == u && settled {
-                    edge.insert(id.clone(), e.clone());
-                    skipped += 1;
-                    continue;
-                }
-            }
-            let read_at = read_at.unwrap_or_else(|| Utc::now() - SKEW);
-            reads += 1;
-            let ticket = match self.ep.read_ticket(&id).await {
-                Ok(t) => t,
-                Err(e @ crate::connector::SinkError::Transient { .. }) => return Err(e.into()),
-                Err(e) => {
-                    warn!(endpoint = %name, ticket = %id, "{e}");
-                    continue;
-                }
-            };
-            if let Some(u) = super::time_at(&ticket, &tp.updated_at, tf) {
-                since = since.max(u);
-            }
-            if let Some(updated) = listed_at {
-                edge.insert(id.clone(), Edge { updated, read_at });
-            }
-            let entries = self.ep.entries(&id, &ticket, Some(from)).await?;
-            let mut evs = reader.events(&ticket, &entries, from);
-            for ev in &mut evs {
-                self.attach_files(&ticket, &entries, ev).await?;
-            }
-            events.extend(evs);
-            if snapshot {
-                let last = statuses.get(&id).map(String::as_str);
-                events.extend(reader.status_snapshot(&ticket, last, from));
-                if let Some(now) = text_at(&ticket, &tp.status) {
-                    statuses.insert(id.clone(), now);
-                }
-            }
+        if let Some(u) = super::time_at(&ticket, &tp.updated_at, tf) {
+            st.since = st.since.max(u);
         }
-        if skipped > 0 {
-            debug!(endpoint = %name, skipped, "tickets listed again with nothing new: not read");
+        let entries = self.ep.entries(id, &ticket, Some(from)).await?;
+        if let Some(updated) = listed_at {
+            let opening = reader.opening(&entries);
+            st.edge.insert(
+                id.to_string(),
+                Edge {
+                    updated,
+                    read_at,
+                    opening,
+                },
+            );
         }
-        // Only what the next round's look-back can list again.
-        let next_from = (since - back).max(cursor.floor);
-        edge.retain(|_, e| super::parse_time(&e.updated, tf).is_none_or(|t| t >= next_from));
-        // An entry read again in the look-back gives the same event, which
-        // ingest drops by its id: not taken again, not counted again.
-        let mut fresh = Vec::with_capacity(events.len());
-        for ev in events {
-            let seen = self
-                .store
-                .was_seen(name, &format!("event:{}", ev.id))
+        let mut evs = reader.events(&ticket, &entries, from);
+        for ev in &mut evs {
+            self.attach_files(&ticket, &entries, ev).await?;
+        }
+        if !evs
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::TicketCreated { .. }))
+        {
+            self.ingest
+                .learn(name, id, reader.ticket_data(&ticket, &entries))
                 .map_err(round_error)?;
-            if !seen {
-                fresh.push(ev);
+        }
+        st.events.extend(evs);
+        let snapshot = self.ep.profile.journal.status_field.is_none()
+            && self.ep.profile.journal.status_value.is_none();
+        if snapshot {
+            let last = st.statuses.get(id).map(String::as_str);
+            st.events
+                .extend(reader.status_snapshot(&ticket, last, from));
+            if let Some(now) = text_at(&ticket, &tp.status) {
+                st.statuses.insert(id.to_string(), now);
             }
         }
-        let n = fresh.len();
-        self.commit(
-            fresh,
-            &Cursor {
-                since,
-                statuses,
-                edge,
-                ..cursor
-            },
-        )
-        .await?;
-        Ok((n, more, reads))
+        Ok(())
     }
 
     /// Downloads the files of a comment (or a new ticket) of the
@@ -1398,7 +1712,10 @@ mod djhd_tests {
         let entries = v["followup_set"].as_array().unwrap().clone();
         let evs = read(&profile(), "2", &v, &entries, "2024-05-01T09:00:00Z");
         let kinds: Vec<&str> = evs.iter().map(|e| e.kind.name()).collect();
-        assert_eq!(kinds, ["ticket_created", "comment", "comment"]);
+        assert_eq!(
+            kinds,
+            ["ticket_created", "comment", "comment", "status_changed"]
+        );
         let EventKind::TicketCreated { ticket_data } = &evs[0].kind else {
             panic!()
         };
@@ -1411,36 +1728,79 @@ mod djhd_tests {
         };
         assert_eq!(audience(&evs[1]), Audience::Public);
         assert_eq!(audience(&evs[2]), Audience::Internal);
+        // the follow-up with new_status is the status change
+        let EventKind::StatusChanged { status } = &evs[3].kind else {
+            panic!()
+        };
+        assert_eq!(*status, Status::Resolved);
+        assert_eq!(evs[3].occurred_at, t("2024-05-01T10:03:00.5Z"));
         // the window starts after the opening: only what is newer
         let later = read(&profile(), "2", &v, &entries, "2024-05-01T10:01:30Z");
-        assert_eq!(later.len(), 1);
+        assert_eq!(later.len(), 2);
     }
 
+    /// The follow-ups as `GET /api/followups/?page=last` lists them, read
+    /// without their ticket: the same events as from the ticket, by the
+    /// same ids; the opening is no comment where it is known.
     #[test]
-    fn the_last_follow_up_is_the_update_time_and_old_tickets_are_not_read() {
+    fn listed_follow_ups_read_without_the_ticket_give_the_same_events() {
         let p = profile();
+        let lp = &p.list_changes;
+        assert_eq!(lp.entries.as_deref(), Some("/ticket"));
+        let fe = lp.from_end.as_ref().unwrap();
+        assert_eq!((fe.last.as_str(), fe.count.as_str()), ("last", "/count"));
         let v: Value = serde_json::from_str(TICKET).unwrap();
-        let updated = p.list_changes.updated_at.as_deref().unwrap();
-        assert!(p.list_changes.unfiltered);
+        let listed = v["followup_set"].as_array().unwrap().clone();
+        let updated = lp.updated_at.as_deref().unwrap();
         assert_eq!(
-            super::super::time_at(&v, updated, None),
+            super::super::time_at(&listed[3], updated, None),
             Some(t("2024-05-01T10:03:00.5Z"))
         );
-        assert!(!listed_before(&v, updated, None, t("2024-05-01T10:03:00Z")));
-        assert!(listed_before(&v, updated, None, t("2024-05-01T10:04:00Z")));
-        // a ticket without follow-ups has no time: it is read
-        assert!(!listed_before(
-            &serde_json::json!({"id": 9, "followup_set": []}),
+        assert!(listed_before(
+            &listed[0],
             updated,
             None,
-            t("2024-05-01T10:04:00Z")
+            t("2024-05-01T10:00:01Z")
         ));
+        assert_eq!(text_at(&listed[0], "/ticket").as_deref(), Some("1"));
+        let me = Identity {
+            user_id: "2".into(),
+            login: "deskbridge".into(),
+            kind: None,
+        };
+        let r = Reader {
+            endpoint: "vendor",
+            profile: &p,
+            statuses: &p.statuses,
+            places: &super::super::fields::Places::of_profile(&p),
+            me: &me,
+            service_account: "deskbridge",
+        };
+        let from = t("2024-05-01T09:00:00Z");
+        let whole = r.events(&v, &listed, from);
+        let alone = r.entry_events("1", &Value::Null, &listed, from, Some("1"));
+        let ids = |evs: &[Event]| -> Vec<uuid::Uuid> {
+            evs.iter()
+                .filter(|e| !matches!(e.kind, EventKind::TicketCreated { .. }))
+                .map(|e| e.id)
+                .collect()
+        };
+        assert_eq!(ids(&whole), ids(&alone));
+        assert_eq!(alone.len(), 3);
+        // Without the opening known, it would be a comment: deskbridge's own.
+        let unknown = r.entry_events("1", &Value::Null, &listed, from, None);
+        assert_eq!(unknown.len(), 4);
+        assert_eq!(unknown[0].author.as_ref().unwrap().name, "deskbridge");
+        // An old ticket read for the first time is learnt as it stands.
+        let data = r.ticket_data(&v, &listed);
+        assert_eq!(data.subject, "t1");
+        assert_eq!(data.status, Some(Status::Resolved));
     }
 
     #[test]
     fn a_full_page_without_a_next_link_is_the_last() {
         let mut lp = profile().list_changes;
-        assert_eq!(lp.next.as_deref(), Some("/next"));
+        lp.next = Some("/next".into());
         lp.page_size = 2;
         let page = |next: Value| serde_json::json!({"count": 2, "next": next, "results": [{}, {}]});
         assert!(last_page(&lp, &page(Value::Null), 2));

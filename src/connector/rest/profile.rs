@@ -314,6 +314,33 @@ pub struct ListRequest {
     /// refuses the page after the last one, as DRF does with a 404).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// The list cannot be filtered by `{{since}}` but runs oldest change
+    /// first: it is read from its last page back to the window, so a round
+    /// costs the pages that hold changes (an idle one: one request),
+    /// however long the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_end: Option<FromEnd>,
+    /// The list's items are history entries of every ticket (shaped as
+    /// `journal` says), not tickets: the pointer to an entry's ticket id.
+    /// A ticket deskbridge already knows is not read: its events come from
+    /// its listed entries (their files listed in them). A ticket it does
+    /// not know is read once (a new ticket; an old one is learnt as it
+    /// stands, so that transfer rules and `deskbridge transfer` can hand
+    /// it over). The sink looks for its own writes in the same list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<String>,
+}
+
+/// How a list is read from its end (`list_changes.from_end`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromEnd {
+    /// `{{page}}` of the first request, which the product answers with
+    /// its last page (DRF's `last`).
+    pub last: String,
+    /// Pointer to the number of items in the whole list, in every answer
+    /// (DRF's `/count`): the earlier pages are counted back from it.
+    pub count: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -466,6 +493,12 @@ pub struct JournalPointers {
     /// with the one it saw last (kept with its cursor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_field: Option<String>,
+    /// Pointer to the status an entry sets, for histories whose entries
+    /// carry the new status without naming a field (django-helpdesk's
+    /// `new_status`; null or absent: the entry sets none). Status changes
+    /// are then read from the history, not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_value: Option<String>,
 }
 
 /// How files go with what deskbridge writes: a list of items put into the
@@ -1064,10 +1097,14 @@ impl Profile {
             p.push("journal.internal, journal.public: give one of them".into());
         }
         let lp = &self.list_changes;
+        let count = lp.from_end.as_ref().map(|f| f.count.clone());
         for (at, ptr) in [
             ("list_changes.list", &lp.list),
             ("list_changes.id", &lp.id),
             ("list_changes.updated_at", &lp.updated_at),
+            ("list_changes.entries", &lp.entries),
+            ("list_changes.from_end.count", &count),
+            ("journal.status_value", &self.journal.status_value),
         ] {
             if let Some(ptr) = ptr {
                 if !ptr.is_empty() && !ptr.starts_with('/') {

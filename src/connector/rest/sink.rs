@@ -157,11 +157,31 @@ impl RestSink {
         ev: &Event,
         since: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Option<String>, SinkError> {
-        let t = self.ep.read_ticket(ticket).await?;
         let j = &self.ep.profile.journal;
         let m = marker(ev.id);
         // Clocks of deskbridge and the product may differ a little.
         let from = since.map(|t| t - chrono::Duration::minutes(15));
+        // Where the history of every ticket is listed from its newest
+        // end, the entries since then (by the product's clock): the
+        // ticket is not read.
+        if let Some(listed) = match since {
+            Some(since) => super::poll::recent_entries(&self.ep, since).await?,
+            None => None,
+        } {
+            let tptr = self
+                .ep
+                .profile
+                .list_changes
+                .entries
+                .as_deref()
+                .unwrap_or_default();
+            return Ok(listed
+                .iter()
+                .filter(|e| text_at(e, tptr).as_deref() == Some(ticket))
+                .find(|e| text_at(e, &j.text).is_some_and(|s| s.contains(&m)))
+                .and_then(|e| text_at(e, &j.id)));
+        }
+        let t = self.ep.read_ticket(ticket).await?;
         Ok(self
             .ep
             .entries(ticket, &t, from)
@@ -172,7 +192,35 @@ impl RestSink {
     }
 
     /// A ticket created for `ev` before a crash, found by its marker.
-    async fn find_created(&self, ev: &Event, subject: &str) -> Result<Option<String>, SinkError> {
+    /// Where the history of every ticket is listed from its newest end and
+    /// a ticket's first entry is its description, the marker is looked for
+    /// in the entries since `since` (no ticket list is read).
+    async fn find_created(
+        &self,
+        ev: &Event,
+        subject: &str,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Option<String>, SinkError> {
+        let m = marker(ev.id);
+        let j = &self.ep.profile.journal;
+        if j.first_is_description {
+            if let Some(listed) = match since {
+                Some(since) => super::poll::recent_entries(&self.ep, since).await?,
+                None => None,
+            } {
+                let tptr = self
+                    .ep
+                    .profile
+                    .list_changes
+                    .entries
+                    .as_deref()
+                    .unwrap_or_default();
+                return Ok(listed
+                    .iter()
+                    .find(|e| text_at(e, &j.text).is_some_and(|s| s.contains(&m)))
+                    .and_then(|e| text_at(e, tptr)));
+            }
+        }
         let f = &self.ep.profile.find_ticket;
         let answer = self
             .ep
@@ -188,7 +236,6 @@ impl RestSink {
             )
             .await?;
         let p = &self.ep.profile.ticket;
-        let m = marker(ev.id);
         let listed = answer
             .json
             .pointer(&p.list)
@@ -340,7 +387,10 @@ impl RestSink {
         let profile = &self.ep.profile;
         match &ev.kind {
             EventKind::TicketCreated { ticket_data } => {
-                if let Some(id) = self.find_created(ev, &ticket_data.subject).await? {
+                if let Some(id) = self
+                    .find_created(ev, &ticket_data.subject, d.envelope.accepted_at)
+                    .await?
+                {
                     return Ok(Applied {
                         remote_ids: vec![format!("ticket-{id}")],
                         ticket: Some(id),

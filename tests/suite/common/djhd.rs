@@ -23,19 +23,115 @@ pub struct Djhd {
 /// django-helpdesk's settings, or `None` when the test must be skipped (outside CI).
 pub fn djhd() -> Option<Djhd> {
     let env = ServiceEnv::read(DJHD_ENV_FILE, "django-helpdesk", "django-helpdesk")?;
-    Some(Djhd {
-        url: env.get("DJHD_URL"),
-        user: env.get("DJHD_SERVICE_USER"),
-        password: env.get("DJHD_SERVICE_PASSWORD"),
-        user_id: env.get("DJHD_SERVICE_USER_ID"),
-        queue: env.get("DJHD_QUEUE"),
-        admin_user: env.get("DJHD_USER"),
-        admin_password: env.get("DJHD_PASSWORD"),
-        http: reqwest::Client::new(),
-    })
+    Some(Djhd::from_env(&env))
+}
+
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/scripts/services/django-helpdesk.sh"
+);
+
+/// A django-helpdesk of the test's own (`django-helpdesk.sh instance`):
+/// the shared site's code and users on a database of its own, on a port
+/// of its own; stopped when dropped. For what would disturb the shared
+/// instance's other tests (thousands of tickets) or needs a set-up the
+/// shared one may not have yet.
+pub struct PrivateDjhd {
+    pub dir: tempfile::TempDir,
+    pub dh: Djhd,
+    /// Its custom fields, by name.
+    pub custom_fields: Vec<String>,
+}
+
+impl PrivateDjhd {
+    /// Started, or `None` when the machine has no django-helpdesk (the
+    /// test is skipped as `djhd()` skips it).
+    pub fn start() -> Option<PrivateDjhd> {
+        djhd()?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::free_port();
+        let out = std::process::Command::new("bash")
+            .args([SCRIPT, "instance", "start"])
+            .arg(dir.path())
+            .arg(port.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "a private django-helpdesk did not start:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = dir.path().join("django-helpdesk.env");
+        // ServiceEnv keeps its file's name for its messages.
+        let file: &'static str = Box::leak(file.display().to_string().into_boxed_str());
+        let env = ServiceEnv::read(file, "django-helpdesk", "django-helpdesk")
+            .expect("the private instance's env file");
+        let custom_fields = env
+            .get("DJHD_CUSTOM_FIELDS")
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        Some(PrivateDjhd {
+            dh: Djhd::from_env(&env),
+            dir,
+            custom_fields,
+        })
+    }
+
+    /// `n` tickets inserted straight into its database in one transaction
+    /// (one an hour, the newest an hour ago, each with its opening
+    /// follow-up): their first and last ids and the seconds it took.
+    pub fn seed(&self, n: u64) -> (u64, u64, f64) {
+        let out = std::process::Command::new("bash")
+            .args([SCRIPT, "instance", "seed"])
+            .arg(self.dir.path())
+            .arg(n.to_string())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "seeding failed:\n{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let get = |k: &str| {
+            said.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("no {k} in {said}"))
+                .to_string()
+        };
+        (
+            get("FIRST").parse().unwrap(),
+            get("LAST").parse().unwrap(),
+            get("SECONDS").parse().unwrap(),
+        )
+    }
+}
+
+impl Drop for PrivateDjhd {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .args([SCRIPT, "instance", "stop"])
+            .arg(self.dir.path())
+            .output();
+    }
 }
 
 impl Djhd {
+    fn from_env(env: &ServiceEnv) -> Djhd {
+        Djhd {
+            url: env.get("DJHD_URL"),
+            user: env.get("DJHD_SERVICE_USER"),
+            password: env.get("DJHD_SERVICE_PASSWORD"),
+            user_id: env.get("DJHD_SERVICE_USER_ID"),
+            queue: env.get("DJHD_QUEUE"),
+            admin_user: env.get("DJHD_USER"),
+            admin_password: env.get("DJHD_PASSWORD"),
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// The `[endpoints.django-helpdesk.rest]` lines beyond the common ones.
     pub fn extra(&self) -> String {
         format!(
@@ -160,17 +256,44 @@ impl Djhd {
         assert_eq!(code, 201, "{}", resp.text().await.unwrap());
     }
 
+    /// A ticket among the newest 1000 to 2000 by its title: the list runs
+    /// by id, oldest first, so its last page holds the newest tickets (a
+    /// desk past a thousand tickets never shows a new one on its first
+    /// page); the page before it too, when the last one is short.
     pub async fn find_by_title(&self, title: &str) -> Option<String> {
+        const SIZE: u64 = 1000;
         let (code, v) = self
-            .call(reqwest::Method::GET, "/tickets/?page_size=1000", None)
+            .call(
+                reqwest::Method::GET,
+                &format!("/tickets/?page=last&page_size={SIZE}"),
+                None,
+            )
             .await;
         assert_eq!(code, 200, "{v}");
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["title"] == title)
-            .map(|t| t["id"].to_string())
+        let find = |v: &Value| {
+            v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["title"] == title)
+                .map(|t| t["id"].to_string())
+        };
+        if let Some(id) = find(&v) {
+            return Some(id);
+        }
+        let last = v["count"].as_u64().unwrap().div_ceil(SIZE);
+        if last < 2 {
+            return None;
+        }
+        let (code, v) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/tickets/?page={}&page_size={SIZE}", last - 1),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+        find(&v)
     }
 }
 
