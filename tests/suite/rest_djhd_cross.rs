@@ -732,7 +732,13 @@ async fn each_side_shows_its_partner(djhd_upstream: bool) {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let t = dh.ticket(&id).await;
     assert_eq!(t["followup_set"].as_array().unwrap().len(), f.len(), "{t}");
-    assert_eq!(journals(&rm.issue(&issue).await).len(), journals(&i).len());
+    let later = rm.issue(&issue).await;
+    assert_eq!(
+        journals(&later).len(),
+        journals(&i).len(),
+        "{later:#}\n{}",
+        gw.log()
+    );
     assert_eq!(
         shown(&t, "partner_ticket").as_deref(),
         Some(issue.as_str()),

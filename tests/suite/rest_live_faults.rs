@@ -129,7 +129,11 @@ impl Product {
             }
             Product::Djhd(dh) => {
                 let (code, v) = dh
-                    .call(reqwest::Method::GET, "/tickets/?page=last&page_size=1000", None)
+                    .call(
+                        reqwest::Method::GET,
+                        "/tickets/?page=last&page_size=1000",
+                        None,
+                    )
                     .await;
                 assert_eq!(code, 200, "{v}");
                 let all = ids(&v["results"], |t| {
