@@ -434,8 +434,8 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Probe { endpoint, bus } => {
             let config = load(&c)?;
             let report = match endpoint {
-                Some(e) if !bus => deskbridge::probe::probe(&config, &e).await,
-                _ => deskbridge::probe::probe_bus(&config).await,
+                Some(e) if !bus => deskbridge::tools::probe::probe(&config, &e).await,
+                _ => deskbridge::tools::probe::probe_bus(&config).await,
             }
             .map_err(anyhow::Error::msg)?;
             for line in &report.lines {
@@ -539,7 +539,7 @@ async fn run(cli: Cli) -> Result<()> {
             if std::env::var_os("DESKBRIDGE_LOG").is_some() {
                 init_logging(false);
             }
-            deskbridge::demo::run(&mut std::io::stdout()).await?;
+            deskbridge::tools::demo::run(&mut std::io::stdout()).await?;
         }
         Cmd::Bench {
             bus,
@@ -555,7 +555,7 @@ async fn run(cli: Cli) -> Result<()> {
                 BenchBus::Embedded => deskbridge::config::BusKind::Embedded,
                 BenchBus::Amqp => deskbridge::config::BusKind::Amqp,
             };
-            let r = deskbridge::bench::run(kind, events, links, Some(amqp_url)).await?;
+            let r = deskbridge::tools::bench::run(kind, events, links, Some(amqp_url)).await?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
