@@ -18,7 +18,7 @@
 use crate::common::{eventually, free_port, Gateway, Party, PARTIES};
 use deskbridge::bus::amqp::{on_tokio, Topology};
 use deskbridge::event::Audience;
-use deskbridge::sample_desk::{Fault, SampleDesk};
+use deskbridge::tools::sample_desk::{Fault, SampleDesk};
 use futures::StreamExt;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::Connection;

@@ -9,7 +9,7 @@
 
 use crate::common::{eventually, Gateway, Party, PARTIES};
 use deskbridge::event::Audience;
-use deskbridge::sample_desk::{DeskTicket, SampleDesk};
+use deskbridge::tools::sample_desk::{DeskTicket, SampleDesk};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,7 +6,7 @@
 
 use crate::common::{eventually, Gateway, Party, PARTIES};
 use deskbridge::event::Audience;
-use deskbridge::sample_desk::{Fault, SampleDesk};
+use deskbridge::tools::sample_desk::{Fault, SampleDesk};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

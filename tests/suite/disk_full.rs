@@ -7,7 +7,7 @@
 
 use crate::common::*;
 use deskbridge::event::Audience;
-use deskbridge::sample_desk::Fault;
+use deskbridge::tools::sample_desk::Fault;
 use std::process::Command;
 
 /// A tmpfs of its own, unmounted when dropped.

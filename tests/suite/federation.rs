@@ -194,7 +194,7 @@ async fn two_gateways_federate_both_ways_under_each_companys_policy() {
 
     let at = acme_desk.desk.ticket(&t).unwrap();
     let ct = contoso_desk.desk.ticket(&ct.id).unwrap();
-    let bodies = |cs: &[deskbridge::sample_desk::DeskComment]| {
+    let bodies = |cs: &[deskbridge::tools::sample_desk::DeskComment]| {
         cs.iter()
             .map(|c| c.body.clone())
             .collect::<Vec<_>>()

@@ -9,7 +9,7 @@
 use crate::common::mail::MailServer;
 use crate::common::{eventually, Gateway, Party};
 use deskbridge::event::{Audience, Status};
-use deskbridge::sample_desk::DeskTicket;
+use deskbridge::tools::sample_desk::DeskTicket;
 
 fn b64(s: &[u8]) -> String {
     use base64::Engine as _;
@@ -51,7 +51,7 @@ fn partner_reply(token: &str, answers: &str, msg_id: &str) -> String {
     )
 }
 
-fn relayed(t: &DeskTicket) -> Vec<&deskbridge::sample_desk::DeskComment> {
+fn relayed(t: &DeskTicket) -> Vec<&deskbridge::tools::sample_desk::DeskComment> {
     t.comments.iter().filter(|c| c.event.is_some()).collect()
 }
 

@@ -174,7 +174,7 @@ async fn probe_says_what_works_and_what_to_fix() {
 /// order once it is back, or are given up by command, never silently.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endpoint_removed_from_the_config_keeps_its_queue_and_says_so() {
-    use deskbridge::sample_desk::Fault;
+    use deskbridge::tools::sample_desk::Fault;
     let svc = Party::start("svc").await;
     let vendor = Party::start("vendor").await;
     let dir = tempfile::tempdir().unwrap();

@@ -192,7 +192,10 @@ async fn newest_followups(dh: &Djhd, ticket: u64, n: u32) -> Vec<serde_json::Val
 }
 
 /// The desk's ticket handed over from django-helpdesk's `upstream`.
-fn desk_ticket_of(desk: &Party, upstream: u64) -> Option<deskbridge::sample_desk::DeskTicket> {
+fn desk_ticket_of(
+    desk: &Party,
+    upstream: u64,
+) -> Option<deskbridge::tools::sample_desk::DeskTicket> {
     let upstream = upstream.to_string();
     desk.desk
         .tickets()

@@ -10,7 +10,7 @@ pub mod rest;
 pub mod rt;
 
 use deskbridge::connector::webhook::sign::{self, Secret};
-use deskbridge::sample_desk::SampleDesk;
+use deskbridge::tools::sample_desk::SampleDesk;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

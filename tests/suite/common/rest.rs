@@ -3,7 +3,7 @@
 //! that do not depend on the product.
 use super::*;
 use deskbridge::event::{Audience, Status};
-use deskbridge::sample_desk::DeskTicket;
+use deskbridge::tools::sample_desk::DeskTicket;
 use serde_json::Value;
 use std::collections::HashMap;
 

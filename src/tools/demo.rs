@@ -6,7 +6,7 @@ use crate::connector::webhook::sign::Secret;
 use crate::daemon::{self, Running};
 use crate::event::{Audience, Status};
 use crate::ops::TransferRequest;
-use crate::sample_desk::SampleDesk;
+use crate::tools::sample_desk::SampleDesk;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -86,7 +86,7 @@ outbound_secret = {{ file = "{out_file}" }}
 {policy}
 "#,
             ep = p.endpoint,
-            account = crate::sample_desk::SERVICE_ACCOUNT,
+            account = crate::tools::sample_desk::SERVICE_ACCOUNT,
             url = p.desk.url(),
             in_file = in_file.display(),
             out_file = out_file.display(),
@@ -317,7 +317,7 @@ fn verify(
     let v = vendor
         .ticket(v1)
         .ok_or(DemoError::Check("vendor ticket gone".into()))?;
-    let texts = |t: &crate::sample_desk::DeskTicket| -> String {
+    let texts = |t: &crate::tools::sample_desk::DeskTicket| -> String {
         t.comments
             .iter()
             .map(|c| c.body.clone())
