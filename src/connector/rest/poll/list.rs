@@ -189,7 +189,8 @@ pub async fn recent_entries(
 }
 
 /// The list walked forward from its first page: to its end when the
-/// product does not filter it, else up to a page past the cursor.
+/// product does not filter it, else up to a page past `since` (the
+/// cursor's latest change), changes since `from`.
 pub async fn list_forward(
     ep: &RestEndpoint,
     since: DateTime<Utc>,
