@@ -155,7 +155,7 @@ impl Client {
         }
         let t = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
-            .and_then(|v| super::text_at(&v, &s.token))
+            .and_then(|v| super::json::text_at(&v, &s.token))
             .ok_or_else(|| {
                 permanent(format!(
                     "{}: {what} answered {status} without a token at {}",

@@ -4,10 +4,10 @@
 //! in memory.
 
 use super::client::{Answer, Payload};
+use super::endpoint::RestEndpoint;
+use super::json::text_at;
 use super::profile::{FileRead, Files, Method};
 use super::template::{self, Vars};
-use super::text_at;
-use super::RestEndpoint;
 use crate::blob::BlobStore;
 use crate::connector::webhook::outbound::BodyPlan;
 use crate::connector::SinkError;
@@ -179,7 +179,7 @@ pub async fn send_with_files(
         Some(at) if creating => at,
         _ => attach_at,
     };
-    super::set_at(&mut body, attach_at, Value::Array(items));
+    super::json::set_at(&mut body, attach_at, Value::Array(items));
     if inline.is_empty() {
         return ep
             .client
@@ -251,7 +251,7 @@ async fn upload(
             vars,
         )
         .await?;
-    super::text_at(&answer.json, &u.token).ok_or_else(|| {
+    super::json::text_at(&answer.json, &u.token).ok_or_else(|| {
         permanent(format!(
             "{}: the answer to {what} has no token at {}",
             ep.name, u.token

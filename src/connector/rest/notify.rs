@@ -98,7 +98,7 @@ pub fn verify(
     };
     Ok(serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.pointer(pointer).and_then(super::as_text)))
+        .and_then(|v| v.pointer(pointer).and_then(super::json::as_text)))
 }
 
 /// Equal, in time that does not depend on where they differ.

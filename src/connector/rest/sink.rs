@@ -5,11 +5,13 @@
 //! invalid status with a 2xx are caught.
 
 use super::client::{Answer, Payload};
+use super::endpoint::RestEndpoint;
 use super::fields::{self, Landing};
 use super::files;
+use super::json::{as_text, text_at};
 use super::profile::Method;
+use super::remote_id::status_source_id;
 use super::template::{self, Vars};
-use super::{text_at, RestEndpoint};
 use crate::blob::BlobStore;
 use crate::connector::{Delivery, Sink, SinkError};
 use crate::event::{marker, Attachment, Audience, Event, EventKind, Status};
@@ -55,12 +57,6 @@ pub fn comment_text(
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     template::render_text(format, &vars).map_err(|e| permanent(format!("format.comment: {e}")))
-}
-
-/// How a ticket's status at one update time is named, by the sink that set
-/// it and by the poller that sees it (`journal.status_field` unset).
-pub fn status_source_id(ticket: &str, updated_at: &str) -> String {
-    format!("status-{ticket}@{updated_at}")
 }
 
 /// The product's value for a canonical status, or why there is none.
@@ -244,7 +240,7 @@ impl RestSink {
             .unwrap_or_default();
         for t in &listed {
             // A list of bare ids (Okdesk's) is its own id.
-            let Some(id) = text_at(t, &p.id).or_else(|| super::as_text(t)) else {
+            let Some(id) = text_at(t, &p.id).or_else(|| as_text(t)) else {
                 continue;
             };
             match text_at(t, &p.description) {
