@@ -2,7 +2,7 @@
 //! visibility policy → the destinations' queues, in one transaction.
 
 use crate::blob::{BlobError, BlobStore};
-use crate::bus::embedded::Queues;
+use crate::bus::notify::Notifier;
 use crate::config::{Condition, Config};
 use crate::event::{Event, EventKind, Ticket};
 use crate::link::Link;
@@ -36,11 +36,11 @@ pub struct Ingest {
     config: Arc<Config>,
     store: Store,
     blobs: BlobStore,
-    queues: Queues,
+    queues: Notifier,
 }
 
 impl Ingest {
-    pub fn new(config: Arc<Config>, store: Store, blobs: BlobStore, queues: Queues) -> Ingest {
+    pub fn new(config: Arc<Config>, store: Store, blobs: BlobStore, queues: Notifier) -> Ingest {
         Ingest {
             config,
             store,
@@ -672,7 +672,7 @@ to = "b"
         let config = Arc::new(Config::parse(conf).unwrap());
         let store = Store::open(dir.path()).unwrap();
         let blobs = BlobStore::open(dir.path().join("files"), 1024).unwrap();
-        let ingest = Ingest::new(config, store.clone(), blobs, Queues::default());
+        let ingest = Ingest::new(config, store.clone(), blobs, Notifier::default());
         (dir, ingest, store)
     }
 

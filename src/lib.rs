@@ -19,4 +19,5 @@ pub mod relay;
 pub mod retry;
 pub mod sample_desk;
 pub mod schema;
+pub mod shutdown;
 pub mod store;

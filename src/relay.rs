@@ -4,8 +4,8 @@
 //! acknowledge to the broker).
 
 use crate::blob::BlobStore;
-use crate::bus::amqp::Ack;
-use crate::bus::embedded::Notice;
+use crate::bus::ack::Ack;
+use crate::bus::notify::Notice;
 use crate::connector::{Delivery, Sink, SinkError};
 use crate::event::EventKind;
 use crate::retry::{Retry, RetryPolicy};
@@ -434,9 +434,6 @@ async fn wait_unless_stopped(
         }
     }
 }
-
-/// How long a stop waits for deliveries in flight to finish.
-pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Hands the acknowledgements to their consumer, which sends them. A lost
 /// one means the channel is gone: the broker delivers again and the
@@ -1217,7 +1214,7 @@ mod tests {
                 ),
             },
             acks: (0..acks)
-                .map(|i| Ack::for_test(i as u64 + 1, mpsc::unbounded_channel().0))
+                .map(|i| Ack::new(i as u64 + 1, mpsc::unbounded_channel().0))
                 .collect(),
             stored: false,
         }
@@ -1384,7 +1381,7 @@ mod tests {
         board: StatusBoard,
         link: Link,
         notices: mpsc::UnboundedSender<Notice>,
-        acks: mpsc::UnboundedSender<crate::bus::amqp::Settle>,
+        acks: mpsc::UnboundedSender<crate::bus::ack::Settle>,
         dead: mpsc::UnboundedReceiver<(QueueKey, DeadLetter)>,
         stop: tokio::sync::watch::Sender<bool>,
         run: tokio::task::JoinHandle<Result<(), StoreError>>,
@@ -1484,7 +1481,7 @@ mod tests {
         }
 
         fn deliver_env(&self, seq: u64, env: Envelope) {
-            let ack = Ack::for_test(seq, self.acks.clone());
+            let ack = Ack::new(seq, self.acks.clone());
             let n = Notice::Delivered(self.key(seq), Box::new(env), ack);
             self.notices.send(n).unwrap();
         }
@@ -1526,7 +1523,7 @@ mod tests {
     /// is counted; the relay goes on and delivers its own, once.
     #[tokio::test]
     async fn a_message_for_an_unknown_link_is_rejected_and_the_relay_goes_on() {
-        use crate::bus::amqp::Settle;
+        use crate::bus::ack::Settle;
         let sink = Order::new(None, None);
         let mut one = OneLink::start(sink.clone(), 8, &[]);
         let (acks, mut settled) = mpsc::unbounded_channel();

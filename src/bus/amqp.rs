@@ -31,7 +31,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::embedded::{Notice, Queues};
+use crate::bus::ack::{Ack, Settle};
+use crate::bus::notify::{Notice, Notifier};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a settled delivery may wait behind an older unsettled one
@@ -41,42 +42,6 @@ const ACK_LINGER: Duration = Duration::from_millis(10);
 const ACK_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a consumer reads its queue's depth for the status.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
-
-/// A delivery's acknowledgement, owed until its effect is recorded. The
-/// consumer that received the delivery sends it, in runs where it can.
-/// Dropped unsent, or sent once its channel is gone, it leaves the delivery
-/// to the broker, which delivers it again.
-pub struct Ack {
-    tag: u64,
-    to: mpsc::UnboundedSender<Settle>,
-}
-
-/// How a delivery ends at the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settle {
-    Ack(u64),
-    /// Rejected without requeue: the broker moves it to the destination's
-    /// dead-letter queue (`{p}.{dest}.dead`).
-    Reject(u64),
-}
-
-impl Ack {
-    pub fn ack(self) {
-        let _ = self.to.send(Settle::Ack(self.tag));
-    }
-
-    /// Gives the delivery to the broker's dead-letter queue: for a message
-    /// that is not this deskbridge's to deliver (its link is in another
-    /// deskbridge's store), which must be neither applied nor dropped.
-    pub fn reject(self) {
-        let _ = self.to.send(Settle::Reject(self.tag));
-    }
-
-    #[cfg(test)]
-    pub(crate) fn for_test(tag: u64, to: mpsc::UnboundedSender<Settle>) -> Ack {
-        Ack { tag, to }
-    }
-}
 
 /// Which acknowledgements to send. Deliveries settle in any order, and a
 /// `multiple` ack covers every unacknowledged tag up to its own, so one
@@ -617,7 +582,7 @@ impl Broker {
     pub async fn run_publisher(
         self,
         store: Store,
-        queues: Queues,
+        queues: Notifier,
         dests: Vec<String>,
         mut dead: mpsc::UnboundedReceiver<(QueueKey, DeadLetter)>,
         mut shutdown: watch::Receiver<bool>,
@@ -656,7 +621,7 @@ impl Broker {
         &self,
         conn: &Connection,
         store: &Store,
-        queues: &Queues,
+        queues: &Notifier,
         dests: &[String],
         dead: &mut mpsc::UnboundedReceiver<(QueueKey, DeadLetter)>,
         shutdown: &mut watch::Receiver<bool>,
@@ -675,7 +640,7 @@ impl Broker {
         &self,
         ch: &Channel,
         store: &Store,
-        queues: &Queues,
+        queues: &Notifier,
         dests: &[String],
         dead: &mut mpsc::UnboundedReceiver<(QueueKey, DeadLetter)>,
         shutdown: &mut watch::Receiver<bool>,
@@ -998,10 +963,7 @@ impl Broker {
             match (key, env) {
                 (Some(key), Some(env)) if key.dest == dest => {
                     acks.runs.delivered(tag);
-                    let ack = Ack {
-                        tag,
-                        to: settle.clone(),
-                    };
+                    let ack = Ack::new(tag, settle.clone());
                     if notices
                         .send(Notice::Delivered(key, Box::new(env), ack))
                         .is_err()
@@ -1027,7 +989,7 @@ impl Broker {
         // whatever is left to the queue, in order.
         drop(settle);
         let deadline =
-            tokio::time::Instant::now() + crate::relay::STOP_GRACE + Duration::from_secs(5);
+            tokio::time::Instant::now() + crate::shutdown::STOP_GRACE + Duration::from_secs(5);
         loop {
             tokio::select! {
                 t = settled.recv() => match t {
