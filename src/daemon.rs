@@ -4,7 +4,7 @@
 use crate::api::{self, HookState};
 use crate::blob::BlobStore;
 use crate::bus::amqp::Broker;
-use crate::bus::embedded::Queues;
+use crate::bus::notify::Notifier;
 use crate::config::{BusKind, Config};
 use crate::ingest::Ingest;
 use crate::ops::Ops;
@@ -74,7 +74,7 @@ fn set_fatal(tx: &watch::Sender<Option<String>>, why: String) {
 /// The parts that exist with or without the daemon running.
 pub fn open(
     config: Arc<Config>,
-    queues: Queues,
+    queues: Notifier,
     board: Option<StatusBoard>,
 ) -> Result<Ops, DaemonError> {
     let dir = &config.daemon.data_dir;
@@ -102,7 +102,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     let connectors = crate::connector::build(&config).map_err(DaemonError::Config)?;
     let sinks = connectors.sinks;
     let secrets = api::inbound_secrets(&config).map_err(DaemonError::Config)?;
-    let queues = Queues::default();
+    let queues = Notifier::default();
     let board = StatusBoard::default();
     let mut ops = open(config.clone(), queues.clone(), Some(board.clone()))?;
     let blobs = BlobStore::open(
@@ -152,7 +152,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
                 Source::Embedded
             },
             on_dead: broker.as_ref().map(|_| dead_tx.clone()),
-            grace: crate::relay::STOP_GRACE,
+            grace: crate::shutdown::STOP_GRACE,
             // A quarter of the prefetch per link: a few stuck links never
             // fill the window the healthy ones need.
             link_window: (usize::from(config.bus.prefetch) / 4).max(1),

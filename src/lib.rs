@@ -15,5 +15,6 @@ pub mod policy;
 pub mod relay;
 pub mod retry;
 pub mod schema;
+pub mod shutdown;
 pub mod store;
 pub mod tools;

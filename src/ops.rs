@@ -2,7 +2,7 @@
 //! status. Served by the admin API while the daemon runs, and called
 //! directly by the CLI on the data dir when it does not.
 
-use crate::bus::embedded::Queues;
+use crate::bus::notify::Notifier;
 use crate::config::Config;
 use crate::event::Status;
 use crate::ingest::{Ingest, IngestError};
@@ -144,7 +144,7 @@ pub struct Ops {
     pub config: Arc<Config>,
     pub store: Store,
     pub ingest: Ingest,
-    pub queues: Queues,
+    pub queues: Notifier,
     /// Present while the daemon runs.
     pub board: Option<StatusBoard>,
     /// Present while the daemon runs with RabbitMQ.

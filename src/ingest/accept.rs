@@ -3,7 +3,7 @@
 //! store transaction.
 
 use crate::blob::{BlobError, BlobStore};
-use crate::bus::embedded::Queues;
+use crate::bus::notify::Notifier;
 use crate::config::Config;
 use crate::event::{Event, EventKind, Ticket};
 use crate::link::Link;
@@ -36,11 +36,11 @@ pub struct Ingest {
     pub(super) config: Arc<Config>,
     pub(super) store: Store,
     pub(super) blobs: BlobStore,
-    pub(super) queues: Queues,
+    pub(super) queues: Notifier,
 }
 
 impl Ingest {
-    pub fn new(config: Arc<Config>, store: Store, blobs: BlobStore, queues: Queues) -> Ingest {
+    pub fn new(config: Arc<Config>, store: Store, blobs: BlobStore, queues: Notifier) -> Ingest {
         Ingest {
             config,
             store,

@@ -3,7 +3,7 @@
 
 use super::{Ingest, IngestError, Outcome};
 use crate::blob::{BlobError, BlobStore};
-use crate::bus::embedded::Queues;
+use crate::bus::notify::Notifier;
 use crate::config::Config;
 use crate::event::{Audience, Comment, Event, EventKind, Ticket};
 use crate::link::Link;
@@ -44,7 +44,7 @@ fn setup_with(conf: &str) -> (tempfile::TempDir, Ingest, Store) {
     let config = Arc::new(Config::parse(conf).unwrap());
     let store = Store::open(dir.path()).unwrap();
     let blobs = BlobStore::open(dir.path().join("files"), 1024).unwrap();
-    let ingest = Ingest::new(config, store.clone(), blobs, Queues::default());
+    let ingest = Ingest::new(config, store.clone(), blobs, Notifier::default());
     (dir, ingest, store)
 }
 

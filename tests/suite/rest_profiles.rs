@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use deskbridge::blob::BlobStore;
-use deskbridge::bus::embedded::Queues;
+use deskbridge::bus::notify::Notifier;
 use deskbridge::config::Config;
 use deskbridge::connector::rest::poll::{Cursor, Identity, Poller, Reader};
 use deskbridge::connector::rest::RestEndpoint;
@@ -371,7 +371,7 @@ timeout_secs = 1
         let config = Arc::new(Config::parse(&conf).unwrap_or_else(|e| panic!("{e}\n{conf}")));
         let store = Store::open(&dir.path().join("db")).unwrap();
         let blobs = BlobStore::open(dir.path().join("files"), 1 << 20).unwrap();
-        let ingest = Ingest::new(config.clone(), store.clone(), blobs, Queues::default());
+        let ingest = Ingest::new(config.clone(), store.clone(), blobs, Notifier::default());
         let ep = RestEndpoint::from_config("prod", config.endpoints["prod"].rest.as_ref().unwrap())
             .unwrap();
         let mut link = Link::new("desk", "D1", "prod");

@@ -1,7 +1,10 @@
-//! The embedded durable bus: messages live in the store's outbox (written
-//! in the ingest transaction); this only tells each destination's relay
-//! that a new message is there, so nothing is re-scanned.
+//! Tells each destination's relay what happened to its messages: a new one
+//! on the store's outbox (written in the ingest transaction, so nothing is
+//! re-scanned), a delivery from the broker, a lost broker channel, an
+//! operator's replay. The messages themselves live in the store (or at the
+//! broker); this only carries the news.
 
+use crate::bus::ack::Ack;
 use crate::store::{Envelope, QueueKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +16,7 @@ pub enum Notice {
     Queued(QueueKey, Box<Envelope>),
     /// A message came from the broker; acknowledge it once its effect is
     /// recorded (or it is parked).
-    Delivered(QueueKey, Box<Envelope>, super::amqp::Ack),
+    Delivered(QueueKey, Box<Envelope>, Ack),
     /// The broker channel was lost: whatever it delivered and we did not
     /// acknowledge comes again on the next one.
     Reset,
@@ -25,14 +28,16 @@ pub enum Notice {
     Unblocked(uuid::Uuid),
 }
 
+/// The destinations' notice channels, by name, and the broker publisher's
+/// wake-up.
 #[derive(Clone, Default)]
-pub struct Queues {
+pub struct Notifier {
     senders: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Notice>>>>,
     /// Wakes the broker publisher (when there is one) to drain the outbox.
     publisher: Arc<Notify>,
 }
 
-impl Queues {
+impl Notifier {
     /// Registers a destination; its dispatcher reads the receiver.
     pub fn register(&self, dest: &str) -> mpsc::UnboundedReceiver<Notice> {
         let (tx, rx) = mpsc::unbounded_channel();
