@@ -6,7 +6,7 @@
 use crate::blob::BlobStore;
 use crate::bus::amqp::Ack;
 use crate::bus::embedded::Notice;
-use crate::connector::{Delivery, Sink, SinkError};
+use crate::connector::sink::{Delivery, Sink, SinkError};
 use crate::event::EventKind;
 use crate::retry::{Retry, RetryPolicy};
 use crate::store::{Applied, DeadLetter, Envelope, QueueKey, Store, StoreError};

@@ -4,16 +4,18 @@
 //! ticket history into events.
 
 pub mod client;
+pub mod config;
 pub mod fields;
 pub mod files;
 pub mod notify;
 pub mod poll;
 pub mod profile;
 pub mod sink;
+pub mod source;
 pub mod template;
 
-use crate::config::RestConfig;
-use profile::{AuthKind, Profile, StatusMap};
+use config::RestConfig;
+use profile::{Profile, StatusMap};
 use std::sync::Arc;
 use template::Vars;
 
@@ -43,7 +45,7 @@ impl RestEndpoint {
         let at = format!("endpoints.{name}.rest");
         let profile = Profile::load(r.profile.as_deref(), r.profile_file.as_deref())
             .map_err(|e| format!("{at}.profile: {e}"))?;
-        let settings = settings(&profile, r).map_err(|e| format!("{at}: {e}"))?;
+        let settings = config::settings(&profile, r).map_err(|e| format!("{at}: {e}"))?;
         let credential = r
             .credentials
             .resolve()
@@ -65,7 +67,7 @@ impl RestEndpoint {
         statuses.inbound.extend(r.statuses.inbound.clone());
         statuses.outbound.extend(r.statuses.outbound.clone());
         statuses.readback.extend(r.statuses.readback.clone());
-        let places = fields::Places::of_endpoint(&profile, r);
+        let places = r.places(&profile);
         Ok(Arc::new(RestEndpoint {
             name: name.into(),
             profile,
@@ -84,9 +86,9 @@ impl RestEndpoint {
     pub async fn identity(
         &self,
         service_account: &str,
-    ) -> Result<poll::Identity, crate::connector::SinkError> {
+    ) -> Result<poll::Identity, crate::connector::sink::SinkError> {
         let i = &self.profile.identity;
-        let permanent = |message: String| crate::connector::SinkError::Permanent { message };
+        let permanent = |message: String| crate::connector::sink::SinkError::Permanent { message };
         let vars = self.vars(&[("service_account", service_account.to_string())]);
         let (Some(method), Some(path)) = (i.method, &i.path) else {
             let user = i.user.as_deref().unwrap_or_default();
@@ -125,98 +127,6 @@ impl RestEndpoint {
             v.insert(k.to_string(), val.clone());
         }
         v
-    }
-}
-
-/// Settings by name, as templates see them.
-fn settings(profile: &Profile, r: &RestConfig) -> Result<Vars, String> {
-    let mut out = Vars::new();
-    for name in profile.setting_names() {
-        let value = if name == "project" {
-            r.project.clone().or_else(|| r.settings.get(name).cloned())
-        } else {
-            r.settings.get(name).cloned()
-        }
-        .or_else(|| profile.defaults.get(name).cloned());
-        match value {
-            Some(v) => {
-                out.insert(name.to_string(), v);
-            }
-            None => {
-                return Err(if name == "project" {
-                    "project: the profile needs it".to_string()
-                } else {
-                    format!("settings.{name}: the profile needs it")
-                })
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Meaning problems of a `[endpoints.X.rest]` table, by path.
-pub fn config_problems(at: &str, r: &RestConfig, p: &mut Vec<String>) {
-    let at = format!("{at}.rest");
-    match url::Url::parse(&r.base_url) {
-        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-        Ok(u) => p.push(format!(
-            "{at}.base_url: scheme must be http or https, not {}",
-            u.scheme()
-        )),
-        Err(e) => p.push(format!("{at}.base_url: not a URL ({e})")),
-    }
-    if let Err(e) = r.credentials.resolve() {
-        p.push(format!("{at}.credentials: {e}"));
-    }
-    if r.poll_secs == 0 {
-        p.push(format!("{at}.poll_secs: must be at least 1"));
-    }
-    if r.timeout_secs == 0 {
-        p.push(format!("{at}.timeout_secs: must be more than 0"));
-    }
-    if r.rate_limit_per_minute == Some(0) {
-        p.push(format!(
-            "{at}.rate_limit_per_minute: must be at least 1 (leave it out for no limit)"
-        ));
-    }
-    let profile = match Profile::load(r.profile.as_deref(), r.profile_file.as_deref()) {
-        Ok(pr) => pr,
-        Err(e) => {
-            let key = if r.profile_file.is_some() && r.profile.is_none() {
-                "profile_file"
-            } else {
-                "profile"
-            };
-            p.push(format!("{at}.{key}: {e}"));
-            return;
-        }
-    };
-    if profile.auth.kind == AuthKind::Basic
-        && profile.auth.password.is_none()
-        && r.username.is_none()
-    {
-        p.push(format!(
-            "{at}.username: the profile authenticates with a login and password"
-        ));
-    }
-    if let Err(e) = settings(&profile, r) {
-        p.push(format!("{at}.{e}"));
-    }
-    let known = profile.setting_names();
-    for name in r.settings.keys() {
-        if !known.contains(&name.as_str()) {
-            p.push(format!(
-                "{at}.settings.{name}: the profile ({}) has no such setting (it has: {})",
-                profile.product,
-                known.join(", ")
-            ));
-        }
-    }
-    if r.project.is_some() && !known.contains(&"project") {
-        p.push(format!(
-            "{at}.project: the profile ({}) has no project setting",
-            profile.product
-        ));
     }
 }
 
@@ -336,7 +246,7 @@ impl RestEndpoint {
         part: &profile::PartRequest,
         listing: &serde_json::Value,
         file_name: Option<&str>,
-    ) -> Result<String, crate::connector::SinkError> {
+    ) -> Result<String, crate::connector::sink::SinkError> {
         let Some(id) = text_parts(c, listing, file_name).find_map(|p| text_at(p, &part.id)) else {
             return Ok(String::new());
         };
@@ -358,7 +268,7 @@ impl RestEndpoint {
         let compact: String = text.split_whitespace().collect();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(compact)
-            .map_err(|e| crate::connector::SinkError::Permanent {
+            .map_err(|e| crate::connector::sink::SinkError::Permanent {
                 message: format!("{}: part {id}: its text is not base64: {e}", self.name),
             })?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -368,7 +278,7 @@ impl RestEndpoint {
     pub async fn read_ticket(
         &self,
         ticket: &str,
-    ) -> Result<serde_json::Value, crate::connector::SinkError> {
+    ) -> Result<serde_json::Value, crate::connector::sink::SinkError> {
         let r = &self.profile.read_ticket;
         let answer = self
             .client
@@ -387,7 +297,7 @@ impl RestEndpoint {
             answer.json.pointer(root)
         };
         t.cloned()
-            .ok_or_else(|| crate::connector::SinkError::Permanent {
+            .ok_or_else(|| crate::connector::sink::SinkError::Permanent {
                 message: format!(
                     "{}: ticket {ticket} read back without {root} in the answer",
                     self.name
@@ -403,7 +313,7 @@ impl RestEndpoint {
         ticket_id: &str,
         ticket: &serde_json::Value,
         from: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<Vec<serde_json::Value>, crate::connector::SinkError> {
+    ) -> Result<Vec<serde_json::Value>, crate::connector::sink::SinkError> {
         let jp = &self.profile.journal;
         let Some(h) = &self.profile.history else {
             return Ok(ticket
@@ -488,7 +398,7 @@ impl RestEndpoint {
                     Ok(t) => t,
                     // One unreadable text must not stop every later change
                     // of the endpoint: it crosses as saying so.
-                    Err(crate::connector::SinkError::Permanent { message }) => {
+                    Err(crate::connector::sink::SinkError::Permanent { message }) => {
                         tracing::warn!(endpoint = %self.name, "{message}");
                         format!("(the text of this entry could not be read: {message})")
                     }

@@ -458,7 +458,7 @@ pub async fn list_page(
     ep: &RestEndpoint,
     from: DateTime<Utc>,
     offset: u64,
-) -> Result<super::client::Answer, crate::connector::SinkError> {
+) -> Result<super::client::Answer, crate::connector::sink::SinkError> {
     let lp = &ep.profile.list_changes;
     ep.client
         .call(
@@ -500,7 +500,7 @@ pub async fn list_from_end(
     ep: &RestEndpoint,
     fe: &super::profile::FromEnd,
     from: DateTime<Utc>,
-) -> Result<Listed, crate::connector::SinkError> {
+) -> Result<Listed, crate::connector::sink::SinkError> {
     list_back(ep, fe, |_| from).await
 }
 
@@ -510,7 +510,7 @@ async fn list_back(
     ep: &RestEndpoint,
     fe: &super::profile::FromEnd,
     window: impl Fn(Option<DateTime<Utc>>) -> DateTime<Utc>,
-) -> Result<Listed, crate::connector::SinkError> {
+) -> Result<Listed, crate::connector::sink::SinkError> {
     // (The first request's `since`, if the path has one, is not filtered on.)
     let from = window(None);
     let lp = &ep.profile.list_changes;
@@ -529,7 +529,7 @@ async fn list_back(
         .json
         .pointer(&fe.count)
         .and_then(|c| c.as_u64().or_else(|| as_text(c)?.parse().ok()))
-        .ok_or_else(|| crate::connector::SinkError::Permanent {
+        .ok_or_else(|| crate::connector::sink::SinkError::Permanent {
             message: format!(
                 "{}: list_changes answered without a count at {} (list_changes.from_end.count)",
                 ep.name, fe.count
@@ -568,7 +568,7 @@ async fn list_back(
 pub async fn recent_entries(
     ep: &RestEndpoint,
     since: DateTime<Utc>,
-) -> Result<Option<Vec<Value>>, crate::connector::SinkError> {
+) -> Result<Option<Vec<Value>>, crate::connector::sink::SinkError> {
     let lp = &ep.profile.list_changes;
     let (Some(fe), Some(_)) = (&lp.from_end, &lp.entries) else {
         return Ok(None);
@@ -612,7 +612,7 @@ pub struct PollStatus {
     pub webhooks_refused: u64,
 }
 
-pub type PollBoard = crate::connector::Board<PollStatus>;
+pub type PollBoard = crate::connector::board::Board<PollStatus>;
 
 pub struct Poller {
     pub board: PollBoard,
@@ -630,17 +630,17 @@ struct RoundError {
     retry_after: Option<Duration>,
 }
 
-impl From<crate::connector::SinkError> for RoundError {
-    fn from(e: crate::connector::SinkError) -> Self {
+impl From<crate::connector::sink::SinkError> for RoundError {
+    fn from(e: crate::connector::sink::SinkError) -> Self {
         match e {
-            crate::connector::SinkError::Transient {
+            crate::connector::sink::SinkError::Transient {
                 message,
                 retry_after,
             } => RoundError {
                 message,
                 retry_after,
             },
-            crate::connector::SinkError::Permanent { message } => RoundError {
+            crate::connector::sink::SinkError::Permanent { message } => RoundError {
                 message,
                 retry_after: None,
             },
@@ -699,7 +699,7 @@ impl Poller {
             match self.identity().await {
                 Ok(me) => break me,
                 Err(e) => {
-                    crate::connector::with_entry(&self.board, &name, |s| {
+                    crate::connector::board::with_entry(&self.board, &name, |s| {
                         s.failing = Some(format!("cannot learn who deskbridge is: {}", e.message))
                     });
                     let wait = retry.next_delay(e.retry_after);
@@ -736,7 +736,7 @@ impl Poller {
                 }) => {
                     retry = Retry::new(RetryPolicy::default());
                     said = Default::default();
-                    crate::connector::with_entry(&self.board, &name, |s| {
+                    crate::connector::board::with_entry(&self.board, &name, |s| {
                         s.rounds += 1;
                         s.taken += n as u64;
                         s.last_round_reads = reads as u64;
@@ -752,7 +752,7 @@ impl Poller {
                     (wait, Duration::ZERO)
                 }
                 Err(e) => {
-                    crate::connector::with_entry(&self.board, &name, |s| {
+                    crate::connector::board::with_entry(&self.board, &name, |s| {
                         s.failing = Some(e.message.clone())
                     });
                     let backoff = retry.next_delay(e.retry_after);
@@ -1017,7 +1017,7 @@ impl Poller {
         st.reads += 1;
         let ticket = match self.ep.read_ticket(id).await {
             Ok(t) => t,
-            Err(e @ crate::connector::SinkError::Transient { .. }) => return Err(e.into()),
+            Err(e @ crate::connector::sink::SinkError::Transient { .. }) => return Err(e.into()),
             Err(e) => {
                 warn!(endpoint = %name, ticket = %id, "{e}");
                 return Ok(());
@@ -1129,8 +1129,10 @@ impl Poller {
                     content_base64: None,
                 }),
                 Ok(Err(why)) => not_sent.push(format!("{} ({why})", f.name)),
-                Err(e @ crate::connector::SinkError::Transient { .. }) => return Err(e.into()),
-                Err(crate::connector::SinkError::Permanent { message }) => {
+                Err(e @ crate::connector::sink::SinkError::Transient { .. }) => {
+                    return Err(e.into())
+                }
+                Err(crate::connector::sink::SinkError::Permanent { message }) => {
                     warn!(endpoint = %self.ep.name, "{message}");
                     not_sent.push(format!("{} (cannot be read: {message})", f.name));
                 }

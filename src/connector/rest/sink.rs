@@ -11,7 +11,7 @@ use super::profile::Method;
 use super::template::{self, Vars};
 use super::{text_at, RestEndpoint};
 use crate::blob::BlobStore;
-use crate::connector::{Delivery, Sink, SinkError};
+use crate::connector::sink::{Delivery, Sink, SinkError};
 use crate::event::{marker, Attachment, Audience, Event, EventKind, Status};
 use crate::store::Applied;
 use futures::future::BoxFuture;

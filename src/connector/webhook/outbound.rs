@@ -1,10 +1,10 @@
 //! Outbound: POST each event, signed, to the partner's URL.
 
+use super::config::WebhookConfig;
 use super::sign::{self, Secret, Signer};
 use super::Receipt;
 use crate::blob::{BlobError, BlobStore};
-use crate::config::WebhookConfig;
-use crate::connector::{Delivery, Sink, SinkError};
+use crate::connector::sink::{Delivery, Sink, SinkError};
 use crate::event::{Event, EventKind};
 use crate::store::Applied;
 use base64::Engine as _;
@@ -50,7 +50,7 @@ impl WebhookSink {
             .map_err(|e| format!("endpoints.{endpoint}.webhook.outbound_secret: {e}"))?;
         let secret = Secret::parse(&raw)
             .map_err(|e| format!("endpoints.{endpoint}.webhook.outbound_secret: {e}"))?;
-        let client = crate::connector::partner_client(w.timeout_secs)
+        let client = crate::connector::http::partner_client(w.timeout_secs)
             .map_err(|e| format!("endpoints.{endpoint}: {e}"))?;
         Ok(Some(WebhookSink {
             endpoint: endpoint.into(),
@@ -105,7 +105,7 @@ impl WebhookSink {
                 message: format!(
                     "{}: {}",
                     self.endpoint,
-                    crate::connector::describe_http_error(e)
+                    crate::connector::http::describe_http_error(e)
                 ),
                 retry_after: None,
             })?;
