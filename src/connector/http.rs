@@ -1,6 +1,7 @@
 //! What every connector that calls a partner over HTTP shares: the client
 //! and a failure in words.
 
+use super::sink::SinkError;
 use std::time::Duration;
 
 /// The HTTP client every connector calls partners with. Redirects are not
@@ -24,5 +25,22 @@ pub fn describe_http_error(e: reqwest::Error) -> String {
         "cannot connect".into()
     } else {
         e.without_url().to_string()
+    }
+}
+
+/// Whether retrying can help, by HTTP status.
+pub fn classify(
+    status: reqwest::StatusCode,
+    message: String,
+    retry_after: Option<Duration>,
+) -> SinkError {
+    let code = status.as_u16();
+    if code == 408 || code == 425 || code == 429 || status.is_server_error() {
+        SinkError::Transient {
+            message,
+            retry_after,
+        }
+    } else {
+        SinkError::Permanent { message }
     }
 }

@@ -3,6 +3,7 @@
 //! changes into events. The registry builds both from the configuration.
 
 pub mod board;
+pub mod body;
 pub mod email;
 pub mod http;
 pub mod registry;

@@ -14,7 +14,7 @@ use super::endpoint::{MailEndpoint, MailboxBoard, Thread};
 use super::parse::{self, Mail, Skip};
 use crate::blob::BlobStore;
 use crate::connector::board::with_entry as with_mailbox;
-use crate::connector::rest::poll::stable_id;
+use crate::event::stable_id;
 use crate::event::{
     strip_markers, Attachment, Audience, Author, Comment, Event, EventKind, Ticket,
 };

@@ -5,8 +5,8 @@
 use super::config::RestConfig;
 use super::profile::{AuthKind, Method, Profile, SessionLogin};
 use super::template::{self, Vars};
+use crate::connector::http::classify;
 use crate::connector::sink::SinkError;
-use crate::connector::webhook::outbound::classify;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
