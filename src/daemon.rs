@@ -6,12 +6,13 @@ use crate::blob::BlobStore;
 use crate::bus::amqp::Broker;
 use crate::bus::notify::Notifier;
 use crate::config::{BusKind, Config};
+use crate::connector::registry::Registry;
+use crate::connector::source::Output;
 use crate::ingest::Ingest;
 use crate::ops::Ops;
 use crate::relay::{Dispatcher, Source, StatusBoard};
 use crate::retry::RetryPolicy;
 use crate::store::Store;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,9 +100,8 @@ pub fn open(
 
 pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, DaemonError> {
     let config = Arc::new(config);
-    let connectors = crate::connector::build(&config).map_err(DaemonError::Config)?;
-    let sinks = connectors.sinks;
-    let secrets = api::inbound_secrets(&config).map_err(DaemonError::Config)?;
+    let registry = Registry::build(&config).map_err(DaemonError::Config)?;
+    let sinks = registry.sinks.clone();
     let queues = Notifier::default();
     let board = StatusBoard::default();
     let mut ops = open(config.clone(), queues.clone(), Some(board.clone()))?;
@@ -183,40 +183,19 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
             return Err(DaemonError::Refused(why));
         }
     }
-    // REST endpoints: one poller each, feeding ingest.
-    let rest_endpoints: HashMap<_, _> = connectors.rest.clone();
-    let pollers = crate::connector::rest::poll::PollBoard::default();
-    ops.pollers = Some(pollers.clone());
-    for (name, ep) in connectors.rest {
-        let poller = crate::connector::rest::poll::Poller {
-            board: pollers.clone(),
-            ep,
+    // Each endpoint's readers (pollers, mailboxes) and hooks, feeding ingest.
+    let sources = registry.sources(
+        &config,
+        &Output {
             ingest: ops.ingest.clone(),
             store: ops.store.clone(),
             blobs: blobs.clone(),
-            service_account: config
-                .endpoints
-                .get(&name)
-                .and_then(|e| e.service_account.clone())
-                .unwrap_or_default(),
-        };
-        tasks.spawn(poller.run(shutdown_rx.clone()));
-    }
-    // E-mail endpoints with a mailbox: one reader each, feeding ingest.
-    let mailboxes = crate::connector::email::MailboxBoard::default();
-    ops.mailboxes = Some(mailboxes.clone());
-    for (_, ep) in connectors.email {
-        if ep.cfg.imap.is_none() {
-            continue;
-        }
-        let poller = crate::connector::email::poll::MailPoller {
-            ep,
-            ingest: ops.ingest.clone(),
-            store: ops.store.clone(),
-            blobs: blobs.clone(),
-            board: mailboxes.clone(),
-        };
-        tasks.spawn(poller.run(shutdown_rx.clone()));
+        },
+    );
+    ops.pollers = Some(sources.pollers.clone());
+    ops.mailboxes = Some(sources.mailboxes.clone());
+    for reader in sources.readers {
+        tasks.spawn(reader.run(shutdown_rx.clone()));
     }
     if let Some(b) = &broker {
         tasks.spawn(b.clone().run_publisher(
@@ -249,11 +228,8 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         })?;
 
     let hooks = api::hooks_router(HookState {
-        config: config.clone(),
-        ingest: ops.ingest.clone(),
-        secrets: Arc::new(secrets),
-        rest: Arc::new(rest_endpoints),
-        pollers,
+        endpoints: Arc::new(config.endpoints.keys().cloned().collect()),
+        hooks: Arc::new(sources.hooks),
     });
     let admin = api::admin_router(ops.clone());
     let (mut hooks_limits, mut admin_limits) = config.daemon.listener.limits();

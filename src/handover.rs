@@ -38,9 +38,9 @@ const BASE: [&str; 2] = ["subject", "description"];
 const COMMON: [&str; 4] = ["description", "priority", "due", "attachments"];
 
 fn places(ep: &EndpointConfig) -> Option<(Profile, Places)> {
-    let r = ep.rest.as_ref()?;
+    let r = ep.rest()?;
     let profile = Profile::load(r.profile.as_deref(), r.profile_file.as_deref()).ok()?;
-    let places = Places::of_endpoint(&profile, r);
+    let places = r.places(&profile);
     Some((profile, places))
 }
 
@@ -49,7 +49,7 @@ fn read_at(name: &str, ep: &EndpointConfig, field: &str) -> Result<(), String> {
     if BASE.contains(&field) || field == "attachments" {
         return Ok(());
     }
-    match ep.kind {
+    match ep.kind() {
         ConnectorKind::Rest => {
             let Some((profile, places)) = places(ep) else {
                 return Ok(());
@@ -71,7 +71,7 @@ fn read_at(name: &str, ep: &EndpointConfig, field: &str) -> Result<(), String> {
             })
         }
         ConnectorKind::Webhook => {
-            let Some(m) = ep.webhook.as_ref().and_then(|w| w.mapping.as_ref()) else {
+            let Some(m) = ep.webhook().and_then(|w| w.mapping.as_ref()) else {
                 return Ok(());
             };
             let read = match field {
@@ -98,7 +98,7 @@ fn read_at(name: &str, ep: &EndpointConfig, field: &str) -> Result<(), String> {
 
 /// Where `field` lands in the receiving endpoint.
 fn lands_at(ep: &EndpointConfig, field: &str) -> Lands {
-    match ep.kind {
+    match ep.kind() {
         ConnectorKind::Webhook => Lands::Field("the event's JSON".into()),
         ConnectorKind::Email => match field {
             "subject" => Lands::Field("the mail's subject".into()),
@@ -268,15 +268,10 @@ to = "vendor"
             ]
         );
         let mut config = config;
-        config
-            .endpoints
-            .get_mut("svc")
-            .unwrap()
-            .rest
-            .as_mut()
-            .unwrap()
-            .custom_fields
-            .remove("contract");
+        let svc = config.endpoints.get_mut("svc").unwrap();
+        if let crate::config::Connector::Rest(r) = &mut svc.connector {
+            r.custom_fields.remove("contract");
+        }
         let r = report(&config);
         assert!(
             matches!(&r[0].fields[4].1, Lands::Nowhere(why) if why.contains("custom_fields.contract"))

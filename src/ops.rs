@@ -443,12 +443,12 @@ impl Ops {
             mailboxes: self
                 .mailboxes
                 .as_ref()
-                .map(crate::connector::snapshot)
+                .map(crate::connector::board::snapshot)
                 .unwrap_or_default(),
             pollers: self
                 .pollers
                 .as_ref()
-                .map(crate::connector::snapshot)
+                .map(crate::connector::board::snapshot)
                 .unwrap_or_default(),
         })
     }

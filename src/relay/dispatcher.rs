@@ -3,7 +3,7 @@
 
 use super::status::StatusBoard;
 use crate::blob::BlobStore;
-use crate::connector::Sink;
+use crate::connector::sink::Sink;
 use crate::retry::RetryPolicy;
 use crate::store::{DeadLetter, QueueKey, Store};
 use std::sync::Arc;

@@ -285,7 +285,7 @@ mod tests {
     use super::*;
     use crate::blob::BlobStore;
     use crate::bus::ack::Ack;
-    use crate::connector::{Delivery, Sink, SinkError};
+    use crate::connector::sink::{Delivery, Sink, SinkError};
     use crate::event::{Event, EventKind, Ticket};
     use crate::link::Link;
     use crate::relay::dispatcher::Source;

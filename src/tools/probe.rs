@@ -4,7 +4,7 @@
 
 use crate::config::{Config, ConnectorKind, EndpointConfig, Landing};
 use crate::connector::rest::{self, RestEndpoint};
-use crate::connector::SinkError;
+use crate::connector::sink::SinkError;
 use chrono::{Duration as ChronoDuration, SubsecRound as _, Utc};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -50,7 +50,7 @@ pub async fn probe(config: &Config, name: &str) -> Result<Report, String> {
         ok: true,
         ..Default::default()
     };
-    match ep.kind {
+    match ep.kind() {
         ConnectorKind::Rest => probe_rest(name, ep, &party, &mut r).await?,
         ConnectorKind::Webhook => probe_webhook(config, name, ep, &party, &mut r).await,
         ConnectorKind::Email => probe_email(config, name, ep, &party, &mut r).await,
@@ -137,8 +137,7 @@ async fn probe_rest(
     r: &mut Report,
 ) -> Result<(), String> {
     let rc = ep
-        .rest
-        .as_ref()
+        .rest()
         .ok_or_else(|| format!("endpoints.{name}.rest: kind = \"rest\" needs it"))?;
     let rest = match RestEndpoint::from_config(name, rc) {
         Ok(e) => e,
@@ -311,7 +310,7 @@ async fn probe_webhook(
     r: &mut Report,
 ) {
     r.head(format!("endpoint {name} ({party}): signed webhooks"));
-    let Some(w) = &ep.webhook else {
+    let Some(w) = ep.webhook() else {
         r.check(
             false,
             format!("endpoints.{name}.webhook: kind = \"webhook\" needs it"),
@@ -359,7 +358,7 @@ async fn probe_webhook(
     }
     // A GET only: a signed POST would be an event the partner applies.
     let shown = url.split('?').next().unwrap_or_default();
-    let client = match crate::connector::partner_client(w.timeout_secs) {
+    let client = match crate::connector::http::partner_client(w.timeout_secs) {
         Ok(c) => c,
         Err(e) => {
             r.check(false, e);
@@ -383,7 +382,7 @@ async fn probe_webhook(
             false,
             format!(
                 "{shown}: {}: check endpoints.{name}.webhook.url and that the partner's receiver runs",
-                crate::connector::describe_http_error(e)
+                crate::connector::http::describe_http_error(e)
             ),
         ),
     }
@@ -397,7 +396,7 @@ async fn probe_email(
     r: &mut Report,
 ) {
     use crate::connector::email::{poll, sink::MailSink, MailEndpoint};
-    let Some(e) = &ep.email else {
+    let Some(e) = ep.email() else {
         r.head(format!("endpoint {name} ({party}): e-mail"));
         r.check(
             false,

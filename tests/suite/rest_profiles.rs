@@ -372,8 +372,8 @@ timeout_secs = 1
         let store = Store::open(&dir.path().join("db")).unwrap();
         let blobs = BlobStore::open(dir.path().join("files"), 1 << 20).unwrap();
         let ingest = Ingest::new(config.clone(), store.clone(), blobs, Notifier::default());
-        let ep = RestEndpoint::from_config("prod", config.endpoints["prod"].rest.as_ref().unwrap())
-            .unwrap();
+        let ep =
+            RestEndpoint::from_config("prod", config.endpoints["prod"].rest().unwrap()).unwrap();
         let mut link = Link::new("desk", "D1", "prod");
         link.downstream.ticket = Some(case.ticket.to_string());
         store.ingest_tx(|tx| tx.put_link(&link)).unwrap();
@@ -1214,8 +1214,7 @@ settings = {{ app_token = "app-token-1" }}
         token = token.display()
     );
     let config = Config::parse(&conf).unwrap();
-    let ep =
-        RestEndpoint::from_config("prod", config.endpoints["prod"].rest.as_ref().unwrap()).unwrap();
+    let ep = RestEndpoint::from_config("prod", config.endpoints["prod"].rest().unwrap()).unwrap();
     fake.on(
         "GET /initSession",
         vec![

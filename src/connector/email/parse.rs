@@ -5,7 +5,8 @@
 //! previous message and the signature cut, status keyword lines taken out).
 //! Pure functions: no I/O here.
 
-use super::{normalize_address, normalize_keyword, MailEndpoint};
+use super::address::{normalize_address, normalize_keyword};
+use super::endpoint::MailEndpoint;
 use crate::event::Status;
 use chrono::{DateTime, Utc};
 use mail_parser::{MessageParser, MimeHeaders as _};
@@ -430,7 +431,7 @@ mod tests {
 
     #[test]
     fn status_keywords_are_taken_out_in_any_configured_language() {
-        let mut k = super::super::default_keywords();
+        let mut k = super::super::address::default_keywords();
         k.insert("#state done".into(), Status::Resolved);
         let (text, s) = take_status("Fixed.\n#status resolved\n", &k);
         assert_eq!((text.as_str(), s), ("Fixed.", Some(Status::Resolved)));

@@ -9,11 +9,12 @@
 //! mailbox's UIDVALIDITY changes (it was recreated), the cursor starts
 //! over, taking the mail not yet flagged \Seen.
 
+use super::config::Security;
+use super::endpoint::{MailEndpoint, MailboxBoard, Thread};
 use super::parse::{self, Mail, Skip};
-use super::{MailEndpoint, MailboxBoard, Security, Thread};
 use crate::blob::BlobStore;
-use crate::connector::rest::poll::stable_id;
-use crate::connector::with_entry as with_mailbox;
+use crate::connector::board::with_entry as with_mailbox;
+use crate::event::stable_id;
 use crate::event::{
     strip_markers, Attachment, Audience, Author, Comment, Event, EventKind, Ticket,
 };

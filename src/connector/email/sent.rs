@@ -19,8 +19,8 @@
 //!   possible, never a loss);
 //! - absent: never tried; copied, then sent.
 
+use super::endpoint::MailEndpoint;
 use super::poll::{connect, Conn};
-use super::MailEndpoint;
 use async_imap::types::Flag;
 use async_imap::Session;
 use chrono::{DateTime, Utc};

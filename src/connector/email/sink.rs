@@ -10,11 +10,12 @@
 //! to look: the repeat sends the very same mail again, which mail clients
 //! recognise by its Message-ID.
 
+use super::config::Security;
+use super::endpoint::{MailEndpoint, Thread};
 use super::parse::OWN_HEADER;
 use super::sent::{Copy, SentFolder};
-use super::{MailEndpoint, Security, Thread};
 use crate::connector::rest::sink::sender;
-use crate::connector::{Delivery, Sink, SinkError};
+use crate::connector::sink::{Delivery, Sink, SinkError};
 use crate::event::{Audience, Event, EventKind, Status, Ticket};
 use crate::store::Applied;
 use chrono::Utc;
@@ -118,12 +119,14 @@ impl MailSink {
     }
 
     fn mailbox(&self, addr: &str, name: Option<&str>) -> Result<Mailbox, SinkError> {
-        let a = super::normalize_address(addr).parse().map_err(|e| {
-            permanent(format!(
-                "{}: {addr:?} is not a usable address: {e}",
-                self.ep.name
-            ))
-        })?;
+        let a = super::address::normalize_address(addr)
+            .parse()
+            .map_err(|e| {
+                permanent(format!(
+                    "{}: {addr:?} is not a usable address: {e}",
+                    self.ep.name
+                ))
+            })?;
         Ok(Mailbox::new(name.map(str::to_string), a))
     }
 
@@ -264,7 +267,7 @@ impl MailSink {
         // The blind copy to deskbridge's own mailbox is the proof, after a
         // crash, that the server took the mail (the Bcc is only in the
         // envelope: the mail itself is the one copied).
-        if let Ok(own) = super::normalize_address(&self.ep.cfg.from).parse() {
+        if let Ok(own) = super::address::normalize_address(&self.ep.cfg.from).parse() {
             let mut to = envelope.to().to_vec();
             to.push(own);
             if let Ok(e) = lettre::address::Envelope::new(envelope.from().cloned(), to) {
@@ -447,7 +450,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn sink(dir: &std::path::Path) -> MailSink {
-        let cfg: super::super::EmailConfig = toml::from_str(
+        let cfg: super::super::config::EmailConfig = toml::from_str(
             r#"
 from = "desk@acme.example"
 from_name = "Acme Desk"

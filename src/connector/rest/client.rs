@@ -2,11 +2,11 @@
 //! rate limit, and errors classified as retryable or permanent with the
 //! product's own text kept.
 
+use super::config::RestConfig;
 use super::profile::{AuthKind, Method, Profile, SessionLogin};
 use super::template::{self, Vars};
-use crate::config::RestConfig;
-use crate::connector::webhook::outbound::classify;
-use crate::connector::SinkError;
+use crate::connector::http::classify;
+use crate::connector::sink::SinkError;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -67,7 +67,7 @@ impl Client {
         credential: String,
         settings: &Vars,
     ) -> Result<Client, String> {
-        let http = crate::connector::partner_client(r.timeout_secs)?;
+        let http = crate::connector::http::partner_client(r.timeout_secs)?;
         let headers = profile
             .auth
             .headers
@@ -107,7 +107,7 @@ impl Client {
             message: format!(
                 "{}: {what}: {}",
                 self.endpoint,
-                crate::connector::describe_http_error(e)
+                crate::connector::http::describe_http_error(e)
             ),
             retry_after: None,
         }

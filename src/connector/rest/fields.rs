@@ -51,15 +51,6 @@ impl Places {
         }
     }
 
-    /// An endpoint's places: its profile's, with the endpoint's own
-    /// priorities over the profile's and its custom field ids.
-    pub fn of_endpoint(p: &Profile, r: &crate::config::RestConfig) -> Places {
-        let mut places = Places::of_profile(p);
-        places.priorities.extend(&r.priorities);
-        places.custom_ids = r.custom_fields.clone();
-        places
-    }
-
     /// Whether the history names changes of fields this endpoint maps.
     pub fn has_changes(&self) -> bool {
         let p = &self.places;

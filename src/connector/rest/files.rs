@@ -9,8 +9,8 @@ use super::json::text_at;
 use super::profile::{FileRead, Files, Method};
 use super::template::{self, Vars};
 use crate::blob::BlobStore;
-use crate::connector::webhook::outbound::BodyPlan;
-use crate::connector::SinkError;
+use crate::connector::body::BodyPlan;
+use crate::connector::sink::SinkError;
 use crate::event::Attachment;
 use bytes::Bytes;
 use futures::Stream;
@@ -517,7 +517,7 @@ mod tests {
     fn redmine_at(dir: &std::path::Path, base: &str) -> std::sync::Arc<RestEndpoint> {
         let key = dir.join("key");
         std::fs::write(&key, "k").unwrap();
-        let conf: crate::config::RestConfig = toml::from_str(&format!(
+        let conf: super::super::config::RestConfig = toml::from_str(&format!(
             "profile = \"redmine\"\nbase_url = \"{base}\"\nproject = \"p\"\ncredentials = {{ file = \"{}\" }}\n",
             key.display()
         ))

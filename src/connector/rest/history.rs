@@ -49,7 +49,7 @@ impl RestEndpoint {
         part: &profile::PartRequest,
         listing: &serde_json::Value,
         file_name: Option<&str>,
-    ) -> Result<String, crate::connector::SinkError> {
+    ) -> Result<String, crate::connector::sink::SinkError> {
         let Some(id) = text_parts(c, listing, file_name).find_map(|p| text_at(p, &part.id)) else {
             return Ok(String::new());
         };
@@ -71,7 +71,7 @@ impl RestEndpoint {
         let compact: String = text.split_whitespace().collect();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(compact)
-            .map_err(|e| crate::connector::SinkError::Permanent {
+            .map_err(|e| crate::connector::sink::SinkError::Permanent {
                 message: format!("{}: part {id}: its text is not base64: {e}", self.name),
             })?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -81,7 +81,7 @@ impl RestEndpoint {
     pub async fn read_ticket(
         &self,
         ticket: &str,
-    ) -> Result<serde_json::Value, crate::connector::SinkError> {
+    ) -> Result<serde_json::Value, crate::connector::sink::SinkError> {
         let r = &self.profile.read_ticket;
         let answer = self
             .client
@@ -100,7 +100,7 @@ impl RestEndpoint {
             answer.json.pointer(root)
         };
         t.cloned()
-            .ok_or_else(|| crate::connector::SinkError::Permanent {
+            .ok_or_else(|| crate::connector::sink::SinkError::Permanent {
                 message: format!(
                     "{}: ticket {ticket} read back without {root} in the answer",
                     self.name
@@ -116,7 +116,7 @@ impl RestEndpoint {
         ticket_id: &str,
         ticket: &serde_json::Value,
         from: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<Vec<serde_json::Value>, crate::connector::SinkError> {
+    ) -> Result<Vec<serde_json::Value>, crate::connector::sink::SinkError> {
         let jp = &self.profile.journal;
         let Some(h) = &self.profile.history else {
             return Ok(ticket
@@ -201,7 +201,7 @@ impl RestEndpoint {
                     Ok(t) => t,
                     // One unreadable text must not stop every later change
                     // of the endpoint: it crosses as saying so.
-                    Err(crate::connector::SinkError::Permanent { message }) => {
+                    Err(crate::connector::sink::SinkError::Permanent { message }) => {
                         tracing::warn!(endpoint = %self.name, "{message}");
                         format!("(the text of this entry could not be read: {message})")
                     }

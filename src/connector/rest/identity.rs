@@ -21,9 +21,9 @@ impl RestEndpoint {
     pub async fn identity(
         &self,
         service_account: &str,
-    ) -> Result<Identity, crate::connector::SinkError> {
+    ) -> Result<Identity, crate::connector::sink::SinkError> {
         let i = &self.profile.identity;
-        let permanent = |message: String| crate::connector::SinkError::Permanent { message };
+        let permanent = |message: String| crate::connector::sink::SinkError::Permanent { message };
         let vars = self.vars(&[("service_account", service_account.to_string())]);
         let (Some(method), Some(path)) = (i.method, &i.path) else {
             let user = i.user.as_deref().unwrap_or_default();

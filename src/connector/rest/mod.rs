@@ -4,6 +4,7 @@
 //! ticket history into events.
 
 pub mod client;
+pub mod config;
 pub mod endpoint;
 pub mod fields;
 pub mod files;
@@ -15,6 +16,7 @@ pub mod poll;
 pub mod profile;
 pub mod remote_id;
 pub mod sink;
+pub mod source;
 pub mod template;
 
-pub use endpoint::{config_problems, RestEndpoint};
+pub use endpoint::RestEndpoint;

@@ -13,7 +13,7 @@ use super::profile::Method;
 use super::remote_id::status_source_id;
 use super::template::{self, Vars};
 use crate::blob::BlobStore;
-use crate::connector::{Delivery, Sink, SinkError};
+use crate::connector::sink::{Delivery, Sink, SinkError};
 use crate::event::{marker, Attachment, Audience, Event, EventKind, Status};
 use crate::store::Applied;
 use futures::future::BoxFuture;

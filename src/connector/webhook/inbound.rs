@@ -1,7 +1,7 @@
 //! Inbound: turn a verified request body into a canonical event, either
 //! canonical event JSON or a partner's own shape through a mapping.
 
-use crate::config::WebhookMapping;
+use super::config::WebhookMapping;
 use crate::event::{Audience, Author, Comment, Event, EventKind, Status, Ticket};
 use serde_json::Value;
 

@@ -1,9 +1,11 @@
 //! The webhook connector: signed inbound events (a retail chain's dispatch
 //! system, another deskbridge) and signed outbound deliveries.
 
+pub mod config;
 pub mod inbound;
 pub mod outbound;
 pub mod sign;
+pub mod source;
 
 use serde::{Deserialize, Serialize};
 

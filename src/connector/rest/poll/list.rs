@@ -7,7 +7,7 @@ use crate::connector::rest::endpoint::RestEndpoint;
 use crate::connector::rest::json::{as_text, text_at, time_at};
 use crate::connector::rest::profile::{FromEnd, ListRequest};
 use crate::connector::rest::template::Vars;
-use crate::connector::SinkError;
+use crate::connector::sink::SinkError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use tracing::warn;

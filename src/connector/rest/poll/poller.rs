@@ -3,7 +3,7 @@
 
 use crate::blob::BlobStore;
 use crate::connector::rest::endpoint::RestEndpoint;
-use crate::connector::SinkError;
+use crate::connector::sink::SinkError;
 use crate::ingest::Ingest;
 use crate::store::Store;
 use chrono::{DateTime, Utc};
@@ -39,7 +39,7 @@ pub struct PollStatus {
     pub webhooks_refused: u64,
 }
 
-pub type PollBoard = crate::connector::Board<PollStatus>;
+pub type PollBoard = crate::connector::board::Board<PollStatus>;
 
 pub struct Poller {
     pub board: PollBoard,

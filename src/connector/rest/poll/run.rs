@@ -33,7 +33,7 @@ impl Poller {
             match self.identity().await {
                 Ok(me) => break me,
                 Err(e) => {
-                    crate::connector::with_entry(&self.board, &name, |s| {
+                    crate::connector::board::with_entry(&self.board, &name, |s| {
                         s.failing = Some(format!("cannot learn who deskbridge is: {}", e.message))
                     });
                     let wait = retry.next_delay(e.retry_after);
@@ -70,7 +70,7 @@ impl Poller {
                 }) => {
                     retry = Retry::new(RetryPolicy::default());
                     said = Default::default();
-                    crate::connector::with_entry(&self.board, &name, |s| {
+                    crate::connector::board::with_entry(&self.board, &name, |s| {
                         s.rounds += 1;
                         s.taken += n as u64;
                         s.last_round_reads = reads as u64;
@@ -86,7 +86,7 @@ impl Poller {
                     (wait, Duration::ZERO)
                 }
                 Err(e) => {
-                    crate::connector::with_entry(&self.board, &name, |s| {
+                    crate::connector::board::with_entry(&self.board, &name, |s| {
                         s.failing = Some(e.message.clone())
                     });
                     let backoff = retry.next_delay(e.retry_after);

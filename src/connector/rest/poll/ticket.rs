@@ -8,7 +8,7 @@ use super::reader::Reader;
 use super::round::RoundState;
 use crate::connector::rest::files;
 use crate::connector::rest::json::{text_at, time_at};
-use crate::connector::SinkError;
+use crate::connector::sink::SinkError;
 use crate::event::{Audience, Event, EventKind};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
