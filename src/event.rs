@@ -378,6 +378,16 @@ impl std::fmt::Display for Status {
 }
 
 impl Event {
+    /// "Dana (Service Co)", "Service Co" or "deskbridge".
+    pub fn sender(&self) -> String {
+        match (&self.author, &self.partner) {
+            (Some(a), Some(p)) => format!("{} ({})", a.name, p.party),
+            (None, Some(p)) => p.party.clone(),
+            (Some(a), None) => a.name.clone(),
+            (None, None) => "deskbridge".into(),
+        }
+    }
+
     pub fn new(ticket: impl Into<String>, kind: EventKind) -> Event {
         Event {
             id: Uuid::now_v7(),

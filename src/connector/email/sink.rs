@@ -14,7 +14,6 @@ use super::config::Security;
 use super::endpoint::{MailEndpoint, Thread};
 use super::parse::OWN_HEADER;
 use super::sent::{Copy, SentFolder};
-use crate::connector::rest::sink::sender;
 use crate::connector::sink::{Delivery, Sink, SinkError};
 use crate::event::{Audience, Event, EventKind, Status, Ticket};
 use crate::store::Applied;
@@ -389,7 +388,7 @@ attach files as usual. A line of its own such as \"#status in_progress\" or \
     async fn apply_event(&self, d: Delivery<'_>) -> Result<Applied, SinkError> {
         let ev = &d.envelope.event;
         let name = &self.ep.name;
-        let who = sender(ev);
+        let who = ev.sender();
         let text = match &ev.kind {
             EventKind::TicketCreated { ticket_data } => {
                 return self.transfer(&d, ticket_data).await

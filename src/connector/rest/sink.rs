@@ -28,16 +28,6 @@ fn permanent(message: String) -> SinkError {
     SinkError::Permanent { message }
 }
 
-/// "Dana (Service Co)", "Service Co" or "deskbridge".
-pub fn sender(ev: &Event) -> String {
-    match (&ev.author, &ev.partner) {
-        (Some(a), Some(p)) => format!("{} ({})", a.name, p.party),
-        (None, Some(p)) => p.party.clone(),
-        (Some(a), None) => a.name.clone(),
-        (None, None) => "deskbridge".into(),
-    }
-}
-
 /// The text of a relayed comment, with its marker; `not_sent` names the
 /// files that do not go with it, so they are not silently lost.
 pub fn comment_text(
@@ -50,7 +40,7 @@ pub fn comment_text(
     files::name_not_sent(&mut body, not_sent);
     let vars: Vars = [
         ("body", body),
-        ("sender", sender(ev)),
+        ("sender", ev.sender()),
         ("marker", marker(ev.id)),
     ]
     .into_iter()
@@ -560,7 +550,7 @@ impl RestSink {
                     // No place in the product: a note, as the transfer put
                     // the field into the description.
                     let vars: Vars = [
-                        ("sender", sender(ev)),
+                        ("sender", ev.sender()),
                         ("name", fields::label(field)),
                         ("value", fields::shown(field, value)),
                         ("marker", marker(ev.id)),
