@@ -8,6 +8,7 @@ mod common;
 
 mod amqp;
 mod amqp_faults;
+mod architecture;
 mod config_check;
 mod crash;
 mod delivery_faults;
