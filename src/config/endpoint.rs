@@ -72,9 +72,19 @@ pub struct EndpointConfig {
     pub service_account: Option<String>,
     pub policy: PolicyConfig,
     pub concurrency: usize,
+    /// Tables of other kinds given beside this one's, left unread.
+    unused: Vec<&'static str>,
 }
 
 impl EndpointConfig {
+    /// The problems of the endpoint's own tables, each by its path `at`.
+    pub fn problems(&self, at: &str, p: &mut Vec<String>) {
+        self.connector.problems(at, p);
+        for table in &self.unused {
+            p.push(format!("{at}.{table}: only used with kind = \"{table}\""));
+        }
+    }
+
     pub fn kind(&self) -> ConnectorKind {
         self.connector.kind()
     }
@@ -150,17 +160,17 @@ impl TryFrom<EndpointTable> for EndpointConfig {
             ConnectorKind::Email => "email",
         };
         let kind = name(t.kind);
-        for (table, set) in [
+        // Collected with the other meaning problems, so that one reading
+        // of the file names them all.
+        let unused = [
             ("webhook", t.webhook.is_some()),
             ("rest", t.rest.is_some()),
             ("email", t.email.is_some()),
-        ] {
-            if set && table != kind {
-                return Err(format!(
-                    "a [{table}] table is only used with kind = \"{table}\" (this endpoint's kind is \"{kind}\")"
-                ));
-            }
-        }
+        ]
+        .into_iter()
+        .filter(|(table, set)| *set && *table != kind)
+        .map(|(table, _)| table)
+        .collect();
         let connector = match (t.kind, t.webhook, t.rest, t.email) {
             (ConnectorKind::Webhook, Some(w), _, _) => Connector::Webhook(w),
             (ConnectorKind::Rest, _, Some(r), _) => Connector::Rest(r),
@@ -177,6 +187,7 @@ impl TryFrom<EndpointTable> for EndpointConfig {
             service_account: t.service_account,
             policy: t.policy,
             concurrency: t.concurrency,
+            unused,
         })
     }
 }

@@ -130,7 +130,7 @@ impl Config {
             if ep.concurrency == 0 {
                 p.push(format!("{at}.concurrency: must be at least 1"));
             }
-            ep.connector.problems(&at, &mut p);
+            ep.problems(&at, &mut p);
             if matches!(ep.connector, Connector::Rest(_)) && ep.service_account.is_none() {
                 p.push(format!(
                     "{at}.service_account: kind = \"rest\" needs the login deskbridge's credentials belong to"
