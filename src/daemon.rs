@@ -24,6 +24,9 @@ use tracing::{info, warn};
 pub enum DaemonError {
     #[error("{0}")]
     Config(String),
+    /// A connector that cannot be built from its configuration.
+    #[error(transparent)]
+    Build(#[from] crate::connector::error::BuildError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("file store: {0}")]
@@ -100,7 +103,7 @@ pub fn open(
 
 pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, DaemonError> {
     let config = Arc::new(config);
-    let registry = Registry::build(&config).map_err(DaemonError::Config)?;
+    let registry = Registry::build(&config)?;
     let sinks = registry.sinks.clone();
     let queues = Notifier::default();
     let board = StatusBoard::default();
