@@ -16,4 +16,4 @@ pub use daemon::{DaemonConfig, ListenerConfig};
 pub use endpoint::{Connector, ConnectorKind, EndpointConfig, PartyConfig, Role};
 pub use load::{Config, ConfigError};
 pub use policy::{Condition, Landing, PolicyConfig, TransferRule};
-pub use secret::SecretSource;
+pub use secret::{SecretError, SecretSource};

@@ -1,6 +1,7 @@
 //! What can stop the connectors from being built at start: each error
 //! names the configuration path to fix, never a secret's value.
 
+use crate::config::secret::SecretError;
 use crate::connector::webhook::sign::SignError;
 use std::path::PathBuf;
 
@@ -19,6 +20,9 @@ pub enum BuildError {
     /// A URL that does not parse.
     #[error("{at}: not a URL ({source})")]
     NotAUrl { at: String, source: url::ParseError },
+    /// A secret named in the configuration that cannot be read.
+    #[error("{at}: {source}")]
+    Secret { at: String, source: SecretError },
     /// A signing secret that is not a usable key.
     #[error("{at}: {source}")]
     BadKey { at: String, source: SignError },
@@ -39,7 +43,7 @@ pub enum BuildError {
         source: std::io::Error,
     },
     /// Anything else wrong at `at`, in words (a profile, a setting, a
-    /// secret, a certificate, the TLS set-up).
+    /// certificate, the TLS set-up).
     #[error("{at}: {reason}")]
     Invalid { at: String, reason: String },
 }

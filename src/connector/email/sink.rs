@@ -100,9 +100,9 @@ impl MailSink {
             .timeout(Some(Duration::from_secs(s.timeout_secs)))
             .tls(tls);
         if let (Some(user), Some(pw)) = (&s.user, &s.password) {
-            let pw = pw.resolve().map_err(|reason| BuildError::Invalid {
+            let pw = pw.resolve().map_err(|source| BuildError::Secret {
                 at: format!("{at}.password"),
-                reason,
+                source,
             })?;
             b = b.credentials(Credentials::new(user.clone(), pw));
         }

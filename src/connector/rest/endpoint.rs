@@ -8,6 +8,7 @@ use super::config::{settings, RestConfig};
 use super::fields;
 use super::profile::{Profile, StatusMap};
 use super::template::Vars;
+use crate::config::secret::SecretError;
 use crate::connector::error::BuildError;
 use std::sync::Arc;
 
@@ -36,13 +37,14 @@ impl RestEndpoint {
     pub fn from_config(name: &str, r: &RestConfig) -> Result<Arc<RestEndpoint>, BuildError> {
         let at = format!("endpoints.{name}.rest");
         let invalid = |at: String| move |reason: String| BuildError::Invalid { at, reason };
+        let secret = |at: String| move |source: SecretError| BuildError::Secret { at, source };
         let profile = Profile::load(r.profile.as_deref(), r.profile_file.as_deref())
             .map_err(invalid(format!("{at}.profile")))?;
         let settings = settings(&profile, r).map_err(invalid(at.clone()))?;
         let credential = r
             .credentials
             .resolve()
-            .map_err(invalid(format!("{at}.credentials")))?;
+            .map_err(secret(format!("{at}.credentials")))?;
         let client = client::Client::new(name, &profile, r, credential, &settings)
             .map_err(invalid(at.clone()))?;
         let webhook_secret = r
@@ -50,7 +52,7 @@ impl RestEndpoint {
             .as_ref()
             .map(|s| s.resolve())
             .transpose()
-            .map_err(invalid(format!("{at}.webhook_secret")))?;
+            .map_err(secret(format!("{at}.webhook_secret")))?;
         if webhook_secret.as_deref().is_some_and(|s| s.len() < 16) {
             return Err(BuildError::ShortSecret {
                 at: format!("{at}.webhook_secret"),

@@ -40,7 +40,7 @@ impl WebhookSink {
             .as_ref()
             .ok_or_else(|| BuildError::Missing { at: at() })?
             .resolve()
-            .map_err(|reason| BuildError::Invalid { at: at(), reason })?;
+            .map_err(|source| BuildError::Secret { at: at(), source })?;
         let secret =
             Secret::parse(&raw).map_err(|source| BuildError::BadKey { at: at(), source })?;
         let client = crate::connector::http::partner_client(w.timeout_secs).map_err(|source| {

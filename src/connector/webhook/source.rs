@@ -33,7 +33,7 @@ pub fn inbound_secrets(
         let at = || format!("endpoints.{endpoint}.webhook.inbound_secrets[{i}]");
         let raw = s
             .resolve()
-            .map_err(|reason| BuildError::Invalid { at: at(), reason })?;
+            .map_err(|source| BuildError::Secret { at: at(), source })?;
         let secret =
             sign::Secret::parse(&raw).map_err(|source| BuildError::BadKey { at: at(), source })?;
         secrets.push(secret);
