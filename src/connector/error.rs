@@ -2,6 +2,7 @@
 //! names the configuration path to fix, never a secret's value.
 
 use crate::config::secret::SecretError;
+use crate::connector::rest::profile::error::ProfileError;
 use crate::connector::webhook::sign::SignError;
 use std::path::PathBuf;
 
@@ -23,6 +24,9 @@ pub enum BuildError {
     /// A secret named in the configuration that cannot be read.
     #[error("{at}: {source}")]
     Secret { at: String, source: SecretError },
+    /// A REST profile that cannot be loaded.
+    #[error("{at}: {source}")]
+    Profile { at: String, source: ProfileError },
     /// A signing secret that is not a usable key.
     #[error("{at}: {source}")]
     BadKey { at: String, source: SignError },
@@ -42,8 +46,8 @@ pub enum BuildError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// Anything else wrong at `at`, in words (a profile, a setting, a
-    /// certificate, the TLS set-up).
+    /// Anything else wrong at `at`, in words (a setting, a certificate,
+    /// the TLS set-up).
     #[error("{at}: {reason}")]
     Invalid { at: String, reason: String },
 }

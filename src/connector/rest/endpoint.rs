@@ -38,8 +38,13 @@ impl RestEndpoint {
         let at = format!("endpoints.{name}.rest");
         let invalid = |at: String| move |reason: String| BuildError::Invalid { at, reason };
         let secret = |at: String| move |source: SecretError| BuildError::Secret { at, source };
-        let profile = Profile::load(r.profile.as_deref(), r.profile_file.as_deref())
-            .map_err(invalid(format!("{at}.profile")))?;
+        let profile =
+            Profile::load(r.profile.as_deref(), r.profile_file.as_deref()).map_err(|source| {
+                BuildError::Profile {
+                    at: format!("{at}.profile"),
+                    source,
+                }
+            })?;
         let settings = settings(&profile, r).map_err(invalid(at.clone()))?;
         let credential = r
             .credentials
