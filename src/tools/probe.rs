@@ -69,7 +69,7 @@ pub async fn probe_bus(config: &Config) -> Result<Report, String> {
                 .into(),
         );
     }
-    let broker = Broker::new(&config.bus)?;
+    let broker = Broker::new(&config.bus).map_err(|e| e.to_string())?;
     let mut r = Report {
         ok: true,
         ..Default::default()
