@@ -24,6 +24,12 @@ use tracing::{info, warn};
 pub enum DaemonError {
     #[error("{0}")]
     Config(String),
+    /// A connector that cannot be built from its configuration.
+    #[error(transparent)]
+    Build(#[from] crate::connector::error::BuildError),
+    /// A broker that cannot be set up from `[bus]`.
+    #[error(transparent)]
+    Bus(#[from] crate::config::bus_error::BusSetupError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("file store: {0}")]
@@ -100,7 +106,7 @@ pub fn open(
 
 pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, DaemonError> {
     let config = Arc::new(config);
-    let registry = Registry::build(&config).map_err(DaemonError::Config)?;
+    let registry = Registry::build(&config)?;
     let sinks = registry.sinks.clone();
     let queues = Notifier::default();
     let board = StatusBoard::default();
@@ -116,7 +122,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
 
     let broker = match config.bus.kind {
         BusKind::Embedded => None,
-        BusKind::Amqp => Some(Broker::new(&config.bus).map_err(DaemonError::Config)?),
+        BusKind::Amqp => Some(Broker::new(&config.bus)?),
     };
     ops.broker = broker.as_ref().map(|b| b.board.clone());
     let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();

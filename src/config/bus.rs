@@ -1,5 +1,6 @@
 //! `[bus]`: the embedded queues or a RabbitMQ broker, its TLS and limits.
 
+use super::bus_error::{CaFileError, ClientCertificateError};
 use super::secret::SecretSource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -59,28 +60,28 @@ pub struct ClientCertificate {
 impl ClientCertificate {
     /// The file's bytes and the password; errors name the file or the
     /// password's source, never the password.
-    pub fn load(&self) -> Result<(Vec<u8>, String), String> {
-        let der = std::fs::read(&self.pkcs12_file)
-            .map_err(|e| format!("cannot read {}: {e}", self.pkcs12_file.display()))?;
+    pub fn load(&self) -> Result<(Vec<u8>, String), ClientCertificateError> {
+        let path = || self.pkcs12_file.clone();
+        let der =
+            std::fs::read(&self.pkcs12_file).map_err(|source| ClientCertificateError::Read {
+                path: path(),
+                source,
+            })?;
         if der.is_empty() {
-            return Err(format!("{} is empty", self.pkcs12_file.display()));
+            return Err(ClientCertificateError::Empty { path: path() });
         }
         let password = match &self.password {
-            Some(p) => p.resolve().map_err(|e| format!("password: {e}"))?,
+            Some(p) => p.resolve().map_err(ClientCertificateError::Password)?,
             None => String::new(),
         };
         // Opened here so that a wrong password or a broken file is named
         // when the config loads, not as a bare TLS error at each connect.
         p12_keystore::KeyStore::from_pkcs12(&der, &password).map_err(|e| {
-            format!(
-                "cannot open {} {} ({e}): is it PKCS#12, and the password its own?",
-                self.pkcs12_file.display(),
-                if self.password.is_some() {
-                    "with its password"
-                } else {
-                    "without a password (it may need `password`)"
-                }
-            )
+            ClientCertificateError::Open {
+                path: path(),
+                reason: e.to_string(),
+                with_password: self.password.is_some(),
+            }
         })?;
         Ok((der, password))
     }
@@ -125,14 +126,13 @@ impl Default for BusConfig {
 }
 
 /// The PEM certificates of `[bus] ca_file`, checked to hold at least one.
-pub fn read_ca_file(path: &Path) -> Result<String, String> {
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read_ca_file(path: &Path) -> Result<String, CaFileError> {
+    let pem = std::fs::read_to_string(path).map_err(|source| CaFileError::Read {
+        path: path.into(),
+        source,
+    })?;
     if !pem.contains("-----BEGIN CERTIFICATE-----") {
-        return Err(format!(
-            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
+        return Err(CaFileError::NoCertificate { path: path.into() });
     }
     Ok(pem)
 }
@@ -140,10 +140,17 @@ pub fn read_ca_file(path: &Path) -> Result<String, String> {
 pub(super) fn bus_problems(b: &BusConfig, p: &mut Vec<String>) {
     // The TLS settings, each read and checked (None when unset or fine).
     let tls_settings = [
-        ("ca_file", b.ca_file.as_ref().map(|f| read_ca_file(f).err())),
+        (
+            "ca_file",
+            b.ca_file
+                .as_ref()
+                .map(|f| read_ca_file(f).err().map(|e| e.to_string())),
+        ),
         (
             "client_certificate",
-            b.client_certificate.as_ref().map(|c| c.load().err()),
+            b.client_certificate
+                .as_ref()
+                .map(|c| c.load().err().map(|e| e.to_string())),
         ),
     ];
     match (b.kind, &b.url) {

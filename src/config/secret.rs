@@ -15,22 +15,46 @@ pub struct SecretSource {
     pub file: Option<PathBuf>,
 }
 
+/// A secret that cannot be read. It names the variable or the file, never
+/// the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {var} is not set")]
+    EnvNotSet { var: String },
+    #[error("environment variable {var} is empty")]
+    EnvEmpty { var: String },
+    #[error("cannot read secret file {}: {source}", path.display())]
+    FileUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("secret file {} is empty", path.display())]
+    FileEmpty { path: PathBuf },
+    #[error("give either `env` or `file`, not both")]
+    Both,
+    #[error("give `env = \"VAR\"` or `file = \"/path\"`")]
+    Neither,
+}
+
 impl SecretSource {
     /// Reads the secret. The error names the source, never the value.
-    pub fn resolve(&self) -> Result<String, String> {
+    pub fn resolve(&self) -> Result<String, SecretError> {
         match (&self.env, &self.file) {
             (Some(var), None) => match std::env::var(var) {
                 Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-                Ok(_) => Err(format!("environment variable {var} is empty")),
-                Err(_) => Err(format!("environment variable {var} is not set")),
+                Ok(_) => Err(SecretError::EnvEmpty { var: var.clone() }),
+                Err(_) => Err(SecretError::EnvNotSet { var: var.clone() }),
             },
             (None, Some(path)) => match std::fs::read_to_string(path) {
                 Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-                Ok(_) => Err(format!("secret file {} is empty", path.display())),
-                Err(e) => Err(format!("cannot read secret file {}: {e}", path.display())),
+                Ok(_) => Err(SecretError::FileEmpty { path: path.clone() }),
+                Err(source) => Err(SecretError::FileUnreadable {
+                    path: path.clone(),
+                    source,
+                }),
             },
-            (Some(_), Some(_)) => Err("give either `env` or `file`, not both".into()),
-            (None, None) => Err("give `env = \"VAR\"` or `file = \"/path\"`".into()),
+            (Some(_), Some(_)) => Err(SecretError::Both),
+            (None, None) => Err(SecretError::Neither),
         }
     }
 }

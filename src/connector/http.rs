@@ -1,6 +1,7 @@
 //! What every connector that calls a partner over HTTP shares: the client
 //! and a failure in words.
 
+use super::error::HttpClientError;
 use super::sink::SinkError;
 use std::time::Duration;
 
@@ -8,13 +9,13 @@ use std::time::Duration;
 /// followed: one would turn a POST or PUT into a GET whose 200 looks like
 /// success, or carry a signed event to another host; a moved URL is for
 /// the operator to fix.
-pub fn partner_client(timeout_secs: u64) -> Result<reqwest::Client, String> {
+pub fn partner_client(timeout_secs: u64) -> Result<reqwest::Client, HttpClientError> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(timeout_secs))
         .connect_timeout(Duration::from_secs(timeout_secs.min(10)))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| format!("cannot build HTTP client: {e}"))
+        .map_err(HttpClientError)
 }
 
 /// A failed request in words, without its URL (it may carry a token).

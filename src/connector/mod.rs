@@ -5,6 +5,7 @@
 pub mod board;
 pub mod body;
 pub mod email;
+pub mod error;
 pub mod http;
 pub mod registry;
 pub mod rest;
@@ -13,5 +14,6 @@ pub mod source;
 pub mod webhook;
 
 pub use board::{snapshot, with_entry, Board};
+pub use error::{BuildError, HttpClientError};
 pub use http::{describe_http_error, partner_client};
 pub use sink::{Delivery, Sink, SinkError};

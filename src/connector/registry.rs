@@ -7,6 +7,7 @@ use super::board::Board;
 use super::email::endpoint::{MailEndpoint, MailboxBoard};
 use super::email::poll::MailPoller;
 use super::email::sink::MailSink;
+use super::error::BuildError;
 use super::rest::endpoint::RestEndpoint;
 use super::rest::poll::{PollBoard, Poller};
 use super::rest::sink::RestSink;
@@ -45,7 +46,7 @@ pub struct Sources {
 }
 
 impl Registry {
-    pub fn build(config: &Config) -> Result<Registry, String> {
+    pub fn build(config: &Config) -> Result<Registry, BuildError> {
         let mut r = Registry {
             sinks: HashMap::new(),
             rest: HashMap::new(),
@@ -133,6 +134,6 @@ impl Registry {
 }
 
 /// Builds the sink of every endpoint that can receive.
-pub fn sinks(config: &Config) -> Result<HashMap<String, Arc<dyn Sink>>, String> {
+pub fn sinks(config: &Config) -> Result<HashMap<String, Arc<dyn Sink>>, BuildError> {
     Ok(Registry::build(config)?.sinks)
 }

@@ -69,7 +69,7 @@ pub async fn probe_bus(config: &Config) -> Result<Report, String> {
                 .into(),
         );
     }
-    let broker = Broker::new(&config.bus)?;
+    let broker = Broker::new(&config.bus).map_err(|e| e.to_string())?;
     let mut r = Report {
         ok: true,
         ..Default::default()
@@ -146,7 +146,7 @@ async fn probe_rest(
                 "endpoint {name} ({party}), REST at {}",
                 rc.base_url
             ));
-            r.check(false, e);
+            r.check(false, e.to_string());
             return Ok(());
         }
     };
@@ -361,7 +361,7 @@ async fn probe_webhook(
     let client = match crate::connector::http::partner_client(w.timeout_secs) {
         Ok(c) => c,
         Err(e) => {
-            r.check(false, e);
+            r.check(false, e.to_string());
             return;
         }
     };
@@ -429,7 +429,7 @@ async fn probe_email(
                 ),
             ),
         },
-        Err(m) => r.check(false, m),
+        Err(m) => r.check(false, m.to_string()),
     }
     match &e.imap {
         None => r.note("reads no mailbox (no imap): partners' replies are not taken"),

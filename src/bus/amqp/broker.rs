@@ -7,6 +7,8 @@ use super::error::AmqpError;
 use super::status::{BrokerBoard, BrokerStatus};
 use super::tls::Tls;
 use super::topology::Topology;
+use crate::config::bus::read_ca_file;
+use crate::config::bus_error::BusSetupError;
 use crate::config::BusConfig;
 use chrono::Utc;
 use std::sync::{Arc, Mutex};
@@ -24,24 +26,19 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub fn new(cfg: &BusConfig) -> Result<Broker, String> {
+    pub fn new(cfg: &BusConfig) -> Result<Broker, BusSetupError> {
         let url = cfg
             .url
             .as_ref()
-            .ok_or("bus.url: missing")?
+            .ok_or(BusSetupError::UrlMissing)?
             .resolve()
-            .map_err(|e| format!("bus.url: {e}"))?;
+            .map_err(BusSetupError::Url)?;
         let cert_chain = match &cfg.ca_file {
-            Some(f) => {
-                Some(crate::config::read_ca_file(f).map_err(|e| format!("bus.ca_file: {e}"))?)
-            }
+            Some(f) => Some(read_ca_file(f).map_err(BusSetupError::CaFile)?),
             None => None,
         };
         let identity = match &cfg.client_certificate {
-            Some(c) => Some(
-                c.load()
-                    .map_err(|e| format!("bus.client_certificate: {e}"))?,
-            ),
+            Some(c) => Some(c.load().map_err(BusSetupError::ClientCertificate)?),
             None => None,
         };
         Ok(Broker {

@@ -14,6 +14,7 @@ use super::config::Security;
 use super::endpoint::{MailEndpoint, Thread};
 use super::parse::OWN_HEADER;
 use super::sent::{Copy, SentFolder};
+use crate::connector::error::BuildError;
 use crate::connector::sink::{Delivery, Sink, SinkError};
 use crate::event::{Audience, Event, EventKind, Status, Ticket};
 use crate::store::Applied;
@@ -67,20 +68,27 @@ pub fn status_words(s: Status) -> String {
 }
 
 impl MailSink {
-    pub fn new(ep: Arc<MailEndpoint>) -> Result<MailSink, String> {
+    pub fn new(ep: Arc<MailEndpoint>) -> Result<MailSink, BuildError> {
         let s = &ep.cfg.smtp;
         let at = format!("endpoints.{}.email.smtp", ep.name);
         let params = || {
             let mut b = TlsParameters::builder(s.host.clone());
             if let Some(path) = &s.ca_file {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("{at}.ca_file: cannot read {}: {e}", path.display()))?;
-                let cert = Certificate::from_pem(&pem)
-                    .map_err(|e| format!("{at}.ca_file: {}: {e}", path.display()))?;
+                let pem = std::fs::read(path).map_err(|source| BuildError::ReadFile {
+                    at: format!("{at}.ca_file"),
+                    path: path.clone(),
+                    source,
+                })?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| BuildError::Invalid {
+                    at: format!("{at}.ca_file"),
+                    reason: format!("{}: {e}", path.display()),
+                })?;
                 b = b.add_root_certificate(cert);
             }
-            b.build_rustls()
-                .map_err(|e| format!("{at}: cannot set up TLS for {}: {e}", s.host))
+            b.build_rustls().map_err(|e| BuildError::Invalid {
+                at: at.clone(),
+                reason: format!("cannot set up TLS for {}: {e}", s.host),
+            })
         };
         let tls = match s.security {
             Security::None => Tls::None,
@@ -92,7 +100,10 @@ impl MailSink {
             .timeout(Some(Duration::from_secs(s.timeout_secs)))
             .tls(tls);
         if let (Some(user), Some(pw)) = (&s.user, &s.password) {
-            let pw = pw.resolve().map_err(|e| format!("{at}.password: {e}"))?;
+            let pw = pw.resolve().map_err(|source| BuildError::Secret {
+                at: format!("{at}.password"),
+                source,
+            })?;
             b = b.credentials(Credentials::new(user.clone(), pw));
         }
         Ok(MailSink {

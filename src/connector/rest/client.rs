@@ -67,7 +67,8 @@ impl Client {
         credential: String,
         settings: &Vars,
     ) -> Result<Client, String> {
-        let http = crate::connector::http::partner_client(r.timeout_secs)?;
+        let http =
+            crate::connector::http::partner_client(r.timeout_secs).map_err(|e| e.to_string())?;
         let headers = profile
             .auth
             .headers

@@ -8,6 +8,8 @@ use super::config::{settings, RestConfig};
 use super::fields;
 use super::profile::{Profile, StatusMap};
 use super::template::Vars;
+use crate::config::secret::SecretError;
+use crate::connector::error::BuildError;
 use std::sync::Arc;
 
 /// One REST endpoint ready to use: its profile with the endpoint's own
@@ -32,27 +34,34 @@ pub struct RestEndpoint {
 }
 
 impl RestEndpoint {
-    pub fn from_config(name: &str, r: &RestConfig) -> Result<Arc<RestEndpoint>, String> {
+    pub fn from_config(name: &str, r: &RestConfig) -> Result<Arc<RestEndpoint>, BuildError> {
         let at = format!("endpoints.{name}.rest");
-        let profile = Profile::load(r.profile.as_deref(), r.profile_file.as_deref())
-            .map_err(|e| format!("{at}.profile: {e}"))?;
-        let settings = settings(&profile, r).map_err(|e| format!("{at}: {e}"))?;
+        let invalid = |at: String| move |reason: String| BuildError::Invalid { at, reason };
+        let secret = |at: String| move |source: SecretError| BuildError::Secret { at, source };
+        let profile =
+            Profile::load(r.profile.as_deref(), r.profile_file.as_deref()).map_err(|source| {
+                BuildError::Profile {
+                    at: format!("{at}.profile"),
+                    source,
+                }
+            })?;
+        let settings = settings(&profile, r).map_err(invalid(at.clone()))?;
         let credential = r
             .credentials
             .resolve()
-            .map_err(|e| format!("{at}.credentials: {e}"))?;
+            .map_err(secret(format!("{at}.credentials")))?;
         let client = client::Client::new(name, &profile, r, credential, &settings)
-            .map_err(|e| format!("{at}: {e}"))?;
+            .map_err(invalid(at.clone()))?;
         let webhook_secret = r
             .webhook_secret
             .as_ref()
             .map(|s| s.resolve())
             .transpose()
-            .map_err(|e| format!("{at}.webhook_secret: {e}"))?;
+            .map_err(secret(format!("{at}.webhook_secret")))?;
         if webhook_secret.as_deref().is_some_and(|s| s.len() < 16) {
-            return Err(format!(
-                "{at}.webhook_secret: shorter than 16 characters; use a long random one (e.g. openssl rand -hex 32)"
-            ));
+            return Err(BuildError::ShortSecret {
+                at: format!("{at}.webhook_secret"),
+            });
         }
         let mut statuses = profile.statuses.clone();
         statuses.inbound.extend(r.statuses.inbound.clone());

@@ -4,6 +4,7 @@ use super::config::WebhookConfig;
 use super::sign::{self, Secret};
 use super::Receipt;
 use crate::connector::body::BodyPlan;
+use crate::connector::error::BuildError;
 use crate::connector::http::classify;
 use crate::connector::sink::{Delivery, Sink, SinkError};
 use crate::event::EventKind;
@@ -24,20 +25,30 @@ const MAX_ERROR_TEXT: usize = 2000;
 
 impl WebhookSink {
     /// `None` when the endpoint has no URL (it only sends to us).
-    pub fn from_config(endpoint: &str, w: &WebhookConfig) -> Result<Option<WebhookSink>, String> {
+    pub fn from_config(
+        endpoint: &str,
+        w: &WebhookConfig,
+    ) -> Result<Option<WebhookSink>, BuildError> {
         let Some(url) = &w.url else { return Ok(None) };
-        let url = reqwest::Url::parse(url)
-            .map_err(|e| format!("endpoints.{endpoint}.webhook.url: not a URL ({e})"))?;
+        let url = reqwest::Url::parse(url).map_err(|source| BuildError::NotAUrl {
+            at: format!("endpoints.{endpoint}.webhook.url"),
+            source,
+        })?;
+        let at = || format!("endpoints.{endpoint}.webhook.outbound_secret");
         let raw = w
             .outbound_secret
             .as_ref()
-            .ok_or_else(|| format!("endpoints.{endpoint}.webhook.outbound_secret: missing"))?
+            .ok_or_else(|| BuildError::Missing { at: at() })?
             .resolve()
-            .map_err(|e| format!("endpoints.{endpoint}.webhook.outbound_secret: {e}"))?;
-        let secret = Secret::parse(&raw)
-            .map_err(|e| format!("endpoints.{endpoint}.webhook.outbound_secret: {e}"))?;
-        let client = crate::connector::http::partner_client(w.timeout_secs)
-            .map_err(|e| format!("endpoints.{endpoint}: {e}"))?;
+            .map_err(|source| BuildError::Secret { at: at(), source })?;
+        let secret =
+            Secret::parse(&raw).map_err(|source| BuildError::BadKey { at: at(), source })?;
+        let client = crate::connector::http::partner_client(w.timeout_secs).map_err(|source| {
+            BuildError::HttpClient {
+                endpoint: endpoint.into(),
+                source,
+            }
+        })?;
         Ok(Some(WebhookSink {
             endpoint: endpoint.into(),
             url,

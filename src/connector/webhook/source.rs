@@ -3,6 +3,7 @@
 
 use super::config::WebhookConfig;
 use super::{inbound, sign};
+use crate::connector::error::BuildError;
 use crate::connector::source::{read_body, refuse, Hook};
 use crate::ingest::{Ingest, IngestError, Outcome};
 use axum::extract::Request;
@@ -26,12 +27,16 @@ pub struct WebhookSource {
 pub fn inbound_secrets(
     endpoint: &str,
     config: &WebhookConfig,
-) -> Result<Vec<sign::Secret>, String> {
+) -> Result<Vec<sign::Secret>, BuildError> {
     let mut secrets = Vec::new();
     for (i, s) in config.inbound_secrets.iter().enumerate() {
-        let at = format!("endpoints.{endpoint}.webhook.inbound_secrets[{i}]");
-        let raw = s.resolve().map_err(|e| format!("{at}: {e}"))?;
-        secrets.push(sign::Secret::parse(&raw).map_err(|e| format!("{at}: {e}"))?);
+        let at = || format!("endpoints.{endpoint}.webhook.inbound_secrets[{i}]");
+        let raw = s
+            .resolve()
+            .map_err(|source| BuildError::Secret { at: at(), source })?;
+        let secret =
+            sign::Secret::parse(&raw).map_err(|source| BuildError::BadKey { at: at(), source })?;
+        secrets.push(secret);
     }
     Ok(secrets)
 }

@@ -466,23 +466,28 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/connectors/redmine.toml"
         ));
-        let err =
-            Profile::parse(&redmine.replace("token = \"{{token}}\"", "token = \"x\"")).unwrap_err();
+        let err = Profile::parse(&redmine.replace("token = \"{{token}}\"", "token = \"x\""))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("files.item: must name {{token}}"), "{err}");
         let err = Profile::parse(&redmine.replace(
             "filename = \"{{filename}}\"",
             "filename = \"{{content_base64}}\"",
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("files.item: unknown placeholder {{content_base64}}"),
             "{err}"
         );
-        let err = Profile::parse(&redmine.replace("url = \"/content_url\"", "")).unwrap_err();
+        let err = Profile::parse(&redmine.replace("url = \"/content_url\"", ""))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("files.read: give url"), "{err}");
         let rt = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/rt.toml"));
         let err = Profile::parse(&rt.replace("multipart = {", "attach_at = \"/A\"\nmultipart = {"))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("files: give attach_at and item"), "{err}");
         // A form's fields must be flat.
         let freshdesk = include_str!(concat!(
@@ -493,7 +498,8 @@ mod tests {
             "[create_ticket.body]\n",
             "[create_ticket.body]\ncc_emails = [\"a@example.net\"]\n",
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("create_ticket.body.cc_emails: files.multipart without `json`"),
             "{err}"
@@ -511,7 +517,7 @@ mod tests {
             "comment = \"{{sender}} wrote:\\n\\n{{body}}\\n\\n{{marker}}\"",
             "comment = \"{{body}}\"",
         );
-        let err = Profile::parse(&text).unwrap_err();
+        let err = Profile::parse(&text).unwrap_err().to_string();
         assert!(
             err.contains("add_comment: unknown placeholder {{tiket}}"),
             "{err}"
@@ -520,10 +526,13 @@ mod tests {
             err.contains("format.comment: must contain {{marker}}"),
             "{err}"
         );
-        let err = Profile::parse("product = \"x\"\ncolour = 1\n").unwrap_err();
+        let err = Profile::parse("product = \"x\"\ncolour = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("colour"), "{err}");
         assert!(Profile::load(Some("nosuch"), None)
             .unwrap_err()
+            .to_string()
             .contains("shipped: redmine, rt,"));
     }
 }

@@ -1,6 +1,7 @@
 //! Where a profile comes from: the profiles shipped with deskbridge (by
 //! name) or a profile file, parsed and checked.
 
+use super::error::ProfileError;
 use super::model::Profile;
 use std::path::Path;
 
@@ -78,43 +79,45 @@ pub fn shipped_names() -> Vec<&'static str> {
 
 impl Profile {
     /// A shipped profile by name, or a profile file.
-    pub fn load(name: Option<&str>, file: Option<&Path>) -> Result<Profile, String> {
+    pub fn load(name: Option<&str>, file: Option<&Path>) -> Result<Profile, ProfileError> {
         let text = match (name, file) {
             (Some(n), None) => SHIPPED
                 .iter()
                 .find(|(s, _)| *s == n)
                 .map(|(_, t)| t.to_string())
-                .ok_or_else(|| {
-                    format!(
-                        "no shipped profile {n:?} (shipped: {})",
-                        shipped_names().join(", ")
-                    )
+                .ok_or_else(|| ProfileError::NotShipped {
+                    name: n.into(),
+                    shipped: shipped_names(),
                 })?,
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-            (Some(_), Some(_)) => return Err("give `profile` or `profile_file`, not both".into()),
+            (None, Some(path)) => {
+                std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+                    path: path.into(),
+                    source,
+                })?
+            }
+            (Some(_), Some(_)) => return Err(ProfileError::Both),
             (None, None) => {
-                return Err(format!(
-                    "give `profile` (shipped: {}) or `profile_file`",
-                    shipped_names().join(", ")
-                ))
+                return Err(ProfileError::Neither {
+                    shipped: shipped_names(),
+                })
             }
         };
         Profile::parse(&text)
     }
 
     /// Parses and checks a profile; problems are named by their path in it.
-    pub fn parse(text: &str) -> Result<Profile, String> {
+    pub fn parse(text: &str) -> Result<Profile, ProfileError> {
         let de = toml::Deserializer::new(text);
-        let p: Profile = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            format!("{path}: {}", e.into_inner().message().trim())
-        })?;
+        let p: Profile =
+            serde_path_to_error::deserialize(de).map_err(|e| ProfileError::Syntax {
+                path: e.path().to_string(),
+                message: e.into_inner().message().trim().to_string(),
+            })?;
         let problems = p.problems();
         if problems.is_empty() {
             Ok(p)
         } else {
-            Err(problems.join("; "))
+            Err(ProfileError::Problems { problems })
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod checks;
+pub mod error;
 pub mod fields;
 pub mod files;
 pub mod format;
@@ -15,6 +16,7 @@ pub mod statuses;
 pub mod webhook;
 
 pub use auth::{Auth, AuthKind, SessionLogin};
+pub use error::ProfileError;
 pub use files::{FileRead, Files, Multipart, UploadRequest};
 pub use format::Format;
 pub use load::shipped_names;
