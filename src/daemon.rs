@@ -22,8 +22,6 @@ use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("{0}")]
-    Config(String),
     /// A connector that cannot be built from its configuration.
     #[error(transparent)]
     Build(#[from] crate::connector::error::BuildError),
