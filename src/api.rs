@@ -20,10 +20,6 @@ pub struct HookState {
     pub hooks: Arc<HashMap<String, Arc<dyn Hook>>>,
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    refuse(status, msg)
-}
-
 pub fn hooks_router(state: HookState) -> Router {
     Router::new()
         .route("/hooks/{endpoint}", post(hook))
@@ -36,11 +32,11 @@ pub fn hooks_router(state: HookState) -> Router {
 async fn hook(State(st): State<HookState>, Path(endpoint): Path<String>, req: Request) -> Response {
     match st.hooks.get(&endpoint) {
         Some(h) => h.receive(req).await,
-        None if st.endpoints.contains(&endpoint) => error(
+        None if st.endpoints.contains(&endpoint) => refuse(
             StatusCode::NOT_FOUND,
             format!("endpoint {endpoint} takes no webhooks"),
         ),
-        None => error(StatusCode::NOT_FOUND, format!("no endpoint {endpoint}")),
+        None => refuse(StatusCode::NOT_FOUND, format!("no endpoint {endpoint}")),
     }
 }
 
@@ -99,7 +95,7 @@ pub fn admin_router(ops: Ops) -> Router {
 fn reply<T: serde::Serialize>(r: Result<T, crate::ops::OpsError>) -> Response {
     match r {
         Ok(v) => Json(v).into_response(),
-        Err(e) => error(e.status(), e.to_string()),
+        Err(e) => refuse(e.status(), e.to_string()),
     }
 }
 
@@ -107,7 +103,7 @@ fn reply<T: serde::Serialize>(r: Result<T, crate::ops::OpsError>) -> Response {
 async fn metrics(State(o): State<Ops>) -> Response {
     let s = match o.status() {
         Ok(s) => s,
-        Err(e) => return error(e.status(), e.to_string()),
+        Err(e) => return refuse(e.status(), e.to_string()),
     };
     let text = crate::metrics::render(&s, &o.store.flush_stats(), chrono::Utc::now());
     ([("content-type", crate::metrics::CONTENT_TYPE)], text).into_response()

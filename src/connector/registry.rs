@@ -132,8 +132,3 @@ impl Registry {
         s
     }
 }
-
-/// Builds the sink of every endpoint that can receive.
-pub fn sinks(config: &Config) -> Result<HashMap<String, Arc<dyn Sink>>, BuildError> {
-    Ok(Registry::build(config)?.sinks)
-}
