@@ -188,14 +188,11 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
         }
     }
     // Each endpoint's readers (pollers, mailboxes) and hooks, feeding ingest.
-    let sources = registry.sources(
-        &config,
-        &Output {
-            ingest: ops.ingest.clone(),
-            store: ops.store.clone(),
-            blobs: blobs.clone(),
-        },
-    );
+    let sources = registry.sources(&Output {
+        ingest: ops.ingest.clone(),
+        store: ops.store.clone(),
+        blobs: blobs.clone(),
+    });
     ops.pollers = Some(sources.pollers.clone());
     ops.mailboxes = Some(sources.mailboxes.clone());
     for reader in sources.readers {

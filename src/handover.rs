@@ -4,20 +4,8 @@
 //! prints it, so an operator sees before the first ticket what a partner
 //! will and will not get.
 
-use crate::config::{Config, ConnectorKind, EndpointConfig};
-use crate::connector::rest::fields::{Landing, Places};
-use crate::connector::rest::profile::Profile;
-
-/// Where one allowed field ends up.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Lands {
-    /// In a field of the receiving product (named).
-    Field(String),
-    /// In the text (the description's fields block, the mail's body).
-    Text,
-    /// Not handed over, and why.
-    Nowhere(String),
-}
+use crate::config::{Config, EndpointConfig};
+pub use crate::connector::kind::Lands;
 
 /// One transfer rule's hand-over.
 #[derive(Clone, Debug)]
@@ -37,93 +25,12 @@ const BASE: [&str; 2] = ["subject", "description"];
 /// Fields the report names when the allowlist is `"*"`.
 const COMMON: [&str; 4] = ["description", "priority", "due", "attachments"];
 
-fn places(ep: &EndpointConfig) -> Option<(Profile, Places)> {
-    let r = ep.rest()?;
-    let profile = Profile::load(r.profile.as_deref(), r.profile_file.as_deref()).ok()?;
-    let places = r.places(&profile);
-    Some((profile, places))
-}
-
 /// Whether the sending endpoint ever reads `field` from its system.
 fn read_at(name: &str, ep: &EndpointConfig, field: &str) -> Result<(), String> {
     if BASE.contains(&field) || field == "attachments" {
         return Ok(());
     }
-    match ep.kind() {
-        ConnectorKind::Rest => {
-            let Some((profile, places)) = places(ep) else {
-                return Ok(());
-            };
-            let read = match field {
-                "priority" => places.places.priority.is_some() || profile.ticket.priority.is_some(),
-                "due" => places.places.due.is_some(),
-                f => places.places.custom.is_some() && places.custom_ids.contains_key(f),
-            };
-            if read {
-                return Ok(());
-            }
-            Err(match field {
-                "priority" | "due" => format!("{name} ({}) has no place for it", profile.product),
-                f if places.places.custom.is_some() => format!(
-                    "{name} does not read it: name its custom field in endpoints.{name}.rest.custom_fields.{f}"
-                ),
-                _ => format!("{name} ({}) has no custom fields", profile.product),
-            })
-        }
-        ConnectorKind::Webhook => {
-            let Some(m) = ep.webhook().and_then(|w| w.mapping.as_ref()) else {
-                return Ok(());
-            };
-            let read = match field {
-                "priority" => m.priority.is_some(),
-                f => m.fields.contains_key(f),
-            };
-            if read {
-                Ok(())
-            } else {
-                let at = match field {
-                    "priority" => "priority".to_string(),
-                    f => format!("fields.{f}"),
-                };
-                Err(format!(
-                    "{name}'s webhook mapping does not read it (endpoints.{name}.webhook.mapping.{at})"
-                ))
-            }
-        }
-        ConnectorKind::Email => Err(format!(
-            "{name} reads mail: only the subject, text and files"
-        )),
-    }
-}
-
-/// Where `field` lands in the receiving endpoint.
-fn lands_at(ep: &EndpointConfig, field: &str) -> Lands {
-    match ep.kind() {
-        ConnectorKind::Webhook => Lands::Field("the event's JSON".into()),
-        ConnectorKind::Email => match field {
-            "subject" => Lands::Field("the mail's subject".into()),
-            "attachments" => Lands::Field("the mail's files".into()),
-            _ => Lands::Text,
-        },
-        ConnectorKind::Rest => {
-            let Some((profile, places)) = places(ep) else {
-                return Lands::Text;
-            };
-            match field {
-                "subject" | "description" => Lands::Field(field.into()),
-                "attachments" if profile.files.is_some() => Lands::Field("files".into()),
-                // Named in the text instead.
-                "attachments" => Lands::Text,
-                f => match places.landing(f, None) {
-                    Landing::Field => Lands::Field(match f {
-                        "priority" | "due" => f.to_string(),
-                        _ => format!("custom field {}", places.custom_ids[f]),
-                    }),
-                    Landing::Text => Lands::Text,
-                },
-            }
-        }
-    }
+    ep.connector.config().reads(name, field)
 }
 
 /// Every transfer rule's hand-over, in the order of the file.
@@ -149,7 +56,7 @@ pub fn report(config: &Config) -> Vec<RuleReport> {
             .map(|f| {
                 let lands = match read_at(&rule.from, from, &f) {
                     Err(why) => Lands::Nowhere(why),
-                    Ok(()) => lands_at(to, &f),
+                    Ok(()) => to.connector.config().lands(&f),
                 };
                 (f, lands)
             })

@@ -3,6 +3,7 @@
 
 use super::policy::PolicyConfig;
 use crate::connector::email::config::EmailConfig;
+use crate::connector::kind::KindConfig;
 use crate::connector::rest::config::RestConfig;
 use crate::connector::webhook::config::WebhookConfig;
 use schemars::JsonSchema;
@@ -25,43 +26,111 @@ pub enum Role {
     Subcontractor,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectorKind {
-    Webhook,
-    /// A help desk's REST API, described by a profile (connectors/*.toml).
-    Rest,
-    /// A partner reached by e-mail: SMTP out, IMAP in.
-    Email,
-}
-
-/// An endpoint's connector with its settings: the kind and its table,
-/// checked to go together when the file is read.
-#[derive(Clone, Debug)]
-pub enum Connector {
-    Webhook(WebhookConfig),
-    Rest(RestConfig),
-    Email(EmailConfig),
-}
-
-impl Connector {
-    /// The connector's own checks of its table, each problem by its path.
-    pub fn problems(&self, at: &str, p: &mut Vec<String>) {
-        match self {
-            Connector::Webhook(w) => crate::connector::webhook::config::config_problems(at, w, p),
-            Connector::Rest(r) => crate::connector::rest::config::config_problems(at, r, p),
-            Connector::Email(e) => crate::connector::email::config::config_problems(at, e, p),
+macro_rules! kinds {
+    ($($key:ident $Var:ident $doc:literal $Cfg:path,)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ConnectorKind {
+            $(#[doc = $doc] $Var,)*
         }
-    }
 
-    pub fn kind(&self) -> ConnectorKind {
-        match self {
-            Connector::Webhook(_) => ConnectorKind::Webhook,
-            Connector::Rest(_) => ConnectorKind::Rest,
-            Connector::Email(_) => ConnectorKind::Email,
+        /// Every kind's name in the file.
+        const KINDS: &[&str] = &[$(stringify!($key),)*];
+
+        impl ConnectorKind {
+            /// The kind's name in the file: the value of `kind` and its table.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ConnectorKind::$Var => stringify!($key),)*
+                }
+            }
         }
-    }
+
+        /// An endpoint's connector with its settings: the kind and its
+        /// table, checked to go together when the file is read.
+        #[derive(Clone, Debug)]
+        pub enum Connector {
+            $($Var($Cfg),)*
+        }
+
+        impl Connector {
+            pub fn kind(&self) -> ConnectorKind {
+                match self {
+                    $(Connector::$Var(_) => ConnectorKind::$Var,)*
+                }
+            }
+
+            /// What the kind's table answers for the config and its checks.
+            pub fn config(&self) -> &dyn KindConfig {
+                match self {
+                    $(Connector::$Var(c) => c,)*
+                }
+            }
+        }
+
+        /// `[endpoints.ID]` as written in the file.
+        #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        struct EndpointTable {
+            /// The party (key of `[parties]`) that owns this system.
+            party: String,
+            kind: ConnectorKind,
+            $(
+                // Described in `EndpointConfig::json_schema`.
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                $key: Option<$Cfg>,
+            )*
+            /// The user deskbridge writes as in this system: what that user wrote
+            /// is deskbridge's own echo and is never relayed again.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            service_account: Option<String>,
+            /// What may leave this system and how partners' writes land in it.
+            #[serde(default)]
+            policy: PolicyConfig,
+            /// Deliveries to this endpoint in flight at once (across links).
+            #[serde(default = "default_concurrency")]
+            concurrency: usize,
+        }
+
+        impl EndpointTable {
+            /// The table of the endpoint's kind, and the names of tables of
+            /// other kinds given beside it.
+            fn connector(&mut self) -> (Option<Connector>, Vec<&'static str>) {
+                let kind = self.kind;
+                let mut connector = None;
+                let mut unused = Vec::new();
+                $(
+                    if let Some(c) = self.$key.take() {
+                        if kind == ConnectorKind::$Var {
+                            connector = Some(Connector::$Var(c));
+                        } else {
+                            unused.push(stringify!($key));
+                        }
+                    }
+                )*
+                (connector, unused)
+            }
+
+            fn empty(party: String, kind: ConnectorKind) -> Self {
+                EndpointTable {
+                    party,
+                    kind,
+                    $($key: None,)*
+                    service_account: None,
+                    policy: PolicyConfig::default(),
+                    concurrency: default_concurrency(),
+                }
+            }
+
+            fn put(&mut self, connector: Connector) {
+                match connector {
+                    $(Connector::$Var(c) => self.$key = Some(c),)*
+                }
+            }
+        }
+    };
 }
+crate::connector::kinds::with_kinds!(kinds);
 
 /// A help desk system: its party, its connector, its policy.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,7 +148,7 @@ pub struct EndpointConfig {
 impl EndpointConfig {
     /// The problems of the endpoint's own tables, each by its path `at`.
     pub fn problems(&self, at: &str, p: &mut Vec<String>) {
-        self.connector.problems(at, p);
+        self.connector.config().problems(at, p);
         for table in &self.unused {
             p.push(format!("{at}.{table}: only used with kind = \"{table}\""));
         }
@@ -115,36 +184,20 @@ impl JsonSchema for EndpointConfig {
         "EndpointConfig".into()
     }
     fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
-        EndpointTable::json_schema(g)
+        let mut schema = EndpointTable::json_schema(g);
+        // A derive cannot build a description from the kind's name.
+        if let schemars::schema::Schema::Object(o) = &mut schema {
+            for (name, table) in o.object().properties.iter_mut() {
+                if let schemars::schema::Schema::Object(t) = table {
+                    if KINDS.contains(&name.as_str()) {
+                        t.metadata().description =
+                            Some(format!("Settings for `kind = \"{name}\"`."));
+                    }
+                }
+            }
+        }
+        schema
     }
-}
-
-/// `[endpoints.ID]` as written in the file.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct EndpointTable {
-    /// The party (key of `[parties]`) that owns this system.
-    party: String,
-    kind: ConnectorKind,
-    /// Settings for `kind = "webhook"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    webhook: Option<WebhookConfig>,
-    /// Settings for `kind = "rest"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    rest: Option<RestConfig>,
-    /// Settings for `kind = "email"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    email: Option<EmailConfig>,
-    /// The user deskbridge writes as in this system: what that user wrote
-    /// is deskbridge's own echo and is never relayed again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    service_account: Option<String>,
-    /// What may leave this system and how partners' writes land in it.
-    #[serde(default)]
-    policy: PolicyConfig,
-    /// Deliveries to this endpoint in flight at once (across links).
-    #[serde(default = "default_concurrency")]
-    concurrency: usize,
 }
 
 fn default_concurrency() -> usize {
@@ -153,33 +206,15 @@ fn default_concurrency() -> usize {
 
 impl TryFrom<EndpointTable> for EndpointConfig {
     type Error = String;
-    fn try_from(t: EndpointTable) -> Result<Self, String> {
-        let name = |k: ConnectorKind| match k {
-            ConnectorKind::Webhook => "webhook",
-            ConnectorKind::Rest => "rest",
-            ConnectorKind::Email => "email",
-        };
-        let kind = name(t.kind);
-        // Collected with the other meaning problems, so that one reading
-        // of the file names them all.
-        let unused = [
-            ("webhook", t.webhook.is_some()),
-            ("rest", t.rest.is_some()),
-            ("email", t.email.is_some()),
-        ]
-        .into_iter()
-        .filter(|(table, set)| *set && *table != kind)
-        .map(|(table, _)| table)
-        .collect();
-        let connector = match (t.kind, t.webhook, t.rest, t.email) {
-            (ConnectorKind::Webhook, Some(w), _, _) => Connector::Webhook(w),
-            (ConnectorKind::Rest, _, Some(r), _) => Connector::Rest(r),
-            (ConnectorKind::Email, _, _, Some(e)) => Connector::Email(e),
-            _ => {
-                return Err(format!(
-                    "kind = \"{kind}\" needs its settings in a [{kind}] table under the endpoint"
-                ))
-            }
+    fn try_from(mut t: EndpointTable) -> Result<Self, String> {
+        // Tables of other kinds are collected with the other meaning
+        // problems, so that one reading of the file names them all.
+        let (connector, unused) = t.connector();
+        let Some(connector) = connector else {
+            let kind = t.kind.name();
+            return Err(format!(
+                "kind = \"{kind}\" needs its settings in a [{kind}] table under the endpoint"
+            ));
         };
         Ok(EndpointConfig {
             party: t.party,
@@ -194,22 +229,11 @@ impl TryFrom<EndpointTable> for EndpointConfig {
 
 impl From<EndpointConfig> for EndpointTable {
     fn from(e: EndpointConfig) -> Self {
-        let kind = e.kind();
-        let (mut webhook, mut rest, mut email) = (None, None, None);
-        match e.connector {
-            Connector::Webhook(w) => webhook = Some(w),
-            Connector::Rest(r) => rest = Some(r),
-            Connector::Email(m) => email = Some(m),
-        }
-        EndpointTable {
-            party: e.party,
-            kind,
-            webhook,
-            rest,
-            email,
-            service_account: e.service_account,
-            policy: e.policy,
-            concurrency: e.concurrency,
-        }
+        let mut t = EndpointTable::empty(e.party, e.connector.kind());
+        t.put(e.connector);
+        t.service_account = e.service_account;
+        t.policy = e.policy;
+        t.concurrency = e.concurrency;
+        t
     }
 }

@@ -3,7 +3,7 @@
 
 use super::bus::{bus_problems, BusConfig};
 use super::daemon::{listener_problems, DaemonConfig};
-use super::endpoint::{Connector, EndpointConfig, PartyConfig};
+use super::endpoint::{EndpointConfig, PartyConfig};
 use super::policy::{PolicyConfig, TransferRule};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -131,9 +131,10 @@ impl Config {
                 p.push(format!("{at}.concurrency: must be at least 1"));
             }
             ep.problems(&at, &mut p);
-            if matches!(ep.connector, Connector::Rest(_)) && ep.service_account.is_none() {
+            if ep.connector.config().needs_service_account() && ep.service_account.is_none() {
                 p.push(format!(
-                    "{at}.service_account: kind = \"rest\" needs the login deskbridge's credentials belong to"
+                    "{at}.service_account: kind = \"{}\" needs the login deskbridge's credentials belong to",
+                    ep.kind().name()
                 ));
             }
         }
@@ -184,10 +185,7 @@ impl Config {
     pub fn can_receive(&self, endpoint: &str) -> bool {
         self.endpoints
             .get(endpoint)
-            .is_some_and(|e| match &e.connector {
-                Connector::Webhook(w) => w.url.is_some(),
-                Connector::Rest(_) | Connector::Email(_) => true,
-            })
+            .is_some_and(|e| e.connector.config().can_receive())
     }
 
     pub fn policy(&self, endpoint: &str) -> PolicyConfig {

@@ -4,9 +4,12 @@
 
 pub mod board;
 pub mod body;
+pub mod component;
 pub mod email;
 pub mod error;
 pub mod http;
+pub mod kind;
+pub mod kinds;
 pub mod registry;
 pub mod rest;
 pub mod sink;

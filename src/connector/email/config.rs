@@ -3,6 +3,7 @@
 
 use super::address::{looks_like_address, normalize_keyword};
 use crate::config::secret::SecretSource;
+use crate::connector::kind::{KindConfig, Lands};
 use crate::event::Status;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -314,6 +315,24 @@ pub fn config_problems(at: &str, e: &EmailConfig, p: &mut Vec<String>) {
                 "{at}.imap.sent_mailbox: must differ from imap.mailbox ({:?}): the copies of sent mail would be taken for proof that they arrived",
                 i.mailbox
             ));
+        }
+    }
+}
+
+impl KindConfig for EmailConfig {
+    fn problems(&self, at: &str, p: &mut Vec<String>) {
+        config_problems(at, self, p)
+    }
+    fn reads(&self, name: &str, _field: &str) -> Result<(), String> {
+        Err(format!(
+            "{name} reads mail: only the subject, text and files"
+        ))
+    }
+    fn lands(&self, field: &str) -> Lands {
+        match field {
+            "subject" => Lands::Field("the mail's subject".into()),
+            "attachments" => Lands::Field("the mail's files".into()),
+            _ => Lands::Text,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! In-Reply-To / References first, then by the token in its subject.
 
 pub mod address;
+pub mod component;
 pub mod config;
 pub mod endpoint;
 pub mod parse;

@@ -1,10 +1,11 @@
 //! `[endpoints.ID.rest]`: the product's address, profile, credentials and
 //! this installation's statuses, priorities and custom fields.
 
-use super::fields::Places;
+use super::fields::{Landing, Places};
 use super::profile::{AuthKind, Profile};
 use super::template::Vars;
 use crate::config::secret::SecretSource;
+use crate::connector::kind::{KindConfig, Lands};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -170,5 +171,58 @@ pub fn config_problems(at: &str, r: &RestConfig, p: &mut Vec<String>) {
             "{at}.project: the profile ({}) has no project setting",
             profile.product
         ));
+    }
+}
+
+impl KindConfig for RestConfig {
+    fn problems(&self, at: &str, p: &mut Vec<String>) {
+        config_problems(at, self, p)
+    }
+    /// A product shows deskbridge its own writes when it polls.
+    fn needs_service_account(&self) -> bool {
+        true
+    }
+    fn reads(&self, name: &str, field: &str) -> Result<(), String> {
+        // A profile that does not load is named by the config's checks.
+        let Ok(profile) = Profile::load(self.profile.as_deref(), self.profile_file.as_deref())
+        else {
+            return Ok(());
+        };
+        let places = self.places(&profile);
+        let read = match field {
+            "priority" => places.places.priority.is_some() || profile.ticket.priority.is_some(),
+            "due" => places.places.due.is_some(),
+            f => places.places.custom.is_some() && places.custom_ids.contains_key(f),
+        };
+        if read {
+            return Ok(());
+        }
+        Err(match field {
+            "priority" | "due" => format!("{name} ({}) has no place for it", profile.product),
+            f if places.places.custom.is_some() => format!(
+                "{name} does not read it: name its custom field in endpoints.{name}.rest.custom_fields.{f}"
+            ),
+            _ => format!("{name} ({}) has no custom fields", profile.product),
+        })
+    }
+    fn lands(&self, field: &str) -> Lands {
+        let Ok(profile) = Profile::load(self.profile.as_deref(), self.profile_file.as_deref())
+        else {
+            return Lands::Text;
+        };
+        let places = self.places(&profile);
+        match field {
+            "subject" | "description" => Lands::Field(field.into()),
+            "attachments" if profile.files.is_some() => Lands::Field("files".into()),
+            // Named in the text instead.
+            "attachments" => Lands::Text,
+            f => match places.landing(f, None) {
+                Landing::Field => Lands::Field(match f {
+                    "priority" | "due" => f.to_string(),
+                    _ => format!("custom field {}", places.custom_ids[f]),
+                }),
+                Landing::Text => Lands::Text,
+            },
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! ticket history into events.
 
 pub mod client;
+pub mod component;
 pub mod config;
 pub mod endpoint;
 pub mod fields;

@@ -2,6 +2,7 @@
 //! both ways, and the mapping of a partner's own payload.
 
 use crate::config::secret::SecretSource;
+use crate::connector::kind::{KindConfig, Lands};
 use crate::event::Status;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -136,6 +137,35 @@ pub fn config_problems(at: &str, w: &WebhookConfig, p: &mut Vec<String>) {
                 ));
             }
         }
+    }
+}
+
+impl KindConfig for WebhookConfig {
+    fn problems(&self, at: &str, p: &mut Vec<String>) {
+        config_problems(at, self, p)
+    }
+    /// Without a `url` the endpoint only sends.
+    fn can_receive(&self) -> bool {
+        self.url.is_some()
+    }
+    fn reads(&self, name: &str, field: &str) -> Result<(), String> {
+        // Canonical event JSON carries every field.
+        let Some(m) = &self.mapping else {
+            return Ok(());
+        };
+        let (read, at) = match field {
+            "priority" => (m.priority.is_some(), "priority".to_string()),
+            f => (m.fields.contains_key(f), format!("fields.{f}")),
+        };
+        if read {
+            return Ok(());
+        }
+        Err(format!(
+            "{name}'s webhook mapping does not read it (endpoints.{name}.webhook.mapping.{at})"
+        ))
+    }
+    fn lands(&self, _field: &str) -> Lands {
+        Lands::Field("the event's JSON".into())
     }
 }
 

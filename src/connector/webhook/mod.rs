@@ -1,6 +1,7 @@
 //! The webhook connector: signed inbound events (a retail chain's dispatch
 //! system, another deskbridge) and signed outbound deliveries.
 
+pub mod component;
 pub mod config;
 pub mod inbound;
 pub mod outbound;
