@@ -395,7 +395,7 @@ async fn probe_email(
     party: &str,
     r: &mut Report,
 ) {
-    use crate::connector::email::{poll, sink::MailSink, MailEndpoint};
+    use crate::connector::email::{imap, sink::MailSink, MailEndpoint};
     let Some(e) = ep.email() else {
         r.head(format!("endpoint {name} ({party}): e-mail"));
         r.check(
@@ -433,7 +433,7 @@ async fn probe_email(
     }
     match &e.imap {
         None => r.note("reads no mailbox (no imap): partners' replies are not taken"),
-        Some(i) => match poll::connect(&mail).await {
+        Some(i) => match imap::connect(&mail).await {
             Ok(mut session) => {
                 match session.examine(&i.mailbox).await {
                     Ok(mb) => r.check(

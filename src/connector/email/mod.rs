@@ -14,6 +14,8 @@
 pub mod address;
 pub mod config;
 pub mod endpoint;
+pub mod error;
+pub mod imap;
 pub mod parse;
 pub mod poll;
 pub mod sent;
@@ -23,3 +25,4 @@ pub mod source;
 pub use address::{default_keywords, normalize_address, normalize_keyword};
 pub use config::{config_problems, EmailConfig, ImapConfig, Security, SmtpConfig};
 pub use endpoint::{MailEndpoint, MailboxBoard, MailboxStatus, Thread};
+pub use error::MailError;
