@@ -44,7 +44,7 @@ pub enum DaemonError {
     },
     /// Another deskbridge holds this one's queues at the broker.
     #[error("refused by the broker: {0}")]
-    Refused(String),
+    Refused(crate::bus::amqp::AmqpError),
 }
 
 /// How long a start waits for the broker to say whether the queues are

@@ -81,10 +81,24 @@ enum KindName {
 /// The top-level keys that belong to the kinds (beside `type`).
 pub const KIND_KEYS: [&str; 5] = ["ticket_data", "comment", "status", "field", "value"];
 
-impl TryFrom<EventWire> for Event {
-    type Error = String;
+/// An event's keys that do not fit its `type`, in serde's own words.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// A kind's key beside another kind's `type`.
+    #[error("unknown field `{key}` for type `{kind}`, expected {expected}")]
+    Unknown {
+        key: &'static str,
+        kind: &'static str,
+        expected: String,
+    },
+    #[error("missing field `{0}`")]
+    Missing(&'static str),
+}
 
-    fn try_from(w: EventWire) -> Result<Event, String> {
+impl TryFrom<EventWire> for Event {
+    type Error = WireError;
+
+    fn try_from(w: EventWire) -> Result<Event, WireError> {
         let present = [
             w.ticket_data.is_some(),
             w.comment.is_some(),
@@ -92,7 +106,7 @@ impl TryFrom<EventWire> for Event {
             w.field.is_some(),
             w.value.is_some(),
         ];
-        let (name, own): (&str, &[&str]) = match w.kind {
+        let (name, own): (&'static str, &[&str]) = match w.kind {
             KindName::TicketCreated => ("ticket_created", &["ticket_data"]),
             KindName::Comment => ("comment", &["comment"]),
             KindName::StatusChanged => ("status_changed", &["status"]),
@@ -100,16 +114,18 @@ impl TryFrom<EventWire> for Event {
         };
         for (key, there) in KIND_KEYS.iter().zip(present) {
             if there && !own.contains(key) {
-                return Err(format!(
-                    "unknown field `{key}` for type `{name}`, expected {}",
-                    own.iter()
+                return Err(WireError::Unknown {
+                    key,
+                    kind: name,
+                    expected: own
+                        .iter()
                         .map(|k| format!("`{k}`"))
                         .collect::<Vec<_>>()
-                        .join(" and ")
-                ));
+                        .join(" and "),
+                });
             }
         }
-        let missing = |key: &str| format!("missing field `{key}`");
+        let missing = WireError::Missing;
         let kind = match w.kind {
             KindName::TicketCreated => EventKind::TicketCreated {
                 ticket_data: w.ticket_data.ok_or_else(|| missing("ticket_data"))?,

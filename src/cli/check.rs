@@ -48,7 +48,8 @@ pub async fn probe(c: &ConfigArg, endpoint: Option<String>, bus: bool) -> Result
         Some(e) if !bus => deskbridge::tools::probe::probe(&config, &e).await,
         _ => deskbridge::tools::probe::probe_bus(&config).await,
     }
-    .map_err(anyhow::Error::msg)?;
+    // Its text alone, as before: no "Caused by" lines under it.
+    .map_err(|e| anyhow::Error::msg(e.to_string()))?;
     for line in &report.lines {
         println!("{line}");
     }

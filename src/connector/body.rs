@@ -38,6 +38,16 @@ pub(crate) struct PlannedFile {
     pub(crate) at: Range<usize>,
 }
 
+/// Why the body could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PlanError {
+    #[error("cannot encode event: {0}")]
+    Encode(serde_json::Error),
+    /// A placeholder found twice, or not at all, in the JSON.
+    #[error("cannot encode event: the placeholder for file {name} is not unique")]
+    NotUnique { name: String },
+}
+
 /// Why the body could not be produced. Each names the file.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BodyError {
@@ -57,12 +67,12 @@ pub(crate) enum BodyError {
 }
 
 impl BodyPlan {
-    pub(crate) fn new(event: Event) -> Result<BodyPlan, String> {
+    pub(crate) fn new(event: Event) -> Result<BodyPlan, PlanError> {
         // Random, so no event content can spell it; checked anyway.
         BodyPlan::with_nonce(event, &uuid::Uuid::new_v4().simple().to_string())
     }
 
-    pub(crate) fn with_nonce(mut event: Event, nonce: &str) -> Result<BodyPlan, String> {
+    pub(crate) fn with_nonce(mut event: Event, nonce: &str) -> Result<BodyPlan, PlanError> {
         let mut wanted = Vec::new();
         if let Some(files) = event.attachments_mut() {
             for f in files.iter_mut() {
@@ -75,8 +85,7 @@ impl BodyPlan {
                 }
             }
         }
-        let json =
-            serde_json::to_string(&event).map_err(|e| format!("cannot encode event: {e}"))?;
+        let json = serde_json::to_string(&event).map_err(PlanError::Encode)?;
         BodyPlan::from_json(json, wanted)
     }
 
@@ -86,14 +95,12 @@ impl BodyPlan {
     pub(crate) fn from_json(
         json: String,
         wanted: Vec<(String, String, String)>,
-    ) -> Result<BodyPlan, String> {
+    ) -> Result<BodyPlan, PlanError> {
         let mut files = Vec::with_capacity(wanted.len());
         for (name, sha256, placeholder) in wanted {
             let mut hits = json.match_indices(&placeholder).map(|(at, _)| at);
             let (Some(start), None) = (hits.next(), hits.next()) else {
-                return Err(format!(
-                    "cannot encode event: the placeholder for file {name} is not unique"
-                ));
+                return Err(PlanError::NotUnique { name });
             };
             files.push(PlannedFile {
                 name,

@@ -2,6 +2,7 @@
 //! names the configuration path to fix, never a secret's value.
 
 use crate::config::secret::SecretError;
+use crate::connector::rest::error::SettingsError;
 use crate::connector::rest::profile::error::ProfileError;
 use crate::connector::webhook::sign::SignError;
 use std::path::PathBuf;
@@ -27,6 +28,9 @@ pub enum BuildError {
     /// A REST profile that cannot be loaded.
     #[error("{at}: {source}")]
     Profile { at: String, source: ProfileError },
+    /// A setting the endpoint's profile needs and the endpoint lacks.
+    #[error("{at}: {source}")]
+    Settings { at: String, source: SettingsError },
     /// A signing secret that is not a usable key.
     #[error("{at}: {source}")]
     BadKey { at: String, source: SignError },

@@ -9,6 +9,23 @@ use chrono::{Duration as ChronoDuration, SubsecRound as _, Utc};
 use serde_json::Value;
 use std::fmt::Write as _;
 
+/// Why there is nothing to probe. A check that fails is not an error:
+/// it is a line of the report.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("no endpoint {name:?} in the configuration (endpoints: {known})")]
+    UnknownEndpoint { name: String, known: String },
+    #[error("endpoints.{name}.rest: kind = \"rest\" needs it")]
+    NoRestTable { name: String },
+    #[error(
+        "the configuration has no [bus] kind = \"amqp\": the embedded bus has no broker to probe"
+    )]
+    NoBroker,
+    /// The `[bus]` settings that cannot be used (a CA file, a certificate).
+    #[error(transparent)]
+    Bus(#[from] crate::config::bus_error::BusSetupError),
+}
+
 /// What the probe found: lines to print, and whether every check passed.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -34,13 +51,13 @@ impl Report {
 }
 
 /// Probes endpoint `name` of `config`.
-pub async fn probe(config: &Config, name: &str) -> Result<Report, String> {
+pub async fn probe(config: &Config, name: &str) -> Result<Report, ProbeError> {
     let ep = config.endpoints.get(name).ok_or_else(|| {
         let known: Vec<&str> = config.endpoints.keys().map(String::as_str).collect();
-        format!(
-            "no endpoint {name:?} in the configuration (endpoints: {})",
-            known.join(", ")
-        )
+        ProbeError::UnknownEndpoint {
+            name: name.to_string(),
+            known: known.join(", "),
+        }
     })?;
     let party = config
         .parties
@@ -61,15 +78,12 @@ pub async fn probe(config: &Config, name: &str) -> Result<Report, String> {
 
 /// `deskbridge probe --bus`: reaches the broker with the configured URL
 /// and TLS settings, and reads the topology passively (declares nothing).
-pub async fn probe_bus(config: &Config) -> Result<Report, String> {
+pub async fn probe_bus(config: &Config) -> Result<Report, ProbeError> {
     use crate::bus::amqp::{Broker, Found};
     if config.bus.kind != crate::config::BusKind::Amqp {
-        return Err(
-            "the configuration has no [bus] kind = \"amqp\": the embedded bus has no broker to probe"
-                .into(),
-        );
+        return Err(ProbeError::NoBroker);
     }
-    let broker = Broker::new(&config.bus).map_err(|e| e.to_string())?;
+    let broker = Broker::new(&config.bus)?;
     let mut r = Report {
         ok: true,
         ..Default::default()
@@ -135,10 +149,10 @@ async fn probe_rest(
     ep: &EndpointConfig,
     party: &str,
     r: &mut Report,
-) -> Result<(), String> {
-    let rc = ep
-        .rest()
-        .ok_or_else(|| format!("endpoints.{name}.rest: kind = \"rest\" needs it"))?;
+) -> Result<(), ProbeError> {
+    let rc = ep.rest().ok_or_else(|| ProbeError::NoRestTable {
+        name: name.to_string(),
+    })?;
     let rest = match RestEndpoint::from_config(name, rc) {
         Ok(e) => e,
         Err(e) => {
@@ -395,7 +409,7 @@ async fn probe_email(
     party: &str,
     r: &mut Report,
 ) {
-    use crate::connector::email::{poll, sink::MailSink, MailEndpoint};
+    use crate::connector::email::{imap, sink::MailSink, MailEndpoint};
     let Some(e) = ep.email() else {
         r.head(format!("endpoint {name} ({party}): e-mail"));
         r.check(
@@ -433,7 +447,7 @@ async fn probe_email(
     }
     match &e.imap {
         None => r.note("reads no mailbox (no imap): partners' replies are not taken"),
-        Some(i) => match poll::connect(&mail).await {
+        Some(i) => match imap::connect(&mail).await {
             Ok(mut session) => {
                 match session.examine(&i.mailbox).await {
                     Ok(mb) => r.check(

@@ -714,13 +714,13 @@ async fn run(case: Case) {
         case.list,
         vec![Reply::Fail(429, Some(1)), Reply::Json(list.clone())],
     );
-    let err = poller.poll_now().await.unwrap_err();
+    let err = poller.poll_now().await.unwrap_err().to_string();
     assert!(err.contains("429"), "{err}");
     fake.on(case.read, vec![Reply::Fail(500, None)]);
-    let err = poller.poll_now().await.unwrap_err();
+    let err = poller.poll_now().await.unwrap_err().to_string();
     assert!(err.contains("500"), "{err}");
     history_route(vec![Reply::Hang]);
-    let err = poller.poll_now().await.unwrap_err();
+    let err = poller.poll_now().await.unwrap_err().to_string();
     assert!(err.contains("no answer before the timeout"), "{err}");
     assert_eq!(
         env.desk_queue(),

@@ -74,7 +74,7 @@ impl Broker {
     /// a claim was refused (the reason, with what to change), or a
     /// connection failed first (Ok: the broker is away, and the claims are
     /// made, or refused, when it is back; see `refused`).
-    pub async fn claimed(&self) -> Result<(), String> {
+    pub async fn claimed(&self) -> Result<(), AmqpError> {
         self.claims.claimed().await
     }
 

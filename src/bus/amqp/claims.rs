@@ -63,15 +63,15 @@ impl Claims {
     /// a claim was refused (the reason, with what to change), or a
     /// connection failed first (Ok: the broker is away, and the claims are
     /// made, or refused, when it is back; see `refused`).
-    pub(super) async fn claimed(&self) -> Result<(), String> {
+    pub(super) async fn claimed(&self) -> Result<(), AmqpError> {
         let mut rx = self.0.subscribe();
         let refused = rx
             .wait_for(|c| c.unclaimed.is_empty() || c.refused.is_some() || c.trouble)
             .await
             .map(|c| c.refused.clone())
-            .map_err(|_| "the broker's tasks ended".to_string())?;
+            .map_err(|_| AmqpError::TasksEnded)?;
         match refused {
-            Some(why) => Err(why),
+            Some(why) => Err(AmqpError::Taken(why)),
             None => Ok(()),
         }
     }

@@ -2,6 +2,7 @@
 //! tasks use, the pause between sessions that fail, and a clean close.
 
 use super::broker::Broker;
+use super::error::AmqpError;
 use super::tls::{keep_hint, tls_hint};
 use crate::retry::{Retry, RetryPolicy};
 use lapin::{Channel, Connection, ConnectionProperties};
@@ -13,7 +14,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Broker {
     /// One connection attempt; the error says what to do where it can.
-    pub async fn connect_once(&self, who: &str) -> Result<Connection, String> {
+    pub async fn connect_once(&self, who: &str) -> Result<Connection, AmqpError> {
         let props = on_tokio().with_connection_name(format!("deskbridge {who}").into());
         // A broker that accepts the socket and never answers must not
         // hold us forever.
@@ -24,14 +25,13 @@ impl Broker {
         .await;
         match attempt {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => {
-                let msg = e.to_string();
-                Err(match tls_hint(&msg) {
-                    Some(hint) => format!("{msg} ({hint})"),
-                    None => msg,
-                })
-            }
-            Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+            Ok(Err(source)) => Err(AmqpError::Connect {
+                hint: tls_hint(&source.to_string()),
+                source,
+            }),
+            Err(_) => Err(AmqpError::NoAnswer {
+                secs: CONNECT_TIMEOUT.as_secs(),
+            }),
         }
     }
 
@@ -83,7 +83,8 @@ impl Broker {
                     self.up(who);
                     return Some(c);
                 }
-                Err(msg) => {
+                Err(e) => {
+                    let msg = e.to_string();
                     // The start does not wait for a broker that is away.
                     self.claims.broker_away();
                     let (news, attempts) = said.failed(&msg);

@@ -9,8 +9,9 @@
 //! mailbox's UIDVALIDITY changes (it was recreated), the cursor starts
 //! over, taking the mail not yet flagged \Seen.
 
-use super::config::Security;
 use super::endpoint::{MailEndpoint, MailboxBoard, Thread};
+use super::error::MailError;
+use super::imap::{connect, Conn};
 use super::parse::{self, Mail, Skip};
 use crate::blob::BlobStore;
 use crate::connector::board::with_entry as with_mailbox;
@@ -25,12 +26,8 @@ use async_imap::Session;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -43,145 +40,6 @@ pub struct Cursor {
     pub uid_validity: u32,
     /// The first UID not yet read.
     pub next_uid: u32,
-}
-
-/// A plain or TLS connection to the IMAP server.
-pub enum Conn {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl std::fmt::Debug for Conn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Conn::Plain(_) => "imap (plain)",
-            Conn::Tls(_) => "imap (tls)",
-        })
-    }
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-async fn tls(
-    tcp: TcpStream,
-    host: &str,
-    ca_file: Option<&std::path::Path>,
-) -> Result<Conn, String> {
-    use tokio_rustls::rustls;
-    use tokio_rustls::rustls::pki_types::{pem::PemObject as _, CertificateDer};
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS: {e}"))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| format!("TLS: {host} is not a server name: {e}"))?;
-    let s = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("TLS handshake with {host}: {e}"))?;
-    Ok(Conn::Tls(Box::new(s)))
-}
-
-/// Connects, protects and logs in. Errors never carry the password.
-pub async fn connect(ep: &MailEndpoint) -> Result<Session<Conn>, String> {
-    let i = ep
-        .cfg
-        .imap
-        .as_ref()
-        .ok_or_else(|| format!("endpoints.{}.email.imap is not set", ep.name))?;
-    let limit = Duration::from_secs(i.timeout_secs);
-    let at = format!("IMAP {}:{}", i.host, i.port());
-    let password = i
-        .password
-        .resolve()
-        .map_err(|e| format!("endpoints.{}.email.imap.password: {e}", ep.name))?;
-    let work = async {
-        let tcp = TcpStream::connect((i.host.as_str(), i.port()))
-            .await
-            .map_err(|e| format!("{at}: cannot connect: {e}"))?;
-        let conn = match i.security {
-            Security::None => Conn::Plain(tcp),
-            Security::Tls => tls(tcp, &i.host, i.ca_file.as_deref()).await?,
-            Security::Starttls => {
-                let mut c = async_imap::Client::new(tcp);
-                c.read_response()
-                    .await
-                    .ok_or_else(|| format!("{at}: closed before its greeting"))?
-                    .map_err(|e| format!("{at}: {e}"))?;
-                c.run_command_and_check_ok("STARTTLS", None)
-                    .await
-                    .map_err(|e| format!("{at}: STARTTLS refused: {e}"))?;
-                tls(c.into_inner(), &i.host, i.ca_file.as_deref()).await?
-            }
-        };
-        let mut client = async_imap::Client::new(conn);
-        if i.security != Security::Starttls {
-            client
-                .read_response()
-                .await
-                .ok_or_else(|| format!("{at}: closed before its greeting"))?
-                .map_err(|e| format!("{at}: {e}"))?;
-        }
-        client
-            .login(&i.user, &password)
-            .await
-            .map_err(|(e, _)| format!("{at}: login as {} refused: {e}", i.user))
-    };
-    tokio::time::timeout(limit, work)
-        .await
-        .map_err(|_| format!("{at}: no answer within {} s", i.timeout_secs))?
 }
 
 pub struct MailPoller {
@@ -211,6 +69,7 @@ impl MailPoller {
             match self.session(&mut shutdown, &mut retry, &mut said).await {
                 Ok(()) => return,
                 Err(e) => {
+                    let e = e.to_string();
                     with_mailbox(&self.board, &name, |s| s.failing = Some(e.clone()));
                     let wait = retry.next_delay(None);
                     let wait_ms = wait.as_millis() as u64;
@@ -236,8 +95,8 @@ impl MailPoller {
         shutdown: &mut watch::Receiver<bool>,
         retry: &mut Retry,
         said: &mut crate::retry::Said,
-    ) -> Result<(), String> {
-        let i = self.ep.cfg.imap.as_ref().ok_or("no imap settings")?;
+    ) -> Result<(), MailError> {
+        let i = self.ep.cfg.imap.as_ref().ok_or(MailError::NoImapSettings)?;
         let limit = Duration::from_secs(i.timeout_secs);
         let poll = Duration::from_secs(i.poll_secs);
         let mut session = connect(&self.ep).await?;
@@ -245,7 +104,7 @@ impl MailPoller {
             && session
                 .capabilities()
                 .await
-                .map_err(|e| format!("CAPABILITY: {e}"))?
+                .map_err(MailError::Capability)?
                 .has_str("IDLE");
         info!(endpoint = %self.ep.name, mailbox = %i.mailbox, idle, "reading the mailbox");
         loop {
@@ -253,7 +112,7 @@ impl MailPoller {
             // than one command.
             let round = tokio::time::timeout(limit * 10, self.round(&mut session))
                 .await
-                .map_err(|_| "a round took too long".to_string())??;
+                .map_err(|_| MailError::RoundTimeout)??;
             *retry = Retry::new(RetryPolicy::default());
             *said = Default::default();
             with_mailbox(&self.board, &self.ep.name, |s| s.failing = None);
@@ -265,10 +124,10 @@ impl MailPoller {
             }
             if idle {
                 let mut handle = session.idle();
-                handle.init().await.map_err(|e| format!("IDLE: {e}"))?;
+                handle.init().await.map_err(MailError::Idle)?;
                 let (wait, stop) = handle.wait_with_timeout(poll);
                 let stopped = tokio::select! {
-                    r = wait => { r.map_err(|e| format!("IDLE: {e}"))?; false }
+                    r = wait => { r.map_err(MailError::Idle)?; false }
                     _ = shutdown.changed() => true,
                 };
                 drop(stop);
@@ -277,8 +136,8 @@ impl MailPoller {
                 }
                 session = tokio::time::timeout(limit, handle.done())
                     .await
-                    .map_err(|_| "IDLE: no answer to DONE".to_string())?
-                    .map_err(|e| format!("IDLE: {e}"))?;
+                    .map_err(|_| MailError::IdleDone)?
+                    .map_err(MailError::Idle)?;
             } else {
                 tokio::select! {
                     _ = shutdown.changed() => return Ok(()),
@@ -293,15 +152,18 @@ impl MailPoller {
         serde_json::from_slice(&stored).ok()
     }
 
-    async fn round(&self, session: &mut Session<Conn>) -> Result<Round, String> {
-        let i = self.ep.cfg.imap.as_ref().ok_or("no imap settings")?;
+    async fn round(&self, session: &mut Session<Conn>) -> Result<Round, MailError> {
+        let i = self.ep.cfg.imap.as_ref().ok_or(MailError::NoImapSettings)?;
         // Unsolicited EXISTS/FETCH notes are not needed (each round looks
         // afresh); dropped so that their channel never fills.
         while session.unsolicited_responses.try_recv().is_ok() {}
         let mb = session
             .select(&i.mailbox)
             .await
-            .map_err(|e| format!("SELECT {}: {e}", i.mailbox))?;
+            .map_err(|source| MailError::Select {
+                mailbox: i.mailbox.clone(),
+                source,
+            })?;
         let validity = mb.uid_validity.unwrap_or(0);
         // Without a cursor for this UIDVALIDITY, mail already \Seen was
         // read before (by deskbridge or a person) and is not taken again.
@@ -319,7 +181,10 @@ impl MailPoller {
         let mut uids: Vec<u32> = session
             .uid_search(format!("UID {next}:*"))
             .await
-            .map_err(|e| format!("SEARCH: {e}"))?
+            .map_err(|source| MailError::Search {
+                mailbox: None,
+                source,
+            })?
             .into_iter()
             // `n:*` answers the last mail even below n when none is newer.
             .filter(|u| *u >= next)
@@ -335,13 +200,17 @@ impl MailPoller {
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(",");
+            let fetch = |source| MailError::Fetch {
+                mailbox: None,
+                source,
+            };
             session
                 .uid_fetch(set, "(UID FLAGS INTERNALDATE BODY.PEEK[])")
                 .await
-                .map_err(|e| format!("FETCH: {e}"))?
+                .map_err(fetch)?
                 .try_collect()
                 .await
-                .map_err(|e| format!("FETCH: {e}"))?
+                .map_err(fetch)?
         };
         let mut mails = Vec::new();
         for f in &fetched {
@@ -433,20 +302,20 @@ impl MailPoller {
             let _: Vec<_> = session
                 .uid_store(set, "+FLAGS.SILENT (\\Seen)")
                 .await
-                .map_err(|e| format!("STORE \\Seen: {e}"))?
+                .map_err(MailError::MarkSeen)?
                 .try_collect()
                 .await
-                .map_err(|e| format!("STORE \\Seen: {e}"))?;
+                .map_err(MailError::MarkSeen)?;
         }
         Ok(Round { taken: n, more })
     }
 
-    async fn commit(&self, events: Vec<Event>, cursor: Cursor) -> Result<(), String> {
-        let bytes = serde_json::to_vec(&cursor).map_err(|e| e.to_string())?;
+    async fn commit(&self, events: Vec<Event>, cursor: Cursor) -> Result<(), MailError> {
+        let bytes = serde_json::to_vec(&cursor).map_err(MailError::Cursor)?;
         self.ingest
             .accept_polled(&self.ep.name, None, events, Some(&bytes))
             .await
-            .map_err(|e| format!("cannot store what the mailbox brought: {e}"))?;
+            .map_err(MailError::Ingest)?;
         Ok(())
     }
 

@@ -20,7 +20,8 @@
 //! - absent: never tried; copied, then sent.
 
 use super::endpoint::MailEndpoint;
-use super::poll::{connect, Conn};
+use super::error::MailError;
+use super::imap::{connect, Conn};
 use async_imap::types::Flag;
 use async_imap::Session;
 use chrono::{DateTime, Utc};
@@ -83,41 +84,51 @@ impl SentFolder {
     /// timeout; an error drops the session.
     async fn with<T>(
         &self,
-        what: &str,
+        what: &'static str,
         op: impl for<'s> FnOnce(
             &'s mut Session<Conn>,
-        ) -> futures::future::BoxFuture<'s, Result<T, String>>,
-    ) -> Result<T, String> {
+        ) -> futures::future::BoxFuture<'s, Result<T, MailError>>,
+    ) -> Result<T, MailError> {
         let (_, _, timeout) = self.names();
         let mut guard = self.session.lock().await;
         if guard.is_none() {
             *guard = Some(connect(&self.ep).await?);
         }
         let Some(s) = guard.as_mut() else {
-            return Err("no IMAP session".into());
+            return Err(MailError::NoSession);
         };
         let r = match tokio::time::timeout(Duration::from_secs(timeout), op(s)).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no answer within {timeout} s")),
+            Err(_) => Err(MailError::Timeout { secs: timeout }),
         };
         if r.is_err() {
             *guard = None;
         }
-        r.map_err(|e| format!("{}: {what}: {e}", self.ep.name))
+        r.map_err(|e| MailError::SentFolder {
+            endpoint: self.ep.name.clone(),
+            what,
+            source: Box::new(e),
+        })
     }
 
     /// Selects the Sent folder, creating it when the server has none.
-    async fn select_sent(s: &mut Session<Conn>, sent: &str) -> Result<(), String> {
+    async fn select_sent(s: &mut Session<Conn>, sent: &str) -> Result<(), MailError> {
         if s.select(sent).await.is_ok() {
             return Ok(());
         }
-        s.create(sent).await.map_err(|e| {
-            format!("folder {sent:?} is missing and cannot be created ({e}): create it, or set imap.sent_mailbox to the server's Sent folder")
-        })?;
+        s.create(sent)
+            .await
+            .map_err(|source| MailError::NoSentFolder {
+                folder: sent.to_string(),
+                source,
+            })?;
         s.select(sent)
             .await
             .map(|_| ())
-            .map_err(|e| format!("SELECT {sent}: {e}"))
+            .map_err(|source| MailError::Select {
+                mailbox: sent.to_string(),
+                source,
+            })
     }
 
     /// The UIDs (an IMAP set) of the Sent folder's copies matching
@@ -126,12 +137,15 @@ impl SentFolder {
         s: &mut Session<Conn>,
         sent: &str,
         query: &str,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, MailError> {
         Self::select_sent(s, sent).await?;
         let uids = s
             .uid_search(query)
             .await
-            .map_err(|e| format!("SEARCH {sent}: {e}"))?;
+            .map_err(|source| MailError::Search {
+                mailbox: Some(sent.to_string()),
+                source,
+            })?;
         if uids.is_empty() {
             return Ok(None);
         }
@@ -144,7 +158,7 @@ impl SentFolder {
     }
 
     /// What the Sent folder knows of `message_id`.
-    pub async fn look(&self, message_id: &str) -> Result<Copy, String> {
+    pub async fn look(&self, message_id: &str) -> Result<Copy, MailError> {
         let (sent, _, _) = self.names();
         let (sent, query) = (sent.to_string(), search_for(message_id));
         self.with("looking in the Sent folder", move |s| {
@@ -152,13 +166,17 @@ impl SentFolder {
                 let Some(set) = Self::copies(s, &sent, &query).await? else {
                     return Ok(Copy::Absent);
                 };
+                let fetch = |source| MailError::Fetch {
+                    mailbox: Some(sent.clone()),
+                    source,
+                };
                 let fetched: Vec<_> = s
                     .uid_fetch(set, "(UID FLAGS INTERNALDATE)")
                     .await
-                    .map_err(|e| format!("FETCH {sent}: {e}"))?
+                    .map_err(fetch)?
                     .try_collect()
                     .await
-                    .map_err(|e| format!("FETCH {sent}: {e}"))?;
+                    .map_err(fetch)?;
                 let mut pending = None;
                 for f in &fetched {
                     if f.flags().any(|fl| matches!(fl, Flag::Deleted)) {
@@ -177,18 +195,24 @@ impl SentFolder {
 
     /// Whether the blind copy of `message_id` arrived in the mailbox that
     /// `imap` reads: proof that the SMTP server took the mail.
-    pub async fn arrived(&self, message_id: &str) -> Result<bool, String> {
+    pub async fn arrived(&self, message_id: &str) -> Result<bool, MailError> {
         let (_, inbox, _) = self.names();
         let (inbox, query) = (inbox.to_string(), search_for(message_id));
         self.with("looking for the blind copy", move |s| {
             Box::pin(async move {
                 s.examine(&inbox)
                     .await
-                    .map_err(|e| format!("EXAMINE {inbox}: {e}"))?;
+                    .map_err(|source| MailError::Examine {
+                        mailbox: inbox.clone(),
+                        source,
+                    })?;
                 let uids = s
                     .uid_search(&query)
                     .await
-                    .map_err(|e| format!("SEARCH {inbox}: {e}"))?;
+                    .map_err(|source| MailError::Search {
+                        mailbox: Some(inbox.clone()),
+                        source,
+                    })?;
                 Ok(!uids.is_empty())
             })
         })
@@ -196,7 +220,7 @@ impl SentFolder {
     }
 
     /// Appends the exact mail, flagged pending (`\Draft`).
-    pub async fn append_pending(&self, raw: &[u8]) -> Result<(), String> {
+    pub async fn append_pending(&self, raw: &[u8]) -> Result<(), MailError> {
         let (sent, _, _) = self.names();
         let (sent, raw) = (sent.to_string(), raw.to_vec());
         self.with("copying to the Sent folder", move |s| {
@@ -204,7 +228,10 @@ impl SentFolder {
                 Self::select_sent(s, &sent).await?;
                 s.append(&sent, Some("(\\Seen \\Draft)"), None, &raw)
                     .await
-                    .map_err(|e| format!("APPEND {sent}: {e}"))
+                    .map_err(|source| MailError::Append {
+                        mailbox: sent.clone(),
+                        source,
+                    })
             })
         })
         .await
@@ -212,7 +239,7 @@ impl SentFolder {
 
     /// Sets the copy of `message_id` to sent (`sent`), or takes it back
     /// after a send the server refused (not `sent`).
-    pub async fn settle(&self, message_id: &str, sent_ok: bool) -> Result<(), String> {
+    pub async fn settle(&self, message_id: &str, sent_ok: bool) -> Result<(), MailError> {
         let (sent, _, _) = self.names();
         let (sent, query) = (sent.to_string(), search_for(message_id));
         self.with("marking the Sent folder's copy", move |s| {
@@ -225,23 +252,31 @@ impl SentFolder {
                 } else {
                     "+FLAGS.SILENT (\\Deleted)"
                 };
+                let store = |source| MailError::Store {
+                    mailbox: sent.clone(),
+                    source,
+                };
                 let _: Vec<_> = s
                     .uid_store(&set, change)
                     .await
-                    .map_err(|e| format!("STORE {sent}: {e}"))?
+                    .map_err(store)?
                     .try_collect()
                     .await
-                    .map_err(|e| format!("STORE {sent}: {e}"))?;
+                    .map_err(store)?;
                 if !sent_ok {
                     // Only these UIDs: a person's deleted mail in the
                     // same folder is theirs to expunge.
+                    let expunge = |source| MailError::Expunge {
+                        mailbox: sent.clone(),
+                        source,
+                    };
                     let _: Vec<_> = s
                         .uid_expunge(&set)
                         .await
-                        .map_err(|e| format!("UID EXPUNGE {sent}: {e}"))?
+                        .map_err(expunge)?
                         .try_collect()
                         .await
-                        .map_err(|e| format!("UID EXPUNGE {sent}: {e}"))?;
+                        .map_err(expunge)?;
                 }
                 Ok(())
             })

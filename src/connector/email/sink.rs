@@ -12,6 +12,7 @@
 
 use super::config::Security;
 use super::endpoint::{MailEndpoint, Thread};
+use super::error::MailError;
 use super::parse::OWN_HEADER;
 use super::sent::{Copy, SentFolder};
 use crate::connector::error::BuildError;
@@ -45,6 +46,11 @@ fn transient(message: String) -> SinkError {
         message,
         retry_after: None,
     }
+}
+
+/// A Sent folder step that failed: the mail waits, its text the same.
+fn mail_transient(e: MailError) -> SinkError {
+    transient(e.to_string())
 }
 
 /// A failed send, and whether the server certainly did not take it.
@@ -115,16 +121,19 @@ impl MailSink {
 
     /// Connects (with TLS and the login as configured) and says NOOP: what
     /// `deskbridge probe` checks.
-    pub async fn test_connection(&self) -> Result<(), String> {
+    pub async fn test_connection(&self) -> Result<(), MailError> {
         let s = &self.ep.cfg.smtp;
         match self.transport.test_connection().await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(format!(
-                "SMTP {}:{}: the server did not answer NOOP",
-                s.host,
-                s.port()
-            )),
-            Err(e) => Err(format!("SMTP {}:{}: {e}", s.host, s.port())),
+            Ok(false) => Err(MailError::NoNoop {
+                host: s.host.clone(),
+                port: s.port(),
+            }),
+            Err(source) => Err(MailError::Smtp {
+                host: s.host.clone(),
+                port: s.port(),
+                source,
+            }),
         }
     }
 
@@ -245,13 +254,13 @@ impl MailSink {
                 .map_err(|f| f.0);
         };
         // The IMAP server down is a retry, never a send without its record.
-        match sent.look(message_id).await.map_err(transient)? {
+        match sent.look(message_id).await.map_err(mail_transient)? {
             Copy::Sent => {
                 info!(endpoint = %name, message_id, "found in the Sent folder: sent before a restart, not sent again");
                 return Ok(());
             }
             Copy::Pending(copied) => {
-                if sent.arrived(message_id).await.map_err(transient)? {
+                if sent.arrived(message_id).await.map_err(mail_transient)? {
                     info!(endpoint = %name, message_id, "a restart left it unsure; its blind copy arrived, so it was sent: not sent again");
                     self.settle(sent, message_id, true).await;
                     return Ok(());
@@ -272,7 +281,7 @@ impl MailSink {
                 }
                 warn!(endpoint = %name, message_id, waited_secs = waited.as_secs(), "a restart left it unsure and no blind copy arrived: sending it again under the same Message-ID");
             }
-            Copy::Absent => sent.append_pending(&raw).await.map_err(transient)?,
+            Copy::Absent => sent.append_pending(&raw).await.map_err(mail_transient)?,
         }
         // The blind copy to deskbridge's own mailbox is the proof, after a
         // crash, that the server took the mail (the Bcc is only in the

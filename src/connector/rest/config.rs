@@ -1,6 +1,7 @@
 //! `[endpoints.ID.rest]`: the product's address, profile, credentials and
 //! this installation's statuses, priorities and custom fields.
 
+use super::error::SettingsError;
 use super::fields::{Landing, Places};
 use super::profile::{AuthKind, Profile};
 use super::template::Vars;
@@ -83,7 +84,7 @@ impl RestConfig {
 }
 
 /// Settings by name, as templates see them.
-pub fn settings(profile: &Profile, r: &RestConfig) -> Result<Vars, String> {
+pub fn settings(profile: &Profile, r: &RestConfig) -> Result<Vars, SettingsError> {
     let mut out = Vars::new();
     for name in profile.setting_names() {
         let value = if name == "project" {
@@ -98,9 +99,11 @@ pub fn settings(profile: &Profile, r: &RestConfig) -> Result<Vars, String> {
             }
             None => {
                 return Err(if name == "project" {
-                    "project: the profile needs it".to_string()
+                    SettingsError::MissingProject
                 } else {
-                    format!("settings.{name}: the profile needs it")
+                    SettingsError::Missing {
+                        name: name.to_string(),
+                    }
                 })
             }
         }

@@ -45,7 +45,10 @@ impl RestEndpoint {
                     source,
                 }
             })?;
-        let settings = settings(&profile, r).map_err(invalid(at.clone()))?;
+        let settings = settings(&profile, r).map_err(|source| BuildError::Settings {
+            at: at.clone(),
+            source,
+        })?;
         let credential = r
             .credentials
             .resolve()

@@ -5,6 +5,7 @@
 //! (the description's fields block, a later change as an internal note),
 //! never dropped.
 
+pub use super::error::{FieldError, FieldsError};
 use super::json::{parse_time, text_at};
 pub use super::profile::fields::{CustomPlace, FieldPlace, FieldPlaces, PriorityMap, PRIORITIES};
 use super::profile::Profile;
@@ -78,17 +79,28 @@ impl Places {
     }
 
     /// The product's value of a field's canonical value, or why there is none.
-    fn product_value(&self, field: &str, value: &str) -> Result<String, String> {
+    fn product_value(&self, field: &str, value: &str) -> Result<String, FieldError> {
         match field {
-            "priority" => self.priorities.outbound.get(value).cloned().ok_or_else(|| {
-                format!(
-                    "no product priority for {value:?} (known: {}; add it to the endpoint's rest.priorities.outbound)",
-                    self.priorities.outbound.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
-            }),
+            "priority" => {
+                self.priorities
+                    .outbound
+                    .get(value)
+                    .cloned()
+                    .ok_or_else(|| FieldError::NoPriority {
+                        value: value.to_string(),
+                        known: self
+                            .priorities
+                            .outbound
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+            }
             "due" => {
-                let t = parse_due(value)
-                    .ok_or_else(|| format!("due time {value:?} is not an RFC 3339 time"))?;
+                let t = parse_due(value).ok_or_else(|| FieldError::BadDue {
+                    value: value.to_string(),
+                })?;
                 let format = self.places.due.as_ref().and_then(|p| p.format.as_deref());
                 Ok(match format {
                     Some(f) => t.format(f).to_string(),
@@ -111,7 +123,7 @@ impl Places {
 
     /// The body part that writes one field in its place; an error names
     /// why it cannot (no place, a value the product has none for).
-    pub fn write_one(&self, field: &str, value: &str) -> Result<Value, String> {
+    pub fn write_one(&self, field: &str, value: &str) -> Result<Value, FieldError> {
         let product = if value.is_empty() && field != "priority" {
             // Cleared.
             String::new()
@@ -131,8 +143,10 @@ impl Places {
                 _ => None,
             },
         };
-        let tmpl = tmpl.ok_or_else(|| format!("no place for the field {field}"))?;
-        template::render_json(tmpl, &vars).map_err(|e| e.to_string())
+        let tmpl = tmpl.ok_or_else(|| FieldError::NoPlace {
+            field: field.to_string(),
+        })?;
+        Ok(template::render_json(tmpl, &vars)?)
     }
 
     /// Whether a value read back is the value written, as the product
@@ -153,7 +167,7 @@ impl Places {
     /// The body parts that write these fields (canonical name → value);
     /// what has no place goes to `text`. An error names a value the
     /// product's place cannot take.
-    pub fn write(&self, fields: &[(String, String)]) -> Result<Written, String> {
+    pub fn write(&self, fields: &[(String, String)]) -> Result<Written, FieldsError> {
         let mut out = Written {
             body: Value::Object(Default::default()),
             text: vec![],
@@ -163,9 +177,10 @@ impl Places {
                 out.text.push((field.clone(), value.clone()));
                 continue;
             }
-            let part = self
-                .write_one(field, value)
-                .map_err(|e| format!("{field}: {e}"))?;
+            let part = self.write_one(field, value).map_err(|source| FieldsError {
+                field: field.clone(),
+                source,
+            })?;
             merge(&mut out.body, part);
         }
         Ok(out)
@@ -365,6 +380,7 @@ mod tests {
         assert!(redmine()
             .write(&pairs(&[("due", "tomorrow")]))
             .unwrap_err()
+            .to_string()
             .contains("not an RFC 3339 time"));
     }
 

@@ -5,6 +5,7 @@
 
 use super::client::{Answer, Payload};
 use super::endpoint::RestEndpoint;
+use super::error::{Base64Error, TooLarge};
 use super::json::text_at;
 use super::profile::{FileRead, Files, Method};
 use super::template::{self, Vars};
@@ -188,7 +189,7 @@ pub async fn send_with_files(
     }
     let json = serde_json::to_string(&body)
         .map_err(|e| permanent(format!("{}: {what}: cannot encode the body: {e}", ep.name)))?;
-    let plan = BodyPlan::from_json(json, inline).map_err(permanent)?;
+    let plan = BodyPlan::from_json(json, inline).map_err(|e| permanent(e.to_string()))?;
     let sizes = plan
         .sizes(blobs)
         .await
@@ -571,14 +572,16 @@ mod tests {
         let why = download(&ep, &read, &file(Some(1001), &at), &blobs)
             .await
             .unwrap()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("daemon.max_file_bytes"), "{why}");
         // Larger than announced: stopped at the limit.
         let small = BlobStore::open(dir.path().join("small"), 999).unwrap();
         let why = download(&ep, &read, &file(Some(10), &at), &small)
             .await
             .unwrap()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("larger than 999 bytes"), "{why}");
         // The credentials go to the product only.
         let err = download(
@@ -785,13 +788,10 @@ pub async fn download(
     read: &FileRead,
     f: &FileRef,
     blobs: &BlobStore,
-) -> Result<Result<crate::blob::BlobRef, String>, SinkError> {
+) -> Result<Result<crate::blob::BlobRef, TooLarge>, SinkError> {
     use futures::TryStreamExt as _;
-    let too_large = || {
-        format!(
-            "larger than {} bytes (daemon.max_file_bytes)",
-            blobs.max_bytes()
-        )
+    let too_large = || TooLarge {
+        max: blobs.max_bytes(),
     };
     if f.size.is_some_and(|s| s > blobs.max_bytes()) {
         return Ok(Err(too_large()));
@@ -904,7 +904,7 @@ impl JsonBase64 {
         }
     }
 
-    fn feed(&mut self, chunk: &[u8]) -> Result<Vec<u8>, String> {
+    fn feed(&mut self, chunk: &[u8]) -> Result<Vec<u8>, Base64Error> {
         use base64::Engine as _;
         let mut out = Vec::with_capacity(chunk.len() / 4 * 3);
         for &b in chunk {
@@ -931,7 +931,7 @@ impl JsonBase64 {
                     if self.quad.len() == 4 {
                         let bytes = base64::engine::general_purpose::STANDARD
                             .decode(&self.quad)
-                            .map_err(|e| format!("the file's content is not base64: {e}"))?;
+                            .map_err(Base64Error::NotBase64)?;
                         out.extend_from_slice(&bytes);
                         self.quad.clear();
                     }
@@ -942,24 +942,19 @@ impl JsonBase64 {
                     self.quad.push(b);
                     Scan::In
                 }
-                Scan::Escape => {
-                    return Err(format!(
-                        "the file's content has an escape \\{} that base64 never has",
-                        b as char
-                    ))
-                }
+                Scan::Escape => return Err(Base64Error::Escape(b as char)),
                 Scan::Done => return Ok(out),
             };
         }
         Ok(out)
     }
 
-    fn finish(&self) -> Result<(), String> {
+    fn finish(&self) -> Result<(), Base64Error> {
         if self.state != Scan::Done {
-            return Err("the answer has no complete file content".into());
+            return Err(Base64Error::Incomplete);
         }
         if !self.quad.is_empty() {
-            return Err("the file's content is cut short (not whole base64)".into());
+            return Err(Base64Error::CutShort);
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod component;
 pub mod config;
 pub mod endpoint;
+pub mod error;
 pub mod fields;
 pub mod files;
 pub mod history;

@@ -65,7 +65,9 @@ impl WebhookSink {
         // offer the link id, which the partner may keep or replace.
         let offered = d.link.id.to_string();
         event.ticket = d.ticket.map(str::to_owned).unwrap_or(offered.clone());
-        let plan = BodyPlan::new(event).map_err(|message| SinkError::Permanent { message })?;
+        let plan = BodyPlan::new(event).map_err(|e| SinkError::Permanent {
+            message: e.to_string(),
+        })?;
         // The same id on every attempt: the receiver applies it once.
         let msg_id = format!("msg_{}_{}", env.event.id.simple(), env.link_id.simple());
         let ts = chrono::Utc::now().timestamp();
@@ -336,7 +338,7 @@ mod tests {
             unreachable!()
         };
         comment.body = "spelled deskbridge-file-n0nce-0- here".into();
-        let err = BodyPlan::with_nonce(ev, "n0nce").err().unwrap();
+        let err = BodyPlan::with_nonce(ev, "n0nce").err().unwrap().to_string();
         assert!(err.contains("file-0.pdf"), "{err}");
     }
 

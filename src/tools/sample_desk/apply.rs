@@ -7,10 +7,21 @@ use crate::event::{Attachment, Event, EventKind, Status};
 use base64::Engine as _;
 use serde_json::json;
 
+/// A delivery the desk refuses (422), as a real desk would.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ApplyError {
+    #[error("file {0} has no content")]
+    NoContent(String),
+    #[error("file {0} is not base64")]
+    NotBase64(String),
+    #[error("no ticket {0}")]
+    NoTicket(String),
+}
+
 pub(super) fn apply(
     st: &mut DeskState,
     ev: &Event,
-) -> Result<(serde_json::Value, Option<Event>), String> {
+) -> Result<(serde_json::Value, Option<Event>), ApplyError> {
     st.next_id += 1;
     let n = st.next_id;
     let partner = ev
@@ -22,16 +33,16 @@ pub(super) fn apply(
         .as_ref()
         .map(|p| p.party.clone())
         .unwrap_or_else(|| SERVICE_ACCOUNT.into());
-    let files = |atts: &[Attachment]| -> Result<Vec<(String, Vec<u8>)>, String> {
+    let files = |atts: &[Attachment]| -> Result<Vec<(String, Vec<u8>)>, ApplyError> {
         atts.iter()
             .map(|a| {
                 let b64 = a
                     .content_base64
                     .as_deref()
-                    .ok_or(format!("file {} has no content", a.name))?;
+                    .ok_or_else(|| ApplyError::NoContent(a.name.clone()))?;
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(b64)
-                    .map_err(|_| format!("file {} is not base64", a.name))?;
+                    .map_err(|_| ApplyError::NotBase64(a.name.clone()))?;
                 Ok((a.name.clone(), bytes))
             })
             .collect()
@@ -71,7 +82,7 @@ pub(super) fn apply(
             let t = st
                 .tickets
                 .get_mut(&ev.ticket)
-                .ok_or(format!("no ticket {}", ev.ticket))?;
+                .ok_or_else(|| ApplyError::NoTicket(ev.ticket.clone()))?;
             let cid = format!("c{n}");
             t.comments.push(DeskComment {
                 id: cid.clone(),
@@ -94,7 +105,7 @@ pub(super) fn apply(
             let t = st
                 .tickets
                 .get_mut(&ev.ticket)
-                .ok_or(format!("no ticket {}", ev.ticket))?;
+                .ok_or_else(|| ApplyError::NoTicket(ev.ticket.clone()))?;
             if t.status == *status {
                 return Ok((json!({}), None));
             }
@@ -108,7 +119,7 @@ pub(super) fn apply(
             let t = st
                 .tickets
                 .get_mut(&ev.ticket)
-                .ok_or(format!("no ticket {}", ev.ticket))?;
+                .ok_or_else(|| ApplyError::NoTicket(ev.ticket.clone()))?;
             match field.as_str() {
                 "partner_ticket" => {
                     let party = ev.partner.as_ref().map(|p| p.party.clone());

@@ -108,7 +108,7 @@ pub(super) async fn receive(State(sh): State<Shared>, headers: HeaderMap, body: 
     }
     let (answer, echo) = match apply(&mut st, &ev) {
         Ok(r) => r,
-        Err(msg) => return reject(StatusCode::UNPROCESSABLE_ENTITY, msg),
+        Err(e) => return reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     };
     st.answered.insert(msg_id, answer.clone());
     drop(st);

@@ -14,7 +14,7 @@ pub use crate::connector::rest::identity::Identity;
 pub use crate::event::stable_id;
 pub use cursor::{Cursor, Edge};
 pub use list::{list_from_end, list_page, list_vars, recent_entries, Listed};
-pub use poller::{PollBoard, PollStatus, Poller};
+pub use poller::{PollBoard, PollStatus, Poller, RoundError};
 pub use reader::Reader;
 
 #[cfg(test)]

@@ -51,8 +51,11 @@ pub struct Poller {
     pub service_account: String,
 }
 
-/// Why a round failed, and when to try again.
-pub(super) struct RoundError {
+/// Why a round failed (the text names the request and the product's
+/// answer), and when to try again.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RoundError {
     pub(super) message: String,
     pub(super) retry_after: Option<Duration>,
 }

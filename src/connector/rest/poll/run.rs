@@ -18,9 +18,9 @@ impl Poller {
 
     /// One polling round now, as `run` does them: the events taken, and
     /// whether more changes wait.
-    pub async fn poll_now(&self) -> Result<(usize, bool), String> {
-        let me = self.identity().await.map_err(|e| e.message)?;
-        let r = self.round(&me).await.map_err(|e| e.message)?;
+    pub async fn poll_now(&self) -> Result<(usize, bool), RoundError> {
+        let me = self.identity().await?;
+        let r = self.round(&me).await?;
         Ok((r.taken, r.more))
     }
 
