@@ -43,18 +43,23 @@ fn modules(root: &Path) -> BTreeMap<Module, PathBuf> {
     out
 }
 
-/// The text before the unit tests' module (`#[cfg(test)] mod ...`).
-fn before_tests(text: &str) -> &str {
+/// The text without the unit tests' module (`#[cfg(test)] mod ... {`
+/// up to its closing `}` at the start of a line): code after it counts.
+fn before_tests(text: &str) -> String {
     let mut from = 0;
     while let Some(i) = text[from..].find("#[cfg(test)]") {
         let at = from + i;
         let after = text[at + "#[cfg(test)]".len()..].trim_start();
-        if after.starts_with("mod ") {
-            return &text[..at];
+        let declared = after.lines().next().is_some_and(|l| l.ends_with(';'));
+        if after.starts_with("mod ") && !declared {
+            let end = text[at..]
+                .find("\n}\n")
+                .map_or(text.len(), |e| at + e + "\n}\n".len());
+            return format!("{}{}", &text[..at], &text[end..]);
         }
         from = at + 1;
     }
-    text
+    text.to_string()
 }
 
 /// The code before the unit tests, without line comments.
@@ -326,5 +331,14 @@ fn no_file_holds_more_than_about_600_lines_of_code() {
         over.is_empty(),
         "split these into files of one concept each:\n{}",
         over.join("\n")
+    );
+}
+
+#[test]
+fn code_after_the_tests_module_counts() {
+    let text = "fn a() {}\n#[cfg(test)]\nmod tests;\n#[cfg(test)]\nmod tests {\n    fn t() {\n    }\n}\nfn b() {}\nfn c() {}\n";
+    assert_eq!(
+        before_tests(text),
+        "fn a() {}\n#[cfg(test)]\nmod tests;\nfn b() {}\nfn c() {}\n"
     );
 }

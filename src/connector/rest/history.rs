@@ -2,8 +2,8 @@
 //! `ticket.root`, its entries inside it or paged from `history`, and each
 //! entry's text from `entry_content` where the history lacks it.
 
+use super::download;
 use super::endpoint::RestEndpoint;
-use super::files;
 use super::json::{set_at, text_at, time_at};
 use super::profile;
 
@@ -212,7 +212,7 @@ impl RestEndpoint {
             // The files among the parts, for the poller.
             if file_name.is_some() {
                 if let Some(parts) = answer.json.pointer(&c.list) {
-                    set_at(entry, files::PARTS, parts.clone());
+                    set_at(entry, download::PARTS, parts.clone());
                 }
             }
         }

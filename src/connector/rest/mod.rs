@@ -6,6 +6,7 @@
 pub mod client;
 pub mod component;
 pub mod config;
+pub mod download;
 pub mod endpoint;
 pub mod error;
 pub mod fields;

@@ -7,8 +7,8 @@
 //! back a few seconds, a crash repeats a round) gives the same event,
 //! which ingest takes once.
 
+use crate::connector::rest::download;
 use crate::connector::rest::fields::{self, Places};
-use crate::connector::rest::files;
 use crate::connector::rest::identity::Identity;
 use crate::connector::rest::json::{as_text, text_at, time_at};
 use crate::connector::rest::profile::{Profile, StatusMap};
@@ -248,7 +248,7 @@ impl Reader<'_> {
                     .as_ref()
                     .and_then(|f| f.read.as_ref())
                     .filter(|r| r.entry_list.is_some())
-                    .is_some_and(|r| !files::entry_files(r, ticket, entry).is_empty())
+                    .is_some_and(|r| !download::entry_files(r, ticket, entry).is_empty())
             };
             let text = text_at(entry, &jp.text).unwrap_or_default();
             let text =

@@ -6,8 +6,8 @@ use super::cursor::Edge;
 use super::poller::{round_error, Poller, RoundError};
 use super::reader::Reader;
 use super::round::RoundState;
-use crate::connector::rest::files;
 use crate::connector::rest::json::{text_at, time_at};
+use crate::connector::rest::{download, files};
 use crate::connector::sink::SinkError;
 use crate::event::{Audience, Event, EventKind};
 use chrono::{DateTime, Utc};
@@ -123,13 +123,13 @@ impl Poller {
                     return Ok(());
                 };
                 (
-                    files::entry_files(read, ticket, entry),
+                    download::entry_files(read, ticket, entry),
                     &mut comment.attachments,
                     &mut comment.body,
                 )
             }
             EventKind::TicketCreated { ticket_data } => (
-                files::creation_files(read, jp, ticket, entries),
+                download::creation_files(read, jp, ticket, entries),
                 &mut ticket_data.attachments,
                 &mut ticket_data.description,
             ),
@@ -137,7 +137,7 @@ impl Poller {
         };
         let mut not_sent = Vec::new();
         for f in refs {
-            match files::download(&self.ep, read, &f, &self.blobs).await {
+            match download::download(&self.ep, read, &f, &self.blobs).await {
                 Ok(Ok(blob)) => files.push(crate::event::Attachment {
                     name: f.name,
                     content_type: f.content_type,
