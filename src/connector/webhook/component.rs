@@ -2,8 +2,8 @@
 //! the hook that takes its partner's signed events.
 
 use super::config::WebhookConfig;
-use super::outbound::WebhookSink;
 use super::sign::Secret;
+use super::sink::WebhookSink;
 use super::source::{inbound_secrets, WebhookSource};
 use crate::connector::component::{Boards, Build, Component, Context, Parts};
 use crate::connector::error::BuildError;

@@ -4,8 +4,8 @@
 pub mod component;
 pub mod config;
 pub mod inbound;
-pub mod outbound;
 pub mod sign;
+pub mod sink;
 pub mod source;
 
 use serde::{Deserialize, Serialize};
