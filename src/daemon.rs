@@ -157,6 +157,7 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
             },
             on_dead: broker.as_ref().map(|_| dead_tx.clone()),
             grace: crate::shutdown::STOP_GRACE,
+            window: config.daemon.queue_window.max(1),
             // A quarter of the prefetch per link: a few stuck links never
             // fill the window the healthy ones need.
             link_window: (usize::from(config.bus.prefetch) / 4).max(1),

@@ -19,6 +19,11 @@ pub struct DaemonConfig {
     /// Largest file that may cross, in bytes.
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
+    /// Messages per destination the relay holds in memory (embedded bus);
+    /// the rest wait in the store, so a partner down for days costs disk,
+    /// not memory.
+    #[serde(default = "default_queue_window")]
+    pub queue_window: usize,
     /// Log lines as JSON (for log shippers) instead of text.
     #[serde(default)]
     pub log_json: bool,
@@ -97,6 +102,10 @@ fn default_listen() -> String {
 fn default_admin_listen() -> String {
     "127.0.0.1:8701".into()
 }
+fn default_queue_window() -> usize {
+    1024
+}
+
 fn default_max_file_bytes() -> u64 {
     25 * 1024 * 1024
 }
@@ -108,6 +117,7 @@ impl Default for DaemonConfig {
             listen: default_listen(),
             admin_listen: default_admin_listen(),
             max_file_bytes: default_max_file_bytes(),
+            queue_window: default_queue_window(),
             log_json: false,
             listener: ListenerConfig::default(),
         }

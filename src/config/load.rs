@@ -102,6 +102,9 @@ impl Config {
         if self.daemon.max_file_bytes == 0 {
             p.push("daemon.max_file_bytes: must be more than 0".into());
         }
+        if self.daemon.queue_window == 0 {
+            p.push("daemon.queue_window: must be at least 1".into());
+        }
         listener_problems(&self.daemon.listener, &mut p);
         bus_problems(&self.bus, &mut p);
         if self.parties.is_empty() {

@@ -112,6 +112,17 @@ impl Backlog {
         None
     }
 
+    /// Takes all of the link's waiting messages out, in queue order.
+    pub(super) fn take_link(&mut self, link: Uuid) -> Vec<(u64, Waiting)> {
+        let taken: Vec<(u64, Waiting)> = self
+            .by_link
+            .remove(&link)
+            .map(|q| q.into_iter().collect())
+            .unwrap_or_default();
+        self.len -= taken.len();
+        taken
+    }
+
     /// The link's waiting messages that still owe the broker an
     /// acknowledgement, each with those acknowledgements (taken out).
     pub(super) fn take_acks(&mut self, link: Uuid) -> Vec<(u64, &Envelope, Vec<Ack>)> {

@@ -33,7 +33,10 @@ pub struct Dispatcher {
     pub on_dead: Option<mpsc::UnboundedSender<(QueueKey, DeadLetter)>>,
     /// How long a stop waits for deliveries in flight to finish.
     pub grace: Duration,
-    /// Broker: most messages of one link held in memory; more are parked
+    /// Embedded bus: most waiting messages held in memory; the rest wait
+    /// in the store's queue.
+    pub window: usize,
+    /// Most messages of one link held in memory; more are parked
     /// in the store so that a stuck link cannot fill the prefetch window
     /// and stall the destination's other links.
     pub link_window: usize,

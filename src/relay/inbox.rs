@@ -118,26 +118,36 @@ impl Inbox {
         }
     }
 
-    /// Delivery `seq` ended with `done`.
+    /// Delivery `seq` of `link` ended with `done`.
     pub(super) fn finished(
         &mut self,
         d: &Dispatcher,
+        work: &mut Work,
+        link: Uuid,
         seq: u64,
         done: &Done,
     ) -> Result<(), StoreError> {
         match self {
-            Inbox::Outbox(o) => {
-                o.finished(seq);
-                Ok(())
-            }
+            // A dead letter's link takes no more (see `buried`).
+            Inbox::Outbox(o) => o.finished(d, work, link, seq, !matches!(done, Done::Dead(_))),
             Inbox::Broker(b) => b.finished(d, seq, done),
         }
     }
 
-    /// A dead letter now holds `link`.
-    pub(super) fn buried(&mut self, link: Uuid) {
-        if let Inbox::Broker(b) = self {
-            b.buried(link);
+    /// A dead letter (`seq`) now holds `link`.
+    pub(super) fn buried(
+        &mut self,
+        d: &Dispatcher,
+        work: &mut Work,
+        link: Uuid,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Inbox::Outbox(o) => o.buried(d, work, link, seq),
+            Inbox::Broker(b) => {
+                b.buried(link);
+                Ok(())
+            }
         }
     }
 

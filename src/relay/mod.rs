@@ -18,5 +18,8 @@ mod scheduler;
 mod status;
 mod work;
 
+#[cfg(test)]
+mod window_tests;
+
 pub use dispatcher::{Dispatcher, Source};
 pub use status::{with_status, DestStatus, StatusBoard};

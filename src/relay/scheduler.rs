@@ -217,7 +217,7 @@ impl Scheduler {
         };
         self.work.busy.remove(&link);
         self.work.backlog.wake(link);
-        self.inbox.finished(&d, seq, &done)?;
+        self.inbox.finished(&d, &mut self.work, link, seq, &done)?;
         let acks = self.work.owed.remove(&seq).unwrap_or_default();
         match done {
             Done::Delivered if acks.is_empty() => {
@@ -239,7 +239,7 @@ impl Scheduler {
             }
             Done::Dead(dead) => {
                 self.work.blocked.insert(link);
-                self.inbox.buried(link);
+                self.inbox.buried(&d, &mut self.work, link, seq)?;
                 d.tell_dead(*dead);
                 ack_all(acks);
             }
@@ -365,6 +365,7 @@ mod tests {
             source: Source::Embedded,
             on_dead: Some(dead_tx),
             grace: Duration::from_secs(1),
+            window: 1024,
             link_window: 8,
             order_wait: Duration::from_secs(300),
             onward: None,
@@ -506,6 +507,7 @@ mod tests {
                 source,
                 on_dead: Some(on_dead),
                 grace: Duration::from_secs(1),
+                window: 1024,
                 link_window,
                 order_wait: ORDER_WAIT,
                 onward: None,

@@ -33,6 +33,9 @@ pub struct Store {
     /// that `waited_for` one): any of its messages below that seq that
     /// comes later is late.
     pub(super) late: sled::Tree,
+    /// Queued messages waiting on disk, not in the relay's memory, by
+    /// (destination, link, seq): see `waiting.rs`.
+    pub(super) waiting: sled::Tree,
     /// How many links there are: counted once at open, then kept (status
     /// and metrics ask often; a long-lived deployment holds many links).
     pub(super) link_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -82,6 +85,7 @@ impl Store {
             tickets: db.open_tree("tickets")?,
             tails: db.open_tree("tails")?,
             late: db.open_tree("late")?,
+            waiting: db.open_tree("waiting")?,
             gate: Default::default(),
             flusher: std::sync::Arc::new(Flusher {
                 state: std::sync::Mutex::new((0, false)),

@@ -4,7 +4,7 @@
 //! - outbox, held, dead: `QueueKey`, `dest \0 seq` (seq big-endian, so a
 //!   destination's messages sort in queue order)
 //! - applied: `event link dest` (two raw UUIDs, then the name)
-//! - tails, late: `dest \0 link`
+//! - tails, late: `dest \0 link`; waiting: `dest \0 link seq`
 //! - link_idx, created, seen, tickets: `a \0 b`
 //! - links: the link's UUID; cursors: the endpoint's name
 

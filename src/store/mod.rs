@@ -21,6 +21,7 @@ mod records;
 mod scan;
 mod sources;
 mod tx;
+mod waiting;
 
 pub use db::Store;
 pub use error::{StoreError, TxResult};
