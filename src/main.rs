@@ -41,11 +41,19 @@ async fn dispatch(args: Cli) -> Result<Outcome> {
         Cmd::Status { json } => done(cli::operator::status(c, json).await),
         Cmd::Demo => done(cli::tools::demo().await),
         Cmd::Bench {
+            events,
+            links,
+            json,
+            outage: true,
+            ..
+        } => done(cli::tools::outage(events, links, json).await),
+        Cmd::Bench {
             bus,
             events,
             links,
             amqp_url,
             json,
+            outage: false,
         } => done(cli::tools::bench(bus, events, links, amqp_url, json).await),
         Cmd::Schemas { dir } => done(cli::check::schemas(&dir)),
     }

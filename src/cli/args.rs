@@ -106,6 +106,11 @@ pub enum Cmd {
         amqp_url: String,
         #[arg(long)]
         json: bool,
+        /// Instead: the partner is down while the source sends --events;
+        /// prints the daemon's memory during the outage and after a
+        /// restart, then the drain when the partner is back.
+        #[arg(long)]
+        outage: bool,
     },
     /// Write the JSON Schemas of the config and the event into a directory.
     Schemas {

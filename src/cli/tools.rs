@@ -13,6 +13,33 @@ pub async fn demo() -> Result<()> {
     Ok(())
 }
 
+/// `deskbridge bench --outage`.
+pub async fn outage(events: usize, links: usize, json: bool) -> Result<()> {
+    let r = deskbridge::tools::bench::outage(events, links).await?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "partner down: {} events over {} links taken at {:.0} events/s; daemon peak memory {:.0} MiB; data dir {:.0} MiB\n\
+             restart with the backlog waiting: {:.1} s to answer, peak memory {:.0} MiB\n\
+             partner back: drained in {:.1} s ({:.0} events/s), peak memory {:.0} MiB; every link in order: {}; repeats: {}",
+            r.events,
+            r.links,
+            r.ingest_per_s,
+            r.outage_rss_peak_mib,
+            r.data_dir_mib,
+            r.restart_secs,
+            r.restart_rss_peak_mib,
+            r.drain_secs,
+            r.drain_per_s,
+            r.drain_rss_peak_mib,
+            if r.in_order { "yes" } else { "NO" },
+            r.repeats,
+        );
+    }
+    Ok(())
+}
+
 pub async fn bench(
     bus: BenchBus,
     events: usize,

@@ -5,11 +5,13 @@
 
 mod baseline;
 mod destination;
+mod outage;
 mod partner;
 mod pipeline;
 mod report;
 mod run;
 mod usage;
 
+pub use outage::{outage, OutageReport};
 pub use report::{BenchError, Report};
 pub use run::run;

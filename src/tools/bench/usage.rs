@@ -75,7 +75,7 @@ fn switches(status: &str) -> u64 {
 }
 
 /// The peak resident set (VmHWM) from /proc/self/status, in MiB.
-fn rss_peak_mib(status: &str) -> Option<f64> {
+pub(super) fn rss_peak_mib(status: &str) -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
