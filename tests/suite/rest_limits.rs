@@ -390,7 +390,11 @@ async fn one_429_pauses_every_request_to_the_endpoint() {
     assert_eq!(second, (1, vec![]), "held, not failed");
 
     let seen = fake.seen();
-    let during = between(&seen, refused + SLACK, refused + Duration::from_secs(2) - SLACK);
+    let during = between(
+        &seen,
+        refused + SLACK,
+        refused + Duration::from_secs(2) - SLACK,
+    );
     assert_eq!(during, Vec::<String>::new(), "no request during the pause");
     let after = between(&seen, refused + SLACK, Instant::now());
     for want in [IDENTITY, LIST, COMMENTS, "PUT /api/v2/tickets/35436.json"] {
@@ -492,17 +496,18 @@ async fn a_stop_does_not_wait_for_the_pause() {
     let held = {
         let env = env.clone();
         tokio::spawn(async move {
-            let sink = RestSink {
-                ep: env.ep.clone(),
-            };
+            let sink = RestSink { ep: env.ep.clone() };
             let blobs = BlobStore::open(env.dir.path().join("files"), 1 << 20).unwrap();
-            let mut ev = Event::new("D1", EventKind::Comment {
-                comment: Comment {
-                    body: "held".into(),
-                    audience: Audience::Partner,
-                    attachments: vec![],
+            let mut ev = Event::new(
+                "D1",
+                EventKind::Comment {
+                    comment: Comment {
+                        body: "held".into(),
+                        audience: Audience::Partner,
+                        attachments: vec![],
+                    },
                 },
-            });
+            );
             ev.id = Uuid::now_v7();
             let envelope = Envelope {
                 link_id: env.link.id,
@@ -534,7 +539,10 @@ async fn a_stop_does_not_wait_for_the_pause() {
         .unwrap();
     match r {
         Err(SinkError::Transient { message, .. }) => {
-            assert!(message.contains("not sent, deskbridge is stopping"), "{message}")
+            assert!(
+                message.contains("not sent, deskbridge is stopping"),
+                "{message}"
+            )
         }
         other => panic!("{other:?}"),
     }
