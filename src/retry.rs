@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// The longest wait a partner's Retry-After may impose before we try again.
-const MAX_HINT: Duration = Duration::from_secs(3600);
+pub const MAX_HINT: Duration = Duration::from_secs(3600);
 
 /// Retry schedule for one delivery: exponential with jitter, capped, never
 /// giving up (an event is only given up by a permanent error).

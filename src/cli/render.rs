@@ -142,10 +142,11 @@ pub fn print_status(s: &StatusView) {
             p.last_ok.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into()),
             p.webhooks,
             p.webhooks_refused,
-            p.failing
-                .as_ref()
-                .map(|f| format!("; FAILING: {f}"))
-                .unwrap_or_default()
+            match (&p.failing, &p.paused) {
+                (Some(f), _) => format!("; FAILING: {f}"),
+                (None, Some(paused)) => format!("; every request {paused}"),
+                (None, None) => String::new(),
+            }
         );
     }
     for (name, m) in &s.mailboxes {

@@ -302,6 +302,13 @@ async fn probe_rest(
             _ => String::new(),
         }
     ));
+    r.note(format!(
+        "a 429 or 503 with Retry-After pauses every request to the product until then{}",
+        match &rest.profile.rate_limit {
+            Some(q) => format!(", and so does {} at 0", q.remaining.join(" or ")),
+            None => String::new(),
+        }
+    ));
     let how = |p: &crate::connector::rest::profile::WebhookProfile| match &p.signature {
         Some(sig) => format!("signed with it in {}", sig.header),
         None => "?token=WEBHOOK_SECRET in the URL".to_string(),

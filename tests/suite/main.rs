@@ -20,6 +20,7 @@ mod operator;
 mod rest_djhd;
 mod rest_djhd_cross;
 mod rest_djhd_webhook;
+mod rest_limits;
 mod rest_live_faults;
 mod rest_profiles;
 mod rest_redmine;

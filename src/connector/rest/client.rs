@@ -1,15 +1,14 @@
 //! HTTP for the REST engine: the profile's authentication, the endpoint's
-//! rate limit, and errors classified as retryable or permanent with the
-//! product's own text kept.
+//! gate (the partner's pauses and the rate limit, gate.rs), and errors
+//! classified as retryable or permanent with the product's own text kept.
 
 use super::config::RestConfig;
+use super::gate::{Gate, Paused};
 use super::profile::{AuthKind, Method, Profile, SessionLogin};
 use super::template::{self, Vars};
 use crate::connector::http::classify;
 use crate::connector::sink::SinkError;
-use std::time::Duration;
 use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 /// The longest product error text kept in a dead letter.
 const MAX_ERROR_TEXT: usize = 2000;
@@ -25,9 +24,8 @@ pub struct Client {
     password: Option<String>,
     credential: String,
     http: reqwest::Client,
-    /// Time between two requests (from `rate_limit_per_minute`).
-    interval: Option<Duration>,
-    next: Mutex<Option<Instant>>,
+    /// What every request to the product passes first.
+    gate: Gate,
     /// Headers on every request (the profile's `auth.headers`, rendered).
     headers: Vec<(String, String)>,
     /// With session authentication: how to open one, the values its
@@ -91,11 +89,11 @@ impl Client {
             password: profile.auth.password.clone(),
             credential,
             http,
-            interval: r
-                .rate_limit_per_minute
-                .filter(|n| *n > 0)
-                .map(|n| Duration::from_secs(60) / n),
-            next: Mutex::new(None),
+            gate: Gate::new(
+                endpoint,
+                r.rate_limit_per_minute,
+                profile.rate_limit.clone(),
+            ),
             headers,
             session: profile.auth.session.clone(),
             login_vars,
@@ -138,18 +136,18 @@ impl Client {
             })?;
             req = req.header(k, v);
         }
-        self.pace().await;
-        let resp = req.send().await.map_err(|e| self.transient(what, e))?;
+        let (resp, paused) = self.dispatch(what, req).await?;
         let status = resp.status();
-        let retry_after = crate::retry::retry_after(resp.headers());
+        let retry_after = retry_after(&resp, &paused);
         let text = resp.text().await.map_err(|e| self.transient(what, e))?;
         if !status.is_success() {
             let product_text: String = text.trim().chars().take(MAX_ERROR_TEXT).collect();
             return Err(classify(
                 status,
                 format!(
-                    "{}: {what} answered {status}: {product_text} (check the credentials)",
-                    self.endpoint
+                    "{}: {what} answered {status}: {product_text} (check the credentials){}",
+                    self.endpoint,
+                    pause_note(&paused)
                 ),
                 retry_after,
             ));
@@ -167,19 +165,37 @@ impl Client {
         Ok(t)
     }
 
-    /// Waits for this endpoint's next request slot.
-    async fn pace(&self) {
-        let Some(interval) = self.interval else {
-            return;
-        };
-        let at = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            let at = next.map_or(now, |n| n.max(now));
-            *next = Some(at + interval);
-            at
-        };
-        tokio::time::sleep_until(at).await;
+    /// Sends `req` when the gate lets it, and reads the answer for the
+    /// partner's "slow down" (the pause it set, if any).
+    async fn dispatch(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::Response, Option<Paused>), SinkError> {
+        self.gate
+            .enter()
+            .await
+            .map_err(|stopping| SinkError::Transient {
+                message: format!(
+                    "{}: {what}: not sent, deskbridge is stopping ({})",
+                    self.endpoint, stopping.0
+                ),
+                retry_after: None,
+            })?;
+        let resp = req.send().await.map_err(|e| self.transient(what, e))?;
+        let paused = self.gate.observe(resp.status(), resp.headers());
+        Ok((resp, paused))
+    }
+
+    /// The partner's pause of every request to this endpoint, while it
+    /// holds (for `deskbridge status`).
+    pub fn paused(&self) -> Option<Paused> {
+        self.gate.paused()
+    }
+
+    /// The daemon stops: requests held by the partner's pause are not sent.
+    pub fn stop_waiting(&self) {
+        self.gate.stop_waiting()
     }
 
     /// Sends one request of the profile with `vars`.
@@ -226,16 +242,15 @@ impl Client {
                 Some(sess) => Some(self.session_token(sess).await?),
                 None => None,
             };
-            let resp = self
-                .send(&method, &url, &payload, token.as_deref())
-                .await
-                .map_err(|e| self.transient(what, e))?;
+            let (resp, paused) = self
+                .send(what, &method, &url, &payload, token.as_deref())
+                .await?;
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED && token.is_some() && !retried {
                 retried = true;
                 *self.token.lock().await = None;
                 continue;
             }
-            return self.answer(what, &method, &path, resp).await;
+            return self.answer(what, &method, &path, resp, paused).await;
         }
     }
 
@@ -301,22 +316,30 @@ impl Client {
                     shown(&target)
                 )));
             }
-            let resp = if ours {
+            // A storage service elsewhere is not the partner: its answers
+            // neither wait at the gate nor pause it.
+            let (resp, paused) = if ours {
                 let token = match &self.session {
                     Some(sess) => Some(self.session_token(sess).await?),
                     None => None,
                 };
                 self.send(
+                    what,
                     &reqwest::Method::GET,
                     &self.url_of(target.as_str()),
                     &Payload::None,
                     token.as_deref(),
                 )
-                .await
+                .await?
             } else {
-                self.http.get(target.clone()).send().await
-            }
-            .map_err(|e| self.transient(what, e))?;
+                let resp = self
+                    .http
+                    .get(target.clone())
+                    .send()
+                    .await
+                    .map_err(|e| self.transient(what, e))?;
+                (resp, None)
+            };
             let status = resp.status();
             if status.is_redirection() {
                 let next = resp
@@ -340,14 +363,15 @@ impl Client {
             if status.is_success() {
                 return Ok(resp);
             }
-            let retry_after = crate::retry::retry_after(resp.headers());
+            let retry_after = retry_after(&resp, &paused);
             let text = resp.text().await.unwrap_or_default();
             let product_text: String = text.trim().chars().take(MAX_ERROR_TEXT).collect();
             return Err(classify(
                 status,
                 format!(
-                    "{}: {what} answered {status}: {product_text}",
-                    self.endpoint
+                    "{}: {what} answered {status}: {product_text}{}",
+                    self.endpoint,
+                    pause_note(&paused)
                 ),
                 retry_after,
             ));
@@ -359,14 +383,15 @@ impl Client {
         )))
     }
 
-    /// One request with the profile's authentication.
+    /// One request with the profile's authentication, through the gate.
     async fn send(
         &self,
+        what: &str,
         method: &reqwest::Method,
         url: &str,
         payload: &Payload<'_>,
         token: Option<&str>,
-    ) -> Result<reqwest::Response, reqwest::Error> {
+    ) -> Result<(reqwest::Response, Option<Paused>), SinkError> {
         let mut req = self
             .http
             .request(method.clone(), url)
@@ -409,8 +434,7 @@ impl Client {
                     .body(make());
             }
         }
-        self.pace().await;
-        req.send().await
+        self.dispatch(what, req).await
     }
 
     /// The answer, or the failure classified with the product's own text.
@@ -420,10 +444,11 @@ impl Client {
         method: &reqwest::Method,
         path: &str,
         resp: reqwest::Response,
+        paused: Option<Paused>,
     ) -> Result<Answer, SinkError> {
         let permanent = |message: String| SinkError::Permanent { message };
         let status = resp.status();
-        let retry_after = crate::retry::retry_after(resp.headers());
+        let retry_after = retry_after(&resp, &paused);
         let date = resp
             .headers()
             .get(reqwest::header::DATE)
@@ -450,10 +475,30 @@ impl Client {
         Err(classify(
             status,
             format!(
-                "{}: {what} ({method} {shown}) answered {status}: {product_text}",
-                self.endpoint
+                "{}: {what} ({method} {shown}) answered {status}: {product_text}{}",
+                self.endpoint,
+                pause_note(&paused)
             ),
             retry_after,
         ))
     }
+}
+
+/// When to try again: the answer's Retry-After, else the pause its quota
+/// headers asked for.
+fn retry_after(resp: &reqwest::Response, paused: &Option<Paused>) -> Option<std::time::Duration> {
+    crate::retry::retry_after(resp.headers()).or_else(|| {
+        paused.as_ref().map(|p| {
+            p.until
+                .saturating_duration_since(tokio::time::Instant::now())
+        })
+    })
+}
+
+/// What a failure's text adds when its answer paused the endpoint.
+fn pause_note(paused: &Option<Paused>) -> String {
+    paused
+        .as_ref()
+        .map(|p| format!(" (every request to the partner {p})"))
+        .unwrap_or_default()
 }

@@ -34,6 +34,11 @@ pub struct PollStatus {
     /// Why the product cannot be read now, while it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing: Option<String>,
+    /// The partner's pause of every request to the endpoint, as the last
+    /// round began or ended ("paused until T by the partner's
+    /// Retry-After"), whichever request it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<String>,
     /// The product's webhooks that woke the poll, and those refused.
     pub webhooks: u64,
     pub webhooks_refused: u64,

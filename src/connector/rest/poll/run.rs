@@ -24,9 +24,23 @@ impl Poller {
         Ok((r.taken, r.more))
     }
 
+    /// The partner's pause as it stands, on the status board.
+    fn show_pause(&self) {
+        let paused = self.ep.client.paused().map(|p| p.to_string());
+        crate::connector::board::with_entry(&self.board, &self.ep.name, |s| s.paused = paused);
+    }
+
     /// Runs until `shutdown` fires.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let name = self.ep.name.clone();
+        // A stop does not wait for the partner's pause (up to an hour):
+        // the requests it holds, this poller's and the sink's, go unsent.
+        let ep = self.ep.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            ep.client.stop_waiting();
+        });
         let mut retry = Retry::new(RetryPolicy::default());
         let mut said = crate::retry::Said::default();
         let me = loop {
@@ -61,7 +75,10 @@ impl Poller {
             // `deaf`: after a failure, the backoff (and a Retry-After)
             // holds even when the product's webhooks ask for more.
             let began = std::time::Instant::now();
-            let (wait, deaf) = match self.round(&me).await {
+            self.show_pause();
+            let round = self.round(&me).await;
+            self.show_pause();
+            let (wait, deaf) = match round {
                 Ok(Round {
                     taken: n,
                     more,

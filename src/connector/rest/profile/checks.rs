@@ -90,6 +90,9 @@ impl Profile {
         p.append(&mut pr.later);
         self.marker_problems(&mut p);
         self.pointer_problems(&mut p);
+        if let Some(r) = &self.rate_limit {
+            p.extend(r.problems());
+        }
         p
     }
 

@@ -11,6 +11,7 @@ pub mod load;
 pub mod model;
 pub mod pointer_checks;
 pub mod pointers;
+pub mod rate_limit;
 pub mod requests;
 pub mod statuses;
 pub mod webhook;
@@ -22,6 +23,7 @@ pub use format::Format;
 pub use load::shipped_names;
 pub use model::Profile;
 pub use pointers::{JournalPointers, TicketPointers};
+pub use rate_limit::{RateLimitHeaders, ResetFormat};
 pub use requests::{
     ContentRequest, CreateRequest, FromEnd, HistoryRequest, IdentityRequest, ListRequest, Method,
     PartRequest, Request,

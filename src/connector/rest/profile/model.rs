@@ -6,6 +6,7 @@ use super::fields::{FieldPlaces, PriorityMap};
 use super::files::Files;
 use super::format::Format;
 use super::pointers::{JournalPointers, TicketPointers};
+use super::rate_limit::RateLimitHeaders;
 use super::requests::{
     ContentRequest, CreateRequest, HistoryRequest, IdentityRequest, ListRequest, Request,
 };
@@ -69,6 +70,10 @@ pub struct Profile {
     /// carries content, and a lost one costs at most `poll_secs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookProfile>,
+    /// The product's quota headers, where it documents them: when an
+    /// answer says none is left, every request waits for the reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitHeaders>,
 }
 
 impl Profile {
