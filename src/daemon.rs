@@ -87,7 +87,7 @@ pub fn open(
         path: dir.display().to_string(),
         source,
     })?;
-    let store = Store::open(dir)?;
+    let store = Store::open_with_cache(dir, config.daemon.store_cache_mib.saturating_mul(1 << 20))?;
     let blobs = BlobStore::open(dir.join("files"), config.daemon.max_file_bytes)?;
     let ingest = Ingest::new(config.clone(), store.clone(), blobs, queues.clone());
     Ok(Ops {

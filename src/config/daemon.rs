@@ -24,6 +24,10 @@ pub struct DaemonConfig {
     /// not memory.
     #[serde(default = "default_queue_window")]
     pub queue_window: usize,
+    /// The store's page cache, in MiB: what of the data dir is kept in
+    /// memory. More makes reads of a large store faster.
+    #[serde(default = "default_store_cache_mib")]
+    pub store_cache_mib: u64,
     /// Log lines as JSON (for log shippers) instead of text.
     #[serde(default)]
     pub log_json: bool,
@@ -102,6 +106,10 @@ fn default_listen() -> String {
 fn default_admin_listen() -> String {
     "127.0.0.1:8701".into()
 }
+fn default_store_cache_mib() -> u64 {
+    64
+}
+
 fn default_queue_window() -> usize {
     1024
 }
@@ -118,6 +126,7 @@ impl Default for DaemonConfig {
             admin_listen: default_admin_listen(),
             max_file_bytes: default_max_file_bytes(),
             queue_window: default_queue_window(),
+            store_cache_mib: default_store_cache_mib(),
             log_json: false,
             listener: ListenerConfig::default(),
         }

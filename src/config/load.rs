@@ -102,6 +102,9 @@ impl Config {
         if self.daemon.max_file_bytes == 0 {
             p.push("daemon.max_file_bytes: must be more than 0".into());
         }
+        if self.daemon.store_cache_mib == 0 {
+            p.push("daemon.store_cache_mib: must be at least 1".into());
+        }
         if self.daemon.queue_window == 0 {
             p.push("daemon.queue_window: must be at least 1".into());
         }

@@ -11,6 +11,9 @@ use super::error::StoreError;
 use super::group::Grouper;
 use std::path::Path;
 
+/// sled's page cache when no size is configured.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct Store {
     pub(super) db: sled::Db,
@@ -65,8 +68,15 @@ pub(super) struct Flusher {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens the store with sled's page cache held to `cache_bytes` (its
+    /// own default is 1 GiB, which a long backlog fills).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(dir.join("store"))
+            .cache_capacity(cache_bytes)
             // Durability comes from our explicit, grouped flushes.
             .flush_every_ms(None)
             .open()?;
