@@ -6,6 +6,7 @@ pub mod connector;
 pub mod daemon;
 pub mod event;
 pub mod handover;
+pub mod human;
 pub mod ingest;
 pub mod link;
 pub mod listen;
