@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 impl Source for Poller {
     fn run(self: Box<Self>, shutdown: watch::Receiver<bool>) -> BoxFuture<'static, ()> {
@@ -48,7 +48,7 @@ impl ProductHook {
             &body,
         ) {
             Ok(ticket) => {
-                info!(endpoint = %name, ticket = %ticket.as_deref().unwrap_or("-"), "the product's webhook: polling now");
+                debug!(endpoint = %name, ticket = %ticket.as_deref().unwrap_or("-"), "the product's webhook: polling now");
                 ep.wake.notify_one();
                 crate::connector::board::with_entry(board, name, |s| s.webhooks += 1);
                 (

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::future::BoxFuture;
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 pub struct WebhookSource {
     pub endpoint: String,
@@ -81,7 +81,9 @@ impl WebhookSource {
                 queued,
                 links_created,
             }) => {
-                info!(endpoint, event = %event_id, queued, links_created, "accepted");
+                // One line per event: debug (the log's summary counts what
+                // the destinations did with it).
+                debug!(endpoint, event = %event_id, queued, links_created, "accepted");
                 (
                     StatusCode::OK,
                     Json(json!({ "status": "accepted", "event": event_id, "queued": queued })),
