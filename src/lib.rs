@@ -10,6 +10,7 @@ pub mod human;
 pub mod ingest;
 pub mod link;
 pub mod listen;
+pub mod log_summary;
 pub mod metrics;
 pub mod ops;
 pub mod policy;
