@@ -161,3 +161,38 @@ async fn a_burst_logs_a_few_lines_and_a_dead_letter_and_an_outage_with_their_rea
         assert!(!log.contains(secret.as_str()), "a secret in the log");
     }
 }
+
+/// A partner whose secret changed (or a stranger) sending all day: one
+/// warning per kind of refusal, not a line per request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_refused_webhooks_is_one_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Party::start("a").await;
+    let b = Party::start("b").await;
+    let rest = format!(
+        "{PARTIES}{}{}\n[[transfers]]\nfrom = \"a\"\nto = \"b\"\n",
+        a.toml(dir.path(), "client", ""),
+        b.toml(dir.path(), "svc", ""),
+    );
+    let gw = Gateway::start_with(dir, &rest);
+    let (_, wrong) = deskbridge::connector::webhook::sign::Secret::generate();
+    for i in 0..50 {
+        let r = crate::common::post_signed(
+            &gw.hook_url("a"),
+            &wrong,
+            &format!("msg-{i}"),
+            crate::common::now(),
+            b"{}",
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+    }
+    let log = gw.log();
+    let warned = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("rejected webhook"))
+        .count();
+    assert_eq!(warned, 1, "{log}");
+    assert!(log.contains("matches any configured secret"), "{log}");
+    assert!(!log.contains(&wrong), "a secret in the log");
+}

@@ -26,6 +26,9 @@ impl Source for Poller {
 pub struct ProductHook {
     pub ep: Arc<RestEndpoint>,
     pub board: PollBoard,
+    /// What refusals have told the log: one warning per kind of refusal
+    /// every few minutes (the status counts them all), not one a request.
+    pub refusals: std::sync::Mutex<crate::retry::Said>,
 }
 
 impl ProductHook {
@@ -62,7 +65,16 @@ impl ProductHook {
             }
             Err(e @ notify::NotifyError::Refused(_)) => {
                 crate::connector::board::with_entry(board, name, |s| s.webhooks_refused += 1);
-                warn!(endpoint = %name, "rejected the product's webhook: {e}");
+                let (news, refused) = self
+                    .refusals
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .failed(&e.to_string());
+                if news {
+                    warn!(endpoint = %name, refused, "rejected the product's webhook: {e}");
+                } else {
+                    debug!(endpoint = %name, refused, "rejected the product's webhook: {e}");
+                }
                 refuse(StatusCode::UNAUTHORIZED, e.to_string())
             }
         }
