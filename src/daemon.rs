@@ -199,6 +199,13 @@ pub async fn start(config: Config, retry: RetryPolicy) -> Result<Running, Daemon
     for reader in sources.readers {
         tasks.spawn(reader.run(shutdown_rx.clone()));
     }
+    // What the relays and readers did, every few minutes, at info; each
+    // event's own lines are at debug.
+    tasks.spawn(crate::log_summary::run(
+        ops.clone(),
+        Duration::from_secs(config.daemon.log_summary_secs),
+        shutdown_rx.clone(),
+    ));
     if let Some(b) = &broker {
         tasks.spawn(b.clone().run_publisher(
             ops.store.clone(),

@@ -209,6 +209,12 @@ pub fn render(s: &StatusView, flush: &FlushStats, now: chrono::DateTime<chrono::
     );
     o.per_dest::<Counter>(
         s,
+        "deskbridge_retried",
+        "Failed delivery attempts retried since start",
+        |v| Some(v.retried as f64),
+    );
+    o.per_dest::<Counter>(
+        s,
         "deskbridge_not_ours",
         "Broker messages since start for links this deskbridge does not know (another deskbridge on the same bus.prefix?), moved to the broker's dead-letter queue",
         |v| Some(v.foreign as f64),

@@ -62,8 +62,17 @@ impl Retry {
 #[derive(Default)]
 pub struct Said {
     attempts: u64,
+    /// When the outage began: the first failure since the last success.
+    since: Option<std::time::Instant>,
     /// Each kind of reason, and when it was last said.
     said: HashMap<String, std::time::Instant>,
+}
+
+/// An outage that ended: how many attempts failed, over how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    pub failures: u64,
+    pub lasted: Duration,
 }
 
 const SAY_AGAIN: Duration = Duration::from_secs(300);
@@ -85,7 +94,20 @@ impl Said {
     /// (warn) or not (debug), and the attempts failed so far.
     pub fn failed(&mut self, msg: &str) -> (bool, u64) {
         self.attempts += 1;
+        self.since.get_or_insert_with(std::time::Instant::now);
         (self.worth_saying(msg), self.attempts)
+    }
+
+    /// A success: forgets the outage, and tells it if there was one (for
+    /// the log's "works again" line: an outage's end is news too).
+    pub fn recovered(&mut self) -> Option<Recovered> {
+        let since = self.since?;
+        let r = Recovered {
+            failures: self.attempts,
+            lasted: since.elapsed(),
+        };
+        *self = Said::default();
+        Some(r)
     }
 
     fn worth_saying(&mut self, msg: &str) -> bool {
@@ -151,6 +173,17 @@ mod tests {
             (false, 2)
         );
         assert_eq!(said.failed("vendor answered 502: bad gateway"), (true, 3));
+        // The end of the outage is told once, with its failures; the next
+        // failure begins a new one, news again.
+        assert_eq!(said.recovered().map(|r| r.failures), Some(3));
+        assert_eq!(said.recovered(), None);
+        assert_eq!(said.failed("vendor answered 503: again"), (true, 1));
+    }
+
+    /// Without a failure there is nothing to recover from.
+    #[test]
+    fn a_success_without_an_outage_tells_nothing() {
+        assert_eq!(Said::default().recovered(), None);
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub fn print_chain(l: &LinkView) {
             line.push_str(&format!(
                 ", handed the work {}, held it {}{}",
                 time(got),
-                duration(held),
+                deskbridge::human::duration(held),
                 if s.done_at.is_some() { "" } else { " so far" }
             ));
         }
@@ -68,18 +68,6 @@ pub fn print_chain(l: &LinkView) {
             line.push_str("  <- this link");
         }
         println!("{line}");
-    }
-}
-
-/// A span of seconds to the operator's eye: "45 s", "3 min", "2 h 14 min",
-/// "3 d 2 h".
-fn duration(s: i64) -> String {
-    let s = s.max(0);
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
-        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
     }
 }
 
@@ -169,7 +157,7 @@ pub fn print_status(s: &StatusView) {
 
 /// How long ago `t` was, to the operator's eye.
 fn ago(t: chrono::DateTime<chrono::Utc>) -> String {
-    duration((chrono::Utc::now() - t).num_seconds())
+    deskbridge::human::duration((chrono::Utc::now() - t).num_seconds())
 }
 
 /// The broker's side of a destination's status line: what waits at the

@@ -2,11 +2,11 @@
 //! pipeline's figures).
 
 use super::args::BenchBus;
-use super::logging::init_logging;
+use super::logging::{asked_for, init_logging};
 use anyhow::Result;
 
 pub async fn demo() -> Result<()> {
-    if std::env::var_os("DESKBRIDGE_LOG").is_some() {
+    if asked_for() {
         init_logging(false);
     }
     deskbridge::tools::demo::run(&mut std::io::stdout()).await?;
@@ -47,7 +47,7 @@ pub async fn bench(
     amqp_url: String,
     json: bool,
 ) -> Result<()> {
-    if std::env::var_os("DESKBRIDGE_LOG").is_some() {
+    if asked_for() {
         init_logging(false);
     }
     let kind = match bus {

@@ -31,6 +31,13 @@ pub struct DaemonConfig {
     /// Log lines as JSON (for log shippers) instead of text.
     #[serde(default)]
     pub log_json: bool,
+    /// Seconds between the log's summaries: one info line per destination
+    /// that delivered, retried or dead-lettered since the last one, or has
+    /// messages waiting (and per poller or mailbox that took something).
+    /// An idle daemon logs nothing. 0 turns the summaries off. Each event's
+    /// own lines are at debug level (`DESKBRIDGE_LOG=debug`).
+    #[serde(default = "default_log_summary_secs")]
+    pub log_summary_secs: u64,
     /// What the two listeners allow a client: connections, read deadlines.
     #[serde(default)]
     pub listener: ListenerConfig,
@@ -117,6 +124,9 @@ fn default_queue_window() -> usize {
 fn default_max_file_bytes() -> u64 {
     25 * 1024 * 1024
 }
+fn default_log_summary_secs() -> u64 {
+    300
+}
 
 impl Default for DaemonConfig {
     fn default() -> Self {
@@ -128,6 +138,7 @@ impl Default for DaemonConfig {
             queue_window: default_queue_window(),
             store_cache_mib: default_store_cache_mib(),
             log_json: false,
+            log_summary_secs: default_log_summary_secs(),
             listener: ListenerConfig::default(),
         }
     }

@@ -22,33 +22,55 @@ impl Dispatcher {
     ) -> Done {
         /// Takes a retrying delivery off the status when it ends, however
         /// it ends: done, failed, panicked or aborted by a stop.
-        /// The last one's end ends the outage, for the log too: the next
-        /// failure is news again.
-        struct Retrying<'a>(&'a Dispatcher, &'a Pause, bool);
+        /// The last one's end ends the outage, for the log too: said at
+        /// info when the partner answered at last (delivered, or refused
+        /// for good), not when a stop cut it short; the next failure is
+        /// news again.
+        struct Retrying<'a> {
+            d: &'a Dispatcher,
+            pause: &'a Pause,
+            /// This delivery failed at least once.
+            on: bool,
+            /// The partner answered it at last.
+            answered: bool,
+        }
         impl Drop for Retrying<'_> {
             fn drop(&mut self) {
-                if self.2 {
-                    with_status(&self.0.board, &self.0.dest, |s| {
-                        s.retrying = s.retrying.saturating_sub(1);
-                        if s.retrying == 0 {
-                            s.failing = None;
-                            s.failing_since = None;
-                            s.oldest_waiting_since = None;
-                            // Under the board's lock, so that a failure
-                            // that starts the next outage finds it reset
-                            // (the order is always board, then Said).
-                            self.1.outage_over();
-                        }
-                    });
+                if !self.on {
+                    return;
+                }
+                let mut over = None;
+                with_status(&self.d.board, &self.d.dest, |s| {
+                    s.retrying = s.retrying.saturating_sub(1);
+                    if s.retrying == 0 {
+                        s.failing = None;
+                        s.failing_since = None;
+                        s.oldest_waiting_since = None;
+                        // Under the board's lock, so that a failure
+                        // that starts the next outage finds it reset
+                        // (the order is always board, then Said).
+                        over = self.pause.outage_over().map(|r| (r, s.queued));
+                    }
+                });
+                if let (Some((r, waiting)), true) = (over, self.answered) {
+                    outage_ended(&self.d.dest, r, waiting);
                 }
             }
         }
-        let mut retrying = Retrying(self, pause, false);
+        let mut retrying = Retrying {
+            d: self,
+            pause,
+            on: false,
+            answered: false,
+        };
         match self
-            .try_deliver(key, env, pause, &mut stop, &mut retrying.2)
+            .try_deliver(key, env, pause, &mut stop, &mut retrying.on)
             .await
         {
-            Ok(d) => d,
+            Ok(d) => {
+                retrying.answered = matches!(d, Done::Delivered | Done::Dead(_));
+                d
+            }
             Err(e) => Done::Failed(e),
         }
     }
@@ -128,7 +150,8 @@ impl Dispatcher {
                     // a repeated message id once.
                     self.store.complete(key, env, &applied)?;
                     with_status(&self.board, &self.dest, |s| s.delivered += 1);
-                    info!(attempts, "delivered");
+                    // One line per event: debug (the summary counts them).
+                    debug!(attempts, "delivered");
                     return Ok(Done::Delivered);
                 }
                 Err(SinkError::Permanent { message }) => {
@@ -148,9 +171,15 @@ impl Dispatcher {
                     }
                     let wait_ms = wait.as_millis() as u64;
                     match pause.worth_saying(&message) {
-                        (true, failures) => {
-                            warn!(error = %message, attempts, failures, wait_ms, "will retry")
-                        }
+                        (true, 1) => warn!(
+                            error = %message, wait_ms,
+                            "deliveries to {} fail, an outage begins: will retry until it answers",
+                            self.dest
+                        ),
+                        (true, failures) => warn!(
+                            error = %message, attempts, failures, wait_ms,
+                            "deliveries to {} still fail: will retry", self.dest
+                        ),
                         (false, failures) => {
                             debug!(error = %message, attempts, failures, wait_ms, "will retry")
                         }
@@ -162,6 +191,7 @@ impl Dispatcher {
                         if first {
                             s.retrying += 1;
                         }
+                        s.retried += 1;
                         s.failing = Some(message);
                         s.failing_since.get_or_insert_with(Utc::now);
                         // The dispatcher's next turn has the exact figure.
@@ -175,4 +205,17 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// The end of a destination's outage, at info: how long it lasted, the
+/// attempts that failed, and the messages that waited for it.
+fn outage_ended(dest: &str, r: crate::retry::Recovered, waiting: usize) {
+    info!(
+        failures = r.failures,
+        lasted_secs = r.lasted.as_secs(),
+        waiting,
+        "{dest} answers again after {}: the outage is over ({} failed attempts, {waiting} waiting)",
+        crate::human::span(r.lasted),
+        r.failures,
+    );
 }

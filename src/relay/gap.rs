@@ -4,7 +4,7 @@
 use crate::store::{Envelope, QueueKey};
 use std::collections::HashMap;
 use std::time::Duration;
-use tracing::info;
+use tracing::debug;
 use uuid::Uuid;
 
 /// A parked link's next message, waiting for the one its link sent before
@@ -39,7 +39,7 @@ pub(super) fn note_gap(
     match gaps.get_mut(&link) {
         Some(g) if g.key == key && g.missing == missing => g.recheck = false,
         _ => {
-            info!(dest, link = %link, waiting = %key.id(), missing, "a message came before its link's earlier one; it waits for it, parked");
+            debug!(dest, link = %link, waiting = %key.id(), missing, "a message came before its link's earlier one; it waits for it, parked");
             gaps.insert(
                 link,
                 Gap {

@@ -28,8 +28,10 @@ impl Pause {
             .failed(message)
     }
 
-    pub(super) fn outage_over(&self) {
-        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Default::default();
+    /// The last delivery that was retrying ended: the outage, if there
+    /// was one, is over (the next failure is news again).
+    pub(super) fn outage_over(&self) -> Option<crate::retry::Recovered> {
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).recovered()
     }
 
     pub(super) fn extend(&self, d: Duration) {

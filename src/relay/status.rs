@@ -1,5 +1,6 @@
 //! What an operator sees of each destination's relay (`deskbridge status`,
-//! the metrics): the status board the dispatchers keep up to date.
+//! the metrics, the log's summary): the status board the dispatchers keep
+//! up to date.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -29,6 +30,11 @@ pub struct DestStatus {
     pub at_broker: Option<u32>,
     pub delivered: u64,
     pub dead_lettered: u64,
+    /// Failed attempts since start that were retried (a partner down or
+    /// slowing down); with `delivered` and `dead_lettered`, what the log's
+    /// summary counts.
+    #[serde(default)]
+    pub retried: u64,
     /// Broker: messages since start for links this deskbridge does not
     /// know (another deskbridge on the same `bus.prefix`, or a data_dir
     /// replaced under a queue that still held messages), moved to the

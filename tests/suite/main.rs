@@ -15,6 +15,7 @@ mod delivery_faults;
 mod demo;
 mod disk_full;
 mod federation;
+mod log_volume;
 mod mail;
 mod operator;
 mod rest_djhd;

@@ -114,7 +114,13 @@ impl MailPoller {
                 .await
                 .map_err(|_| MailError::RoundTimeout)??;
             *retry = Retry::new(RetryPolicy::default());
-            *said = Default::default();
+            if let Some(r) = said.recovered() {
+                info!(
+                    endpoint = %self.ep.name, failures = r.failures, lasted_secs = r.lasted.as_secs(),
+                    "the mailbox is read again after {} ({} failed attempts)",
+                    crate::human::span(r.lasted), r.failures
+                );
+            }
             with_mailbox(&self.board, &self.ep.name, |s| s.failing = None);
             if round.taken > 0 {
                 debug!(endpoint = %self.ep.name, mails = round.taken, "mailbox read");
@@ -473,7 +479,9 @@ fn report(endpoint: &str, uid: u32, mail: &Mail, skip: &Skip) {
             endpoint, uid, message_id = %mail.message_id, subject = %mail.subject,
             "mail not applied: {skip}"
         ),
-        _ => info!(
+        // Automatic replies, bounces, deskbridge's own blind copies: one
+        // a mail, counted in the status.
+        _ => debug!(
             endpoint, uid, message_id = %mail.message_id,
             "mail left alone: {skip}"
         ),

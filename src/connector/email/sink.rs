@@ -28,7 +28,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub struct MailSink {
     pub ep: Arc<MailEndpoint>,
@@ -326,7 +326,7 @@ impl MailSink {
         let s = &self.ep.cfg.smtp;
         match self.transport.send_raw(envelope, raw).await {
             Ok(_) => {
-                info!(endpoint = %self.ep.name, message_id, "mail sent");
+                debug!(endpoint = %self.ep.name, message_id, "mail sent");
                 Ok(())
             }
             // 5xx: the server refuses this mail (an unknown recipient, a

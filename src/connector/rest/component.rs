@@ -45,6 +45,7 @@ impl Component for Rest {
             hook: Some(Arc::new(ProductHook {
                 ep: self.ep.clone(),
                 board: boards.pollers.clone(),
+                refusals: Default::default(),
             })),
         }
     }

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 impl Source for Poller {
     fn run(self: Box<Self>, shutdown: watch::Receiver<bool>) -> BoxFuture<'static, ()> {
@@ -26,6 +26,9 @@ impl Source for Poller {
 pub struct ProductHook {
     pub ep: Arc<RestEndpoint>,
     pub board: PollBoard,
+    /// What refusals have told the log: one warning per kind of refusal
+    /// every few minutes (the status counts them all), not one a request.
+    pub refusals: std::sync::Mutex<crate::retry::Said>,
 }
 
 impl ProductHook {
@@ -48,7 +51,7 @@ impl ProductHook {
             &body,
         ) {
             Ok(ticket) => {
-                info!(endpoint = %name, ticket = %ticket.as_deref().unwrap_or("-"), "the product's webhook: polling now");
+                debug!(endpoint = %name, ticket = %ticket.as_deref().unwrap_or("-"), "the product's webhook: polling now");
                 ep.wake.notify_one();
                 crate::connector::board::with_entry(board, name, |s| s.webhooks += 1);
                 (
@@ -62,7 +65,16 @@ impl ProductHook {
             }
             Err(e @ notify::NotifyError::Refused(_)) => {
                 crate::connector::board::with_entry(board, name, |s| s.webhooks_refused += 1);
-                warn!(endpoint = %name, "rejected the product's webhook: {e}");
+                let (news, refused) = self
+                    .refusals
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .failed(&e.to_string());
+                if news {
+                    warn!(endpoint = %name, refused, "rejected the product's webhook: {e}");
+                } else {
+                    debug!(endpoint = %name, refused, "rejected the product's webhook: {e}");
+                }
                 refuse(StatusCode::UNAUTHORIZED, e.to_string())
             }
         }

@@ -42,6 +42,7 @@ impl Component for Webhook {
                 config: self.config.clone(),
                 secrets: self.secrets.clone(),
                 ingest: out.ingest.clone(),
+                refusals: Default::default(),
             })),
         }
     }

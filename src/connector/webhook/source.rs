@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::future::BoxFuture;
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 pub struct WebhookSource {
     pub endpoint: String,
@@ -20,6 +20,10 @@ pub struct WebhookSource {
     /// Read once at start.
     pub secrets: Vec<sign::Secret>,
     pub ingest: Ingest,
+    /// What refusals have told the log: a partner whose secret changed
+    /// (or a stranger) sending all day is one warning per kind of refusal
+    /// every few minutes, not a line per request.
+    pub refusals: std::sync::Mutex<crate::retry::Said>,
 }
 
 /// Reads an endpoint's inbound secrets; an error names the config path,
@@ -65,7 +69,18 @@ impl WebhookSource {
             chrono::Utc::now().timestamp(),
             w.tolerance_secs,
         ) {
-            warn!(endpoint, "rejected webhook: {e}");
+            // The kind is the variant: a stale timestamp's age varies.
+            let kind = format!("{:?}", std::mem::discriminant(&e));
+            let (news, refused) = self
+                .refusals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .failed(&kind);
+            if news {
+                warn!(endpoint, refused, "rejected webhook: {e}");
+            } else {
+                debug!(endpoint, refused, "rejected webhook: {e}");
+            }
             return refuse(StatusCode::UNAUTHORIZED, e.to_string());
         }
         let event = match inbound::parse(&body, w.mapping.as_ref()) {
@@ -81,7 +96,9 @@ impl WebhookSource {
                 queued,
                 links_created,
             }) => {
-                info!(endpoint, event = %event_id, queued, links_created, "accepted");
+                // One line per event: debug (the log's summary counts what
+                // the destinations did with it).
+                debug!(endpoint, event = %event_id, queued, links_created, "accepted");
                 (
                     StatusCode::OK,
                     Json(json!({ "status": "accepted", "event": event_id, "queued": queued })),

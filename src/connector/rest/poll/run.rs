@@ -86,7 +86,13 @@ impl Poller {
                     pages,
                 }) => {
                     retry = Retry::new(RetryPolicy::default());
-                    said = Default::default();
+                    if let Some(r) = said.recovered() {
+                        info!(
+                            endpoint = %name, failures = r.failures, lasted_secs = r.lasted.as_secs(),
+                            "the poll works again after {} ({} failed rounds)",
+                            crate::human::span(r.lasted), r.failures
+                        );
+                    }
                     crate::connector::board::with_entry(&self.board, &name, |s| {
                         s.rounds += 1;
                         s.taken += n as u64;
