@@ -5,6 +5,7 @@
 //! back, with every link's order and no repeat checked.
 
 use super::partner::{payload, Partner};
+use super::pipeline::config_text;
 use super::report::{err, BenchError};
 use super::usage::rss_peak_mib;
 use crate::connector::webhook::sign::Secret;
@@ -237,42 +238,9 @@ async fn run(
     std::fs::write(dir.join("out"), &out_secret).map_err(err)?;
     let (hooks, admin) = (free_port()?, free_port()?);
     let config = dir.join("deskbridge.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[daemon]
-data_dir = "{data}"
-listen = "127.0.0.1:{hooks}"
-admin_listen = "127.0.0.1:{admin}"
-[parties.a]
-name = "A"
-role = "service_company"
-[parties.b]
-name = "B"
-role = "vendor"
-[endpoints.src]
-party = "a"
-kind = "webhook"
-[endpoints.src.webhook]
-inbound_secrets = [{{ file = "{inf}" }}]
-[endpoints.src.policy]
-share_client_conversation = true
-[endpoints.dst]
-party = "b"
-kind = "webhook"
-[endpoints.dst.webhook]
-url = "http://{dest}/in"
-outbound_secret = {{ file = "{outf}" }}
-[[transfers]]
-from = "src"
-to = "dst"
-"#,
-            data = dir.join("data").display(),
-            inf = dir.join("in").display(),
-            outf = dir.join("out").display(),
-        ),
-    )
-    .map_err(err)?;
+    let ports = (hooks.to_string(), admin.to_string());
+    let text = config_text(dir, "", (&ports.0, &ports.1), dest, None);
+    std::fs::write(&config, text).map_err(err)?;
     let (child, _) = start(&config, hooks).await?;
     let secret = Secret::parse(&in_secret).map_err(err)?;
     let hooks_addr: std::net::SocketAddr = format!("127.0.0.1:{hooks}").parse().map_err(err)?;

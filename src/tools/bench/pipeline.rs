@@ -47,40 +47,7 @@ pub(super) async fn pipeline(
         (BusKind::Amqp, None) => return Err(BenchError("--bus amqp needs --amqp-url".into())),
         _ => String::new(),
     };
-    let text = format!(
-        r#"{bus_toml}
-[daemon]
-data_dir = "{data}"
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-[parties.a]
-name = "A"
-role = "service_company"
-[parties.b]
-name = "B"
-role = "vendor"
-[endpoints.src]
-party = "a"
-kind = "webhook"
-[endpoints.src.webhook]
-inbound_secrets = [{{ file = "{inf}" }}]
-[endpoints.src.policy]
-share_client_conversation = true
-[endpoints.dst]
-party = "b"
-kind = "webhook"
-concurrency = {links}
-[endpoints.dst.webhook]
-url = "http://{dest_addr}/in"
-outbound_secret = {{ file = "{outf}" }}
-[[transfers]]
-from = "src"
-to = "dst"
-"#,
-        data = dir.join("data").display(),
-        inf = dir.join("in").display(),
-        outf = dir.join("out").display(),
-    );
+    let text = config_text(dir, &bus_toml, ("0", "0"), dest_addr, Some(links));
     let config = Config::parse(&text).map_err(err)?;
     let running = crate::daemon::start(config, Default::default())
         .await
@@ -191,4 +158,50 @@ to = "dst"
         flush,
         spent,
     ))
+}
+
+/// The bench's configuration: a webhook source `src` and a webhook
+/// destination `dst` at `dest`, their secrets in `dir` (files `in` and
+/// `out`), the listeners on the given ports of 127.0.0.1.
+pub(super) fn config_text(
+    dir: &std::path::Path,
+    bus_toml: &str,
+    (hooks, admin): (&str, &str),
+    dest: std::net::SocketAddr,
+    concurrency: Option<usize>,
+) -> String {
+    let concurrency = concurrency.map_or(String::new(), |c| format!("concurrency = {c}\n"));
+    format!(
+        r#"{bus_toml}
+[daemon]
+data_dir = "{data}"
+listen = "127.0.0.1:{hooks}"
+admin_listen = "127.0.0.1:{admin}"
+[parties.a]
+name = "A"
+role = "service_company"
+[parties.b]
+name = "B"
+role = "vendor"
+[endpoints.src]
+party = "a"
+kind = "webhook"
+[endpoints.src.webhook]
+inbound_secrets = [{{ file = "{inf}" }}]
+[endpoints.src.policy]
+share_client_conversation = true
+[endpoints.dst]
+party = "b"
+kind = "webhook"
+{concurrency}[endpoints.dst.webhook]
+url = "http://{dest}/in"
+outbound_secret = {{ file = "{outf}" }}
+[[transfers]]
+from = "src"
+to = "dst"
+"#,
+        data = dir.join("data").display(),
+        inf = dir.join("in").display(),
+        outf = dir.join("out").display(),
+    )
 }
