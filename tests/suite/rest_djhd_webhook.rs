@@ -108,18 +108,12 @@ async fn django_helpdesk_webhooks_wake_the_poll() {
 
     // 5. An internal follow-up also wakes the poll, and stays home; no
     //    echo of what deskbridge wrote (its writes wake the poll as well).
-    let wakes = || {
-        gw.log()
-            .lines()
-            .filter(|l| l.contains("the product's webhook: polling now"))
-            .count()
-    };
-    let before_note = wakes();
+    let before_note = webhooks().await;
     dh.follow_up(&id, "Our cost: 40 EUR", false, None).await;
     eventually(
         "the internal follow-up's webhook woke the poll",
         10,
-        || async { wakes() > before_note },
+        || async { webhooks().await > before_note },
     )
     .await;
     let desk_before = DeskBefore::take(&desk, &gw, &t).await;

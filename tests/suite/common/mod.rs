@@ -176,7 +176,11 @@ impl Gateway {
         let child = cmd
             .args(["run", "--config"])
             .arg(&self.config)
-            .env("DESKBRIDGE_LOG", "info")
+            // DESKBRIDGE_TEST_LOG=debug shows each event in a failure's log.
+            .env(
+                "DESKBRIDGE_LOG",
+                std::env::var("DESKBRIDGE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
