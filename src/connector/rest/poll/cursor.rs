@@ -47,8 +47,12 @@ impl Cursor {
     /// Changes at or after this time are read in the next round, looking
     /// back `lookback_secs` (the profile's; default 5 s).
     pub fn window(&self, lookback_secs: Option<u32>) -> DateTime<Utc> {
-        let back = lookback_secs.map_or(LOOKBACK, |s| chrono::Duration::seconds(s.into()));
-        (self.since - back).max(self.floor)
+        (self.since - self.lookback(lookback_secs)).max(self.floor)
+    }
+
+    /// How far each round looks back before `since`.
+    pub fn lookback(&self, lookback_secs: Option<u32>) -> chrono::Duration {
+        lookback_secs.map_or(LOOKBACK, |s| chrono::Duration::seconds(s.into()))
     }
 }
 

@@ -90,7 +90,9 @@ impl Poller {
             events: Vec::new(),
             reads: 0,
         };
-        let back = cursor.since - from;
+        // The look-back itself, not `since - from`: near the floor the
+        // window is clamped, and the next round's is wider than this one's.
+        let back = cursor.lookback(lp.lookback_secs);
         let unfiltered = lp.unfiltered || lp.from_end.is_some();
         let mut skipped = 0usize;
         // A list of history entries: each ticket's entries together, in
@@ -158,8 +160,13 @@ impl Poller {
         if skipped > 0 {
             debug!(endpoint = %name, skipped, "tickets listed again with nothing new: not read");
         }
-        // Only what the next round's look-back can list again.
-        let next_from = (st.since - back).max(cursor.floor);
+        // Only what the next round's look-back can list again: its window
+        // as the next round computes it.
+        let next_from = Cursor {
+            since: st.since,
+            ..cursor.clone()
+        }
+        .window(lp.lookback_secs);
         st.edge
             .retain(|_, e| parse_time(&e.updated, tf).is_none_or(|t| t >= next_from));
         // What ingest took before (listed again in the look-back) is not
