@@ -53,8 +53,9 @@ async fn dispatch(args: Cli) -> Result<Outcome> {
             links,
             amqp_url,
             json,
+            rate,
             outage: false,
-        } => done(cli::tools::bench(bus, events, links, amqp_url, json).await),
+        } => done(cli::tools::bench(bus, events, links, amqp_url, rate, json).await),
         Cmd::Schemas { dir } => done(cli::check::schemas(&dir)),
     }
 }

@@ -106,6 +106,10 @@ pub enum Cmd {
         amqp_url: String,
         #[arg(long)]
         json: bool,
+        /// Hold this many events per second (all links together) and
+        /// report the latency added at that rate; without it, flat out.
+        #[arg(long)]
+        rate: Option<f64>,
         /// Instead: the partner is down while the source sends --events;
         /// prints the daemon's memory during the outage and after a
         /// restart, then the drain when the partner is back.

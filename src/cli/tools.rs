@@ -45,6 +45,7 @@ pub async fn bench(
     events: usize,
     links: usize,
     amqp_url: String,
+    rate: Option<f64>,
     json: bool,
 ) -> Result<()> {
     if asked_for() {
@@ -54,10 +55,16 @@ pub async fn bench(
         BenchBus::Embedded => deskbridge::config::BusKind::Embedded,
         BenchBus::Amqp => deskbridge::config::BusKind::Amqp,
     };
-    let r = deskbridge::tools::bench::run(kind, events, links, Some(amqp_url)).await?;
+    let r = deskbridge::tools::bench::run(kind, events, links, Some(amqp_url), rate).await?;
     if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
+        if let Some(rate) = r.rate {
+            println!(
+                "held {rate:.0} events/s: latency added p50 {:.1} ms, p99 {:.1} ms (from each event's due time)",
+                r.p50_ms, r.p99_ms
+            );
+        }
         println!(
             "{} bus: {} events over {} links in {:.2} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms; bare lapin {}; ratio {}; CPU per event: {} µs here, {} µs in the broker (bare lapin: {} and {}); peak memory {} MiB (bare lapin: {}); context switches per event {} (bare lapin: {}); {} disk flushes ({:.1} callers each, {:.2} s)",
             r.bus,

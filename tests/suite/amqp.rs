@@ -115,6 +115,31 @@ fn bench_prints_one_consistent_report_per_bus() {
     }
 }
 
+/// `deskbridge bench --rate R` holds the rate: its events take at least
+/// events / R seconds to send (pacing, not speed, is what is checked), and
+/// the report says the rate it held.
+#[test]
+fn bench_holds_a_given_rate() {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "bench", "--events", "200", "--links", "4", "--rate", "200", "--json",
+        ])
+        .env("DESKBRIDGE_BENCH_AMQP_URL", amqp_url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["rate"], 200.0, "{r}");
+    // The last of 200 events is due at 199/200 s.
+    assert!(r["seconds"].as_f64().unwrap() >= 0.99, "{r}");
+    let (p50, p99) = (r["p50_ms"].as_f64().unwrap(), r["p99_ms"].as_f64().unwrap());
+    assert!(0.0 < p50 && p50 <= p99, "{r}");
+}
+
 /// `deskbridge probe --bus` before and while the daemon runs, and with a
 /// wrong password: reads only, and never prints the password.
 #[tokio::test(flavor = "multi_thread")]

@@ -24,6 +24,7 @@ pub(super) async fn pipeline(
     links: usize,
     payload_bytes: usize,
     amqp_url: Option<String>,
+    rate: Option<f64>,
 ) -> Result<Measured, BenchError> {
     let arrivals = Arrivals::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -104,19 +105,32 @@ pub(super) async fn pipeline(
     for (i, ev) in evs.into_iter().enumerate() {
         per_link[i % links].push(ev);
     }
+    // At a held rate, event i is due at start + i / rate, and its latency
+    // counts from then: a send held up behind a slow answer is added
+    // latency too, not a pause the figures leave out.
+    let due = move |i: usize| rate.map(|r| start + Duration::from_secs_f64(i as f64 / r));
     let results: Vec<Result<(), BenchError>> =
-        futures::stream::iter(per_link.into_iter().zip(conns).map(|(evs, mut conn)| {
-            let sent = sent.clone();
-            async move {
-                for ev in evs {
-                    sent.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(ev.id, Instant::now());
-                    conn.post(ev).await?;
+        futures::stream::iter(per_link.into_iter().zip(conns).enumerate().map(
+            |(l, (evs, mut conn))| {
+                let sent = sent.clone();
+                async move {
+                    for (k, ev) in evs.into_iter().enumerate() {
+                        let at = match due(l + k * links) {
+                            Some(at) => {
+                                tokio::time::sleep_until(at.into()).await;
+                                at
+                            }
+                            None => Instant::now(),
+                        };
+                        sent.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(ev.id, at);
+                        conn.post(ev).await?;
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-        }))
+            },
+        ))
         .buffer_unordered(links)
         .collect()
         .await;

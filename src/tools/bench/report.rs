@@ -7,6 +7,9 @@ pub struct Report {
     pub bus: String,
     pub events: usize,
     pub links: usize,
+    /// The rate the sources held (`--rate`), if any: then p50/p99 are the
+    /// latency added at that rate, counted from each event's due time.
+    pub rate: Option<f64>,
     pub payload_bytes: usize,
     pub seconds: f64,
     pub events_per_s: f64,

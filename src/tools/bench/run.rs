@@ -13,11 +13,12 @@ pub async fn run(
     events: usize,
     links: usize,
     amqp_url: Option<String>,
+    rate: Option<f64>,
 ) -> Result<Report, BenchError> {
     // On the runtime's workers, the run and the baseline alike, not on the
     // thread that waits for them: each wake-up of a thread outside the
     // workers costs a context switch.
-    tokio::spawn(run_on_workers(bus, events, links, amqp_url))
+    tokio::spawn(run_on_workers(bus, events, links, amqp_url, rate))
         .await
         .map_err(err)?
 }
@@ -27,7 +28,13 @@ async fn run_on_workers(
     events: usize,
     links: usize,
     amqp_url: Option<String>,
+    rate: Option<f64>,
 ) -> Result<Report, BenchError> {
+    if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err(BenchError(
+            "--rate must be a number of events per second above 0".into(),
+        ));
+    }
     if links == 0 || links > events {
         return Err(BenchError(format!(
             "--links must be between 1 and --events ({events}), not {links}"
@@ -50,7 +57,16 @@ async fn run_on_workers(
     };
     let dir = std::env::temp_dir().join(format!("deskbridge-bench-{}", Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).map_err(err)?;
-    let result = pipeline(&dir, bus, events, links, payload_bytes, amqp_url.clone()).await;
+    let result = pipeline(
+        &dir,
+        bus,
+        events,
+        links,
+        payload_bytes,
+        amqp_url.clone(),
+        rate,
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
     let (seconds, mut latencies, flush, spent) = result?;
     latencies.sort_by(f64::total_cmp);
@@ -70,6 +86,7 @@ async fn run_on_workers(
         },
         events,
         links,
+        rate,
         payload_bytes,
         seconds,
         events_per_s,
