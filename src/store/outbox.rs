@@ -40,6 +40,37 @@ impl Store {
         })
     }
 
+    /// Up to `limit` messages of `dest`'s queue after `after` (from the
+    /// start with `None`), in order: the embedded relay's window.
+    pub fn queued_after(
+        &self,
+        dest: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
+        let key = |seq| {
+            QueueKey {
+                dest: dest.to_string(),
+                seq,
+            }
+            .encode()
+        };
+        let from = match after {
+            // Nothing comes after the last seq there is.
+            Some(u64::MAX) => return Ok(Vec::new()),
+            Some(s) => s + 1,
+            None => 0,
+        };
+        let mut out = Vec::new();
+        for kv in self.outbox.range(key(from)..=key(u64::MAX)).take(limit) {
+            let (k, v) = kv?;
+            if let Some(key) = QueueKey::decode(&k) {
+                out.push((key, from_slice("outbox", &v)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// A destination's oldest outbox messages, in order, for the broker
     /// publisher.
     pub fn outbox_batch(

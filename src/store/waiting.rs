@@ -59,7 +59,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether `link` has noted messages left.
+    /// Whether `link` has noted messages left (for tests: the relay keeps
+    /// its own set of links with notes).
+    #[cfg(test)]
     pub fn has_waiting(&self, dest: &str, link: Uuid) -> Result<bool, StoreError> {
         Ok(self
             .waiting
@@ -76,40 +78,6 @@ impl Store {
             self.waiting.remove(k)?;
         }
         Ok(())
-    }
-
-    /// Up to `limit` messages of `dest`'s queue after `after` (from the
-    /// start with `None`), in order.
-    pub fn queued_after(
-        &self,
-        dest: &str,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<(QueueKey, Envelope)>, StoreError> {
-        let from = QueueKey {
-            dest: dest.to_string(),
-            seq: after.map_or(0, |s| s.saturating_add(1)),
-        };
-        // `after` may be the last seq there is: nothing comes after it.
-        if after == Some(u64::MAX) {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for kv in self
-            .outbox
-            .range(from.encode()..)
-            .take_while(|kv| {
-                kv.as_ref()
-                    .map_or(true, |(k, _)| k.starts_with(&dest_prefix(dest)))
-            })
-            .take(limit)
-        {
-            let (k, v) = kv?;
-            if let Some(key) = QueueKey::decode(&k) {
-                out.push((key, from_slice("outbox", &v)?));
-            }
-        }
-        Ok(out)
     }
 }
 
